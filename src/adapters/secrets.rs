@@ -1,0 +1,34 @@
+//! Signing keys from AWS Secrets Manager, fetched once at cold start.
+
+use crate::config::{parse_signing_key_secret, ConfigError};
+use crate::signature::SigningKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("could not read secret {secret_id} from Secrets Manager: {message}")]
+    Fetch { secret_id: String, message: String },
+    #[error("secret {secret_id} has no string value")]
+    NotAString { secret_id: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Reads the signing key(s) held in a secret (its value: the key, or `{"current","previous"}`).
+pub async fn fetch_signing_keys(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<(SigningKey, Option<SigningKey>), SecretError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| SecretError::Fetch {
+            secret_id: secret_id.to_owned(),
+            message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+        })?;
+    let value = out.secret_string().ok_or_else(|| SecretError::NotAString {
+        secret_id: secret_id.to_owned(),
+    })?;
+    Ok(parse_signing_key_secret(value)?)
+}

@@ -1,0 +1,119 @@
+//! The job queue over Amazon SQS (FIFO).
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::Client;
+
+use crate::job::OutgoingMessage;
+use crate::ports::{JobQueue, QueueError};
+
+/// A FIFO queue reached through the AWS SDK; the client is built once and shared.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    queue_url: String,
+}
+
+/// A message taken off the queue, with the handle that deletes it.
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub group_id: Option<String>,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Creates (or finds) a FIFO queue by name and returns a handle on it. For local set-ups and
+    /// tests; deployed stacks get their queues from template.yaml.
+    pub async fn create_fifo(client: Client, name: &str) -> Result<Self, QueueError> {
+        let out = client
+            .create_queue()
+            .queue_name(name)
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .map_err(|e| QueueError(Box::new(e)))?;
+        let url = out
+            .queue_url
+            .ok_or_else(|| QueueError("CreateQueue returned no queue URL".into()))?;
+        Ok(Self::new(client, url))
+    }
+
+    /// Receives up to `max` (1..=10) messages, waiting at most `wait_seconds` for the first.
+    pub async fn receive(
+        &self,
+        max: i32,
+        wait_seconds: i32,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(wait_seconds)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId,
+            )
+            .send()
+            .await
+            .map_err(|e| QueueError(Box::new(e)))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| ReceivedMessage {
+                group_id: m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                    })
+                    .cloned(),
+                message_id: m.message_id.unwrap_or_default(),
+                receipt_handle: m.receipt_handle.unwrap_or_default(),
+                body: m.body.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    pub async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(|e| QueueError(Box::new(e)))?;
+        Ok(())
+    }
+}
+
+impl JobQueue for SqsQueue {
+    #[tracing::instrument(skip_all, fields(messages = messages.len()))]
+    async fn send(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
+        // One at a time keeps them in order within their groups; a webhook yields few messages.
+        for message in messages {
+            self.client
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(&message.body)
+                .message_group_id(&message.group_id)
+                .message_deduplication_id(&message.dedup_id)
+                .send()
+                .await
+                .map_err(|e| QueueError(Box::new(e)))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,17 @@
+//! Lambda: Nango's webhooks in (Function URL / HTTP API), verified jobs onto the SQS FIFO queue.
+
+use lambda_http::{run, service_fn, Error, Request};
+use nango_sync::{config::WebhookConfig, setup, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init_lambda();
+    let config = WebhookConfig::from_env()?;
+    let sdk = setup::aws_config().await;
+    let app = setup::webhook_app(&config, &sdk).await?;
+    let app = &app;
+    run(service_fn(move |request: Request| async move {
+        Ok::<_, std::convert::Infallible>(app.handle(request).await)
+    }))
+    .await
+}

@@ -1,0 +1,204 @@
+//! The job message: what the webhook function puts on the queue and the worker takes off it.
+//!
+//! Small and versioned. Sync and auth webhooks become typed jobs that carry only what the worker
+//! needs; forwards, async actions and anything unrecognized carry the verified body verbatim
+//! (as embedded JSON, never re-serialized), so the application loses nothing.
+//!
+//! ```json
+//! {"v":1,"received_at":"2026-11-27T14:00:00.123Z","job":{"sync":{"stream":{...},"sync_name":"contacts",...}}}
+//! ```
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::payload::{ErrorInfo, NangoWebhook, ResponseResults};
+use crate::stream::{digest_hex, ConnectionKey, StreamKey};
+
+/// The version this code writes and the only one it reads.
+pub const JOB_VERSION: u32 = 1;
+
+/// SQS's largest message body (256 KiB).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub v: u32,
+    /// When the webhook was received, RFC 3339 UTC.
+    pub received_at: String,
+    pub job: Job,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    /// A sync run changed (or may have changed) a stream: fetch it by cursor.
+    Sync {
+        stream: StreamKey,
+        sync_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sync_type: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        modified_after: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        results: Option<ResponseResults>,
+    },
+    /// A sync run failed for this stream: record the error on its status.
+    SyncFailed {
+        stream: StreamKey,
+        sync_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorInfo>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed_at: Option<String>,
+    },
+    /// An auth event for a connection: creation, override or refresh, succeeded or failed.
+    Connection {
+        connection: ConnectionKey,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<String>,
+        success: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth_mode: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        environment: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorInfo>,
+    },
+    /// Forward, async_action, unmatched forward or unknown type: stored for the application.
+    Event {
+        /// `forward`, `async_action`, `unmatched_forward`, or the unknown `type` value.
+        kind: String,
+        webhook: Box<RawValue>,
+    },
+}
+
+/// One message ready for the FIFO queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub group_id: String,
+    pub dedup_id: String,
+    pub body: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobDecodeError {
+    #[error("job message is not valid JSON of the expected shape: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("job message version {0} is not supported (this build reads version {JOB_VERSION})")]
+    UnsupportedVersion(u32),
+}
+
+impl JobMessage {
+    pub fn new(received_at: String, job: Job) -> Self {
+        Self {
+            v: JOB_VERSION,
+            received_at,
+            job,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("job messages always serialize")
+    }
+
+    /// Reads a message body, checking the version before the shape.
+    pub fn decode(body: &str) -> Result<Self, JobDecodeError> {
+        #[derive(Deserialize)]
+        struct Version {
+            v: u32,
+        }
+        let Version { v } = serde_json::from_str(body)?;
+        if v != JOB_VERSION {
+            return Err(JobDecodeError::UnsupportedVersion(v));
+        }
+        Ok(serde_json::from_str(body)?)
+    }
+
+    /// The FIFO group: the stream for sync jobs, the connection for auth and forwards.
+    pub fn group_id(&self, body_digest: &str) -> String {
+        match &self.job {
+            Job::Sync { stream, .. } | Job::SyncFailed { stream, .. } => stream.message_group_id(),
+            Job::Connection { connection, .. } => connection.message_group_id(),
+            Job::Event { webhook, .. } => match event_connection(webhook) {
+                Some(connection) => connection.message_group_id(),
+                // Nothing to order it against: a group of its own.
+                None => format!("e-{body_digest}"),
+            },
+        }
+    }
+}
+
+fn event_connection(webhook: &RawValue) -> Option<ConnectionKey> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Envelope {
+        connection_id: String,
+        provider_config_key: String,
+    }
+    let e: Envelope = serde_json::from_str(webhook.get()).ok()?;
+    Some(ConnectionKey {
+        provider_config_key: e.provider_config_key,
+        connection_id: e.connection_id,
+    })
+}
+
+/// Turns a verified webhook into the jobs to enqueue: one per model for a multi-model failure.
+/// `body` is the verified body the webhook was parsed from; events carry it verbatim.
+pub fn jobs_for(webhook: NangoWebhook, body: &RawValue) -> Vec<Job> {
+    match webhook {
+        NangoWebhook::SyncSuccess(s) => vec![Job::Sync {
+            stream: s.stream(),
+            sync_name: s.sync_name,
+            sync_type: s.sync_type,
+            modified_after: s.modified_after,
+            results: s.response_results,
+        }],
+        NangoWebhook::SyncFailure(f) => f
+            .streams()
+            .into_iter()
+            .map(|stream| Job::SyncFailed {
+                stream,
+                sync_name: f.sync_name.clone(),
+                error: f.error.clone(),
+                failed_at: f.failed_at.clone(),
+            })
+            .collect(),
+        NangoWebhook::Auth(a) => vec![Job::Connection {
+            connection: a.connection(),
+            operation: a.operation,
+            success: a.success,
+            provider: a.provider,
+            auth_mode: a.auth_mode,
+            environment: a.environment,
+            error: a.error,
+        }],
+        NangoWebhook::Unrecognized { kind, .. } => vec![Job::Event {
+            kind,
+            webhook: body.to_owned(),
+        }],
+        other => vec![Job::Event {
+            kind: other.kind().to_owned(),
+            webhook: body.to_owned(),
+        }],
+    }
+}
+
+/// Builds the queue messages for a verified body. Deduplication ids hash the body and the group,
+/// so Nango's retries (same bytes) collapse while the models of one failure webhook stay apart.
+pub fn messages_for(body: &[u8], jobs: Vec<Job>, received_at: &str) -> Vec<OutgoingMessage> {
+    let body_digest = digest_hex(body);
+    jobs.into_iter()
+        .map(|job| {
+            let message = JobMessage::new(received_at.to_owned(), job);
+            let group_id = message.group_id(&body_digest);
+            let dedup_id = digest_hex(format!("{body_digest}\n{group_id}").as_bytes());
+            OutgoingMessage {
+                group_id,
+                dedup_id,
+                body: message.to_json(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,16 @@
+//! nango-sync: keep a copy of Nango-synced records in your own AWS account.
+//!
+//! The pure core (signatures, webhook payloads, stream keys, job messages, the webhook decision)
+//! talks to the world through the small traits in [`ports`]; [`adapters`] implement them over SQS,
+//! Secrets Manager and in memory. The binaries in `src/bin` only wire these together.
+
+pub mod adapters;
+pub mod config;
+pub mod job;
+pub mod payload;
+pub mod ports;
+pub mod setup;
+pub mod signature;
+pub mod stream;
+pub mod telemetry;
+pub mod webhook;

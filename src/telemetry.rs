@@ -1,0 +1,17 @@
+//! Logging set-up. Lambda functions use the runtime's default subscriber, which follows the
+//! function's LoggingConfig (AWS_LAMBDA_LOG_FORMAT / AWS_LAMBDA_LOG_LEVEL); the CLI logs to stderr.
+
+/// For the Lambda binaries.
+pub fn init_lambda() {
+    lambda_http::tracing::init_default_subscriber();
+}
+
+/// For the CLI: human-readable lines on stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_cli() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
