@@ -202,3 +202,90 @@ pub fn messages_for(body: &[u8], jobs: Vec<Job>, received_at: &str) -> Vec<Outgo
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(body: &str) -> Vec<OutgoingMessage> {
+        let raw: &RawValue = serde_json::from_str(body).unwrap();
+        let jobs = jobs_for(NangoWebhook::from_raw(raw), raw);
+        messages_for(body.as_bytes(), jobs, "2026-11-27T14:00:00Z")
+    }
+
+    #[test]
+    fn sync_job_round_trips() {
+        let body = r#"{"connectionId":"user-42","from":"nango","model":"Contact","modifiedAfter":"2025-01-15T10:00:00.123Z","providerConfigKey":"hubspot","responseResults":{"added":12,"deleted":0,"updated":3},"success":true,"syncName":"contacts","syncType":"INCREMENTAL","syncVariant":"base","type":"sync"}"#;
+        let [m] = messages(body).try_into().unwrap();
+        let decoded = JobMessage::decode(&m.body).unwrap();
+        assert_eq!(decoded.v, JOB_VERSION);
+        assert_eq!(decoded.received_at, "2026-11-27T14:00:00Z");
+        let Job::Sync {
+            stream,
+            sync_name,
+            results,
+            modified_after,
+            ..
+        } = &decoded.job
+        else {
+            panic!("{decoded:?}")
+        };
+        assert_eq!(
+            stream,
+            &StreamKey::new("hubspot", "user-42", "Contact", "base")
+        );
+        assert_eq!(sync_name, "contacts");
+        assert_eq!(results.unwrap().added, 12);
+        assert_eq!(modified_after.as_deref(), Some("2025-01-15T10:00:00.123Z"));
+        assert_eq!(m.group_id, stream.message_group_id());
+        // Encoding again gives the same bytes: the message round-trips exactly.
+        assert_eq!(decoded.to_json(), m.body);
+    }
+
+    #[test]
+    fn multi_model_failure_gives_one_message_per_stream() {
+        let body = r#"{"connectionId":"c","model":"Contact,Company","providerConfigKey":"p","success":false,"syncName":"s","type":"sync","error":{"type":"script_error","description":"x"}}"#;
+        let ms = messages(body);
+        assert_eq!(ms.len(), 2);
+        assert_ne!(ms[0].group_id, ms[1].group_id);
+        assert_ne!(ms[0].dedup_id, ms[1].dedup_id);
+        // Same bytes again (a Nango retry) give the same ids.
+        assert_eq!(messages(body), ms);
+    }
+
+    #[test]
+    fn events_carry_the_body_verbatim() {
+        let body = r#"{"connectionId":"acme","from":"github","payload":{"9":"nine","10":"ten","n":1e400},"providerConfigKey":"gh","type":"forward"}"#;
+        let [m] = messages(body).try_into().unwrap();
+        let decoded = JobMessage::decode(&m.body).unwrap();
+        let Job::Event { kind, webhook } = &decoded.job else {
+            panic!()
+        };
+        assert_eq!(kind, "forward");
+        assert_eq!(webhook.get(), body);
+        let conn = ConnectionKey {
+            provider_config_key: "gh".into(),
+            connection_id: "acme".into(),
+        };
+        assert_eq!(m.group_id, conn.message_group_id());
+        let unmatched = r#"[{"x":1}]"#;
+        let [m] = messages(unmatched).try_into().unwrap();
+        assert!(m.group_id.starts_with("e-"));
+    }
+
+    #[test]
+    fn other_versions_and_shapes_are_refused() {
+        assert!(matches!(
+            JobMessage::decode(r#"{"v":2,"whatever":true}"#),
+            Err(JobDecodeError::UnsupportedVersion(2))
+        ));
+        assert!(matches!(
+            JobMessage::decode(r#"{"v":1,"received_at":"x","job":{"nope":{}}}"#),
+            Err(JobDecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            JobMessage::decode("not json"),
+            Err(JobDecodeError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,134 @@
+//! Every sample in events/ is a real Lambda envelope: it parses as one, and the handler gives it the
+//! status it is documented to get.
+
+use lambda_http::http::StatusCode;
+use nango_sync::adapters::memory::MemoryQueue;
+use nango_sync::config::DEFAULT_MAX_BODY_BYTES;
+use nango_sync::job::{Job, JobMessage};
+use nango_sync::webhook::WebhookApp;
+
+use crate::common::{read, repo_path, test_verifier};
+
+/// (file, status, messages enqueued). Every webhook-*.json file must be listed here.
+const EXPECTED: &[(&str, StatusCode, usize)] = &[
+    ("webhook-sync-success.json", StatusCode::OK, 1),
+    ("webhook-sync-failure.json", StatusCode::OK, 2),
+    ("webhook-auth-creation.json", StatusCode::OK, 1),
+    ("webhook-forward.json", StatusCode::OK, 1),
+    ("webhook-async-action.json", StatusCode::OK, 1),
+    ("webhook-bad-signature.json", StatusCode::UNAUTHORIZED, 0),
+    (
+        "webhook-missing-signature.json",
+        StatusCode::UNAUTHORIZED,
+        0,
+    ),
+    ("webhook-not-json.json", StatusCode::BAD_REQUEST, 0),
+    (
+        "webhook-wrong-method.json",
+        StatusCode::METHOD_NOT_ALLOWED,
+        0,
+    ),
+];
+
+fn webhook_event_files() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo_path("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("webhook-") && n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_webhook_event_is_listed() {
+    let files = webhook_event_files();
+    assert!(files.len() >= EXPECTED.len());
+    for file in &files {
+        assert!(
+            EXPECTED.iter().any(|(name, ..)| name == file),
+            "events/{file} has no expected status in tests/it/events.rs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_webhook_event_gets_its_status() {
+    for (file, status, messages) in EXPECTED {
+        let request = lambda_http::request::from_str(&read(&format!("events/{file}")))
+            .unwrap_or_else(|e| panic!("events/{file} is not a Lambda HTTP event: {e}"));
+        let app = WebhookApp::new(test_verifier(), MemoryQueue::new(), DEFAULT_MAX_BODY_BYTES);
+        let response = app.handle(request).await;
+        assert_eq!(response.status(), *status, "{file}");
+        let sent = app.queue().sent();
+        assert_eq!(sent.len(), *messages, "{file}");
+        for message in sent {
+            JobMessage::decode(&message.body).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+        let body = std::str::from_utf8(response.body().as_ref()).unwrap();
+        assert!(
+            body.len() < 64 && serde_json::from_str::<serde_json::Value>(body).is_ok(),
+            "{file}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sync_success_event_becomes_a_sync_job_for_its_stream() {
+    let request =
+        lambda_http::request::from_str(&read("events/webhook-sync-success.json")).unwrap();
+    let app = WebhookApp::new(test_verifier(), MemoryQueue::new(), DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(app.handle(request).await.status(), StatusCode::OK);
+    let [message] = app.queue().sent().try_into().unwrap();
+    let Job::Sync {
+        stream, sync_name, ..
+    } = JobMessage::decode(&message.body).unwrap().job
+    else {
+        panic!("not a sync job")
+    };
+    assert_eq!(stream.encode(), "hubspot|user-42|Contact|base");
+    assert_eq!(sync_name, "contacts");
+    assert_eq!(message.group_id, stream.message_group_id());
+}
+
+#[tokio::test]
+async fn queue_failure_is_503_and_a_retry_then_succeeds() {
+    let app = WebhookApp::new(test_verifier(), MemoryQueue::new(), DEFAULT_MAX_BODY_BYTES);
+    app.queue().set_failing(true);
+    let event = read("events/webhook-sync-success.json");
+    let response = app
+        .handle(lambda_http::request::from_str(&event).unwrap())
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(app.queue().sent().is_empty());
+    app.queue().set_failing(false);
+    let response = app
+        .handle(lambda_http::request::from_str(&event).unwrap())
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.queue().sent().len(), 1);
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_before_anything_else() {
+    let event = read("events/webhook-sync-success.json");
+    let request = lambda_http::request::from_str(&event).unwrap();
+    let size = request.body().as_ref().len();
+    let app = WebhookApp::new(test_verifier(), MemoryQueue::new(), size - 1);
+    assert_eq!(
+        app.handle(request).await.status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert!(app.queue().sent().is_empty());
+}
+
+#[test]
+fn events_are_valid_for_cargo_lambda_invoke() {
+    // cargo lambda invoke --data-file sends the file as the raw invocation payload: it must be one
+    // JSON object with the 2.0 envelope fields.
+    for file in webhook_event_files() {
+        let v: serde_json::Value = serde_json::from_str(&read(&format!("events/{file}"))).unwrap();
+        assert_eq!(v["version"], "2.0", "{file}");
+        assert!(v["requestContext"]["http"]["method"].is_string(), "{file}");
+    }
+}

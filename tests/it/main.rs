@@ -1,0 +1,8 @@
+//! The integration suite: one crate (the AWS SDK links once). Tests marked "over the wire" need
+//! the moto server that `scripts/test.sh` starts; without it they fail, they never skip.
+
+mod common;
+mod events;
+mod secrets_moto;
+mod signature_vectors;
+mod sqs_moto;
