@@ -7,6 +7,7 @@
 pub mod adapters;
 pub mod config;
 pub mod job;
+pub mod local_server;
 pub mod payload;
 pub mod ports;
 pub mod setup;

@@ -37,6 +37,8 @@ pub enum Outcome {
     Unauthorized(SignatureError),
     /// Signed, but the body is not JSON.
     NotJson,
+    /// The body could not be read to its end (local server only; Lambda hands over whole bodies).
+    IncompleteBody,
     /// The queue did not take the jobs: 503 so that Nango retries.
     QueueUnavailable,
 }
@@ -56,7 +58,7 @@ impl Outcome {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::NotJson => StatusCode::BAD_REQUEST,
+            Self::NotJson | Self::IncompleteBody => StatusCode::BAD_REQUEST,
             Self::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -69,6 +71,7 @@ impl Outcome {
             // The same body for missing, malformed and wrong signatures.
             Self::Unauthorized(_) => r#"{"error":"unauthorized"}"#,
             Self::NotJson => r#"{"error":"body is not JSON"}"#,
+            Self::IncompleteBody => r#"{"error":"could not read the body"}"#,
             Self::QueueUnavailable => r#"{"error":"temporarily unavailable, retry"}"#,
         }
     }
@@ -97,6 +100,10 @@ impl<Q: JobQueue> WebhookApp<Q> {
 
     pub fn queue(&self) -> &Q {
         &self.queue
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
     }
 
     /// The Lambda entry point: never an `Err`, every case has its status.

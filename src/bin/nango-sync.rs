@@ -1,1 +1,171 @@
-fn main() {}
+//! The nango-sync CLI: local runs and operator tools. Every command calls the library.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use nango_sync::adapters::sqs::SqsQueue;
+use nango_sync::config::{vars, WebhookConfig};
+use nango_sync::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
+use nango_sync::{local_server, setup, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "nango-sync",
+    version,
+    about = "Keep a copy of Nango-synced records in your own AWS account"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the webhook endpoint on localhost (the Lambda's handler) in front of an SQS queue.
+    Serve(ServeArgs),
+    /// Sign a body as Nango does and print the headers, or POST it signed to a URL.
+    Sign(SignArgs),
+    /// Take the job messages off an SQS queue and print them (one JSON per line).
+    Drain(DrainArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Create this FIFO queue (on AWS_ENDPOINT_URL, e.g. moto) and use it instead of QUEUE_URL.
+    #[arg(long)]
+    create_queue: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct SignArgs {
+    /// The webhook signing key.
+    #[arg(long, env = "NANGO_WEBHOOK_SIGNING_KEY", hide_env_values = true)]
+    key: String,
+    /// File holding the exact body; standard input when absent.
+    #[arg(long)]
+    file: Option<std::path::PathBuf>,
+    /// POST the signed body to this URL and print the answer.
+    #[arg(long)]
+    post: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct DrainArgs {
+    #[arg(long, env = "QUEUE_URL")]
+    queue_url: String,
+    /// Stop after this many messages.
+    #[arg(long, default_value_t = 100)]
+    max: usize,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    telemetry::init_cli();
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Sign(args) => sign_command(args).await,
+        Command::Drain(args) => drain(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+async fn serve(args: ServeArgs) -> CliResult {
+    let sdk = setup::aws_config().await;
+    let created_queue_url = match &args.create_queue {
+        Some(name) => {
+            let queue = SqsQueue::create_fifo(aws_sdk_sqs::Client::new(&sdk), name).await?;
+            eprintln!("queue: {}", queue.queue_url());
+            Some(queue.queue_url().to_owned())
+        }
+        None => None,
+    };
+    let config = WebhookConfig::from_lookup(|name| match (name, &created_queue_url) {
+        (vars::QUEUE_URL, Some(url)) => Some(url.clone()),
+        _ => std::env::var(name).ok(),
+    })?;
+    let app = setup::webhook_app(&config, &sdk).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    eprintln!(
+        "webhook endpoint: http://{}/ (Ctrl-C stops)",
+        listener.local_addr()?
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    local_server::serve(Arc::new(app), listener, shutdown).await;
+    Ok(())
+}
+
+async fn sign_command(args: SignArgs) -> CliResult {
+    let body = match &args.file {
+        Some(path) => {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf)?;
+            buf
+        }
+    };
+    let hmac = sign(args.key.as_bytes(), &body);
+    let legacy = sign_legacy(args.key.as_bytes(), &body);
+    let Some(url) = args.post else {
+        println!("{HMAC_HEADER}: {hmac}");
+        println!("{LEGACY_HEADER}: {legacy}");
+        return Ok(());
+    };
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header(HMAC_HEADER, hmac)
+        .header(LEGACY_HEADER, legacy)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("POST {url} failed: {e}"))?;
+    let status = response.status();
+    println!(
+        "{} {}",
+        status.as_u16(),
+        response.text().await.unwrap_or_default()
+    );
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {status}").into())
+    }
+}
+
+async fn drain(args: DrainArgs) -> CliResult {
+    let sdk = setup::aws_config().await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &args.queue_url);
+    let mut taken = 0;
+    while taken < args.max {
+        let batch = queue.receive(10, 0).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            println!("{}", message.body);
+            queue.delete(&message.receipt_handle).await?;
+            taken += 1;
+        }
+    }
+    eprintln!("{taken} message(s) taken off the queue");
+    Ok(())
+}

@@ -10,7 +10,7 @@ use nango_sync::webhook::WebhookApp;
 use crate::common::{read, repo_path, test_verifier};
 
 /// (file, status, messages enqueued). Every webhook-*.json file must be listed here.
-const EXPECTED: &[(&str, StatusCode, usize)] = &[
+pub const EXPECTED: &[(&str, StatusCode, usize)] = &[
     ("webhook-sync-success.json", StatusCode::OK, 1),
     ("webhook-sync-failure.json", StatusCode::OK, 2),
     ("webhook-auth-creation.json", StatusCode::OK, 1),

@@ -3,6 +3,7 @@
 
 mod common;
 mod events;
+mod local_server;
 mod secrets_moto;
 mod signature_vectors;
 mod sqs_moto;
