@@ -6,12 +6,16 @@
 
 pub mod adapters;
 pub mod config;
+pub mod item;
 pub mod job;
 pub mod local_server;
 pub mod payload;
 pub mod ports;
+pub mod record;
 pub mod setup;
 pub mod signature;
+pub mod simulator;
 pub mod stream;
+pub mod sync;
 pub mod telemetry;
 pub mod webhook;

@@ -2,7 +2,11 @@
 
 use std::future::Future;
 
+use serde::{Deserialize, Serialize};
+
 use crate::job::OutgoingMessage;
+use crate::record::{NangoRecord, RecordsPage};
+use crate::stream::{ConnectionKey, StreamKey};
 
 /// Why the queue did not take a message. The webhook answers 503 so that Nango retries.
 #[derive(Debug, thiserror::Error)]
@@ -25,4 +29,214 @@ impl<Q: JobQueue> JobQueue for &Q {
     ) -> impl Future<Output = Result<(), QueueError>> + Send {
         (**self).send(messages)
     }
+}
+
+/// Why records could not be fetched. [`SourceError::is_retryable`] is the one place that decides
+/// whether a job is tried again or its stream is marked in error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// 429s, 5xx, timeouts, resets or truncated bodies outlasted the retries.
+    #[error("Nango records API unavailable after {attempts} attempts: {message}")]
+    Transient { attempts: u32, message: String },
+    /// Retrying cannot help; the message says what to do.
+    #[error("{reason}: {message}")]
+    Permanent {
+        reason: PermanentReason,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermanentReason {
+    /// 400 unknown_connection: the connection is gone from Nango.
+    UnknownConnection,
+    /// 401: the API key is wrong.
+    Unauthorized,
+    /// 403: the API key lacks `environment:records:read`.
+    Forbidden,
+    /// Nango keeps failing on the stored cursor (it answers 500 for an undecodable one).
+    CursorRejected,
+    /// Any other 4xx: the request itself is wrong.
+    BadRequest,
+}
+
+impl std::fmt::Display for PermanentReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::UnknownConnection => "connection unknown to Nango",
+            Self::Unauthorized => "Nango API key refused",
+            Self::Forbidden => "Nango API key lacks the records scope",
+            Self::CursorRejected => "stored cursor rejected by Nango",
+            Self::BadRequest => "request refused by Nango",
+        })
+    }
+}
+
+impl SourceError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+}
+
+/// Reads a stream's records page by page.
+pub trait RecordSource: Send + Sync {
+    /// The page after `cursor` (from the start when `None`).
+    fn fetch_page(
+        &self,
+        stream: &StreamKey,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<RecordsPage, SourceError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling or unavailability that outlasted the retries.
+    #[error("store unavailable: {0}")]
+    Transient(String),
+    /// The stream's cursor was not where this run left it: another writer moved it.
+    #[error("cursor of {stream} moved under this run (expected {expected:?})")]
+    CursorConflict {
+        stream: String,
+        expected: Option<String>,
+    },
+    #[error("store refused the write: {0}")]
+    Permanent(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Permanent(_))
+    }
+}
+
+/// A record that could not be stored as-is or compressed: reported, never dropped silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedRecord {
+    pub id: String,
+    pub reason: String,
+}
+
+/// What one page write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    pub upserted: u64,
+    pub deleted: u64,
+    pub compressed: u64,
+    pub pruned: u64,
+    pub rejected: Vec<RejectedRecord>,
+}
+
+impl WriteReport {
+    pub fn written(&self) -> u64 {
+        self.upserted + self.deleted + self.pruned
+    }
+}
+
+/// Where records go.
+pub trait RecordStore: Send + Sync {
+    /// Writes a page durably: returns only once every record is stored or reported rejected.
+    fn write_page(
+        &self,
+        stream: &StreamKey,
+        records: &[NangoRecord],
+    ) -> impl Future<Output = Result<WriteReport, StoreError>> + Send;
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamStatus {
+    #[default]
+    Ok,
+    Error,
+}
+
+/// One stream's bookkeeping: its cursor and how its syncs went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamState {
+    pub cursor: Option<String>,
+    pub sync_name: Option<String>,
+    pub last_sync_at: Option<String>,
+    pub last_webhook_at: Option<String>,
+    pub records_written: u64,
+    pub records_rejected: u64,
+    pub status: StreamStatus,
+    pub error: Option<String>,
+}
+
+/// The result of a stream's sync (or of its failure), recorded on its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    pub sync_name: String,
+    pub at: String,
+    pub webhook_at: Option<String>,
+    /// `None`: status ok. `Some(message)`: status error with that message.
+    pub error: Option<String>,
+}
+
+/// An auth webhook, as kept on the connection's item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionEvent {
+    pub operation: Option<String>,
+    pub success: bool,
+    pub provider: Option<String>,
+    pub auth_mode: Option<String>,
+    pub environment: Option<String>,
+    pub error: Option<String>,
+    pub received_at: String,
+}
+
+/// Streams, connections and application events: the state table.
+pub trait StateStore: Send + Sync {
+    fn get_stream(
+        &self,
+        stream: &StreamKey,
+    ) -> impl Future<Output = Result<Option<StreamState>, StoreError>> + Send;
+
+    /// Moves the cursor from `from` (the value this run read) to `to`, adding the page's counts.
+    /// Fails with [`StoreError::CursorConflict`] when the stored cursor is not `from`.
+    fn advance_cursor(
+        &self,
+        stream: &StreamKey,
+        from: Option<&str>,
+        to: &str,
+        written: u64,
+        rejected: &[RejectedRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records how a sync ended (status ok or error, times, sync name).
+    fn report_sync(
+        &self,
+        stream: &StreamKey,
+        report: &SyncReport,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Sets the cursor back to the start so the next sync re-reads the stream.
+    fn reset_cursor(
+        &self,
+        stream: &StreamKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn upsert_connection(
+        &self,
+        connection: &ConnectionKey,
+        event: &ConnectionEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps a forward / async_action / unknown webhook for the application. `id` makes the
+    /// write idempotent across redeliveries.
+    fn store_event(
+        &self,
+        event: &StoredEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A webhook kept for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub kind: String,
+    pub connection: Option<ConnectionKey>,
+    pub received_at: String,
+    pub id: String,
+    /// The verified webhook body, verbatim.
+    pub body: String,
 }

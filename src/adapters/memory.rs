@@ -1,10 +1,18 @@
 //! In-memory adapters for tests and benchmarks: they record calls and can be told to fail.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use serde_json::{Map, Value};
+
 use crate::job::OutgoingMessage;
-use crate::ports::{JobQueue, QueueError};
+use crate::ports::{
+    ConnectionEvent, JobQueue, QueueError, RecordStore, RejectedRecord, StateStore, StoreError,
+    StoredEvent, StreamState, StreamStatus, SyncReport, WriteReport,
+};
+use crate::record::{NangoRecord, METADATA_FIELD};
+use crate::stream::{ConnectionKey, StreamKey};
 
 /// A queue that keeps what it was sent, and fails every send while `fail` is set.
 #[derive(Debug, Default)]
@@ -40,6 +48,198 @@ impl JobQueue for MemoryQueue {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend_from_slice(messages);
+        Ok(())
+    }
+}
+
+/// Records and state kept in maps, for tests: behaves as the DynamoDB adapters do.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryStoreInner>,
+    fail_writes: AtomicBool,
+    hard_delete: bool,
+}
+
+#[derive(Debug, Default)]
+struct MemoryStoreInner {
+    records: BTreeMap<(String, String), Map<String, Value>>,
+    streams: BTreeMap<StreamKey, StreamState>,
+    connections: BTreeMap<ConnectionKey, ConnectionEvent>,
+    events: BTreeMap<String, StoredEvent>,
+    cursor_history: Vec<(StreamKey, String)>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_hard_delete() -> Self {
+        Self {
+            hard_delete: true,
+            ..Self::default()
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryStoreInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_failing(&self, fail: bool) {
+        self.fail_writes.store(fail, Ordering::SeqCst);
+    }
+
+    /// The stored records of a stream, by id.
+    pub fn records(&self, stream: &StreamKey) -> BTreeMap<String, Map<String, Value>> {
+        let key = stream.encode();
+        self.lock()
+            .records
+            .iter()
+            .filter(|((s, _), _)| *s == key)
+            .map(|((_, id), r)| (id.clone(), r.clone()))
+            .collect()
+    }
+
+    pub fn stream(&self, stream: &StreamKey) -> Option<StreamState> {
+        self.lock().streams.get(stream).cloned()
+    }
+
+    pub fn connection(&self, connection: &ConnectionKey) -> Option<ConnectionEvent> {
+        self.lock().connections.get(connection).cloned()
+    }
+
+    pub fn events(&self) -> Vec<StoredEvent> {
+        self.lock().events.values().cloned().collect()
+    }
+
+    /// Every cursor value each stream was moved to, in order.
+    pub fn cursor_history(&self, stream: &StreamKey) -> Vec<String> {
+        self.lock()
+            .cursor_history
+            .iter()
+            .filter(|(s, _)| s == stream)
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+
+    fn check_failing(&self) -> Result<(), StoreError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            Err(StoreError::Transient("memory store set to fail".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl RecordStore for MemoryStore {
+    async fn write_page(
+        &self,
+        stream: &StreamKey,
+        records: &[NangoRecord],
+    ) -> Result<WriteReport, StoreError> {
+        self.check_failing()?;
+        let mut report = WriteReport::default();
+        let key = stream.encode();
+        let mut inner = self.lock();
+        for record in records {
+            let slot = (key.clone(), record.id.clone());
+            if record.is_pruned() {
+                // Keep the payload already stored; only the metadata moves on.
+                let entry = inner
+                    .records
+                    .entry(slot)
+                    .or_insert_with(|| record.object.clone());
+                entry.insert(METADATA_FIELD.into(), record.object[METADATA_FIELD].clone());
+                report.pruned += 1;
+            } else if record.is_deleted() && self.hard_delete {
+                inner.records.remove(&slot);
+                report.deleted += 1;
+            } else {
+                inner.records.insert(slot, record.object.clone());
+                if record.is_deleted() {
+                    report.deleted += 1;
+                } else {
+                    report.upserted += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+impl StateStore for MemoryStore {
+    async fn get_stream(&self, stream: &StreamKey) -> Result<Option<StreamState>, StoreError> {
+        Ok(self.lock().streams.get(stream).cloned())
+    }
+
+    async fn advance_cursor(
+        &self,
+        stream: &StreamKey,
+        from: Option<&str>,
+        to: &str,
+        written: u64,
+        rejected: &[RejectedRecord],
+    ) -> Result<(), StoreError> {
+        self.check_failing()?;
+        let mut inner = self.lock();
+        let state = inner.streams.entry(stream.clone()).or_default();
+        if state.cursor.as_deref() != from {
+            return Err(StoreError::CursorConflict {
+                stream: stream.encode(),
+                expected: from.map(str::to_owned),
+            });
+        }
+        state.cursor = Some(to.to_owned());
+        state.records_written += written;
+        state.records_rejected += rejected.len() as u64;
+        inner.cursor_history.push((stream.clone(), to.to_owned()));
+        Ok(())
+    }
+
+    async fn report_sync(&self, stream: &StreamKey, report: &SyncReport) -> Result<(), StoreError> {
+        self.check_failing()?;
+        let mut inner = self.lock();
+        let state = inner.streams.entry(stream.clone()).or_default();
+        state.sync_name = Some(report.sync_name.clone());
+        match &report.error {
+            None => {
+                state.status = StreamStatus::Ok;
+                state.error = None;
+                state.last_sync_at = Some(report.at.clone());
+            }
+            Some(message) => {
+                state.status = StreamStatus::Error;
+                state.error = Some(message.clone());
+            }
+        }
+        if report.webhook_at.is_some() {
+            state.last_webhook_at = report.webhook_at.clone();
+        }
+        Ok(())
+    }
+
+    async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
+        if let Some(state) = self.lock().streams.get_mut(stream) {
+            state.cursor = None;
+        }
+        Ok(())
+    }
+
+    async fn upsert_connection(
+        &self,
+        connection: &ConnectionKey,
+        event: &ConnectionEvent,
+    ) -> Result<(), StoreError> {
+        self.check_failing()?;
+        self.lock()
+            .connections
+            .insert(connection.clone(), event.clone());
+        Ok(())
+    }
+
+    async fn store_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+        self.check_failing()?;
+        self.lock().events.insert(event.id.clone(), event.clone());
         Ok(())
     }
 }

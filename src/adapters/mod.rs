@@ -1,5 +1,7 @@
 //! Adapters: the ports implemented over real services and in memory.
 
+pub mod dynamodb;
 pub mod memory;
+pub mod nango;
 pub mod secrets;
 pub mod sqs;

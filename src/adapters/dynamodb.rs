@@ -1,0 +1,604 @@
+//! Records and state in DynamoDB.
+//!
+//! Records go through BatchWriteItem, 25 items a call, several calls in flight; UnprocessedItems
+//! and throttling are retried with backoff until written. The state table holds one item per
+//! stream (its cursor, moved by a conditional write), per connection, and per stored event.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
+    PutRequest, ScalarAttributeType, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+use crate::item::{self, attr, Encoded, Item};
+use crate::ports::{
+    ConnectionEvent, RecordStore, RejectedRecord, StateStore, StoreError, StoredEvent, StreamState,
+    StreamStatus, SyncReport, WriteReport,
+};
+use crate::record::NangoRecord;
+use crate::stream::{ConnectionKey, StreamKey};
+
+/// BatchWriteItem's limit.
+pub const BATCH_SIZE: usize = 25;
+
+/// How writes retry and how many batches run at once.
+#[derive(Debug, Clone)]
+pub struct WriteSettings {
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// DELETED records: remove the item instead of keeping a tombstone.
+    pub hard_delete: bool,
+}
+
+impl Default for WriteSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            max_attempts: 12,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(5),
+            hard_delete: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoRecordStore {
+    client: Client,
+    table: String,
+    settings: WriteSettings,
+}
+
+impl DynamoRecordStore {
+    pub fn new(client: Client, table: impl Into<String>, settings: WriteSettings) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            settings,
+        }
+    }
+
+    /// One BatchWriteItem chunk, retried until every request is processed.
+    async fn write_chunk(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for attempt in 0..self.settings.max_attempts {
+            let result = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests.clone())
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    requests = out
+                        .unprocessed_items
+                        .and_then(|mut m| m.remove(&self.table))
+                        .unwrap_or_default();
+                    if requests.is_empty() {
+                        return Ok(());
+                    }
+                    tracing::debug!(
+                        left = requests.len(),
+                        attempt,
+                        "unprocessed items; retrying"
+                    );
+                }
+                Err(e) if is_retryable(&e) => {
+                    tracing::debug!(error = %describe(&e), attempt, "batch write throttled or failed; retrying");
+                }
+                Err(e) => return Err(StoreError::Permanent(describe(&e))),
+            }
+            tokio::time::sleep(backoff(&self.settings, attempt)).await;
+        }
+        Err(StoreError::Transient(format!(
+            "{} items still unwritten after {} attempts",
+            requests.len(),
+            self.settings.max_attempts
+        )))
+    }
+
+    /// A pruned record: keep the stored payload, move only the bookkeeping on.
+    async fn write_pruned(
+        &self,
+        stream: &StreamKey,
+        record: &NangoRecord,
+    ) -> Result<(), StoreError> {
+        let meta = &record.metadata;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::record_key(stream, &record.id)))
+            .update_expression("SET #c = :c, #m = :m, #p = :p")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#c", attr::CURSOR)
+            .expression_attribute_names("#m", attr::LAST_MODIFIED_AT)
+            .expression_attribute_names("#p", attr::PRUNED_AT)
+            .expression_attribute_names("#pk", attr::PK)
+            .expression_attribute_values(":c", AttributeValue::S(meta.cursor.clone()))
+            .expression_attribute_values(":m", AttributeValue::S(meta.last_modified_at.clone()))
+            .expression_attribute_values(
+                ":p",
+                AttributeValue::S(meta.pruned_at.clone().unwrap_or_default()),
+            )
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            // Never seen before: there is no payload to keep, store what Nango has.
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                match item::encode_record(stream, record) {
+                    Encoded::Native(item) | Encoded::Compressed(item) => {
+                        self.write_chunk(vec![put(item)]).await
+                    }
+                    Encoded::TooLarge(_) => Ok(()),
+                }
+            }
+            Err(e) if is_retryable(&e) => Err(StoreError::Transient(describe(&e))),
+            Err(e) => Err(StoreError::Permanent(describe(&e))),
+        }
+    }
+}
+
+fn put(item: Item) -> WriteRequest {
+    WriteRequest::builder()
+        .put_request(
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .expect("item is set"),
+        )
+        .build()
+}
+
+impl RecordStore for DynamoRecordStore {
+    #[tracing::instrument(skip_all, fields(stream = %stream.encode(), records = records.len()))]
+    async fn write_page(
+        &self,
+        stream: &StreamKey,
+        records: &[NangoRecord],
+    ) -> Result<WriteReport, StoreError> {
+        // One request per key in a batch: the last occurrence of an id is its newest state.
+        let mut latest: HashMap<&str, &NangoRecord> = HashMap::with_capacity(records.len());
+        for record in records {
+            latest.insert(&record.id, record);
+        }
+        let mut report = WriteReport::default();
+        let mut requests = Vec::with_capacity(latest.len());
+        let mut pruned = Vec::new();
+        for record in latest.into_values() {
+            if record.is_pruned() {
+                pruned.push(record);
+            } else if record.is_deleted() && self.settings.hard_delete {
+                let key = DeleteRequest::builder()
+                    .set_key(Some(item::record_key(stream, &record.id)))
+                    .build()
+                    .expect("key is set");
+                requests.push(WriteRequest::builder().delete_request(key).build());
+                report.deleted += 1;
+            } else {
+                match item::encode_record(stream, record) {
+                    Encoded::Native(item) => requests.push(put(item)),
+                    Encoded::Compressed(item) => {
+                        report.compressed += 1;
+                        requests.push(put(item));
+                    }
+                    Encoded::TooLarge(reason) => {
+                        report.rejected.push(RejectedRecord {
+                            id: record.id.clone(),
+                            reason,
+                        });
+                        continue;
+                    }
+                }
+                if record.is_deleted() {
+                    report.deleted += 1;
+                } else {
+                    report.upserted += 1;
+                }
+            }
+        }
+        let chunks: Vec<Vec<WriteRequest>> =
+            requests.chunks(BATCH_SIZE).map(<[_]>::to_vec).collect();
+        stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        for record in pruned {
+            self.write_pruned(stream, record).await?;
+            report.pruned += 1;
+        }
+        Ok(report)
+    }
+}
+
+fn backoff(settings: &WriteSettings, attempt: u32) -> Duration {
+    let step = settings
+        .base_delay
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(settings.max_delay);
+    let half = step / 2;
+    half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
+}
+
+fn is_retryable<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(_) => matches!(
+            error.code(),
+            Some(
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "TransactionConflictException"
+            )
+        ),
+        _ => false,
+    }
+}
+
+fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    error: &SdkError<E, R>,
+) -> String {
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string(),
+    }
+}
+
+/// Creates a table keyed on `pk` (S) and `sk` (S), billed on demand, if it does not exist. For
+/// local runs and tests; deployed tables come from template.yaml.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let result = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(attr::PK))
+        .attribute_definitions(attribute(attr::SK))
+        .key_schema(key(attr::PK, KeyType::Hash))
+        .key_schema(key(attr::SK, KeyType::Range))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("ResourceInUseException") => Ok(()),
+        Err(e) => Err(StoreError::Permanent(describe(&e))),
+    }
+}
+
+fn attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("name and type are set")
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("name and type are set")
+}
+
+/// Streams, connections and events in one table (`pk`, `sk`).
+#[derive(Debug, Clone)]
+pub struct DynamoStateStore {
+    client: Client,
+    table: String,
+}
+
+/// Item kinds in the state table, by key.
+pub mod state_keys {
+    use crate::stream::{ConnectionKey, StreamKey};
+
+    pub const STATE_SK: &str = "state";
+
+    pub fn stream_pk(stream: &StreamKey) -> String {
+        format!("stream#{}", stream.encode())
+    }
+
+    pub fn connection_pk(connection: &ConnectionKey) -> String {
+        format!("connection#{}", connection.encode())
+    }
+
+    pub fn events_pk(connection: Option<&ConnectionKey>) -> String {
+        match connection {
+            Some(c) => format!("events#{}", c.encode()),
+            None => "events#unmatched".to_owned(),
+        }
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl DynamoStateStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn stream_key(stream: &StreamKey) -> Item {
+        HashMap::from([
+            (attr::PK.to_owned(), s(state_keys::stream_pk(stream))),
+            (attr::SK.to_owned(), s(state_keys::STATE_SK)),
+        ])
+    }
+
+    /// The stream's own fields, set on every write so the item is complete whoever creates it.
+    fn identity_values(stream: &StreamKey) -> [(&'static str, AttributeValue); 4] {
+        [
+            (":pck", s(&stream.provider_config_key)),
+            (":conn", s(&stream.connection_id)),
+            (":model", s(&stream.model)),
+            (":variant", s(&stream.variant)),
+        ]
+    }
+}
+
+const IDENTITY_SET: &str =
+    "provider_config_key = :pck, connection_id = :conn, model = :model, variant = :variant";
+
+fn store_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> StoreError {
+    if is_retryable(&e) {
+        StoreError::Transient(describe(&e))
+    } else {
+        StoreError::Permanent(describe(&e))
+    }
+}
+
+fn get_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn get_n(item: &Item, name: &str) -> u64 {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+impl StateStore for DynamoStateStore {
+    async fn get_stream(&self, stream: &StreamKey) -> Result<Option<StreamState>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::stream_key(stream)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item.map(|item| StreamState {
+            cursor: get_s(&item, "cursor"),
+            sync_name: get_s(&item, "sync_name"),
+            last_sync_at: get_s(&item, "last_sync_at"),
+            last_webhook_at: get_s(&item, "last_webhook_at"),
+            records_written: get_n(&item, "records_written"),
+            records_rejected: get_n(&item, "records_rejected"),
+            status: match get_s(&item, "status").as_deref() {
+                Some("error") => StreamStatus::Error,
+                _ => StreamStatus::Ok,
+            },
+            error: get_s(&item, "error"),
+        }))
+    }
+
+    async fn advance_cursor(
+        &self,
+        stream: &StreamKey,
+        from: Option<&str>,
+        to: &str,
+        written: u64,
+        rejected: &[RejectedRecord],
+    ) -> Result<(), StoreError> {
+        let mut set = format!("{IDENTITY_SET}, #cursor = :to");
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::stream_key(stream)))
+            .expression_attribute_names("#cursor", "cursor")
+            .expression_attribute_values(":to", s(to))
+            .expression_attribute_values(":written", n(written))
+            .expression_attribute_values(":rejected", n(rejected.len() as u64));
+        for (name, value) in Self::identity_values(stream) {
+            request = request.expression_attribute_values(name, value);
+        }
+        if let Some(last) = rejected.last() {
+            set.push_str(", last_rejected_id = :rid, last_rejected_reason = :rreason");
+            request = request
+                .expression_attribute_values(":rid", s(&last.id))
+                .expression_attribute_values(":rreason", s(&last.reason));
+        }
+        request = match from {
+            Some(from) => request
+                .condition_expression("#cursor = :from")
+                .expression_attribute_values(":from", s(from)),
+            None => request.condition_expression("attribute_not_exists(#cursor)"),
+        };
+        let result = request
+            .update_expression(format!(
+                "SET {set} ADD records_written :written, records_rejected :rejected"
+            ))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Err(StoreError::CursorConflict {
+                    stream: stream.encode(),
+                    expected: from.map(str::to_owned),
+                })
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn report_sync(&self, stream: &StreamKey, report: &SyncReport) -> Result<(), StoreError> {
+        let mut set = format!("{IDENTITY_SET}, sync_name = :sync, #status = :status");
+        let mut remove = Vec::new();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::stream_key(stream)))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":sync", s(&report.sync_name));
+        for (name, value) in Self::identity_values(stream) {
+            request = request.expression_attribute_values(name, value);
+        }
+        match &report.error {
+            None => {
+                set.push_str(", last_sync_at = :at");
+                remove.push("#error");
+                request = request
+                    .expression_attribute_values(":status", s("ok"))
+                    .expression_attribute_values(":at", s(&report.at))
+                    .expression_attribute_names("#error", "error");
+            }
+            Some(message) => {
+                set.push_str(", #error = :error, error_at = :at");
+                request = request
+                    .expression_attribute_values(":status", s("error"))
+                    .expression_attribute_values(":error", s(message))
+                    .expression_attribute_values(":at", s(&report.at))
+                    .expression_attribute_names("#error", "error");
+            }
+        }
+        if let Some(at) = &report.webhook_at {
+            set.push_str(", last_webhook_at = :webhook");
+            request = request.expression_attribute_values(":webhook", s(at));
+        }
+        let mut expression = format!("SET {set}");
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        request
+            .update_expression(expression)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::stream_key(stream)))
+            .update_expression("REMOVE #cursor")
+            .expression_attribute_names("#cursor", "cursor")
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn upsert_connection(
+        &self,
+        connection: &ConnectionKey,
+        event: &ConnectionEvent,
+    ) -> Result<(), StoreError> {
+        let mut item: Item = HashMap::from([
+            (
+                attr::PK.to_owned(),
+                s(state_keys::connection_pk(connection)),
+            ),
+            (attr::SK.to_owned(), s(state_keys::STATE_SK)),
+            (
+                "provider_config_key".to_owned(),
+                s(&connection.provider_config_key),
+            ),
+            ("connection_id".to_owned(), s(&connection.connection_id)),
+            (
+                "status".to_owned(),
+                s(if event.success { "ok" } else { "error" }),
+            ),
+            ("last_event_at".to_owned(), s(&event.received_at)),
+            ("success".to_owned(), AttributeValue::Bool(event.success)),
+        ]);
+        for (name, value) in [
+            ("operation", &event.operation),
+            ("provider", &event.provider),
+            ("auth_mode", &event.auth_mode),
+            ("environment", &event.environment),
+            ("error", &event.error),
+        ] {
+            if let Some(v) = value {
+                item.insert(name.to_owned(), s(v));
+            }
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            // Webhooks can arrive out of order: an older event never overwrites a newer one.
+            .condition_expression("attribute_not_exists(last_event_at) OR last_event_at <= :at")
+            .expression_attribute_values(":at", s(&event.received_at))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if e.code() == Some("ConditionalCheckFailedException") {
+                    Ok(())
+                } else {
+                    Err(store_error(e))
+                }
+            })
+    }
+
+    async fn store_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+        let mut item: Item = HashMap::from([
+            (
+                attr::PK.to_owned(),
+                s(state_keys::events_pk(event.connection.as_ref())),
+            ),
+            (
+                attr::SK.to_owned(),
+                s(format!("{}#{}", event.received_at, event.id)),
+            ),
+            ("kind".to_owned(), s(&event.kind)),
+            ("received_at".to_owned(), s(&event.received_at)),
+            ("body".to_owned(), s(&event.body)),
+        ]);
+        if let Some(c) = &event.connection {
+            item.insert("provider_config_key".to_owned(), s(&c.provider_config_key));
+            item.insert("connection_id".to_owned(), s(&c.connection_id));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,336 @@
+//! Nango's records API over HTTPS (reqwest + rustls), with the retries the contract calls for.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, AUTHORIZATION};
+use reqwest::StatusCode;
+
+use crate::ports::{PermanentReason, RecordSource, SourceError};
+use crate::record::RecordsPage;
+use crate::stream::{StreamKey, BASE_VARIANT};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.nango.dev";
+pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
+pub const MAX_PAGE_LIMIT: u32 = 10_000;
+
+/// How hard to try before a fetch is reported as failed.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per page, the first included.
+    pub max_attempts: u32,
+    /// First backoff; doubles per attempt, with full jitter.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// The least wait after a 429 (Nango's Retry-After can be 0).
+    pub min_rate_limit_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+            min_rate_limit_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The records client. Built once per process; cheap to share by reference.
+#[derive(Clone)]
+pub struct NangoClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: String,
+    page_limit: u32,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for NangoClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NangoClient")
+            .field("base_url", &self.base_url)
+            .field("page_limit", &self.page_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One attempt's result, before the retry decision.
+enum Attempt {
+    Page(RecordsPage),
+    Retry { wait: Option<Duration>, why: String },
+    Fail(SourceError),
+}
+
+impl NangoClient {
+    pub fn new(
+        base_url: &str,
+        api_key: impl Into<String>,
+        page_limit: u32,
+        retry: RetryPolicy,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("nango-sync/", env!("CARGO_PKG_VERSION")))
+            // Nango's own records query gives up after 60 s.
+            .timeout(Duration::from_secs(70))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .expect("a TLS client with default settings builds");
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key: api_key.into(),
+            page_limit: page_limit.clamp(1, MAX_PAGE_LIMIT),
+            retry,
+        }
+    }
+
+    /// The request URL, encoded as the official SDK does (URLSearchParams order and escaping).
+    pub fn records_url(&self, stream: &StreamKey, cursor: Option<&str>, limit: u32) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("model", &stream.model);
+        if stream.variant != BASE_VARIANT {
+            query.append_pair("variant", &stream.variant);
+        }
+        query.append_pair("limit", &limit.to_string());
+        if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
+            query.append_pair("cursor", cursor);
+        }
+        format!("{}/records/?{}", self.base_url, query.finish())
+    }
+
+    async fn attempt(&self, stream: &StreamKey, cursor: Option<&str>, limit: u32) -> Attempt {
+        let response = self
+            .http
+            .get(self.records_url(stream, cursor, limit))
+            .header(AUTHORIZATION, format!("Bearer {}", self.api_key))
+            .header("Connection-Id", &stream.connection_id)
+            .header("Provider-Config-Key", &stream.provider_config_key)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Retry {
+                    wait: None,
+                    why: format!("request failed: {}", without_url(&e)),
+                }
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        // A body cut short (reset, truncation) fails here or in the parse below: both retried.
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Attempt::Retry {
+                    wait: None,
+                    why: format!("body read failed: {}", without_url(&e)),
+                }
+            }
+        };
+        if status.is_success() {
+            return match RecordsPage::parse(&body) {
+                Ok(page) => Attempt::Page(page),
+                Err(e) => Attempt::Retry {
+                    wait: None,
+                    why: e.to_string(),
+                },
+            };
+        }
+        let code = error_code(&body);
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => Attempt::Retry {
+                wait: Some(self.rate_limit_wait(&headers)),
+                why: "429 rate limited".into(),
+            },
+            s if s.is_server_error() => Attempt::Retry {
+                wait: None,
+                why: format!("{s} {}", code.as_deref().unwrap_or("")),
+            },
+            StatusCode::UNAUTHORIZED => Attempt::Fail(permanent(
+                PermanentReason::Unauthorized,
+                "check NANGO_API_KEY (the environment's secret key)",
+                code,
+            )),
+            StatusCode::FORBIDDEN => Attempt::Fail(permanent(
+                PermanentReason::Forbidden,
+                "give the API key the environment:records:read scope",
+                code,
+            )),
+            _ if code.as_deref() == Some("unknown_connection") => Attempt::Fail(permanent(
+                PermanentReason::UnknownConnection,
+                "the connection was deleted in Nango; remove the stream or re-create the connection",
+                code,
+            )),
+            s => Attempt::Fail(permanent(
+                PermanentReason::BadRequest,
+                &format!("Nango answered {s}"),
+                code,
+            )),
+        }
+    }
+
+    fn rate_limit_wait(&self, headers: &HeaderMap) -> Duration {
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let retry_after = number("retry-after").map(Duration::from_secs);
+        let until_reset = number("x-ratelimit-reset").and_then(|reset| {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+            Some(Duration::from_secs(reset.saturating_sub(now)))
+        });
+        let wait = retry_after
+            .into_iter()
+            .chain(until_reset)
+            .max()
+            .unwrap_or_default();
+        wait.max(self.retry.min_rate_limit_wait)
+            .min(self.retry.max_delay * 4)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .retry
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.retry.max_delay);
+        // Full jitter: anywhere from half the step to the whole step.
+        let half = exp / 2;
+        half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
+    }
+
+    async fn fetch_with_retries(
+        &self,
+        stream: &StreamKey,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<RecordsPage, SourceError> {
+        let mut last = String::new();
+        for attempt in 0..self.retry.max_attempts {
+            match self.attempt(stream, cursor, limit).await {
+                Attempt::Page(page) => return Ok(page),
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Retry { wait, why } => {
+                    tracing::debug!(stream = %stream.encode(), attempt, %why, "records fetch will be retried");
+                    last = why;
+                    if attempt + 1 < self.retry.max_attempts {
+                        tokio::time::sleep(wait.unwrap_or_else(|| self.backoff(attempt))).await;
+                    }
+                }
+            }
+        }
+        Err(SourceError::Transient {
+            attempts: self.retry.max_attempts,
+            message: last,
+        })
+    }
+}
+
+impl RecordSource for NangoClient {
+    #[tracing::instrument(skip_all, fields(stream = %stream.encode()))]
+    async fn fetch_page(
+        &self,
+        stream: &StreamKey,
+        cursor: Option<&str>,
+    ) -> Result<RecordsPage, SourceError> {
+        let result = self
+            .fetch_with_retries(stream, cursor, self.page_limit)
+            .await;
+        // Nango answers 500 for a cursor it cannot decode. When 500s persist with a cursor but the
+        // stream reads fine without one, the cursor is the problem: say so, with the remedy.
+        if let (Err(SourceError::Transient { message, .. }), Some(_)) = (&result, cursor) {
+            if message.starts_with("500") && self.attempt(stream, None, 1).await.is_page() {
+                return Err(permanent(
+                    PermanentReason::CursorRejected,
+                    "reset the stream's cursor (nango-sync reset) to re-read it from the start",
+                    None,
+                ));
+            }
+        }
+        result
+    }
+}
+
+impl Attempt {
+    fn is_page(&self) -> bool {
+        matches!(self, Attempt::Page(_))
+    }
+}
+
+fn permanent(reason: PermanentReason, remedy: &str, code: Option<String>) -> SourceError {
+    let message = match code {
+        Some(code) => format!("{remedy} (Nango error code {code})"),
+        None => remedy.to_owned(),
+    };
+    SourceError::Permanent { reason, message }
+}
+
+/// Nango's `{"error":{"code":".."}}`, when the body has one.
+fn error_code(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("error")?.get("code")?.as_str().map(str::to_owned)
+}
+
+/// reqwest errors print the URL, which holds the cursor: keep logs short and payload-free.
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else {
+        "transport"
+    };
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_matches_the_sdk_encoding() {
+        let client = NangoClient::new("https://api.nango.dev/", "k", 500, RetryPolicy::default());
+        let stream = StreamKey::new("hubspot", "user-42", "Contact", "eu");
+        let url = client.records_url(&stream, Some("MjAy+/MQ=="), 500);
+        assert_eq!(
+            url,
+            "https://api.nango.dev/records/?model=Contact&variant=eu&limit=500&cursor=MjAy%2B%2FMQ%3D%3D"
+        );
+        let base = StreamKey::new("hubspot", "user-42", "Contact", "base");
+        assert_eq!(
+            client.records_url(&base, None, 1000),
+            "https://api.nango.dev/records/?model=Contact&limit=1000"
+        );
+    }
+
+    #[test]
+    fn page_limit_is_clamped_to_nango_bounds() {
+        assert_eq!(
+            NangoClient::new("http://x", "k", 0, RetryPolicy::default()).page_limit,
+            1
+        );
+        assert_eq!(
+            NangoClient::new("http://x", "k", 50_000, RetryPolicy::default()).page_limit,
+            10_000
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_api_key() {
+        let client = NangoClient::new("http://x", "secret-api-key", 10, RetryPolicy::default());
+        assert!(!format!("{client:?}").contains("secret-api-key"));
+    }
+}

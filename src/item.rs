@@ -1,0 +1,197 @@
+//! Record ⇄ DynamoDB item, in one place.
+//!
+//! Records table item: `pk` (S, the encoded stream key), `sk` (S, the record id), `record` (M, the
+//! whole record as Nango returned it, `_nango_metadata` included, as native attributes), and copies
+//! of the bookkeeping for queries: `cursor`, `last_action`, `last_modified_at`, `deleted_at`,
+//! `pruned_at`. Because the record's own fields live inside `record`, a field named `pk`, `cursor`
+//! or anything else cannot collide with ours. A record too large for one item (400 KB) is stored
+//! as `record_gz` (B, gzip of its JSON) instead of `record` when that fits.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Map, Value};
+
+use crate::record::NangoRecord;
+use crate::stream::StreamKey;
+
+/// DynamoDB's item size limit.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Room kept for keys and bookkeeping attributes besides the record itself.
+const BOOKKEEPING_ALLOWANCE: usize = 4 * 1024;
+
+pub mod attr {
+    pub const PK: &str = "pk";
+    pub const SK: &str = "sk";
+    pub const RECORD: &str = "record";
+    pub const RECORD_GZ: &str = "record_gz";
+    pub const CURSOR: &str = "cursor";
+    pub const LAST_ACTION: &str = "last_action";
+    pub const LAST_MODIFIED_AT: &str = "last_modified_at";
+    pub const DELETED_AT: &str = "deleted_at";
+    pub const PRUNED_AT: &str = "pruned_at";
+}
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// How a record became an item.
+#[derive(Debug)]
+pub enum Encoded {
+    Native(Item),
+    Compressed(Item),
+    /// Too large even compressed: the reason says how large.
+    TooLarge(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    #[error("item has no {0} attribute")]
+    Missing(&'static str),
+    #[error("item's record cannot be read: {0}")]
+    Unreadable(String),
+}
+
+/// The primary key of a record's item.
+pub fn record_key(stream: &StreamKey, id: &str) -> Item {
+    HashMap::from([
+        (attr::PK.to_owned(), AttributeValue::S(stream.encode())),
+        (attr::SK.to_owned(), AttributeValue::S(id.to_owned())),
+    ])
+}
+
+/// Builds the item for a record, compressing it when the native form would be too large.
+pub fn encode_record(stream: &StreamKey, record: &NangoRecord) -> Encoded {
+    let mut item = record_key(stream, &record.id);
+    let meta = &record.metadata;
+    item.insert(attr::CURSOR.into(), AttributeValue::S(meta.cursor.clone()));
+    item.insert(
+        attr::LAST_ACTION.into(),
+        AttributeValue::S(format!("{:?}", meta.last_action).to_uppercase()),
+    );
+    item.insert(
+        attr::LAST_MODIFIED_AT.into(),
+        AttributeValue::S(meta.last_modified_at.clone()),
+    );
+    if let Some(at) = &meta.deleted_at {
+        item.insert(attr::DELETED_AT.into(), AttributeValue::S(at.clone()));
+    }
+    if let Some(at) = &meta.pruned_at {
+        item.insert(attr::PRUNED_AT.into(), AttributeValue::S(at.clone()));
+    }
+    let json = serde_json::to_vec(&record.object).expect("a JSON map always serializes");
+    // The JSON length bounds the native size from above: every DynamoDB element costs no more
+    // than its JSON text (quotes, colons and commas outweigh DynamoDB's per-element overhead).
+    if json.len() + BOOKKEEPING_ALLOWANCE <= MAX_ITEM_BYTES {
+        match serde_dynamo::to_attribute_value(&record.object) {
+            Ok(value) => {
+                item.insert(attr::RECORD.into(), value);
+                return Encoded::Native(item);
+            }
+            Err(e) => {
+                tracing::debug!(id = %record.id, error = %e, "native conversion failed; compressing")
+            }
+        }
+    }
+    let compressed = gzip(&json);
+    if compressed.len() + BOOKKEEPING_ALLOWANCE > MAX_ITEM_BYTES {
+        return Encoded::TooLarge(format!(
+            "record is {} bytes as JSON and {} bytes gzipped; a DynamoDB item holds at most {MAX_ITEM_BYTES}",
+            json.len(),
+            compressed.len()
+        ));
+    }
+    item.insert(
+        attr::RECORD_GZ.into(),
+        AttributeValue::B(Blob::new(compressed)),
+    );
+    Encoded::Compressed(item)
+}
+
+/// Reads the record back out of an item, whichever form it was stored in.
+pub fn decode_record(item: &Item) -> Result<Map<String, Value>, ItemError> {
+    if let Some(value) = item.get(attr::RECORD) {
+        return serde_dynamo::from_attribute_value(value.clone())
+            .map_err(|e| ItemError::Unreadable(e.to_string()));
+    }
+    let Some(AttributeValue::B(blob)) = item.get(attr::RECORD_GZ) else {
+        return Err(ItemError::Missing(attr::RECORD));
+    };
+    let json = gunzip(blob.as_ref()).map_err(|e| ItemError::Unreadable(e.to_string()))?;
+    serde_json::from_slice(&json).map_err(|e| ItemError::Unreadable(e.to_string()))
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(bytes)
+        .expect("writing to a Vec cannot fail");
+    encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(object: Value) -> NangoRecord {
+        NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
+    }
+
+    fn meta() -> Value {
+        json!({"last_modified_at":"2026-01-01T00:00:00.1+00:00","last_action":"UPDATED","deleted_at":null,"pruned_at":null,"cursor":"Yw=="})
+    }
+
+    #[test]
+    fn fields_named_like_ours_round_trip_unchanged() {
+        let stream = StreamKey::new("p", "c", "Contact", "base");
+        let r = record(json!({
+            "id": "1", "pk": "mine", "sk": 7, "record": {"nested": [1, "two", null, true]},
+            "record_gz": "", "cursor": "theirs", "": "empty key", "unicode": "zoë 🚀",
+            "float": 1.5, "neg": -3, "empty_list": [], "empty_map": {}, "_nango_metadata": meta()
+        }));
+        let Encoded::Native(item) = encode_record(&stream, &r) else {
+            panic!("not native")
+        };
+        assert_eq!(item[attr::PK], AttributeValue::S("p|c|Contact|base".into()));
+        assert_eq!(item[attr::SK], AttributeValue::S("1".into()));
+        assert_eq!(item[attr::CURSOR], AttributeValue::S("Yw==".into()));
+        assert_eq!(item[attr::LAST_ACTION], AttributeValue::S("UPDATED".into()));
+        assert_eq!(decode_record(&item).unwrap(), r.object);
+    }
+
+    #[test]
+    fn large_records_are_compressed_and_huge_ones_refused() {
+        let stream = StreamKey::new("p", "c", "Contact", "base");
+        let big =
+            record(json!({"id": "big", "blob": "a".repeat(500_000), "_nango_metadata": meta()}));
+        let Encoded::Compressed(item) = encode_record(&stream, &big) else {
+            panic!("not compressed")
+        };
+        assert!(!item.contains_key(attr::RECORD));
+        assert_eq!(decode_record(&item).unwrap(), big.object);
+
+        // Incompressible: distinct pseudo-random text, larger than an item even gzipped.
+        let mut seed = 7u64;
+        let noise: String = (0..600_000)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'!' + ((seed >> 33) % 90) as u8)
+            })
+            .collect();
+        let huge = record(json!({"id": "huge", "blob": noise, "_nango_metadata": meta()}));
+        assert!(matches!(
+            encode_record(&stream, &huge),
+            Encoded::TooLarge(_)
+        ));
+    }
+}

@@ -1,0 +1,423 @@
+//! A Nango simulator: an in-memory records cache with Nango's semantics (contract §4–§5), served
+//! over HTTP by [`server`]. The tests use it as the fake Nango; the CLI will offer it to users.
+//!
+//! What it keeps faithful: one row per (stream, id) holding only the latest payload; ascending
+//! order by (last_modified_at, uuid) with a strict `>` after the cursor; cursors are base64 of
+//! `<postgres timestamptz>||<uuid>`; soft deletes keep the payload and bump last_modified_at; an
+//! undelete resets first_seen_at and shows ADDED; prunes drop the payload; `next_cursor` is null on
+//! the last page; an undecodable cursor is a 500.
+
+pub mod server;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::stream::{ConnectionKey, StreamKey};
+
+/// Microseconds since the Unix epoch: Postgres' timestamp resolution.
+type Micros = i64;
+
+#[derive(Debug, Clone)]
+struct SimRecord {
+    uuid: String,
+    payload: Map<String, Value>,
+    created_at: Micros,
+    updated_at: Micros,
+    deleted_at: Option<Micros>,
+    pruned_at: Option<Micros>,
+}
+
+#[derive(Debug, Default)]
+struct StreamData {
+    records: HashMap<String, SimRecord>,
+    /// (updated_at, uuid) → id: the order the API pages in.
+    order: BTreeMap<(Micros, String), String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    now: Micros,
+    connections: BTreeSet<ConnectionKey>,
+    streams: BTreeMap<StreamKey, StreamData>,
+}
+
+/// The simulated records cache. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Simulator {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    #[error("unknown connection")]
+    UnknownConnection,
+    #[error("cursor cannot be decoded")]
+    BadCursor,
+}
+
+/// Counts of what a mutation did, for tests to compute the expected truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Changes {
+    pub added: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+impl Default for Simulator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Simulator {
+    /// Starts the clock at 2026-11-27T00:00:00Z.
+    pub fn new() -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                now: 1_795_737_600_000_000,
+                connections: BTreeSet::new(),
+                streams: BTreeMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the clock on: writes in one tick share their `last_modified_at`, as the rows of one
+    /// Postgres transaction do.
+    pub fn tick(&self) {
+        self.lock().now += 1_001;
+    }
+
+    pub fn add_connection(&self, connection: ConnectionKey) {
+        self.lock().connections.insert(connection);
+    }
+
+    pub fn streams(&self) -> Vec<StreamKey> {
+        self.lock().streams.keys().cloned().collect()
+    }
+
+    /// Saves records (new, changed or undeleted) as a sync function's batchSave would.
+    pub fn save(
+        &self,
+        stream: &StreamKey,
+        records: impl IntoIterator<Item = (String, Map<String, Value>)>,
+    ) -> Changes {
+        let mut inner = self.lock();
+        let now = inner.now;
+        inner.connections.insert(stream.connection());
+        let data = inner.streams.entry(stream.clone()).or_default();
+        let mut changes = Changes::default();
+        for (id, payload) in records {
+            let uuid = record_uuid(stream, &id);
+            match data.records.get_mut(&id) {
+                Some(existing)
+                    if existing.deleted_at.is_none()
+                        && existing.payload == payload
+                        && existing.pruned_at.is_none() => {}
+                Some(existing) => {
+                    data.order
+                        .remove(&(existing.updated_at, existing.uuid.clone()));
+                    if existing.deleted_at.is_some() {
+                        // Undelete: the trigger resets created_at and updated_at.
+                        existing.created_at = now;
+                        existing.deleted_at = None;
+                        changes.added += 1;
+                    } else {
+                        changes.updated += 1;
+                    }
+                    existing.payload = payload;
+                    existing.pruned_at = None;
+                    existing.updated_at = now;
+                    data.order.insert((now, uuid), id);
+                }
+                None => {
+                    data.records.insert(
+                        id.clone(),
+                        SimRecord {
+                            uuid: uuid.clone(),
+                            payload,
+                            created_at: now,
+                            updated_at: now,
+                            deleted_at: None,
+                            pruned_at: None,
+                        },
+                    );
+                    data.order.insert((now, uuid), id);
+                    changes.added += 1;
+                }
+            }
+        }
+        changes
+    }
+
+    /// Soft-deletes records: the payload stays, last_modified_at moves to now.
+    pub fn delete(&self, stream: &StreamKey, ids: &[&str]) -> u64 {
+        self.mutate(stream, ids, |r, now| {
+            if r.deleted_at.is_some() {
+                return false;
+            }
+            r.deleted_at = Some(now);
+            true
+        })
+    }
+
+    /// Prunes records: the payload is emptied, only id and metadata remain.
+    pub fn prune(&self, stream: &StreamKey, ids: &[&str]) -> u64 {
+        self.mutate(stream, ids, |r, now| {
+            r.payload.clear();
+            r.pruned_at = Some(now);
+            true
+        })
+    }
+
+    fn mutate(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
+        change: impl Fn(&mut SimRecord, Micros) -> bool,
+    ) -> u64 {
+        let mut inner = self.lock();
+        let now = inner.now;
+        let Some(data) = inner.streams.get_mut(stream) else {
+            return 0;
+        };
+        let mut count = 0;
+        for id in ids {
+            if let Some(r) = data.records.get_mut(*id) {
+                let old = (r.updated_at, r.uuid.clone());
+                if change(r, now) {
+                    data.order.remove(&old);
+                    r.updated_at = now;
+                    data.order.insert((now, r.uuid.clone()), (*id).to_owned());
+                    count += 1;
+                }
+            }
+        }
+        count
+    }
+
+    /// Empties the cache of a stream, as a full resync with `emptyCache` does (no deletes reported).
+    pub fn wipe(&self, stream: &StreamKey) {
+        if let Some(data) = self.lock().streams.get_mut(stream) {
+            *data = StreamData::default();
+        }
+    }
+
+    /// The truth for a stream: every record as the API would return it, by id.
+    pub fn snapshot(&self, stream: &StreamKey) -> BTreeMap<String, Value> {
+        let inner = self.lock();
+        let Some(data) = inner.streams.get(stream) else {
+            return BTreeMap::new();
+        };
+        data.records
+            .iter()
+            .map(|(id, r)| (id.clone(), record_json(id, r)))
+            .collect()
+    }
+
+    /// The cursor of the last record of a stream, as a consumer that read everything stores it.
+    pub fn last_cursor(&self, stream: &StreamKey) -> Option<String> {
+        let inner = self.lock();
+        let data = inner.streams.get(stream)?;
+        let ((updated_at, uuid), _) = data.order.iter().next_back()?;
+        Some(encode_cursor(*updated_at, uuid))
+    }
+
+    /// One page of `GET /records`: the records after `cursor`, at most `limit`.
+    pub fn page(
+        &self,
+        stream: &StreamKey,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Value, SimError> {
+        let inner = self.lock();
+        if !inner.connections.contains(&stream.connection()) {
+            return Err(SimError::UnknownConnection);
+        }
+        let after = cursor.map(decode_cursor).transpose()?;
+        let Some(data) = inner.streams.get(stream) else {
+            return Ok(json!({"next_cursor": null, "records": []}));
+        };
+        let range = match &after {
+            Some(key) => data.order.range((
+                std::ops::Bound::Excluded(key.clone()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => data.order.range(..),
+        };
+        // Fetch limit + 1 to know whether another page exists, as the real store does.
+        let rows: Vec<_> = range.take(limit + 1).collect();
+        let has_more = rows.len() > limit;
+        let records: Vec<Value> = rows
+            .iter()
+            .take(limit)
+            .map(|(_, id)| record_json(id, &data.records[*id]))
+            .collect();
+        let next_cursor = if has_more {
+            records
+                .last()
+                .map(|r| r["_nango_metadata"]["cursor"].clone())
+        } else {
+            None
+        };
+        Ok(json!({"next_cursor": next_cursor, "records": records}))
+    }
+}
+
+fn record_json(id: &str, r: &SimRecord) -> Value {
+    let mut object = r.payload.clone();
+    object.insert("id".into(), Value::String(id.to_owned()));
+    let action = if r.deleted_at.is_some() {
+        "DELETED"
+    } else if r.created_at == r.updated_at {
+        "ADDED"
+    } else {
+        "UPDATED"
+    };
+    object.insert(
+        "_nango_metadata".into(),
+        json!({
+            "first_seen_at": pg_timestamp(r.created_at),
+            "last_modified_at": pg_timestamp(r.updated_at),
+            "last_action": action,
+            "deleted_at": r.deleted_at.map(pg_timestamp),
+            "pruned_at": r.pruned_at.map(pg_timestamp),
+            "cursor": encode_cursor(r.updated_at, &r.uuid),
+        }),
+    );
+    Value::Object(object)
+}
+
+/// A stable uuid-shaped id per (stream, record id), as Nango derives a UUIDv5.
+fn record_uuid(stream: &StreamKey, id: &str) -> String {
+    let h = hex::encode(Sha256::digest(
+        format!("{}\n{id}", stream.encode()).as_bytes(),
+    ));
+    format!(
+        "{}-{}-5{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// Postgres' JSON form of a timestamptz: microseconds with trailing zeros dropped, `+00:00`.
+pub fn pg_timestamp(micros: Micros) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let fraction = format!("{:06}", t.microsecond());
+    let fraction = fraction.trim_end_matches('0');
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}{}+00:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        if fraction.is_empty() { "" } else { "." },
+        fraction
+    )
+}
+
+pub fn encode_cursor(updated_at: Micros, uuid: &str) -> String {
+    BASE64.encode(format!("{}||{uuid}", pg_timestamp(updated_at)))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(Micros, String), SimError> {
+    let bytes = BASE64.decode(cursor).map_err(|_| SimError::BadCursor)?;
+    let text = String::from_utf8(bytes).map_err(|_| SimError::BadCursor)?;
+    let (ts, uuid) = text.split_once("||").ok_or(SimError::BadCursor)?;
+    let t = OffsetDateTime::parse(ts, &Rfc3339).map_err(|_| SimError::BadCursor)?;
+    let valid_uuid = uuid.len() == 36 && uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    if !valid_uuid {
+        return Err(SimError::BadCursor);
+    }
+    let micros =
+        i64::try_from(t.unix_timestamp_nanos() / 1_000).map_err(|_| SimError::BadCursor)?;
+    Ok((micros, uuid.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> StreamKey {
+        StreamKey::new("hubspot", "c1", "Contact", "base")
+    }
+
+    fn payload(name: &str) -> Map<String, Value> {
+        json!({ "name": name }).as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn timestamps_and_cursors_follow_postgres_format() {
+        assert_eq!(
+            pg_timestamp(1_795_737_600_123_400),
+            "2026-11-27T00:00:00.1234+00:00"
+        );
+        assert_eq!(
+            pg_timestamp(1_795_737_600_000_000),
+            "2026-11-27T00:00:00+00:00"
+        );
+        let docs = "MjAyNC0wMy0wNFQwNjo1OTo1MS40NzE0NDEtMDU6MDB8fDE1Y2NjODA1LTY0ZDUtNDk0MC1hN2UwLTQ1ZmM3MDQ5OTdhMQ==";
+        let (micros, uuid) = decode_cursor(docs).unwrap();
+        assert_eq!(uuid, "15ccc805-64d5-4940-a7e0-45fc704997a1");
+        assert_eq!(pg_timestamp(micros), "2024-03-04T11:59:51.471441+00:00");
+        assert_eq!(decode_cursor("not a cursor"), Err(SimError::BadCursor));
+    }
+
+    #[test]
+    fn pages_in_order_after_the_cursor_with_ties() {
+        let sim = Simulator::new();
+        let s = stream();
+        sim.save(&s, (0..5).map(|i| (format!("r{i}"), payload("a"))));
+        let first = sim.page(&s, None, 2).unwrap();
+        assert_eq!(first["records"].as_array().unwrap().len(), 2);
+        let mut cursor = first["next_cursor"].as_str().map(str::to_owned);
+        let mut seen = 2;
+        while let Some(c) = cursor {
+            let page = sim.page(&s, Some(&c), 2).unwrap();
+            seen += page["records"].as_array().unwrap().len();
+            cursor = page["next_cursor"].as_str().map(str::to_owned);
+        }
+        assert_eq!(seen, 5);
+    }
+
+    #[test]
+    fn delete_undelete_prune_semantics() {
+        let sim = Simulator::new();
+        let s = stream();
+        sim.save(&s, [("a".to_owned(), payload("x"))]);
+        let c0 = sim.last_cursor(&s).unwrap();
+        sim.tick();
+        assert_eq!(sim.delete(&s, &["a"]), 1);
+        let page = sim.page(&s, Some(&c0), 10).unwrap();
+        let r = &page["records"][0];
+        assert_eq!(r["_nango_metadata"]["last_action"], "DELETED");
+        assert_eq!(r["name"], "x", "a deleted record keeps its last payload");
+        sim.tick();
+        assert_eq!(sim.save(&s, [("a".to_owned(), payload("y"))]).added, 1);
+        assert_eq!(
+            sim.snapshot(&s)["a"]["_nango_metadata"]["last_action"],
+            "ADDED"
+        );
+        sim.tick();
+        sim.prune(&s, &["a"]);
+        let snap = sim.snapshot(&s);
+        assert!(snap["a"].get("name").is_none());
+        assert!(snap["a"]["_nango_metadata"]["pruned_at"].is_string());
+    }
+}

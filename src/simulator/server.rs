@@ -1,0 +1,318 @@
+//! The simulator over HTTP: `GET /records` as Nango serves it (contract §4), with fault injection.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use super::{SimError, Simulator};
+use crate::stream::{StreamKey, BASE_VARIANT};
+
+/// One scripted fault, served instead of (or before) the next request's real answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 500 server_error.
+    ServerError,
+    /// 503 from a proxy in front.
+    Unavailable,
+    /// 429 with this Retry-After (seconds; Nango sends 0 too).
+    TooManyRequests { retry_after: u64 },
+    /// A 200 whose body stops halfway.
+    Truncated,
+    /// The connection is closed without an answer.
+    Reset,
+    /// The real answer, this much later.
+    Delay(Duration),
+}
+
+/// How the server behaves besides its data.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The API key it accepts as `Authorization: Bearer <key>`.
+    pub api_key: String,
+    /// Latency added to every answer.
+    pub latency: Duration,
+    /// Largest page it serves, whatever `limit` asks (Nango's byte budget can cut pages short).
+    pub max_page: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            api_key: "00000000-0000-4000-8000-000000000000".into(),
+            latency: Duration::ZERO,
+            max_page: 10_000,
+        }
+    }
+}
+
+/// Counters of what the server answered.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub requests: AtomicU64,
+    pub pages: AtomicU64,
+    pub faults: AtomicU64,
+}
+
+/// A running simulator server.
+pub struct SimServer {
+    pub url: String,
+    pub sim: Arc<Simulator>,
+    pub stats: Arc<ServerStats>,
+    faults: Arc<Mutex<VecDeque<Fault>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl SimServer {
+    /// Binds 127.0.0.1 on a free port and serves until dropped.
+    pub async fn start(sim: Arc<Simulator>, settings: ServerSettings) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let stats = Arc::new(ServerStats::default());
+        let faults = Arc::new(Mutex::new(VecDeque::new()));
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let state = Arc::new(State {
+            sim: Arc::clone(&sim),
+            settings,
+            stats: Arc::clone(&stats),
+            faults: Arc::clone(&faults),
+        });
+        tokio::spawn(serve(state, listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            url,
+            sim,
+            stats,
+            faults,
+            stop: Some(stop),
+        })
+    }
+
+    /// Queues faults: each of the next requests gets the next fault.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(faults);
+    }
+
+    pub fn pending_faults(&self) -> usize {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+struct State {
+    sim: Arc<Simulator>,
+    settings: ServerSettings,
+    stats: Arc<ServerStats>,
+    faults: Arc<Mutex<VecDeque<Fault>>>,
+}
+
+async fn serve(state: Arc<State>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            () = &mut shutdown => return,
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { answer(&state, request).await }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("connection reset by the simulator")]
+struct InjectedReset;
+
+async fn answer(
+    state: &State,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, InjectedReset> {
+    state.stats.requests.fetch_add(1, Ordering::Relaxed);
+    if !state.settings.latency.is_zero() {
+        tokio::time::sleep(state.settings.latency).await;
+    }
+    let fault = state
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop_front();
+    if fault.is_some() {
+        state.stats.faults.fetch_add(1, Ordering::Relaxed);
+    }
+    match fault {
+        Some(Fault::ServerError) => {
+            return Ok(error(500, "server_error", "Failed to fetch records"))
+        }
+        Some(Fault::Unavailable) => return Ok(text(503, "Service Unavailable")),
+        Some(Fault::TooManyRequests { retry_after }) => {
+            let mut r = json_response(
+                429,
+                json!({"error": {"code": "too_many_request", "method": "GET", "path": "/records"}}),
+            );
+            r.headers_mut().insert(
+                "retry-after",
+                retry_after.to_string().parse().expect("digits"),
+            );
+            return Ok(r);
+        }
+        Some(Fault::Reset) => return Err(InjectedReset),
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Truncated) | None => {}
+    }
+    Ok(records(state, &request, fault == Some(Fault::Truncated)))
+}
+
+fn records(state: &State, request: &Request<Incoming>, truncate: bool) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if path != "/records" && path != "/records/" {
+        return text(404, "Not Found");
+    }
+    let headers = request.headers();
+    let expected = format!("Bearer {}", state.settings.api_key);
+    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        None => return auth_error("missing_auth_header"),
+        Some(v) if v != expected => return auth_error("unknown_account"),
+        Some(_) => {}
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (Some(connection_id), Some(provider_config_key)) =
+        (header("connection-id"), header("provider-config-key"))
+    else {
+        return json_response(
+            400,
+            json!({"error": {"code": "invalid_headers", "errors": []}}),
+        );
+    };
+    let query = request.uri().query().unwrap_or("");
+    let mut model = None;
+    let mut variant = None;
+    let mut cursor = None;
+    let mut limit = 100usize;
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "model" => model = Some(value.into_owned()),
+            "variant" => variant = Some(value.into_owned()),
+            "cursor" => cursor = Some(value.into_owned()),
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if (1..=10_000).contains(&n) => limit = n,
+                _ => return query_error("too_big", "limit"),
+            },
+            "modified_after" | "delta" | "filter" | "ids" => {}
+            other => {
+                return json_response(
+                    400,
+                    json!({"error": {"code": "invalid_query_params", "errors": [{"code": "unrecognized_keys", "message": format!("Unrecognized key: \"{other}\""), "path": []}]}}),
+                )
+            }
+        }
+    }
+    let Some(model) = model.filter(|m| valid_model(m)) else {
+        return query_error("invalid_format", "model");
+    };
+    let stream = StreamKey::new(
+        provider_config_key,
+        connection_id,
+        model,
+        variant.unwrap_or_else(|| BASE_VARIANT.to_owned()),
+    );
+    match state.sim.page(
+        &stream,
+        cursor.as_deref(),
+        limit.min(state.settings.max_page),
+    ) {
+        Ok(page) => {
+            state.stats.pages.fetch_add(1, Ordering::Relaxed);
+            let mut body = Bytes::from(page.to_string());
+            if truncate {
+                body = body.slice(..body.len() / 2);
+            }
+            let mut response = json_response(200, serde_json::Value::Null);
+            *response.body_mut() = Full::new(body);
+            response
+        }
+        Err(SimError::UnknownConnection) => json_response(
+            400,
+            json!({"error": {"code": "unknown_connection", "message": "Provided ConnectionId and ProviderConfigKey does not match a valid connection"}}),
+        ),
+        Err(SimError::BadCursor) => error(500, "server_error", "Failed to fetch records"),
+    }
+}
+
+fn valid_model(m: &str) -> bool {
+    let mut chars = m.chars();
+    m.len() >= 2
+        && m.len() <= 255
+        && chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn json_response(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/json")
+        .header("x-ratelimit-limit", "200")
+        .header("x-ratelimit-remaining", "199")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("valid response")
+}
+
+fn text(status: u16, body: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("valid response")
+}
+
+fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    json_response(status, json!({"error": {"code": code, "message": message}}))
+}
+
+fn auth_error(code: &str) -> Response<Full<Bytes>> {
+    json_response(
+        401,
+        json!({"error": {"message": "Authentication failed. The provided secret key is invalid.", "code": code, "payload": {}}}),
+    )
+}
+
+fn query_error(code: &str, path: &str) -> Response<Full<Bytes>> {
+    json_response(
+        400,
+        json!({"error": {"code": "invalid_query_params", "errors": [{"code": code, "message": format!("invalid {path}"), "path": [path]}]}}),
+    )
+}
