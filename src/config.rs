@@ -65,6 +65,122 @@ impl std::fmt::Debug for WebhookConfig {
     }
 }
 
+/// Where the Nango API key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiKeySource {
+    Env(String),
+    /// A Secrets Manager secret whose value is the key.
+    SecretsManager {
+        secret_id: String,
+    },
+}
+
+/// The worker's settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    pub records_table: String,
+    pub state_table: String,
+    /// The ingest queue, for continuations of long backfills.
+    pub queue_url: String,
+    pub api_key: ApiKeySource,
+    pub nango_base_url: String,
+    pub page_limit: u32,
+    pub hard_delete: bool,
+    pub deadline_margin_seconds: u64,
+    pub write_concurrency: usize,
+}
+
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("records_table", &self.records_table)
+            .field("state_table", &self.state_table)
+            .field("queue_url", &self.queue_url)
+            .field(
+                "api_key",
+                &match &self.api_key {
+                    ApiKeySource::Env(_) => "env".to_owned(),
+                    ApiKeySource::SecretsManager { secret_id } => {
+                        format!("secrets manager {secret_id}")
+                    }
+                },
+            )
+            .field("nango_base_url", &self.nango_base_url)
+            .field("page_limit", &self.page_limit)
+            .field("hard_delete", &self.hard_delete)
+            .field("deadline_margin_seconds", &self.deadline_margin_seconds)
+            .field("write_concurrency", &self.write_concurrency)
+            .finish()
+    }
+}
+
+impl WorkerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_map(map: &HashMap<&str, &str>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| map.get(name).map(|v| v.to_string()))
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let api_key = match (get(vars::API_KEY), get(vars::API_KEY_SECRET)) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Conflict(vars::API_KEY, vars::API_KEY_SECRET))
+            }
+            (Some(key), None) => ApiKeySource::Env(key),
+            (None, Some(secret_id)) => ApiKeySource::SecretsManager { secret_id },
+            (None, None) => return Err(ConfigError::Missing(vars::API_KEY)),
+        };
+        let delete_mode = get(vars::DELETE_MODE).unwrap_or_else(|| "tombstone".into());
+        let hard_delete = match delete_mode.as_str() {
+            "tombstone" => false,
+            "hard" => true,
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: vars::DELETE_MODE,
+                    reason: format!("expected tombstone or hard, got {other:?}"),
+                })
+            }
+        };
+        Ok(Self {
+            records_table: required(vars::RECORDS_TABLE)?,
+            state_table: required(vars::STATE_TABLE)?,
+            queue_url: required(vars::QUEUE_URL)?,
+            api_key,
+            nango_base_url: get(vars::NANGO_BASE_URL)
+                .unwrap_or_else(|| crate::adapters::nango::DEFAULT_BASE_URL.to_owned()),
+            page_limit: number(&get, vars::PAGE_LIMIT, 1000, 1, 10_000)? as u32,
+            hard_delete,
+            deadline_margin_seconds: number(&get, vars::DEADLINE_MARGIN_SECONDS, 60, 1, 840)?,
+            write_concurrency: number(&get, vars::WRITE_CONCURRENCY, 4, 1, 64)? as usize,
+        })
+    }
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                reason: format!("expected a whole number from {min} to {max}, got {v:?}"),
+            }),
+    }
+}
+
 pub mod vars {
     pub const QUEUE_URL: &str = "QUEUE_URL";
     pub const SIGNING_KEY: &str = "NANGO_WEBHOOK_SIGNING_KEY";
@@ -72,6 +188,15 @@ pub mod vars {
     pub const SIGNING_KEY_SECRET: &str = "NANGO_WEBHOOK_SIGNING_KEY_SECRET";
     pub const ACCEPT_LEGACY_SIGNATURE: &str = "NANGO_ACCEPT_LEGACY_SIGNATURE";
     pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+    pub const RECORDS_TABLE: &str = "RECORDS_TABLE";
+    pub const STATE_TABLE: &str = "STATE_TABLE";
+    pub const API_KEY: &str = "NANGO_API_KEY";
+    pub const API_KEY_SECRET: &str = "NANGO_API_KEY_SECRET";
+    pub const NANGO_BASE_URL: &str = "NANGO_BASE_URL";
+    pub const PAGE_LIMIT: &str = "PAGE_LIMIT";
+    pub const DELETE_MODE: &str = "DELETE_MODE";
+    pub const DEADLINE_MARGIN_SECONDS: &str = "DEADLINE_MARGIN_SECONDS";
+    pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
 }
 
 impl WebhookConfig {
@@ -220,6 +345,34 @@ mod tests {
         let mut m = base();
         m.insert(vars::ACCEPT_LEGACY_SIGNATURE, "maybe");
         assert!(WebhookConfig::from_map(&m).is_err());
+    }
+
+    #[test]
+    fn worker_config_defaults_and_errors() {
+        let mut m = HashMap::from([
+            (vars::RECORDS_TABLE, "records"),
+            (vars::STATE_TABLE, "state"),
+            (vars::QUEUE_URL, "http://q"),
+            (vars::API_KEY, "secret-api-key"),
+        ]);
+        let c = WorkerConfig::from_map(&m).unwrap();
+        assert_eq!(c.page_limit, 1000);
+        assert_eq!(c.nango_base_url, "https://api.nango.dev");
+        assert!(!c.hard_delete);
+        assert!(!format!("{c:?}").contains("secret-api-key"));
+        m.insert(vars::PAGE_LIMIT, "20000");
+        assert!(WorkerConfig::from_map(&m)
+            .unwrap_err()
+            .to_string()
+            .starts_with("PAGE_LIMIT is invalid"));
+        m.insert(vars::PAGE_LIMIT, "500");
+        m.insert(vars::DELETE_MODE, "hard");
+        assert!(WorkerConfig::from_map(&m).unwrap().hard_delete);
+        m.remove(vars::STATE_TABLE);
+        assert_eq!(
+            WorkerConfig::from_map(&m),
+            Err(ConfigError::Missing(vars::STATE_TABLE))
+        );
     }
 
     #[test]

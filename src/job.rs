@@ -11,6 +11,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
 use crate::payload::{ErrorInfo, NangoWebhook, ResponseResults};
 use crate::stream::{digest_hex, ConnectionKey, StreamKey};
 
@@ -41,6 +44,9 @@ pub enum Job {
         modified_after: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         results: Option<ResponseResults>,
+        /// Set on the follow-up a worker enqueues when a backfill outlasts one invocation.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        continuation: bool,
     },
     /// A sync run failed for this stream: record the error on its status.
     SyncFailed {
@@ -72,6 +78,13 @@ pub enum Job {
         kind: String,
         webhook: Box<RawValue>,
     },
+}
+
+/// The current time as RFC 3339 UTC, as job messages and state items carry it.
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
 }
 
 /// One message ready for the FIFO queue.
@@ -130,7 +143,8 @@ impl JobMessage {
     }
 }
 
-fn event_connection(webhook: &RawValue) -> Option<ConnectionKey> {
+/// The connection a forward or async_action webhook names, if any.
+pub fn event_connection(webhook: &RawValue) -> Option<ConnectionKey> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Envelope {
@@ -154,6 +168,7 @@ pub fn jobs_for(webhook: NangoWebhook, body: &RawValue) -> Vec<Job> {
             sync_type: s.sync_type,
             modified_after: s.modified_after,
             results: s.response_results,
+            continuation: false,
         }],
         NangoWebhook::SyncFailure(f) => f
             .streams()

@@ -19,3 +19,4 @@ pub mod stream;
 pub mod sync;
 pub mod telemetry;
 pub mod webhook;
+pub mod worker;

@@ -1,12 +1,17 @@
 //! The composition root shared by the binaries: config in, ready-to-serve apps out.
 
+use std::time::Duration;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::adapters::secrets::{fetch_signing_keys, SecretError};
+use crate::adapters::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
+use crate::adapters::nango::{NangoClient, RetryPolicy};
+use crate::adapters::secrets::{fetch_plain, fetch_signing_keys, SecretError};
 use crate::adapters::sqs::SqsQueue;
-use crate::config::{SigningKeySource, WebhookConfig};
+use crate::config::{ApiKeySource, SigningKeySource, WebhookConfig, WorkerConfig};
 use crate::signature::{SigningKey, Verifier};
 use crate::webhook::WebhookApp;
+use crate::worker::{WorkerApp, WorkerSettings};
 
 /// AWS settings from the environment; `AWS_ENDPOINT_URL(_SQS)` points the SDK at a local emulator.
 pub async fn aws_config() -> SdkConfig {
@@ -36,4 +41,39 @@ pub async fn webhook_app(
     let verifier = verifier(config, sdk).await?;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
     Ok(WebhookApp::new(verifier, queue, config.max_body_bytes))
+}
+
+/// The worker as deployed: Nango over HTTPS, DynamoDB tables, the SQS queue for continuations.
+pub type DeployedWorker = WorkerApp<NangoClient, DynamoRecordStore, DynamoStateStore, SqsQueue>;
+
+pub async fn worker_app(
+    config: &WorkerConfig,
+    sdk: &SdkConfig,
+) -> Result<DeployedWorker, SecretError> {
+    let api_key = match &config.api_key {
+        ApiKeySource::Env(key) => key.clone(),
+        ApiKeySource::SecretsManager { secret_id } => {
+            fetch_plain(&aws_sdk_secretsmanager::Client::new(sdk), secret_id).await?
+        }
+    };
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let write = WriteSettings {
+        concurrency: config.write_concurrency,
+        hard_delete: config.hard_delete,
+        ..WriteSettings::default()
+    };
+    Ok(WorkerApp {
+        source: NangoClient::new(
+            &config.nango_base_url,
+            api_key,
+            config.page_limit,
+            RetryPolicy::default(),
+        ),
+        records: DynamoRecordStore::new(dynamo.clone(), &config.records_table, write),
+        state: DynamoStateStore::new(dynamo, &config.state_table),
+        queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url),
+        settings: WorkerSettings {
+            deadline_margin: Duration::from_secs(config.deadline_margin_seconds),
+        },
+    })
 }

@@ -7,10 +7,8 @@
 use lambda_http::http::{header, HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::value::RawValue;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
-use crate::job::{jobs_for, messages_for, OutgoingMessage, MAX_MESSAGE_BYTES};
+use crate::job::{jobs_for, messages_for, now_rfc3339, OutgoingMessage, MAX_MESSAGE_BYTES};
 use crate::payload::NangoWebhook;
 use crate::ports::JobQueue;
 use crate::signature::{
@@ -189,12 +187,6 @@ pub fn prepare(
 
 fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
     headers.get_all(name).iter().map(|v| v.as_bytes()).collect()
-}
-
-fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
 }
 
 /// An error with its sources, for one log line.

@@ -65,6 +65,42 @@ impl DynamoRecordStore {
         }
     }
 
+    /// Every stored record of a stream, by id (a Query on the partition, page by page).
+    pub async fn read_stream(
+        &self,
+        stream: &StreamKey,
+    ) -> Result<
+        std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+        StoreError,
+    > {
+        let mut out = std::collections::BTreeMap::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_values(":pk", AttributeValue::S(stream.encode()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in page.items.unwrap_or_default() {
+                let id = get_s(&item, attr::SK).unwrap_or_default();
+                let record =
+                    item::decode_record(&item).map_err(|e| StoreError::Permanent(e.to_string()))?;
+                out.insert(id, record);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// One BatchWriteItem chunk, retried until every request is processed.
     async fn write_chunk(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for attempt in 0..self.settings.max_attempts {

@@ -16,8 +16,11 @@ pub const MAX_PAGE_LIMIT: u32 = 10_000;
 /// How hard to try before a fetch is reported as failed.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Attempts per page, the first included.
+    /// Attempts per page after errors (5xx, timeouts, resets, truncated bodies), the first included.
     pub max_attempts: u32,
+    /// 429 answers tolerated per page: each is waited out as Nango asks, so they get their own,
+    /// larger budget; a busy shared account is not an outage.
+    pub max_rate_limited: u32,
     /// First backoff; doubles per attempt, with full jitter.
     pub base_delay: Duration,
     pub max_delay: Duration,
@@ -29,6 +32,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_attempts: 8,
+            max_rate_limited: 30,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(30),
             min_rate_limit_wait: Duration::from_secs(1),
@@ -58,7 +62,8 @@ impl std::fmt::Debug for NangoClient {
 /// One attempt's result, before the retry decision.
 enum Attempt {
     Page(RecordsPage),
-    Retry { wait: Option<Duration>, why: String },
+    Retry { why: String },
+    RateLimited { wait: Duration },
     Fail(SourceError),
 }
 
@@ -112,7 +117,6 @@ impl NangoClient {
             Ok(r) => r,
             Err(e) => {
                 return Attempt::Retry {
-                    wait: None,
                     why: format!("request failed: {}", without_url(&e)),
                 }
             }
@@ -124,7 +128,6 @@ impl NangoClient {
             Ok(b) => b,
             Err(e) => {
                 return Attempt::Retry {
-                    wait: None,
                     why: format!("body read failed: {}", without_url(&e)),
                 }
             }
@@ -132,20 +135,15 @@ impl NangoClient {
         if status.is_success() {
             return match RecordsPage::parse(&body) {
                 Ok(page) => Attempt::Page(page),
-                Err(e) => Attempt::Retry {
-                    wait: None,
-                    why: e.to_string(),
-                },
+                Err(e) => Attempt::Retry { why: e.to_string() },
             };
         }
         let code = error_code(&body);
         match status {
-            StatusCode::TOO_MANY_REQUESTS => Attempt::Retry {
-                wait: Some(self.rate_limit_wait(&headers)),
-                why: "429 rate limited".into(),
+            StatusCode::TOO_MANY_REQUESTS => Attempt::RateLimited {
+                wait: self.rate_limit_wait(&headers),
             },
             s if s.is_server_error() => Attempt::Retry {
-                wait: None,
                 why: format!("{s} {}", code.as_deref().unwrap_or("")),
             },
             StatusCode::UNAUTHORIZED => Attempt::Fail(permanent(
@@ -210,21 +208,33 @@ impl NangoClient {
         limit: u32,
     ) -> Result<RecordsPage, SourceError> {
         let mut last = String::new();
-        for attempt in 0..self.retry.max_attempts {
+        let (mut errors, mut rate_limited) = (0, 0);
+        loop {
             match self.attempt(stream, cursor, limit).await {
                 Attempt::Page(page) => return Ok(page),
                 Attempt::Fail(error) => return Err(error),
-                Attempt::Retry { wait, why } => {
-                    tracing::debug!(stream = %stream.encode(), attempt, %why, "records fetch will be retried");
-                    last = why;
-                    if attempt + 1 < self.retry.max_attempts {
-                        tokio::time::sleep(wait.unwrap_or_else(|| self.backoff(attempt))).await;
+                Attempt::RateLimited { wait } => {
+                    rate_limited += 1;
+                    if rate_limited >= self.retry.max_rate_limited {
+                        last = format!("429 rate limited {rate_limited} times");
+                        break;
                     }
+                    tracing::debug!(stream = %stream.encode(), ?wait, "rate limited; waiting as Nango asks");
+                    tokio::time::sleep(wait).await;
+                }
+                Attempt::Retry { why } => {
+                    errors += 1;
+                    tracing::debug!(stream = %stream.encode(), errors, %why, "records fetch will be retried");
+                    last = why;
+                    if errors >= self.retry.max_attempts {
+                        break;
+                    }
+                    tokio::time::sleep(self.backoff(errors - 1)).await;
                 }
             }
         }
         Err(SourceError::Transient {
-            attempts: self.retry.max_attempts,
+            attempts: errors + rate_limited,
             message: last,
         })
     }

@@ -32,3 +32,25 @@ pub async fn fetch_signing_keys(
     })?;
     Ok(parse_signing_key_secret(value)?)
 }
+
+/// Reads a secret holding one plain value (the Nango API key).
+pub async fn fetch_plain(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<String, SecretError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| SecretError::Fetch {
+            secret_id: secret_id.to_owned(),
+            message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+        })?;
+    out.secret_string()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| SecretError::NotAString {
+            secret_id: secret_id.to_owned(),
+        })
+}

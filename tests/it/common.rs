@@ -34,7 +34,11 @@ pub fn moto_endpoint() -> String {
 
 /// SDK settings aimed at moto, with the static test credentials it accepts.
 pub async fn moto_sdk_config() -> SdkConfig {
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_initial_backoff(std::time::Duration::from_millis(5))
+        .with_max_backoff(std::time::Duration::from_millis(50));
     aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
         .endpoint_url(moto_endpoint())
@@ -55,4 +59,135 @@ pub fn unique_name(prefix: &str) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use nango_sync::adapters::dynamodb::{
+    create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
+};
+use nango_sync::adapters::memory::MemoryQueue;
+use nango_sync::adapters::nango::{NangoClient, RetryPolicy};
+use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::Simulator;
+use nango_sync::stream::StreamKey;
+use nango_sync::worker::{WorkerApp, WorkerSettings};
+use serde_json::{json, Map, Value};
+
+pub const API_KEY: &str = "00000000-0000-4000-8000-000000000000";
+
+/// Retries fast enough for tests, same shape as production.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 8,
+        max_rate_limited: 30,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(50),
+        min_rate_limit_wait: Duration::from_millis(10),
+    }
+}
+
+pub fn fast_writes() -> WriteSettings {
+    WriteSettings {
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(100),
+        ..WriteSettings::default()
+    }
+}
+
+pub fn contacts() -> StreamKey {
+    StreamKey::new("hubspot", "user-42", "Contact", "base")
+}
+
+pub fn payload(i: usize, version: u32) -> Map<String, Value> {
+    json!({"name": format!("person {i}"), "version": version, "emails": [format!("p{i}@example.com")], "score": i as f64 / 4.0})
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+/// The deployed worker's parts, with Nango simulated and DynamoDB on moto (optionally through
+/// another endpoint, e.g. the fault proxy). Continuations land in a memory queue.
+pub type Rig = WorkerApp<NangoClient, DynamoRecordStore, DynamoStateStore, MemoryQueue>;
+
+pub struct WorkerRig {
+    pub sim: Arc<Simulator>,
+    pub server: SimServer,
+    pub app: Rig,
+    pub state_table: String,
+}
+
+pub async fn worker_rig(
+    page_limit: u32,
+    settings: ServerSettings,
+    dynamo_endpoint: Option<String>,
+) -> WorkerRig {
+    let sim = Arc::new(Simulator::new());
+    let server = SimServer::start(Arc::clone(&sim), settings).await.unwrap();
+    let sdk = moto_sdk_config().await;
+    let admin = aws_sdk_dynamodb::Client::new(&sdk);
+    let records_table = unique_name("records");
+    let state_table = unique_name("state");
+    create_table(&admin, &records_table).await.unwrap();
+    create_table(&admin, &state_table).await.unwrap();
+    let dynamo = match dynamo_endpoint {
+        Some(url) => aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .endpoint_url(url)
+                .build(),
+        ),
+        None => admin,
+    };
+    let app = WorkerApp {
+        source: NangoClient::new(&server.url, API_KEY, page_limit, fast_retry()),
+        records: DynamoRecordStore::new(dynamo.clone(), &records_table, fast_writes()),
+        state: DynamoStateStore::new(dynamo, &state_table),
+        queue: MemoryQueue::new(),
+        settings: WorkerSettings::default(),
+    };
+    WorkerRig {
+        sim,
+        server,
+        app,
+        state_table,
+    }
+}
+
+/// A sync job message body for a stream, as the webhook function writes it.
+pub fn sync_job(stream: &StreamKey) -> String {
+    json!({"v": 1, "received_at": "2026-11-27T14:00:00.000Z", "job": {"sync": {
+        "stream": stream, "sync_name": "contacts"}}})
+    .to_string()
+}
+
+/// An SQS event holding these (message id, group id, body) messages.
+pub fn sqs_event(messages: &[(&str, &str, &str)]) -> SqsEvent {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, group, body)| {
+            json!({"messageId": id, "receiptHandle": format!("handle-{id}"), "body": body,
+                   "attributes": {"MessageGroupId": group, "ApproximateReceiveCount": "1"},
+                   "messageAttributes": {}, "eventSource": "aws:sqs",
+                   "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ingest.fifo", "awsRegion": "us-east-1"})
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+/// JSON equality as DynamoDB keeps numbers: by value (`0.0` is stored as `0`).
+pub fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
 }

@@ -3,7 +3,10 @@
 
 mod common;
 mod events;
+mod fault_proxy;
 mod local_server;
 mod secrets_moto;
 mod signature_vectors;
 mod sqs_moto;
+mod worker_handler;
+mod worker_moto;

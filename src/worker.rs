@@ -1,0 +1,256 @@
+//! The worker function: an SQS batch in, one outcome per message out.
+//!
+//! A message that fails is reported in `batch_item_failures`, alone: SQS redelivers it and, after
+//! maxReceiveCount, moves it to the dead-letter queue. FIFO rule: once a message of a group fails,
+//! the later messages of that group in the same batch are reported as failures too, unprocessed,
+//! so a stream's jobs never run out of order.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use tracing::Instrument;
+
+use crate::job::{messages_for, now_rfc3339, Job, JobDecodeError, JobMessage};
+use crate::ports::{
+    ConnectionEvent, JobQueue, QueueError, RecordSource, RecordStore, StateStore, StoreError,
+    StoredEvent, SyncReport,
+};
+use crate::stream::{digest_hex, StreamKey};
+use crate::sync::{sync_stream, SyncEnd, SyncError, SyncSummary};
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Stop starting new pages this long before the Lambda deadline, then continue in a new message.
+    pub deadline_margin: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            deadline_margin: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything the worker needs, built once at cold start and borrowed per batch.
+#[derive(Debug)]
+pub struct WorkerApp<S, R, T, Q> {
+    pub source: S,
+    pub records: R,
+    pub state: T,
+    /// Where continuations of long backfills go (the same FIFO queue).
+    pub queue: Q,
+    pub settings: WorkerSettings,
+}
+
+/// What became of one message that did not fail.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Synced(SyncSummary),
+    /// The deadline came first; a continuation was enqueued.
+    Continued(SyncSummary),
+    /// Retrying cannot help (connection gone, key refused, cursor rejected): recorded on the stream.
+    StreamInError(String),
+    SyncFailureRecorded,
+    ConnectionUpdated,
+    EventStored,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("malformed job message: {0}")]
+    Malformed(#[from] JobDecodeError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("could not enqueue the continuation: {0}")]
+    Continuation(#[from] QueueError),
+}
+
+impl<S, R, T, Q> WorkerApp<S, R, T, Q>
+where
+    S: RecordSource,
+    R: RecordStore,
+    T: StateStore,
+    Q: JobQueue,
+{
+    /// The Lambda entry point. `deadline` is when the invocation is cut off.
+    pub async fn handle(&self, event: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
+        let stop_at = deadline.map(|d| d.checked_sub(self.settings.deadline_margin).unwrap_or(d));
+        let mut failed_groups = HashSet::new();
+        let mut response = SqsBatchResponse::default();
+        for message in &event.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            let group = group_of(message);
+            if failed_groups.contains(&group) {
+                tracing::warn!(message_id = %id, "skipped: an earlier message of its group failed");
+                response.batch_item_failures.push(failure(id));
+                continue;
+            }
+            let span = tracing::info_span!("job", message_id = %id);
+            let body = message.body.as_deref().unwrap_or("");
+            match self.process(body, stop_at).instrument(span.clone()).await {
+                Ok(outcome) => {
+                    span.in_scope(|| tracing::info!(outcome = ?outcome_name(&outcome), "job done"))
+                }
+                Err(error) => {
+                    span.in_scope(|| tracing::error!(%error, "job failed; SQS will redeliver it"));
+                    failed_groups.insert(group);
+                    response.batch_item_failures.push(failure(id));
+                }
+            }
+        }
+        response
+    }
+
+    /// One job message, from its body.
+    pub async fn process(
+        &self,
+        body: &str,
+        stop_at: Option<Instant>,
+    ) -> Result<JobOutcome, JobError> {
+        let message = JobMessage::decode(body)?;
+        let received_at = message.received_at;
+        match message.job {
+            Job::Sync {
+                stream,
+                sync_name,
+                continuation,
+                ..
+            } => {
+                let webhook_at = (!continuation).then_some(received_at);
+                self.sync(&stream, &sync_name, webhook_at, stop_at).await
+            }
+            Job::SyncFailed {
+                stream,
+                sync_name,
+                error,
+                ..
+            } => {
+                let detail = error
+                    .map(|e| format!("{}: {}", e.kind, e.description))
+                    .unwrap_or_else(|| "no details".into());
+                let report = SyncReport {
+                    sync_name,
+                    at: now_rfc3339(),
+                    webhook_at: Some(received_at),
+                    error: Some(format!("sync failed in Nango ({detail})")),
+                };
+                self.state.report_sync(&stream, &report).await?;
+                Ok(JobOutcome::SyncFailureRecorded)
+            }
+            Job::Connection {
+                connection,
+                operation,
+                success,
+                provider,
+                auth_mode,
+                environment,
+                error,
+            } => {
+                let event = ConnectionEvent {
+                    operation,
+                    success,
+                    provider,
+                    auth_mode,
+                    environment,
+                    error: error.map(|e| format!("{}: {}", e.kind, e.description)),
+                    received_at,
+                };
+                self.state.upsert_connection(&connection, &event).await?;
+                Ok(JobOutcome::ConnectionUpdated)
+            }
+            Job::Event { kind, webhook } => {
+                let body = webhook.get().to_owned();
+                let event = StoredEvent {
+                    kind,
+                    connection: crate::job::event_connection(&webhook),
+                    id: digest_hex(body.as_bytes()),
+                    received_at,
+                    body,
+                };
+                self.state.store_event(&event).await?;
+                Ok(JobOutcome::EventStored)
+            }
+        }
+    }
+
+    async fn sync(
+        &self,
+        stream: &StreamKey,
+        sync_name: &str,
+        webhook_at: Option<String>,
+        stop_at: Option<Instant>,
+    ) -> Result<JobOutcome, JobError> {
+        let result = sync_stream(&self.source, &self.records, &self.state, stream, stop_at).await;
+        let mut report = SyncReport {
+            sync_name: sync_name.to_owned(),
+            at: now_rfc3339(),
+            webhook_at,
+            error: None,
+        };
+        match result {
+            Ok(summary) if summary.end == SyncEnd::DeadlineReached => {
+                let continuation = Job::Sync {
+                    stream: stream.clone(),
+                    sync_name: sync_name.to_owned(),
+                    sync_type: None,
+                    modified_after: None,
+                    results: None,
+                    continuation: true,
+                };
+                // The dedup id names the cursor reached, so each continuation is new to SQS.
+                let marker = format!("continue {}", summary.cursor.as_deref().unwrap_or(""));
+                let messages = messages_for(marker.as_bytes(), vec![continuation], &report.at);
+                self.queue.send(&messages).await?;
+                tracing::info!(stream = %stream.encode(), pages = summary.pages, "deadline near; continuation enqueued");
+                Ok(JobOutcome::Continued(summary))
+            }
+            Ok(summary) => {
+                self.state.report_sync(stream, &report).await?;
+                Ok(JobOutcome::Synced(summary))
+            }
+            Err(error) if !error.is_retryable() => {
+                report.error = Some(error.to_string());
+                tracing::error!(stream = %stream.encode(), %error, "stream in error; not retried");
+                self.state.report_sync(stream, &report).await?;
+                Ok(JobOutcome::StreamInError(error.to_string()))
+            }
+            Err(error) => {
+                report.error = Some(format!("will retry: {error}"));
+                if let Err(e) = self.state.report_sync(stream, &report).await {
+                    tracing::warn!(error = %e, "could not record the error on the stream");
+                }
+                Err(error.into())
+            }
+        }
+    }
+}
+
+fn group_of(message: &SqsMessage) -> String {
+    message
+        .attributes
+        .get("MessageGroupId")
+        .cloned()
+        .or_else(|| message.message_id.clone())
+        .unwrap_or_default()
+}
+
+fn failure(id: String) -> BatchItemFailure {
+    let mut f = BatchItemFailure::default();
+    f.item_identifier = id;
+    f
+}
+
+fn outcome_name(outcome: &JobOutcome) -> &'static str {
+    match outcome {
+        JobOutcome::Synced(_) => "synced",
+        JobOutcome::Continued(_) => "continued",
+        JobOutcome::StreamInError(_) => "stream_in_error",
+        JobOutcome::SyncFailureRecorded => "sync_failure_recorded",
+        JobOutcome::ConnectionUpdated => "connection_updated",
+        JobOutcome::EventStored => "event_stored",
+    }
+}

@@ -1,0 +1,348 @@
+//! Over the wire: the worker against the simulated Nango (HTTP) and moto's DynamoDB.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use nango_sync::ports::{StateStore, StreamStatus};
+use nango_sync::simulator::server::{Fault, ServerSettings};
+use nango_sync::stream::StreamKey;
+use nango_sync::worker::JobOutcome;
+use serde_json::{json, Value};
+
+use crate::common::{contacts, payload, same_json, sqs_event, sync_job, worker_rig, WorkerRig};
+use crate::fault_proxy::FaultProxy;
+
+/// The store holds exactly Nango's records and the cursor of the last one.
+async fn assert_in_sync(rig: &WorkerRig, stream: &StreamKey) {
+    let stored = rig.app.records.read_stream(stream).await.unwrap();
+    let truth = rig.sim.snapshot(stream);
+    assert_eq!(stored.len(), truth.len(), "record count");
+    for (id, record) in &truth {
+        let stored = stored
+            .get(id)
+            .map(|r| Value::Object(r.clone()))
+            .unwrap_or_default();
+        assert!(
+            same_json(&stored, record),
+            "record {id}: stored {stored} but Nango has {record}"
+        );
+    }
+    let state = rig.app.state.get_stream(stream).await.unwrap().unwrap();
+    assert_eq!(state.cursor, rig.sim.last_cursor(stream), "stored cursor");
+    assert_eq!(state.status, StreamStatus::Ok, "{:?}", state.error);
+}
+
+async fn run_job(rig: &WorkerRig, stream: &StreamKey) -> JobOutcome {
+    rig.app.process(&sync_job(stream), None).await.unwrap()
+}
+
+#[tokio::test]
+async fn backfill_of_10k_records_over_many_pages() {
+    let rig = worker_rig(500, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..10_000).map(|i| (format!("c{i}"), payload(i, 1))));
+    let JobOutcome::Synced(summary) = run_job(&rig, &s).await else {
+        panic!("not synced")
+    };
+    assert_eq!(summary.written, 10_000);
+    assert_eq!(summary.pages, 20);
+    assert_in_sync(&rig, &s).await;
+    let state = rig.app.state.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.records_written, 10_000);
+    assert_eq!(
+        state.last_webhook_at.as_deref(),
+        Some("2026-11-27T14:00:00.000Z")
+    );
+}
+
+#[tokio::test]
+async fn adds_updates_deletes_and_an_undelete_in_later_runs() {
+    let rig = worker_rig(7, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..30).map(|i| (format!("c{i}"), payload(i, 1))));
+    run_job(&rig, &s).await;
+    assert_in_sync(&rig, &s).await;
+
+    rig.sim.tick();
+    rig.sim
+        .save(&s, (25..40).map(|i| (format!("c{i}"), payload(i, 2))));
+    rig.sim.delete(&s, &["c1", "c2", "c3"]);
+    let JobOutcome::Synced(summary) = run_job(&rig, &s).await else {
+        panic!()
+    };
+    assert_eq!(summary.written, 15 + 3);
+    assert_eq!(summary.deleted, 3);
+    assert_in_sync(&rig, &s).await;
+    let stored = rig.app.records.read_stream(&s).await.unwrap();
+    assert_eq!(stored["c2"]["_nango_metadata"]["last_action"], "DELETED");
+    assert_eq!(
+        stored["c2"]["name"], "person 2",
+        "a tombstone keeps the last payload"
+    );
+
+    rig.sim.tick();
+    rig.sim.save(&s, [("c2".to_owned(), payload(2, 3))]);
+    run_job(&rig, &s).await;
+    assert_in_sync(&rig, &s).await;
+    let stored = rig.app.records.read_stream(&s).await.unwrap();
+    assert_eq!(stored["c2"]["_nango_metadata"]["last_action"], "ADDED");
+    assert_eq!(stored["c2"]["version"], 3);
+}
+
+#[tokio::test]
+async fn duplicate_and_empty_webhooks_change_nothing() {
+    let rig = worker_rig(100, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..50).map(|i| (format!("c{i}"), payload(i, 1))));
+    run_job(&rig, &s).await;
+    let before = rig.app.state.get_stream(&s).await.unwrap().unwrap();
+    let JobOutcome::Synced(again) = run_job(&rig, &s).await else {
+        panic!()
+    };
+    assert_eq!((again.written, again.pages), (0, 1));
+    let after = rig.app.state.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(after.cursor, before.cursor);
+    assert_eq!(after.records_written, 50);
+    assert_in_sync(&rig, &s).await;
+}
+
+#[tokio::test]
+async fn crash_between_page_write_and_cursor_write_loses_nothing() {
+    let rig = worker_rig(10, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..35).map(|i| (format!("c{i}"), payload(i, 1))));
+    // A worker that died after writing records but before moving the cursor: the records of the
+    // first page are in the table, the cursor is not.
+    let page = nango_sync::ports::RecordSource::fetch_page(&rig.app.source, &s, None)
+        .await
+        .unwrap();
+    nango_sync::ports::RecordStore::write_page(&rig.app.records, &s, &page.records)
+        .await
+        .unwrap();
+    assert_eq!(rig.app.state.get_stream(&s).await.unwrap(), None);
+    // Meanwhile a record of that page changes in Nango.
+    rig.sim.tick();
+    rig.sim.save(&s, [("c0".to_owned(), payload(0, 9))]);
+    // Redelivery starts again from the stored (absent) cursor.
+    let JobOutcome::Synced(summary) = run_job(&rig, &s).await else {
+        panic!()
+    };
+    assert_eq!(summary.written, 35);
+    assert_in_sync(&rig, &s).await;
+    assert_eq!(
+        rig.app.records.read_stream(&s).await.unwrap()["c0"]["version"],
+        9,
+        "nothing stale"
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_storm_and_5xx_bursts_are_outlasted() {
+    let rig = worker_rig(25, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..100).map(|i| (format!("c{i}"), payload(i, 1))));
+    rig.server.inject(std::iter::repeat_n(
+        Fault::TooManyRequests { retry_after: 0 },
+        5,
+    ));
+    rig.server.inject([
+        Fault::ServerError,
+        Fault::Unavailable,
+        Fault::Reset,
+        Fault::Truncated,
+        Fault::ServerError,
+    ]);
+    rig.server.inject([
+        Fault::Delay(Duration::from_millis(30)),
+        Fault::TooManyRequests { retry_after: 0 },
+    ]);
+    let JobOutcome::Synced(summary) = run_job(&rig, &s).await else {
+        panic!()
+    };
+    assert_eq!(summary.written, 100);
+    assert_eq!(rig.server.pending_faults(), 0);
+    assert_eq!(rig.server.stats.faults.load(Ordering::Relaxed), 12);
+    assert_in_sync(&rig, &s).await;
+}
+
+#[tokio::test]
+async fn persistent_outage_fails_the_message_for_redelivery() {
+    let rig = worker_rig(25, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..10).map(|i| (format!("c{i}"), payload(i, 1))));
+    rig.server
+        .inject(std::iter::repeat_n(Fault::ServerError, 8));
+    let event = sqs_event(&[("m1", "g1", &sync_job(&s))]);
+    let response = rig.app.handle(event, None).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let state = rig.app.state.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.status, StreamStatus::Error);
+    assert!(state.error.unwrap().starts_with("will retry"));
+    // Redelivered after the outage: it completes.
+    run_job(&rig, &s).await;
+    assert_in_sync(&rig, &s).await;
+}
+
+#[tokio::test]
+async fn permanent_errors_mark_the_stream_and_are_not_retried() {
+    let rig = worker_rig(25, ServerSettings::default(), None).await;
+    let gone = StreamKey::new("hubspot", "deleted-connection", "Contact", "base");
+    let event = sqs_event(&[("m1", "g1", &sync_job(&gone))]);
+    let response = rig.app.handle(event, None).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "not retried forever"
+    );
+    let state = rig.app.state.get_stream(&gone).await.unwrap().unwrap();
+    assert_eq!(state.status, StreamStatus::Error);
+    assert!(state.error.unwrap().contains("connection unknown to Nango"));
+}
+
+#[tokio::test]
+async fn a_cursor_nango_rejects_is_reported_with_its_remedy() {
+    let rig = worker_rig(25, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..5).map(|i| (format!("c{i}"), payload(i, 1))));
+    rig.app
+        .state
+        .advance_cursor(&s, None, "bm90IGEgY3Vyc29y", 0, &[])
+        .await
+        .unwrap();
+    let outcome = run_job(&rig, &s).await;
+    let JobOutcome::StreamInError(message) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(message.contains("reset the stream's cursor"), "{message}");
+    rig.app.state.reset_cursor(&s).await.unwrap();
+    run_job(&rig, &s).await;
+    assert_in_sync(&rig, &s).await;
+}
+
+#[tokio::test]
+async fn dynamodb_throttling_and_unprocessed_items_are_retried_until_written() {
+    let proxy = FaultProxy::start(crate::common::moto_endpoint()).await;
+    proxy.faults.throttle.store(3, Ordering::SeqCst);
+    proxy.faults.internal_error.store(2, Ordering::SeqCst);
+    proxy.faults.trim.store(6, Ordering::SeqCst);
+    let rig = worker_rig(100, ServerSettings::default(), Some(proxy.url.clone())).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..300).map(|i| (format!("c{i}"), payload(i, 1))));
+    let JobOutcome::Synced(summary) = run_job(&rig, &s).await else {
+        panic!()
+    };
+    assert_eq!(summary.written, 300);
+    assert_eq!(
+        proxy.faults.injected.load(Ordering::SeqCst),
+        11,
+        "every fault was hit"
+    );
+    assert_in_sync(&rig, &s).await;
+}
+
+#[tokio::test]
+async fn oversized_records_are_compressed_or_reported_never_dropped() {
+    let rig = worker_rig(10, ServerSettings::default(), None).await;
+    let s = contacts();
+    let big = json!({"blob": "ab".repeat(300_000)})
+        .as_object()
+        .unwrap()
+        .clone();
+    let mut seed = 11u64;
+    let noise: String = (0..700_000)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'!' + ((seed >> 33) % 90) as u8)
+        })
+        .collect();
+    let huge = json!({ "blob": noise }).as_object().unwrap().clone();
+    rig.sim.save(
+        &s,
+        [
+            ("big".to_owned(), big),
+            ("huge".to_owned(), huge),
+            ("small".to_owned(), payload(1, 1)),
+        ],
+    );
+    let JobOutcome::Synced(summary) = run_job(&rig, &s).await else {
+        panic!()
+    };
+    assert_eq!(summary.rejected, 1);
+    let stored = rig.app.records.read_stream(&s).await.unwrap();
+    assert!(
+        same_json(
+            &Value::Object(stored["big"].clone()),
+            &rig.sim.snapshot(&s)["big"]
+        ),
+        "compressed round trip"
+    );
+    assert!(stored.contains_key("small"));
+    assert!(!stored.contains_key("huge"));
+    let state = rig.app.state.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.records_rejected, 1);
+    assert_eq!(
+        state.cursor,
+        rig.sim.last_cursor(&s),
+        "the sync went on past it"
+    );
+}
+
+#[tokio::test]
+async fn a_pruned_record_never_erases_the_stored_payload() {
+    let rig = worker_rig(10, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..3).map(|i| (format!("c{i}"), payload(i, 1))));
+    run_job(&rig, &s).await;
+    rig.sim.tick();
+    rig.sim.prune(&s, &["c1"]);
+    run_job(&rig, &s).await;
+    let stored = rig.app.records.read_stream(&s).await.unwrap();
+    assert_eq!(stored["c1"]["name"], "person 1", "payload kept");
+    let state = rig.app.state.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.cursor, rig.sim.last_cursor(&s));
+}
+
+#[tokio::test]
+async fn deadline_continuations_complete_a_long_backfill() {
+    let settings = ServerSettings {
+        latency: Duration::from_millis(20),
+        ..ServerSettings::default()
+    };
+    let rig = worker_rig(50, settings, None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..1_000).map(|i| (format!("c{i}"), payload(i, 1))));
+    let mut body = sync_job(&s);
+    let mut invocations = 0;
+    loop {
+        invocations += 1;
+        assert!(invocations < 50, "no progress");
+        // Each invocation may start pages for ~150 ms only.
+        let stop_at = Instant::now() + Duration::from_millis(150);
+        match rig.app.process(&body, Some(stop_at)).await.unwrap() {
+            JobOutcome::Continued(_) => {
+                let sent = rig.app.queue.sent();
+                body = sent.last().unwrap().body.clone();
+                assert_eq!(sent.last().unwrap().group_id, s.message_group_id());
+            }
+            JobOutcome::Synced(_) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        invocations > 2,
+        "the backfill should have needed continuations ({invocations})"
+    );
+    assert_eq!(rig.app.queue.sent().len(), invocations - 1);
+    assert_in_sync(&rig, &s).await;
+}
