@@ -207,17 +207,15 @@ impl NangoClient {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<RecordsPage, SourceError> {
-        let mut last = String::new();
         let (mut errors, mut rate_limited) = (0, 0);
-        loop {
+        let message = loop {
             match self.attempt(stream, cursor, limit).await {
                 Attempt::Page(page) => return Ok(page),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::RateLimited { wait } => {
                     rate_limited += 1;
                     if rate_limited >= self.retry.max_rate_limited {
-                        last = format!("429 rate limited {rate_limited} times");
-                        break;
+                        break format!("429 rate limited {rate_limited} times");
                     }
                     tracing::debug!(stream = %stream.encode(), ?wait, "rate limited; waiting as Nango asks");
                     tokio::time::sleep(wait).await;
@@ -225,17 +223,16 @@ impl NangoClient {
                 Attempt::Retry { why } => {
                     errors += 1;
                     tracing::debug!(stream = %stream.encode(), errors, %why, "records fetch will be retried");
-                    last = why;
                     if errors >= self.retry.max_attempts {
-                        break;
+                        break why;
                     }
                     tokio::time::sleep(self.backoff(errors - 1)).await;
                 }
             }
-        }
+        };
         Err(SourceError::Transient {
             attempts: errors + rate_limited,
-            message: last,
+            message,
         })
     }
 }
