@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The end-to-end sync benchmark against moto's DynamoDB (started here) and the simulated Nango.
+# Arguments go to the benchmark: --records N --page N --latency-ms N --rounds N, or --rss N.
+set -euo pipefail
+source "$(dirname "$0")/moto.sh"
+trap moto_stop EXIT
+moto_start
+cd "$ROOT"
+cargo bench --bench pipeline -- "$@"
