@@ -1,6 +1,6 @@
 //! The sync loop: read a stream's records after its stored cursor, page by page, write each page,
-//! then move the cursor to the page's last record. Fetching page n+1 overlaps writing page n;
-//! at most two pages are held at once, whatever the stream's size.
+//! then move the cursor to the page's last record. Fetching runs ahead of writing by a few pages;
+//! memory stays bounded by those pages, whatever the stream's size.
 //!
 //! The cursor only moves forward, from the value this run read, and only after every record
 //! before it is written (or reported rejected). A crash anywhere re-reads from the stored cursor,
@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError};
+use crate::record::RecordsPage;
 use crate::stream::StreamKey;
 
 /// How a sync run ended.
@@ -47,7 +48,21 @@ impl SyncError {
     }
 }
 
+/// Pages the fetcher may hold ready beyond the one being written: enough to absorb the jitter of
+/// either side, few enough that memory stays a handful of pages whatever the stream's size.
+const PAGES_AHEAD: usize = 2;
+
+/// What the fetcher hands the writer.
+enum Fetched {
+    Page(RecordsPage),
+    /// More pages exist, but the deadline came before fetching them.
+    Deadline,
+}
+
 /// Brings `stream` up to date, or as far as `stop_at` allows (checked before each new fetch).
+///
+/// The fetcher runs ahead of the writer by up to [`PAGES_AHEAD`] pages; the writer writes pages in
+/// order and moves the cursor after each.
 pub async fn sync_stream<S, R, T>(
     source: &S,
     records: &R,
@@ -60,65 +75,168 @@ where
     R: RecordStore,
     T: StateStore,
 {
-    let mut cursor = state.get_stream(stream).await?.and_then(|s| s.cursor);
-    let mut summary = SyncSummary {
-        end: SyncEnd::UpToDate,
-        pages: 0,
-        written: 0,
-        deleted: 0,
-        rejected: 0,
-        cursor: cursor.clone(),
+    let start_cursor = state.get_stream(stream).await?.and_then(|s| s.cursor);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Fetched, SourceError>>(PAGES_AHEAD);
+
+    // Each side owns its end of the channel, so that either one finishing (or failing) ends the other.
+    let mut next = start_cursor.clone();
+    let fetcher = async move {
+        loop {
+            if deadline_passed(stop_at) {
+                let _ = tx.send(Ok(Fetched::Deadline)).await;
+                return;
+            }
+            let result = source.fetch_page(stream, next.as_deref()).await;
+            let more = match &result {
+                Ok(page) => page
+                    .next_cursor
+                    .clone()
+                    .filter(|_| !page.records.is_empty()),
+                Err(_) => None,
+            };
+            // The writer hung up (it failed): stop fetching.
+            if tx.send(result.map(Fetched::Page)).await.is_err() || more.is_none() {
+                return;
+            }
+            next = more;
+        }
     };
-    if deadline_passed(stop_at) {
-        summary.end = SyncEnd::DeadlineReached;
-        return Ok(summary);
-    }
-    let mut page = source.fetch_page(stream, cursor.as_deref()).await?;
-    loop {
-        summary.pages += 1;
-        let next_cursor = page
-            .next_cursor
-            .clone()
-            .filter(|_| !page.records.is_empty());
-        let fetch_next = next_cursor.is_some() && !deadline_passed(stop_at);
-        // Write this page while the next one is on its way.
-        let (written, next) = tokio::join!(records.write_page(stream, &page.records), async {
-            match (&next_cursor, fetch_next) {
-                (Some(next), true) => Some(source.fetch_page(stream, Some(next)).await),
-                _ => None,
+
+    let writer = async move {
+        let mut cursor = start_cursor;
+        let mut summary = SyncSummary {
+            end: SyncEnd::UpToDate,
+            pages: 0,
+            written: 0,
+            deleted: 0,
+            rejected: 0,
+            cursor: cursor.clone(),
+        };
+        while let Some(fetched) = rx.recv().await {
+            let page = match fetched? {
+                Fetched::Page(page) => page,
+                Fetched::Deadline => {
+                    summary.end = SyncEnd::DeadlineReached;
+                    break;
+                }
+            };
+            summary.pages += 1;
+            let report = records.write_page(stream, &page.records).await?;
+            if let Some(last) = page.last_cursor() {
+                state
+                    .advance_cursor(
+                        stream,
+                        cursor.as_deref(),
+                        last,
+                        report.written(),
+                        &report.rejected,
+                    )
+                    .await?;
+                cursor = Some(last.to_owned());
             }
-        });
-        let report = written?;
-        if let Some(last) = page.last_cursor() {
-            state
-                .advance_cursor(
-                    stream,
-                    cursor.as_deref(),
-                    last,
-                    report.written(),
-                    &report.rejected,
-                )
-                .await?;
-            cursor = Some(last.to_owned());
-        }
-        summary.written += report.written();
-        summary.deleted += report.deleted;
-        summary.rejected += report.rejected.len() as u64;
-        summary.cursor = cursor.clone();
-        for rejected in &report.rejected {
-            tracing::warn!(stream = %stream.encode(), id = %rejected.id, reason = %rejected.reason, "record could not be stored; reported on the stream");
-        }
-        match next {
-            Some(next_page) => page = next_page?,
-            None if next_cursor.is_some() => {
-                summary.end = SyncEnd::DeadlineReached;
-                return Ok(summary);
+            summary.written += report.written();
+            summary.deleted += report.deleted;
+            summary.rejected += report.rejected.len() as u64;
+            summary.cursor = cursor.clone();
+            for rejected in &report.rejected {
+                tracing::warn!(stream = %stream.encode(), id = %rejected.id, reason = %rejected.reason, "record could not be stored; reported on the stream");
             }
-            None => return Ok(summary),
         }
-    }
+        Ok::<_, SyncError>(summary)
+    };
+
+    let ((), result) = tokio::join!(fetcher, writer);
+    result
 }
 
 fn deadline_passed(stop_at: Option<Instant>) -> bool {
     stop_at.is_some_and(|t| Instant::now() >= t)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::adapters::memory::MemoryStore;
+    use crate::simulator::{InProcessSource, Simulator};
+
+    fn setup(n: usize, limit: usize) -> (Arc<Simulator>, InProcessSource, StreamKey) {
+        let sim = Arc::new(Simulator::new());
+        let stream = StreamKey::new("p", "c", "Contact", "base");
+        sim.save(
+            &stream,
+            (0..n).map(|i| {
+                (
+                    format!("r{i}"),
+                    json!({"n": i}).as_object().unwrap().clone(),
+                )
+            }),
+        );
+        let source = InProcessSource {
+            sim: Arc::clone(&sim),
+            limit,
+        };
+        (sim, source, stream)
+    }
+
+    async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("the sync loop must not hang")
+    }
+
+    #[tokio::test]
+    async fn syncs_everything_and_the_cursor_only_moves_forward() {
+        let (sim, source, stream) = setup(95, 10);
+        let store = MemoryStore::new();
+        let summary = bounded(sync_stream(&source, &store, &store, &stream, None))
+            .await
+            .unwrap();
+        assert_eq!(
+            (summary.pages, summary.written, summary.end),
+            (10, 95, SyncEnd::UpToDate)
+        );
+        let stored: Vec<Value> = store
+            .records(&stream)
+            .into_values()
+            .map(Value::Object)
+            .collect();
+        let truth: Vec<Value> = sim.snapshot(&stream).into_values().collect();
+        assert_eq!(stored, truth);
+        let history = store.cursor_history(&stream);
+        assert_eq!(history.len(), 10);
+        assert_eq!(history.last(), sim.last_cursor(&stream).as_ref());
+        let expected_cursor = sim.last_cursor(&stream);
+        assert_eq!(store.stream(&stream).unwrap().cursor, expected_cursor);
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_stops_the_loop_without_moving_the_cursor() {
+        let (_sim, source, stream) = setup(500, 10);
+        let store = MemoryStore::new();
+        store.set_failing(true);
+        let error = bounded(sync_stream(&source, &store, &store, &stream, None))
+            .await
+            .unwrap_err();
+        assert!(error.is_retryable());
+        assert!(store.cursor_history(&stream).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_starts_no_page() {
+        let (_sim, source, stream) = setup(50, 10);
+        let store = MemoryStore::new();
+        let past = Instant::now()
+            .checked_sub(Duration::from_millis(1))
+            .unwrap_or_else(Instant::now);
+        let summary = bounded(sync_stream(&source, &store, &store, &stream, Some(past)))
+            .await
+            .unwrap();
+        assert_eq!((summary.pages, summary.end), (0, SyncEnd::DeadlineReached));
+        assert!(store.records(&stream).is_empty());
+    }
 }

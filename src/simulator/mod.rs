@@ -421,3 +421,33 @@ mod tests {
         assert!(snap["a"]["_nango_metadata"]["pruned_at"].is_string());
     }
 }
+
+/// The simulator as an in-process [`RecordSource`](crate::ports::RecordSource), without HTTP:
+/// for unit tests of the sync loop.
+#[derive(Debug, Clone)]
+pub struct InProcessSource {
+    pub sim: std::sync::Arc<Simulator>,
+    pub limit: usize,
+}
+
+impl crate::ports::RecordSource for InProcessSource {
+    async fn fetch_page(
+        &self,
+        stream: &StreamKey,
+        cursor: Option<&str>,
+    ) -> Result<crate::record::RecordsPage, crate::ports::SourceError> {
+        let page = self.sim.page(stream, cursor, self.limit).map_err(|e| {
+            crate::ports::SourceError::Permanent {
+                reason: crate::ports::PermanentReason::BadRequest,
+                message: e.to_string(),
+            }
+        })?;
+        let bytes = serde_json::to_vec(&page).expect("a JSON value serializes");
+        crate::record::RecordsPage::parse(&bytes).map_err(|e| {
+            crate::ports::SourceError::Transient {
+                attempts: 1,
+                message: e.to_string(),
+            }
+        })
+    }
+}
