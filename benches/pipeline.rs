@@ -34,6 +34,8 @@ struct Args {
     latency_ms: u64,
     rounds: usize,
     rss: Option<usize>,
+    /// An external simulator (`nango-sync simulate`), so its data is not in this process.
+    nango_url: Option<String>,
 }
 
 fn args() -> Args {
@@ -43,6 +45,7 @@ fn args() -> Args {
         latency_ms: 20,
         rounds: 3,
         rss: None,
+        nango_url: None,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -54,6 +57,7 @@ fn args() -> Args {
             "--latency-ms" => a.latency_ms = value().expect("--latency-ms N") as u64,
             "--rounds" => a.rounds = value().expect("--rounds N"),
             "--rss" => a.rss = Some(value().expect("--rss N")),
+            "--nango-url" => a.nango_url = argv.get(i + 1).cloned(),
             _ => {
                 i += 1;
                 continue;
@@ -121,7 +125,9 @@ async fn main() {
     };
 
     if let Some(n) = a.rss {
-        populate(&sim, &stream, n);
+        if a.nango_url.is_none() {
+            populate(&sim, &stream, n);
+        }
         let (records, state) = fresh();
         create_table(&dynamo, &records).await.unwrap();
         create_table(&dynamo, &state).await.unwrap();
@@ -140,11 +146,12 @@ async fn main() {
         let peak = vm_kib("VmHWM:");
         assert_eq!(summary.written as usize, n);
         println!(
-            "rss: {n} records in {:.1} s; RSS before sync {:.1} MiB (simulator data included), peak {:.1} MiB, growth during sync {:.1} MiB",
+            "rss: {n} records in {:.1} s; RSS before sync {:.1} MiB, peak {:.1} MiB, growth during sync {:.1} MiB (simulator {})",
             elapsed.as_secs_f64(),
             baseline as f64 / 1024.0,
             peak as f64 / 1024.0,
-            peak.saturating_sub(baseline) as f64 / 1024.0
+            peak.saturating_sub(baseline) as f64 / 1024.0,
+            if a.nango_url.is_some() { "in another process" } else { "data included in this process" }
         );
         return;
     }

@@ -77,3 +77,16 @@ pub async fn worker_app(
         },
     })
 }
+
+/// For the binaries' cold start: on error, log it plainly (the variable or secret it names) and
+/// exit, so the Lambda init fails at once instead of on every invocation.
+pub fn or_exit<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            tracing::error!(%error, "cold start failed");
+            eprintln!("nango-sync: cold start failed: {error}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use nango_sync::adapters::sqs::SqsQueue;
 use nango_sync::config::{vars, WebhookConfig};
 use nango_sync::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
+use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::Simulator;
 use nango_sync::{local_server, setup, telemetry};
 
 #[derive(Parser)]
@@ -29,6 +31,32 @@ enum Command {
     Sign(SignArgs),
     /// Take the job messages off an SQS queue and print them (one JSON per line).
     Drain(DrainArgs),
+    /// Serve a simulated Nango records API (the fake the tests use) with generated records.
+    Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    #[arg(long, default_value = "127.0.0.1:3003")]
+    listen: SocketAddr,
+    /// Integration id (providerConfigKey) of the simulated connections.
+    #[arg(long, default_value = "demo")]
+    integration: String,
+    /// Connections conn-0, conn-1, ...
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Models synced per connection (comma-separated).
+    #[arg(long, default_value = "Contact", value_delimiter = ',')]
+    models: Vec<String>,
+    /// Records per stream.
+    #[arg(long, default_value_t = 1000)]
+    records: usize,
+    /// Latency added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// The API key it accepts.
+    #[arg(long, default_value = "00000000-0000-4000-8000-000000000000")]
+    api_key: String,
 }
 
 #[derive(clap::Args)]
@@ -70,6 +98,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Sign(args) => sign_command(args).await,
         Command::Drain(args) => drain(args).await,
+        Command::Simulate(args) => simulate(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -167,5 +196,31 @@ async fn drain(args: DrainArgs) -> CliResult {
         }
     }
     eprintln!("{taken} message(s) taken off the queue");
+    Ok(())
+}
+
+async fn simulate(args: SimulateArgs) -> CliResult {
+    let sim = Arc::new(Simulator::new());
+    let models: Vec<&str> = args.models.iter().map(String::as_str).collect();
+    let streams = sim.populate(&args.integration, args.connections, &models, args.records);
+    let Some(example) = streams.first() else {
+        return Err("nothing to simulate: give at least one connection and one model".into());
+    };
+    let settings = ServerSettings {
+        api_key: args.api_key.clone(),
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        ..ServerSettings::default()
+    };
+    let server = SimServer::start_on(args.listen, sim, settings)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    println!("simulated Nango: {} (API key {})", server.url, args.api_key);
+    println!(
+        "{} streams of {} records, e.g. {}",
+        streams.len(),
+        args.records,
+        example.encode()
+    );
+    let _ = tokio::signal::ctrl_c().await;
     Ok(())
 }

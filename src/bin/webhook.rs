@@ -6,9 +6,9 @@ use nango_sync::{config::WebhookConfig, setup, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
-    let config = WebhookConfig::from_env()?;
+    let config = setup::or_exit(WebhookConfig::from_env());
     let sdk = setup::aws_config().await;
-    let app = setup::webhook_app(&config, &sdk).await?;
+    let app = setup::or_exit(setup::webhook_app(&config, &sdk).await);
     let app = &app;
     run(service_fn(move |request: Request| async move {
         Ok::<_, std::convert::Infallible>(app.handle(request).await)

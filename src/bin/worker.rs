@@ -9,9 +9,9 @@ use nango_sync::{config::WorkerConfig, setup, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
-    let config = WorkerConfig::from_env()?;
+    let config = setup::or_exit(WorkerConfig::from_env());
     let sdk = setup::aws_config().await;
-    let app = setup::worker_app(&config, &sdk).await?;
+    let app = setup::or_exit(setup::worker_app(&config, &sdk).await);
     let app = &app;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = instant_of(event.context.deadline);

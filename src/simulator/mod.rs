@@ -213,6 +213,31 @@ impl Simulator {
         }
     }
 
+    /// Fills `connections` × `models` streams of integration `provider_config_key` with `records`
+    /// generated records each (ids `<model>-<n>`), and returns the streams.
+    pub fn populate(
+        &self,
+        provider_config_key: &str,
+        connections: usize,
+        models: &[&str],
+        records: usize,
+    ) -> Vec<StreamKey> {
+        let mut streams = Vec::new();
+        for c in 0..connections {
+            for model in models {
+                let stream =
+                    StreamKey::new(provider_config_key, format!("conn-{c}"), *model, "base");
+                self.save(
+                    &stream,
+                    (0..records)
+                        .map(|i| (format!("{}-{i}", model.to_lowercase()), sample_payload(i))),
+                );
+                streams.push(stream);
+            }
+        }
+        streams
+    }
+
     /// The truth for a stream: every record as the API would return it, by id.
     pub fn snapshot(&self, stream: &StreamKey) -> BTreeMap<String, Value> {
         let inner = self.lock();
@@ -271,6 +296,19 @@ impl Simulator {
             None
         };
         Ok(json!({"next_cursor": next_cursor, "records": records}))
+    }
+}
+
+/// A contact-like record of about 250 bytes.
+pub fn sample_payload(i: usize) -> Map<String, Value> {
+    let v = json!({
+        "name": format!("Person {i}"), "email": format!("person{i}@example.com"),
+        "company": "Example Corp", "phone": "+1 555 0100", "lifecycle": "customer",
+        "score": i % 100, "tags": ["a", "b"], "address": {"city": "Springfield", "zip": "12345"}
+    });
+    match v {
+        Value::Object(map) => map,
+        _ => Map::new(),
     }
 }
 

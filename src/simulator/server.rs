@@ -76,7 +76,16 @@ pub struct SimServer {
 impl SimServer {
     /// Binds 127.0.0.1 on a free port and serves until dropped.
     pub async fn start(sim: Arc<Simulator>, settings: ServerSettings) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on("127.0.0.1:0".parse().expect("valid address"), sim, settings).await
+    }
+
+    /// Binds `address` and serves until dropped.
+    pub async fn start_on(
+        address: std::net::SocketAddr,
+        sim: Arc<Simulator>,
+        settings: ServerSettings,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(address).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let stats = Arc::new(ServerStats::default());
         let faults = Arc::new(Mutex::new(VecDeque::new()));
