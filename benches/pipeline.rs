@@ -107,14 +107,24 @@ async fn main() {
         .load()
         .await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let stream = StreamKey::new("hubspot", "bench", "Contact", "base");
     let sim = Arc::new(Simulator::new());
     let settings = ServerSettings {
         latency: Duration::from_millis(a.latency_ms),
         ..ServerSettings::default()
     };
     let server = SimServer::start(Arc::clone(&sim), settings).await.unwrap();
-    let client = NangoClient::new(&server.url, API_KEY, a.page, RetryPolicy::default());
+    let (stream, url) = match &a.nango_url {
+        // `nango-sync simulate` names its first stream demo|conn-0|Contact|base.
+        Some(url) => (
+            StreamKey::new("demo", "conn-0", "Contact", "base"),
+            url.clone(),
+        ),
+        None => (
+            StreamKey::new("hubspot", "bench", "Contact", "base"),
+            server.url.clone(),
+        ),
+    };
+    let client = NangoClient::new(&url, API_KEY, a.page, RetryPolicy::default());
     let mut table_no = 0;
     let mut fresh = || {
         table_no += 1;

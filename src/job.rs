@@ -44,10 +44,12 @@ pub enum Job {
         modified_after: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         results: Option<ResponseResults>,
-        /// Set on the follow-up a worker enqueues when a backfill outlasts one invocation.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        continuation: bool,
+        /// What asked for this sync; absent means a webhook.
+        #[serde(default, skip_serializing_if = "Trigger::is_webhook")]
+        trigger: Trigger,
     },
+    /// Sent on a schedule: bring every known stream up to date, whatever webhooks were missed.
+    Reconcile {},
     /// A sync run failed for this stream: record the error on its status.
     SyncFailed {
         stream: StreamKey,
@@ -85,6 +87,25 @@ pub fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+}
+
+/// Why a sync job exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Nango's sync webhook.
+    #[default]
+    Webhook,
+    /// A backfill that outlasted one invocation goes on.
+    Continuation,
+    /// The scheduled reconciliation.
+    Reconcile,
+}
+
+impl Trigger {
+    fn is_webhook(&self) -> bool {
+        *self == Trigger::Webhook
+    }
 }
 
 /// One message ready for the FIFO queue.
@@ -132,6 +153,7 @@ impl JobMessage {
     /// The FIFO group: the stream for sync jobs, the connection for auth and forwards.
     pub fn group_id(&self, body_digest: &str) -> String {
         match &self.job {
+            Job::Reconcile {} => "reconcile".to_owned(),
             Job::Sync { stream, .. } | Job::SyncFailed { stream, .. } => stream.message_group_id(),
             Job::Connection { connection, .. } => connection.message_group_id(),
             Job::Event { webhook, .. } => match event_connection(webhook) {
@@ -168,7 +190,7 @@ pub fn jobs_for(webhook: NangoWebhook, body: &RawValue) -> Vec<Job> {
             sync_type: s.sync_type,
             modified_after: s.modified_after,
             results: s.response_results,
-            continuation: false,
+            trigger: Trigger::Webhook,
         }],
         NangoWebhook::SyncFailure(f) => f
             .streams()
@@ -286,6 +308,24 @@ mod tests {
         let unmatched = r#"[{"x":1}]"#;
         let [m] = messages(unmatched).try_into().unwrap();
         assert!(m.group_id.starts_with("e-"));
+    }
+
+    #[test]
+    fn the_scheduled_reconcile_message_decodes() {
+        // What template.yaml's schedule sends.
+        let body = r#"{"v":1,"received_at":"2026-11-27T14:15:00Z","job":{"reconcile":{}}}"#;
+        assert!(matches!(
+            JobMessage::decode(body).unwrap().job,
+            Job::Reconcile {}
+        ));
+        let sync = r#"{"v":1,"received_at":"t","job":{"sync":{"stream":{"provider_config_key":"p","connection_id":"c","model":"M","variant":"base"},"sync_name":"s","trigger":"continuation"}}}"#;
+        assert!(matches!(
+            JobMessage::decode(sync).unwrap().job,
+            Job::Sync {
+                trigger: Trigger::Continuation,
+                ..
+            }
+        ));
     }
 
     #[test]

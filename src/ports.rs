@@ -210,6 +210,11 @@ pub trait StateStore: Send + Sync {
         report: &SyncReport,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Every stream with an item, and its state.
+    fn list_streams(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(StreamKey, StreamState)>, StoreError>> + Send;
+
     /// Sets the cursor back to the start so the next sync re-reads the stream.
     fn reset_cursor(
         &self,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tracing::Instrument;
 
-use crate::job::{messages_for, now_rfc3339, Job, JobDecodeError, JobMessage};
+use crate::job::{messages_for, now_rfc3339, Job, JobDecodeError, JobMessage, Trigger};
 use crate::ports::{
     ConnectionEvent, JobQueue, QueueError, RecordSource, RecordStore, StateStore, StoreError,
     StoredEvent, SyncReport,
@@ -55,6 +55,10 @@ pub enum JobOutcome {
     SyncFailureRecorded,
     ConnectionUpdated,
     EventStored,
+    /// A sync was enqueued for each known stream.
+    Reconciled {
+        streams: usize,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,12 +121,13 @@ where
             Job::Sync {
                 stream,
                 sync_name,
-                continuation,
+                trigger,
                 ..
             } => {
-                let webhook_at = (!continuation).then_some(received_at);
+                let webhook_at = (trigger == Trigger::Webhook).then_some(received_at);
                 self.sync(&stream, &sync_name, webhook_at, stop_at).await
             }
+            Job::Reconcile {} => self.reconcile(&received_at).await,
             Job::SyncFailed {
                 stream,
                 sync_name,
@@ -177,6 +182,35 @@ where
         }
     }
 
+    /// Enqueues a sync of every known stream, each in its own group, so that streams whose
+    /// webhooks were lost catch up. (Discovering streams that never sent a webhook, from Nango's
+    /// connections and sync status, comes next.)
+    async fn reconcile(&self, received_at: &str) -> Result<JobOutcome, JobError> {
+        let streams = self.state.list_streams().await?;
+        let jobs: Vec<Job> = streams
+            .iter()
+            .map(|(stream, state)| Job::Sync {
+                stream: stream.clone(),
+                sync_name: state.sync_name.clone().unwrap_or_default(),
+                sync_type: None,
+                modified_after: None,
+                results: None,
+                trigger: Trigger::Reconcile,
+            })
+            .collect();
+        let count = jobs.len();
+        // One batch of ids per reconcile run: a redelivered reconcile message enqueues nothing new.
+        let marker = format!("reconcile {received_at}");
+        for chunk in messages_for(marker.as_bytes(), jobs, &now_rfc3339()).chunks(100) {
+            self.queue.send(chunk).await?;
+        }
+        tracing::info!(
+            streams = count,
+            "reconcile: a sync enqueued for every known stream"
+        );
+        Ok(JobOutcome::Reconciled { streams: count })
+    }
+
     async fn sync(
         &self,
         stream: &StreamKey,
@@ -199,7 +233,7 @@ where
                     sync_type: None,
                     modified_after: None,
                     results: None,
-                    continuation: true,
+                    trigger: Trigger::Continuation,
                 };
                 // The dedup id names the cursor reached, so each continuation is new to SQS.
                 let marker = format!("continue {}", summary.cursor.as_deref().unwrap_or(""));
@@ -252,5 +286,6 @@ fn outcome_name(outcome: &JobOutcome) -> &'static str {
         JobOutcome::SyncFailureRecorded => "sync_failure_recorded",
         JobOutcome::ConnectionUpdated => "connection_updated",
         JobOutcome::EventStored => "event_stored",
+        JobOutcome::Reconciled { .. } => "reconciled",
     }
 }

@@ -420,6 +420,22 @@ fn get_n(item: &Item, name: &str) -> u64 {
     }
 }
 
+fn stream_state(item: &Item) -> StreamState {
+    StreamState {
+        cursor: get_s(item, "cursor"),
+        sync_name: get_s(item, "sync_name"),
+        last_sync_at: get_s(item, "last_sync_at"),
+        last_webhook_at: get_s(item, "last_webhook_at"),
+        records_written: get_n(item, "records_written"),
+        records_rejected: get_n(item, "records_rejected"),
+        status: match get_s(item, "status").as_deref() {
+            Some("error") => StreamStatus::Error,
+            _ => StreamStatus::Ok,
+        },
+        error: get_s(item, "error"),
+    }
+}
+
 impl StateStore for DynamoStateStore {
     async fn get_stream(&self, stream: &StreamKey) -> Result<Option<StreamState>, StoreError> {
         let out = self
@@ -431,19 +447,38 @@ impl StateStore for DynamoStateStore {
             .send()
             .await
             .map_err(store_error)?;
-        Ok(out.item.map(|item| StreamState {
-            cursor: get_s(&item, "cursor"),
-            sync_name: get_s(&item, "sync_name"),
-            last_sync_at: get_s(&item, "last_sync_at"),
-            last_webhook_at: get_s(&item, "last_webhook_at"),
-            records_written: get_n(&item, "records_written"),
-            records_rejected: get_n(&item, "records_rejected"),
-            status: match get_s(&item, "status").as_deref() {
-                Some("error") => StreamStatus::Error,
-                _ => StreamStatus::Ok,
-            },
-            error: get_s(&item, "error"),
-        }))
+        Ok(out.item.as_ref().map(stream_state))
+    }
+
+    async fn list_streams(&self) -> Result<Vec<(StreamKey, StreamState)>, StoreError> {
+        let mut streams = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(#pk, :prefix)")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_values(":prefix", s("stream#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in page.items.unwrap_or_default() {
+                let key = get_s(&item, attr::PK)
+                    .and_then(|pk| pk.strip_prefix("stream#").map(str::to_owned))
+                    .and_then(|encoded| StreamKey::decode(&encoded).ok());
+                match key {
+                    Some(key) => streams.push((key, stream_state(&item))),
+                    None => tracing::warn!("state item with an undecodable stream key skipped"),
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(streams),
+            }
+        }
     }
 
     async fn advance_cursor(

@@ -218,6 +218,15 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    async fn list_streams(&self) -> Result<Vec<(StreamKey, StreamState)>, StoreError> {
+        Ok(self
+            .lock()
+            .streams
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
         if let Some(state) = self.lock().streams.get_mut(stream) {
             state.cursor = None;

@@ -9,5 +9,6 @@ mod runtime_loop;
 mod secrets_moto;
 mod signature_vectors;
 mod sqs_moto;
+mod template;
 mod worker_handler;
 mod worker_moto;

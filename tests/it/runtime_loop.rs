@@ -2,9 +2,9 @@
 //! bootstrap, against a small Lambda Runtime API emulator here, and fed files from events/. This
 //! proves `main` (config, clients, the runtime's poll/respond loop), not only the handler.
 //!
-//! By default the test's own debug binaries run. To time the Lambda builds instead:
-//! `NANGO_SYNC_BOOTSTRAP_DIR=target/lambda scripts/test.sh --test it runtime_loop -- --nocapture`
-//! (cargo-lambda's layout: `<dir>/webhook/bootstrap`, `<dir>/worker/bootstrap`).
+//! By default the test's own debug binaries run. To time release builds instead:
+//! `NANGO_SYNC_BOOTSTRAP_DIR=target/release scripts/test.sh --test it runtime_loop -- --nocapture`
+//! (or a cargo-lambda output directory, `<dir>/webhook/bootstrap`, when it matches this machine).
 
 use std::collections::{HashMap, VecDeque};
 use std::process::{Child, Command, Stdio};
@@ -167,7 +167,11 @@ async fn route(state: &Invocations, request: Request<Incoming>) -> Response<Full
 
 fn binary(name: &str) -> String {
     match std::env::var("NANGO_SYNC_BOOTSTRAP_DIR") {
-        Ok(dir) => format!("{dir}/{name}/bootstrap"),
+        // cargo-lambda's layout, or a plain target directory (target/release).
+        Ok(dir) if std::path::Path::new(&format!("{dir}/{name}/bootstrap")).exists() => {
+            format!("{dir}/{name}/bootstrap")
+        }
+        Ok(dir) => format!("{dir}/{name}"),
         Err(_) => match name {
             "webhook" => env!("CARGO_BIN_EXE_webhook").to_owned(),
             "worker" => env!("CARGO_BIN_EXE_worker").to_owned(),

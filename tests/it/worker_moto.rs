@@ -346,3 +346,40 @@ async fn deadline_continuations_complete_a_long_backfill() {
     assert_eq!(rig.app.queue.sent().len(), invocations - 1);
     assert_in_sync(&rig, &s).await;
 }
+
+#[tokio::test]
+async fn reconcile_catches_up_a_stream_whose_webhook_was_lost() {
+    let rig = worker_rig(50, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..20).map(|i| (format!("c{i}"), payload(i, 1))));
+    run_job(&rig, &s).await;
+    // Nango changes records and its webhook never arrives.
+    rig.sim.tick();
+    rig.sim
+        .save(&s, (15..40).map(|i| (format!("c{i}"), payload(i, 2))));
+    let reconcile = r#"{"v":1,"received_at":"2026-11-27T14:15:00Z","job":{"reconcile":{}}}"#;
+    let outcome = rig.app.process(reconcile, None).await.unwrap();
+    assert_eq!(outcome, JobOutcome::Reconciled { streams: 1 });
+    let [job] = rig.app.queue.sent().try_into().unwrap();
+    assert_eq!(job.group_id, s.message_group_id());
+    let before = rig
+        .app
+        .state
+        .get_stream(&s)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_webhook_at;
+    rig.app.process(&job.body, None).await.unwrap();
+    assert_in_sync(&rig, &s).await;
+    let after = rig
+        .app
+        .state
+        .get_stream(&s)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_webhook_at;
+    assert_eq!(before, after, "a reconcile is not a webhook");
+}

@@ -1,0 +1,141 @@
+//! template.yaml and the local set-up agree: the queues and tables created on moto for local runs
+//! and tests have the settings the stack deploys.
+
+use nango_sync::adapters::local_aws::{self, INGEST_QUEUE_ATTRIBUTES, MAX_RECEIVE_COUNT};
+use serde_yaml::Value;
+
+use crate::common::{moto_sdk_config, read, unique_name};
+
+fn template() -> Value {
+    serde_yaml::from_str(&read("template.yaml")).expect("template.yaml is YAML")
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn ingest_queue_settings_match_the_template() {
+    let t = template();
+    let props = &t["Resources"]["IngestQueue"]["Properties"];
+    for (name, value) in INGEST_QUEUE_ATTRIBUTES {
+        assert_eq!(scalar(&props[*name]), *value, "IngestQueue.{name}");
+    }
+    assert_eq!(
+        scalar(&t["Parameters"]["MaxReceiveCount"]["Default"]),
+        MAX_RECEIVE_COUNT.to_string()
+    );
+    let worker_timeout: u64 = scalar(&t["Resources"]["WorkerFunction"]["Properties"]["Timeout"])
+        .parse()
+        .unwrap();
+    let visibility: u64 = scalar(&props["VisibilityTimeout"]).parse().unwrap();
+    assert!(
+        visibility >= 6 * worker_timeout,
+        "visibility {visibility} < 6 x worker timeout {worker_timeout}"
+    );
+    assert_eq!(
+        scalar(&t["Resources"]["IngestDeadLetterQueue"]["Properties"]["FifoQueue"]),
+        "true"
+    );
+}
+
+#[test]
+fn tables_have_the_keys_the_code_uses() {
+    let t = template();
+    for table in ["RecordsTable", "StateTable"] {
+        let props = &t["Resources"][table]["Properties"];
+        let keys: Vec<(String, String)> = props["KeySchema"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|k| (scalar(&k["AttributeName"]), scalar(&k["KeyType"])))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("pk".to_owned(), "HASH".to_owned()),
+                ("sk".to_owned(), "RANGE".to_owned())
+            ],
+            "{table}"
+        );
+        assert_eq!(scalar(&props["BillingMode"]), "PAY_PER_REQUEST", "{table}");
+        assert_eq!(
+            scalar(&props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]),
+            "true"
+        );
+        assert_eq!(scalar(&props["SSESpecification"]["SSEEnabled"]), "true");
+    }
+}
+
+#[test]
+fn functions_use_the_documented_runtime_and_no_wildcard_actions() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(scalar(&globals["Runtime"]), "provided.al2023");
+    assert_eq!(scalar(&globals["Architectures"][0]), "arm64");
+    assert_eq!(scalar(&globals["LoggingConfig"]["LogFormat"]), "JSON");
+    let text = read("template.yaml");
+    assert!(
+        !text.contains("Action: \"*\"") && !text.contains("Action: '*'") && !text.contains(":*\""),
+        "wildcard action"
+    );
+    assert!(!text.contains("DynamoDBCrudPolicy"));
+    for (function, binary) in [("WebhookFunction", "webhook"), ("WorkerFunction", "worker")] {
+        let f = &t["Resources"][function];
+        assert_eq!(scalar(&f["Metadata"]["BuildMethod"]), "rust-cargolambda");
+        assert_eq!(scalar(&f["Metadata"]["BuildProperties"]["Binary"]), binary);
+    }
+}
+
+#[tokio::test]
+async fn local_setup_creates_the_stack_resources_on_moto() {
+    let sdk = moto_sdk_config().await;
+    let resources = local_aws::create(&sdk, &unique_name("local"))
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&resources.queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let get = |name: &str| {
+        attributes
+            .get(&aws_sdk_sqs::types::QueueAttributeName::from(name))
+            .cloned()
+    };
+    assert_eq!(get("FifoQueue").as_deref(), Some("true"));
+    assert_eq!(get("VisibilityTimeout").as_deref(), Some("1800"));
+    let redrive: serde_json::Value = serde_json::from_str(&get("RedrivePolicy").unwrap()).unwrap();
+    assert_eq!(
+        redrive["maxReceiveCount"].to_string().trim_matches('"'),
+        MAX_RECEIVE_COUNT.to_string()
+    );
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    for table in [&resources.records_table, &resources.state_table] {
+        let described = dynamo
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap();
+        let keys: Vec<_> = described
+            .table
+            .unwrap()
+            .key_schema
+            .unwrap()
+            .into_iter()
+            .map(|k| k.attribute_name)
+            .collect();
+        assert_eq!(keys, ["pk", "sk"]);
+    }
+}
