@@ -245,3 +245,17 @@ pub struct StoredEvent {
     /// The verified webhook body, verbatim.
     pub body: String,
 }
+
+/// A stream Nango knows of, found without a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredStream {
+    pub stream: StreamKey,
+    pub sync_name: String,
+    /// Nango's `recordCount` for the model, when it reports one.
+    pub record_count: Option<u64>,
+}
+
+/// Lists every stream Nango syncs (its connections, then each connection's syncs and models).
+pub trait StreamDiscovery: Send + Sync {
+    fn discover(&self) -> impl Future<Output = Result<Vec<DiscoveredStream>, SourceError>> + Send;
+}

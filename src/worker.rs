@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::job::{messages_for, now_rfc3339, Job, JobDecodeError, JobMessage, Trigger};
 use crate::ports::{
     ConnectionEvent, JobQueue, QueueError, RecordSource, RecordStore, StateStore, StoreError,
-    StoredEvent, SyncReport,
+    StoredEvent, StreamDiscovery, StreamStatus, SyncReport,
 };
 use crate::stream::{digest_hex, StreamKey};
 use crate::sync::{sync_stream, SyncEnd, SyncError, SyncSummary};
@@ -55,9 +55,10 @@ pub enum JobOutcome {
     SyncFailureRecorded,
     ConnectionUpdated,
     EventStored,
-    /// A sync was enqueued for each known stream.
+    /// A sync was enqueued for each stream; `new_streams` of them had never been seen.
     Reconciled {
         streams: usize,
+        new_streams: usize,
     },
 }
 
@@ -75,7 +76,7 @@ pub enum JobError {
 
 impl<S, R, T, Q> WorkerApp<S, R, T, Q>
 where
-    S: RecordSource,
+    S: RecordSource + StreamDiscovery,
     R: RecordStore,
     T: StateStore,
     Q: JobQueue,
@@ -182,16 +183,46 @@ where
         }
     }
 
-    /// Enqueues a sync of every known stream, each in its own group, so that streams whose
-    /// webhooks were lost catch up. (Discovering streams that never sent a webhook, from Nango's
-    /// connections and sync status, comes next.)
+    /// Enqueues a sync of every stream, each in its own group, so that streams whose webhooks
+    /// were lost catch up: the streams the state table knows, plus those Nango lists (its
+    /// connections' syncs and models) that never sent a webhook. A known stream in error that Nango
+    /// no longer lists (its connection is gone) is left alone.
     async fn reconcile(&self, received_at: &str) -> Result<JobOutcome, JobError> {
-        let streams = self.state.list_streams().await?;
+        let known = self.state.list_streams().await?;
+        let discovered = match self.source.discover().await {
+            Ok(found) => Some(found),
+            Err(error) => {
+                tracing::warn!(%error, "reconcile: discovery from Nango failed; syncing the known streams only");
+                None
+            }
+        };
+        let mut streams: std::collections::BTreeMap<StreamKey, String> =
+            std::collections::BTreeMap::new();
+        let listed: HashSet<&StreamKey> = discovered.iter().flatten().map(|d| &d.stream).collect();
+        for (stream, state) in &known {
+            let gone = discovered.is_some()
+                && state.status == StreamStatus::Error
+                && !listed.contains(stream);
+            if !gone {
+                streams.insert(stream.clone(), state.sync_name.clone().unwrap_or_default());
+            }
+        }
+        let mut new_streams = 0;
+        for found in discovered.iter().flatten() {
+            if !streams.contains_key(&found.stream)
+                && !known.iter().any(|(s, _)| s == &found.stream)
+            {
+                new_streams += 1;
+            }
+            streams
+                .entry(found.stream.clone())
+                .or_insert_with(|| found.sync_name.clone());
+        }
         let jobs: Vec<Job> = streams
-            .iter()
-            .map(|(stream, state)| Job::Sync {
-                stream: stream.clone(),
-                sync_name: state.sync_name.clone().unwrap_or_default(),
+            .into_iter()
+            .map(|(stream, sync_name)| Job::Sync {
+                stream,
+                sync_name,
                 sync_type: None,
                 modified_after: None,
                 results: None,
@@ -199,16 +230,20 @@ where
             })
             .collect();
         let count = jobs.len();
-        // One batch of ids per reconcile run: a redelivered reconcile message enqueues nothing new.
+        // The ids derive from this reconcile run: a redelivered reconcile message enqueues nothing new.
         let marker = format!("reconcile {received_at}");
         for chunk in messages_for(marker.as_bytes(), jobs, &now_rfc3339()).chunks(100) {
             self.queue.send(chunk).await?;
         }
         tracing::info!(
             streams = count,
-            "reconcile: a sync enqueued for every known stream"
+            new_streams,
+            "reconcile: a sync enqueued for every stream"
         );
-        Ok(JobOutcome::Reconciled { streams: count })
+        Ok(JobOutcome::Reconciled {
+            streams: count,
+            new_streams,
+        })
     }
 
     async fn sync(

@@ -5,13 +5,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
 
-use crate::ports::{PermanentReason, RecordSource, SourceError};
+use crate::ports::{DiscoveredStream, PermanentReason, RecordSource, SourceError, StreamDiscovery};
 use crate::record::RecordsPage;
 use crate::stream::{StreamKey, BASE_VARIANT};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.nango.dev";
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
 pub const MAX_PAGE_LIMIT: u32 = 10_000;
+/// Half of Nango's default per-account limit (200 requests a minute), leaving the rest to syncs.
+pub const DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE: u32 = 100;
 
 /// How hard to try before a fetch is reported as failed.
 #[derive(Debug, Clone)]
@@ -48,6 +50,7 @@ pub struct NangoClient {
     api_key: String,
     page_limit: u32,
     retry: RetryPolicy,
+    discovery_requests_per_minute: u32,
 }
 
 impl std::fmt::Debug for NangoClient {
@@ -60,8 +63,8 @@ impl std::fmt::Debug for NangoClient {
 }
 
 /// One attempt's result, before the retry decision.
-enum Attempt {
-    Page(RecordsPage),
+enum Attempt<T> {
+    Page(T),
     Retry { why: String },
     RateLimited { wait: Duration },
     Fail(SourceError),
@@ -87,7 +90,23 @@ impl NangoClient {
             api_key: api_key.into(),
             page_limit: page_limit.clamp(1, MAX_PAGE_LIMIT),
             retry,
+            discovery_requests_per_minute: DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE,
         }
+    }
+
+    /// How many requests a minute discovery may make (`GET /sync/status` per connection).
+    pub fn with_discovery_rate(mut self, requests_per_minute: u32) -> Self {
+        self.discovery_requests_per_minute = requests_per_minute.max(1);
+        self
+    }
+
+    fn sync_status_url(&self, provider_config_key: &str, connection_id: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("provider_config_key", provider_config_key)
+            .append_pair("syncs", "*")
+            .append_pair("connection_id", connection_id)
+            .finish();
+        format!("{}/sync/status?{query}", self.base_url)
     }
 
     /// The request URL, encoded as the official SDK does (URLSearchParams order and escaping).
@@ -104,15 +123,23 @@ impl NangoClient {
         format!("{}/records/?{}", self.base_url, query.finish())
     }
 
-    async fn attempt(&self, stream: &StreamKey, cursor: Option<&str>, limit: u32) -> Attempt {
-        let response = self
+    /// One GET; `stream` adds the connection headers the records API wants.
+    async fn attempt<T>(
+        &self,
+        url: &str,
+        stream: Option<&StreamKey>,
+        parse: &(impl Fn(&[u8]) -> Result<T, String> + Sync),
+    ) -> Attempt<T> {
+        let mut request = self
             .http
-            .get(self.records_url(stream, cursor, limit))
-            .header(AUTHORIZATION, format!("Bearer {}", self.api_key))
-            .header("Connection-Id", &stream.connection_id)
-            .header("Provider-Config-Key", &stream.provider_config_key)
-            .send()
-            .await;
+            .get(url)
+            .header(AUTHORIZATION, format!("Bearer {}", self.api_key));
+        if let Some(stream) = stream {
+            request = request
+                .header("Connection-Id", &stream.connection_id)
+                .header("Provider-Config-Key", &stream.provider_config_key);
+        }
+        let response = request.send().await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {
@@ -133,9 +160,9 @@ impl NangoClient {
             }
         };
         if status.is_success() {
-            return match RecordsPage::parse(&body) {
-                Ok(page) => Attempt::Page(page),
-                Err(e) => Attempt::Retry { why: e.to_string() },
+            return match parse(&body) {
+                Ok(value) => Attempt::Page(value),
+                Err(why) => Attempt::Retry { why },
             };
         }
         let code = error_code(&body);
@@ -201,28 +228,30 @@ impl NangoClient {
         half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
     }
 
-    async fn fetch_with_retries(
+    /// A GET retried as the contract asks: 429s waited out, errors backed off, 4xx final.
+    async fn get_with_retries<T>(
         &self,
-        stream: &StreamKey,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<RecordsPage, SourceError> {
+        url: &str,
+        stream: Option<&StreamKey>,
+        parse: impl Fn(&[u8]) -> Result<T, String> + Sync,
+    ) -> Result<T, SourceError> {
+        let label = stream.map(StreamKey::encode).unwrap_or_default();
         let (mut errors, mut rate_limited) = (0, 0);
         let message = loop {
-            match self.attempt(stream, cursor, limit).await {
-                Attempt::Page(page) => return Ok(page),
+            match self.attempt(url, stream, &parse).await {
+                Attempt::Page(value) => return Ok(value),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::RateLimited { wait } => {
                     rate_limited += 1;
                     if rate_limited >= self.retry.max_rate_limited {
                         break format!("429 rate limited {rate_limited} times");
                     }
-                    tracing::debug!(stream = %stream.encode(), ?wait, "rate limited; waiting as Nango asks");
+                    tracing::debug!(stream = %label, ?wait, "rate limited; waiting as Nango asks");
                     tokio::time::sleep(wait).await;
                 }
                 Attempt::Retry { why } => {
                     errors += 1;
-                    tracing::debug!(stream = %stream.encode(), errors, %why, "records fetch will be retried");
+                    tracing::debug!(stream = %label, errors, %why, "Nango request will be retried");
                     if errors >= self.retry.max_attempts {
                         break why;
                     }
@@ -244,13 +273,18 @@ impl RecordSource for NangoClient {
         stream: &StreamKey,
         cursor: Option<&str>,
     ) -> Result<RecordsPage, SourceError> {
-        let result = self
-            .fetch_with_retries(stream, cursor, self.page_limit)
-            .await;
+        let url = self.records_url(stream, cursor, self.page_limit);
+        let result = self.get_with_retries(&url, Some(stream), parse_page).await;
         // Nango answers 500 for a cursor it cannot decode. When 500s persist with a cursor but the
         // stream reads fine without one, the cursor is the problem: say so, with the remedy.
         if let (Err(SourceError::Transient { message, .. }), Some(_)) = (&result, cursor) {
-            if message.starts_with("500") && self.attempt(stream, None, 1).await.is_page() {
+            let probe = self.records_url(stream, None, 1);
+            if message.starts_with("500")
+                && self
+                    .attempt(&probe, Some(stream), &parse_page)
+                    .await
+                    .is_page()
+            {
                 return Err(permanent(
                     PermanentReason::CursorRejected,
                     "reset the stream's cursor (nango-sync reset) to re-read it from the start",
@@ -262,7 +296,83 @@ impl RecordSource for NangoClient {
     }
 }
 
-impl Attempt {
+fn parse_page(body: &[u8]) -> Result<RecordsPage, String> {
+    RecordsPage::parse(body).map_err(|e| e.to_string())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("unexpected response body: {e}"))
+}
+
+#[derive(serde::Deserialize)]
+struct ConnectionsWire {
+    connections: Vec<ConnectionWire>,
+}
+
+#[derive(serde::Deserialize)]
+struct ConnectionWire {
+    connection_id: String,
+    provider_config_key: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SyncStatusWire {
+    syncs: Vec<SyncWire>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncWire {
+    name: String,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    record_count: Option<std::collections::BTreeMap<String, u64>>,
+    #[serde(default)]
+    latest_result: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+}
+
+impl StreamDiscovery for NangoClient {
+    /// `GET /connections`, then `GET /sync/status` per connection, paced so that discovery takes
+    /// at most `discovery_requests_per_minute` of the account's shared rate limit.
+    async fn discover(&self) -> Result<Vec<DiscoveredStream>, SourceError> {
+        let url = format!("{}/connections", self.base_url);
+        let connections: ConnectionsWire = self.get_with_retries(&url, None, parse_json).await?;
+        let pace = Duration::from_secs(60) / self.discovery_requests_per_minute.max(1);
+        let mut found = Vec::new();
+        for connection in connections.connections {
+            tokio::time::sleep(pace).await;
+            let url =
+                self.sync_status_url(&connection.provider_config_key, &connection.connection_id);
+            let status: SyncStatusWire = self.get_with_retries(&url, None, parse_json).await?;
+            for sync in status.syncs {
+                let variant = sync
+                    .variant
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| BASE_VARIANT.to_owned());
+                let counts = sync.record_count.unwrap_or_default();
+                let mut models: std::collections::BTreeSet<String> =
+                    counts.keys().cloned().collect();
+                models.extend(sync.latest_result.unwrap_or_default().into_keys());
+                for model in models {
+                    found.push(DiscoveredStream {
+                        stream: StreamKey::new(
+                            &connection.provider_config_key,
+                            &connection.connection_id,
+                            &model,
+                            &variant,
+                        ),
+                        sync_name: sync.name.clone(),
+                        record_count: counts.get(&model).copied(),
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl<T> Attempt<T> {
     fn is_page(&self) -> bool {
         matches!(self, Attempt::Page(_))
     }

@@ -44,6 +44,8 @@ struct StreamData {
 #[derive(Debug)]
 struct Inner {
     now: Micros,
+    /// The sync that feeds each stream, as `/sync/status` reports it.
+    sync_names: BTreeMap<StreamKey, String>,
     connections: BTreeSet<ConnectionKey>,
     streams: BTreeMap<StreamKey, StreamData>,
 }
@@ -82,6 +84,7 @@ impl Simulator {
         Self {
             inner: Mutex::new(Inner {
                 now: 1_795_737_600_000_000,
+                sync_names: BTreeMap::new(),
                 connections: BTreeSet::new(),
                 streams: BTreeMap::new(),
             }),
@@ -104,6 +107,40 @@ impl Simulator {
 
     pub fn streams(&self) -> Vec<StreamKey> {
         self.lock().streams.keys().cloned().collect()
+    }
+
+    pub fn connections(&self) -> Vec<ConnectionKey> {
+        self.lock().connections.iter().cloned().collect()
+    }
+
+    /// Names the sync that feeds a stream (default: the model's name in lower case, plus `s`).
+    pub fn set_sync_name(&self, stream: &StreamKey, name: &str) {
+        self.lock()
+            .sync_names
+            .insert(stream.clone(), name.to_owned());
+    }
+
+    /// What `/sync/status` says of a connection: (sync name, variant, model, live record count).
+    pub fn sync_status(&self, connection: &ConnectionKey) -> Vec<(String, String, String, u64)> {
+        let inner = self.lock();
+        inner
+            .streams
+            .iter()
+            .filter(|(s, _)| s.connection() == *connection)
+            .map(|(s, data)| {
+                let name = inner
+                    .sync_names
+                    .get(s)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{}s", s.model.to_lowercase()));
+                let live = data
+                    .records
+                    .values()
+                    .filter(|r| r.deleted_at.is_none())
+                    .count() as u64;
+                (name, s.variant.clone(), s.model.clone(), live)
+            })
+            .collect()
     }
 
     /// Saves records (new, changed or undeleted) as a sync function's batchSave would.
@@ -457,6 +494,29 @@ mod tests {
         let snap = sim.snapshot(&s);
         assert!(snap["a"].get("name").is_none());
         assert!(snap["a"]["_nango_metadata"]["pruned_at"].is_string());
+    }
+}
+
+impl crate::ports::StreamDiscovery for InProcessSource {
+    async fn discover(
+        &self,
+    ) -> Result<Vec<crate::ports::DiscoveredStream>, crate::ports::SourceError> {
+        let mut found = Vec::new();
+        for connection in self.sim.connections() {
+            for (sync_name, variant, model, count) in self.sim.sync_status(&connection) {
+                found.push(crate::ports::DiscoveredStream {
+                    stream: StreamKey::new(
+                        &connection.provider_config_key,
+                        &connection.connection_id,
+                        model,
+                        variant,
+                    ),
+                    sync_name,
+                    record_count: Some(count),
+                });
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -204,15 +204,18 @@ async fn answer(
 
 fn records(state: &State, request: &Request<Incoming>, truncate: bool) -> Response<Full<Bytes>> {
     let path = request.uri().path();
-    if path != "/records" && path != "/records/" {
-        return text(404, "Not Found");
-    }
     let headers = request.headers();
     let expected = format!("Bearer {}", state.settings.api_key);
     match headers.get("authorization").and_then(|v| v.to_str().ok()) {
         None => return auth_error("missing_auth_header"),
         Some(v) if v != expected => return auth_error("unknown_account"),
         Some(_) => {}
+    }
+    match path {
+        "/records" | "/records/" => {}
+        "/connections" => return connections(state),
+        "/sync/status" => return sync_status(state, request.uri().query().unwrap_or("")),
+        _ => return text(404, "Not Found"),
     }
     let header = |name: &str| {
         headers
@@ -281,6 +284,54 @@ fn records(state: &State, request: &Request<Incoming>, truncate: bool) -> Respon
         ),
         Err(SimError::BadCursor) => error(500, "server_error", "Failed to fetch records"),
     }
+}
+
+/// `GET /connections` (contract §6).
+fn connections(state: &State) -> Response<Full<Bytes>> {
+    let list: Vec<serde_json::Value> = state
+        .sim
+        .connections()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({"id": i + 1, "connection_id": c.connection_id, "provider_config_key": c.provider_config_key,
+                   "provider": c.provider_config_key, "errors": [], "end_user": null, "tags": {}, "metadata": null,
+                   "created": "2026-11-27T00:00:00.000Z"})
+        })
+        .collect();
+    json_response(200, json!({ "connections": list }))
+}
+
+/// `GET /sync/status?provider_config_key=..&syncs=*&connection_id=..` (contract §6).
+fn sync_status(state: &State, query: &str) -> Response<Full<Bytes>> {
+    let mut pck = None;
+    let mut connection_id = None;
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "provider_config_key" => pck = Some(value.into_owned()),
+            "connection_id" => connection_id = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let (Some(pck), Some(connection_id)) = (pck, connection_id) else {
+        return query_error("invalid_type", "provider_config_key");
+    };
+    let connection = crate::stream::ConnectionKey {
+        provider_config_key: pck,
+        connection_id,
+    };
+    let syncs: Vec<serde_json::Value> = state
+        .sim
+        .sync_status(&connection)
+        .into_iter()
+        .map(|(name, variant, model, count)| {
+            json!({"id": format!("{name}-{variant}"), "connection_id": connection.connection_id, "name": name,
+                   "variant": variant, "status": "SUCCESS", "type": "INCREMENTAL", "finishedAt": null,
+                   "nextScheduledSyncAt": null, "frequency": "every hour", "latestResult": {},
+                   "recordCount": { model: count }, "checkpoint": null})
+        })
+        .collect();
+    json_response(200, json!({ "syncs": syncs }))
 }
 
 fn valid_model(m: &str) -> bool {

@@ -141,7 +141,8 @@ pub async fn worker_rig(
         None => admin,
     };
     let app = WorkerApp {
-        source: NangoClient::new(&server.url, API_KEY, page_limit, fast_retry()),
+        source: NangoClient::new(&server.url, API_KEY, page_limit, fast_retry())
+            .with_discovery_rate(60_000),
         records: DynamoRecordStore::new(dynamo.clone(), &records_table, fast_writes()),
         state: DynamoStateStore::new(dynamo, &state_table),
         queue: MemoryQueue::new(),

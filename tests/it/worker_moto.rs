@@ -360,7 +360,13 @@ async fn reconcile_catches_up_a_stream_whose_webhook_was_lost() {
         .save(&s, (15..40).map(|i| (format!("c{i}"), payload(i, 2))));
     let reconcile = r#"{"v":1,"received_at":"2026-11-27T14:15:00Z","job":{"reconcile":{}}}"#;
     let outcome = rig.app.process(reconcile, None).await.unwrap();
-    assert_eq!(outcome, JobOutcome::Reconciled { streams: 1 });
+    assert_eq!(
+        outcome,
+        JobOutcome::Reconciled {
+            streams: 1,
+            new_streams: 0
+        }
+    );
     let [job] = rig.app.queue.sent().try_into().unwrap();
     assert_eq!(job.group_id, s.message_group_id());
     let before = rig
@@ -382,4 +388,38 @@ async fn reconcile_catches_up_a_stream_whose_webhook_was_lost() {
         .unwrap()
         .last_webhook_at;
     assert_eq!(before, after, "a reconcile is not a webhook");
+}
+
+#[tokio::test]
+async fn reconcile_discovers_streams_that_never_sent_a_webhook() {
+    let rig = worker_rig(50, ServerSettings::default(), None).await;
+    let known = contacts();
+    let silent = StreamKey::new("salesforce", "org-9", "Deal", "eu");
+    let gone = StreamKey::new("hubspot", "deleted-connection", "Contact", "base");
+    rig.sim
+        .save(&known, (0..10).map(|i| (format!("c{i}"), payload(i, 1))));
+    rig.sim
+        .save(&silent, (0..30).map(|i| (format!("d{i}"), payload(i, 1))));
+    rig.sim.set_sync_name(&silent, "deals");
+    run_job(&rig, &known).await;
+    // A stream whose connection was deleted in Nango: in error, and no longer listed.
+    run_job(&rig, &gone).await;
+
+    let reconcile = r#"{"v":1,"received_at":"2026-11-27T14:30:00Z","job":{"reconcile":{}}}"#;
+    let outcome = rig.app.process(reconcile, None).await.unwrap();
+    assert_eq!(
+        outcome,
+        JobOutcome::Reconciled {
+            streams: 2,
+            new_streams: 1
+        }
+    );
+    for job in rig.app.queue.sent() {
+        rig.app.process(&job.body, None).await.unwrap();
+    }
+    assert_in_sync(&rig, &known).await;
+    assert_in_sync(&rig, &silent).await;
+    let state = rig.app.state.get_stream(&silent).await.unwrap().unwrap();
+    assert_eq!(state.sync_name.as_deref(), Some("deals"));
+    assert_eq!(state.last_webhook_at, None);
 }
