@@ -88,6 +88,8 @@ pub struct WorkerConfig {
     pub hard_delete: bool,
     pub deadline_margin_seconds: u64,
     pub write_concurrency: usize,
+    /// The share of Nango's per-account rate limit that reconciliation's discovery may use.
+    pub discovery_requests_per_minute: u32,
 }
 
 impl std::fmt::Debug for WorkerConfig {
@@ -110,6 +112,10 @@ impl std::fmt::Debug for WorkerConfig {
             .field("hard_delete", &self.hard_delete)
             .field("deadline_margin_seconds", &self.deadline_margin_seconds)
             .field("write_concurrency", &self.write_concurrency)
+            .field(
+                "discovery_requests_per_minute",
+                &self.discovery_requests_per_minute,
+            )
             .finish()
     }
 }
@@ -156,6 +162,13 @@ impl WorkerConfig {
             hard_delete,
             deadline_margin_seconds: number(&get, vars::DEADLINE_MARGIN_SECONDS, 60, 1, 840)?,
             write_concurrency: number(&get, vars::WRITE_CONCURRENCY, 4, 1, 64)? as usize,
+            discovery_requests_per_minute: number(
+                &get,
+                vars::DISCOVERY_REQUESTS_PER_MINUTE,
+                100,
+                1,
+                60_000,
+            )? as u32,
         })
     }
 }
@@ -197,6 +210,7 @@ pub mod vars {
     pub const DELETE_MODE: &str = "DELETE_MODE";
     pub const DEADLINE_MARGIN_SECONDS: &str = "DEADLINE_MARGIN_SECONDS";
     pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
+    pub const DISCOVERY_REQUESTS_PER_MINUTE: &str = "DISCOVERY_REQUESTS_PER_MINUTE";
 }
 
 impl WebhookConfig {
