@@ -65,6 +65,20 @@ impl std::fmt::Debug for WebhookConfig {
     }
 }
 
+/// Configuration read from named variables: the environment when deployed, a map in tests.
+pub trait FromVars: Sized {
+    /// Reads every variable through `lookup`; blank values count as unset.
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError>;
+
+    fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_map(map: &HashMap<&str, &str>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| map.get(name).map(|v| v.to_string()))
+    }
+}
+
 /// Where the Nango API key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiKeySource {
@@ -120,16 +134,8 @@ impl std::fmt::Debug for WorkerConfig {
     }
 }
 
-impl WorkerConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_map(map: &HashMap<&str, &str>) -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| map.get(name).map(|v| v.to_string()))
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromVars for WorkerConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         let api_key = match (get(vars::API_KEY), get(vars::API_KEY_SECRET)) {
@@ -213,16 +219,8 @@ pub mod vars {
     pub const DISCOVERY_REQUESTS_PER_MINUTE: &str = "DISCOVERY_REQUESTS_PER_MINUTE";
 }
 
-impl WebhookConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_map(map: &HashMap<&str, &str>) -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| map.get(name).map(|v| v.to_string()))
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromVars for WebhookConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let queue_url = get(vars::QUEUE_URL).ok_or(ConfigError::Missing(vars::QUEUE_URL))?;
         let signing_keys = match (get(vars::SIGNING_KEY), get(vars::SIGNING_KEY_SECRET)) {

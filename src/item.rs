@@ -179,15 +179,7 @@ mod tests {
         assert_eq!(decode_record(&item).unwrap(), big.object);
 
         // Incompressible: distinct pseudo-random text, larger than an item even gzipped.
-        let mut seed = 7u64;
-        let noise: String = (0..600_000)
-            .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                char::from(b'!' + ((seed >> 33) % 90) as u8)
-            })
-            .collect();
+        let noise = crate::simulator::incompressible_text(600_000, 7);
         let huge = record(json!({"id": "huge", "blob": noise, "_nango_metadata": meta()}));
         assert!(matches!(
             encode_record(&stream, &huge),

@@ -20,6 +20,18 @@ pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// The dead-letter queue keeps jobs 14 days, as in template.yaml.
 pub const DEAD_LETTER_RETENTION_SECONDS: u32 = 1_209_600;
 
+fn queue_error<E, R>(e: aws_sdk_sqs::error::SdkError<E, R>) -> QueueError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    QueueError(
+        aws_sdk_sqs::error::DisplayErrorContext(e)
+            .to_string()
+            .into(),
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalResources {
     pub queue_url: String,
@@ -40,13 +52,6 @@ pub enum SetupError {
 /// `<prefix>-state`.
 pub async fn create(sdk: &SdkConfig, prefix: &str) -> Result<LocalResources, SetupError> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let queue_error = |e: aws_sdk_sqs::error::SdkError<_, _>| {
-        QueueError(
-            aws_sdk_sqs::error::DisplayErrorContext(e)
-                .to_string()
-                .into(),
-        )
-    };
     let dlq_url = sqs
         .create_queue()
         .queue_name(format!("{prefix}-dlq.fifo"))
@@ -66,13 +71,7 @@ pub async fn create(sdk: &SdkConfig, prefix: &str) -> Result<LocalResources, Set
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| {
-            QueueError(
-                aws_sdk_sqs::error::DisplayErrorContext(e)
-                    .to_string()
-                    .into(),
-            )
-        })?
+        .map_err(queue_error)?
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .unwrap_or_default();
@@ -88,13 +87,7 @@ pub async fn create(sdk: &SdkConfig, prefix: &str) -> Result<LocalResources, Set
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .send()
         .await
-        .map_err(|e| {
-            QueueError(
-                aws_sdk_sqs::error::DisplayErrorContext(e)
-                    .to_string()
-                    .into(),
-            )
-        })?
+        .map_err(queue_error)?
         .queue_url
         .unwrap_or_default();
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);

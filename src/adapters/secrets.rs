@@ -18,22 +18,12 @@ pub async fn fetch_signing_keys(
     client: &aws_sdk_secretsmanager::Client,
     secret_id: &str,
 ) -> Result<(SigningKey, Option<SigningKey>), SecretError> {
-    let out = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|e| SecretError::Fetch {
-            secret_id: secret_id.to_owned(),
-            message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-        })?;
-    let value = out.secret_string().ok_or_else(|| SecretError::NotAString {
-        secret_id: secret_id.to_owned(),
-    })?;
-    Ok(parse_signing_key_secret(value)?)
+    Ok(parse_signing_key_secret(
+        &fetch_plain(client, secret_id).await?,
+    )?)
 }
 
-/// Reads a secret holding one plain value (the Nango API key).
+/// Reads a secret's string value, trimmed (the Nango API key, or the signing key JSON).
 pub async fn fetch_plain(
     client: &aws_sdk_secretsmanager::Client,
     secret_id: &str,

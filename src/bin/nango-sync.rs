@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use nango_sync::adapters::sqs::SqsQueue;
-use nango_sync::config::{vars, WebhookConfig};
+use nango_sync::config::{vars, FromVars, WebhookConfig};
 use nango_sync::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;

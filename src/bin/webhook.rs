@@ -1,7 +1,8 @@
 //! Lambda: Nango's webhooks in (Function URL / HTTP API), verified jobs onto the SQS FIFO queue.
 
 use lambda_http::{run, service_fn, Error, Request};
-use nango_sync::{config::WebhookConfig, setup, telemetry};
+use nango_sync::config::{FromVars, WebhookConfig};
+use nango_sync::{setup, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use nango_sync::{config::WorkerConfig, setup, telemetry};
+use nango_sync::config::{FromVars, WorkerConfig};
+use nango_sync::{setup, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -336,6 +336,20 @@ impl Simulator {
     }
 }
 
+/// `len` printable ASCII characters that gzip cannot shrink much (a seeded LCG): for records too
+/// large for a DynamoDB item even compressed.
+pub fn incompressible_text(len: usize, seed: u64) -> String {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'!' + ((state >> 33) % 90) as u8)
+        })
+        .collect()
+}
+
 /// A contact-like record of about 250 bytes.
 pub fn sample_payload(i: usize) -> Map<String, Value> {
     let v = json!({

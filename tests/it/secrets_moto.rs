@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use nango_sync::config::{vars, WebhookConfig};
+use nango_sync::config::{vars, FromVars, WebhookConfig};
 use nango_sync::setup;
 use nango_sync::signature::{sign, KeyUsed, SignatureHeaders};
 

@@ -255,15 +255,7 @@ async fn oversized_records_are_compressed_or_reported_never_dropped() {
         .as_object()
         .unwrap()
         .clone();
-    let mut seed = 11u64;
-    let noise: String = (0..700_000)
-        .map(|_| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            char::from(b'!' + ((seed >> 33) % 90) as u8)
-        })
-        .collect();
+    let noise = nango_sync::simulator::incompressible_text(700_000, 11);
     let huge = json!({ "blob": noise }).as_object().unwrap().clone();
     rig.sim.save(
         &s,
