@@ -1,54 +1,70 @@
 #!/usr/bin/env bash
-# Runs the webhook function locally, no AWS account needed: moto's SQS stands in for AWS (installed
-# into .venv when missing), `nango-sync serve` runs the Lambda's handler on localhost, signed sample
-# webhooks are posted to it (plus a forged one), and the jobs that reached the FIFO queue are printed.
-# With --serve it keeps serving afterwards until Ctrl-C, for your own curl or Nango tunnel.
+# The whole pipeline on this machine, no AWS or Nango account needed:
+#   a simulated Nango (nango-sync simulate: 2 connections x 2 models x 2,500 records)
+#   -> signed sync webhooks -> the webhook handler on localhost (nango-sync serve)
+#   -> the SQS FIFO queue -> the worker (nango-sync work, the Lambda's handler)
+#   -> DynamoDB, with moto's server standing in for SQS and DynamoDB (installed into .venv).
+# It ends with each stream's state. With --serve it keeps the endpoint up afterwards.
 set -euo pipefail
 source "$(dirname "$0")/moto.sh"
 cd "$ROOT"
 
 KEEP_SERVING=false
 [ "${1:-}" = "--serve" ] && KEEP_SERVING=true
+RECORDS="${RECORDS:-2500}"
 export NANGO_WEBHOOK_SIGNING_KEY="nango-sync-test-signing-key"   # the key events/ are signed with
-PORT="${PORT:-8787}"
+export NANGO_API_KEY="00000000-0000-4000-8000-000000000000"      # what the simulator accepts
+export RUST_LOG="${RUST_LOG:-warn}"
+free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "error: nothing listens on $1" >&2; return 1; }
 
 cargo build --quiet --bin nango-sync
 BIN="$ROOT/target/debug/nango-sync"
 
-SERVER_PID=""
+PIDS=()
 cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; done
   moto_stop
 }
 trap cleanup EXIT
 moto_start
 
-QUEUE_URL="$MOTO_ENDPOINT/123456789012/nango-sync-ingest.fifo"
-"$BIN" serve --listen "127.0.0.1:$PORT" --create-queue nango-sync-ingest.fifo &
-SERVER_PID=$!
-for _ in $(seq 1 50); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-  sleep 0.1
-done
+SIM_PORT=$(free_port)
+"$BIN" simulate --listen "127.0.0.1:$SIM_PORT" --integration demo --connections 2 --models Contact,Deal --records "$RECORDS" &
+PIDS+=($!)
+export NANGO_BASE_URL="http://127.0.0.1:$SIM_PORT"
+
+PORT=$(free_port)
+"$BIN" serve --listen "127.0.0.1:$PORT" --local-aws nango-sync &
+PIDS+=($!)
+wait_port "$SIM_PORT"
+wait_port "$PORT"
 URL="http://127.0.0.1:$PORT/"
 
-body_of() { python3 -c 'import json,sys; sys.stdout.write(json.load(open(sys.argv[1]))["body"])' "$1"; }
-
 echo
-echo "== posting signed sample webhooks to $URL"
-for sample in sync-success sync-failure auth-creation forward async-action; do
-  printf '%-16s ' "$sample"
-  body_of "events/webhook-$sample.json" | "$BIN" sign --post "$URL"
+echo "== Nango says: a sync run changed these streams (signed webhooks to $URL)"
+NOW=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+for conn in conn-0 conn-1; do
+  for model in Contact Deal; do
+    sync="$(echo "$model" | tr '[:upper:]' '[:lower:]')s"
+    body="{\"connectionId\":\"$conn\",\"from\":\"nango\",\"model\":\"$model\",\"modifiedAfter\":\"$NOW\",\"providerConfigKey\":\"demo\",\"queryTimeStamp\":\"$NOW\",\"responseResults\":{\"added\":$RECORDS,\"deleted\":0,\"updated\":0},\"success\":true,\"syncName\":\"$sync\",\"syncType\":\"INITIAL\",\"syncVariant\":\"base\",\"type\":\"sync\"}"
+    printf '%-22s ' "demo|$conn|$model"
+    printf '%s' "$body" | "$BIN" sign --post "$URL"
+  done
 done
-printf '%-16s ' "forged"
-body_of events/webhook-sync-success.json | "$BIN" sign --key "not-the-key" --post "$URL" || true
+printf '%-22s ' "forged signature"
+printf '%s' "$body" | "$BIN" sign --key "not-the-key" --post "$URL" 2>/dev/null || true
 
 echo
-echo "== jobs on the FIFO queue ($QUEUE_URL)"
-"$BIN" drain --queue-url "$QUEUE_URL"
+echo "== the worker takes the jobs off the queue and syncs each stream by cursor"
+"$BIN" work --local-aws nango-sync --until-empty
+
+echo
+echo "== streams in DynamoDB"
+"$BIN" status --local-aws nango-sync
 
 if $KEEP_SERVING; then
   echo
   echo "serving on $URL until Ctrl-C; sign with: $BIN sign --post $URL < body.json"
-  wait "$SERVER_PID"
+  wait "${PIDS[1]}"
 fi

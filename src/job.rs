@@ -11,7 +11,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::payload::{ErrorInfo, NangoWebhook, ResponseResults};
@@ -82,11 +81,20 @@ pub enum Job {
     },
 }
 
-/// The current time as RFC 3339 UTC, as job messages and state items carry it.
+/// The current time as RFC 3339 UTC with milliseconds (as Nango writes times), as job messages
+/// and state items carry it.
 pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+    let t = OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 /// Why a sync job exists.

@@ -5,8 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use nango_sync::adapters::sqs::SqsQueue;
-use nango_sync::config::{vars, FromVars, WebhookConfig};
+use nango_sync::adapters::dynamodb::DynamoStateStore;
+use nango_sync::adapters::local_aws;
+use nango_sync::adapters::sqs::{self, SqsQueue};
+use nango_sync::config::{vars, FromVars, WebhookConfig, WorkerConfig};
+use nango_sync::ports::{StateStore, StreamStatus};
 use nango_sync::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;
@@ -31,6 +34,10 @@ enum Command {
     Sign(SignArgs),
     /// Take the job messages off an SQS queue and print them (one JSON per line).
     Drain(DrainArgs),
+    /// Run the worker on the SQS queue's jobs, as the Lambda does (env as for the worker).
+    Work(WorkArgs),
+    /// Show every stream's state: cursor, records, status.
+    Status(StatusArgs),
     /// Serve a simulated Nango records API (the fake the tests use) with generated records.
     Simulate(SimulateArgs),
 }
@@ -64,9 +71,36 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Create this FIFO queue (on AWS_ENDPOINT_URL, e.g. moto) and use it instead of QUEUE_URL.
+    #[command(flatten)]
+    local: LocalAws,
+}
+
+/// Where the queue and tables are.
+#[derive(clap::Args)]
+struct LocalAws {
+    /// Create (or find) `<PREFIX>-ingest.fifo`, its DLQ and the `<PREFIX>-records` and
+    /// `<PREFIX>-state` tables on AWS_ENDPOINT_URL (e.g. moto), as template.yaml deploys them, and
+    /// use them instead of QUEUE_URL, RECORDS_TABLE and STATE_TABLE.
+    #[arg(long, value_name = "PREFIX")]
+    local_aws: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct WorkArgs {
+    #[command(flatten)]
+    local: LocalAws,
+    /// Stop once the queue is empty instead of polling forever.
     #[arg(long)]
-    create_queue: Option<String>,
+    until_empty: bool,
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    local: LocalAws,
+    /// One JSON object per stream instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -99,6 +133,8 @@ async fn main() -> std::process::ExitCode {
         Command::Sign(args) => sign_command(args).await,
         Command::Drain(args) => drain(args).await,
         Command::Simulate(args) => simulate(args).await,
+        Command::Work(args) => work(args).await,
+        Command::Status(args) => status(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -113,18 +149,8 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 async fn serve(args: ServeArgs) -> CliResult {
     let sdk = setup::aws_config().await;
-    let created_queue_url = match &args.create_queue {
-        Some(name) => {
-            let queue = SqsQueue::create_fifo(aws_sdk_sqs::Client::new(&sdk), name).await?;
-            eprintln!("queue: {}", queue.queue_url());
-            Some(queue.queue_url().to_owned())
-        }
-        None => None,
-    };
-    let config = WebhookConfig::from_lookup(|name| match (name, &created_queue_url) {
-        (vars::QUEUE_URL, Some(url)) => Some(url.clone()),
-        _ => std::env::var(name).ok(),
-    })?;
+    let lookup = local_lookup(&sdk, &args.local).await?;
+    let config = WebhookConfig::from_lookup(lookup)?;
     let app = setup::webhook_app(&config, &sdk).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -222,5 +248,98 @@ async fn simulate(args: SimulateArgs) -> CliResult {
         example.encode()
     );
     let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}
+
+/// Variable lookup: the environment, with the `--local-aws` resources' names in place of
+/// QUEUE_URL, RECORDS_TABLE and STATE_TABLE when given.
+async fn local_lookup(
+    sdk: &aws_config::SdkConfig,
+    local: &LocalAws,
+) -> Result<impl Fn(&str) -> Option<String>, Box<dyn std::error::Error>> {
+    let resources = match &local.local_aws {
+        Some(prefix) => Some(local_aws::create(sdk, prefix).await?),
+        None => None,
+    };
+    Ok(move |name: &str| {
+        let local = resources.as_ref().and_then(|r| match name {
+            vars::QUEUE_URL => Some(r.queue_url.clone()),
+            vars::RECORDS_TABLE => Some(r.records_table.clone()),
+            vars::STATE_TABLE => Some(r.state_table.clone()),
+            _ => None,
+        });
+        local.or_else(|| std::env::var(name).ok())
+    })
+}
+
+async fn work(args: WorkArgs) -> CliResult {
+    let sdk = setup::aws_config().await;
+    let config = WorkerConfig::from_lookup(local_lookup(&sdk, &args.local).await?)?;
+    let app = setup::worker_app(&config, &sdk).await?;
+    let (mut jobs, mut failed) = (0usize, 0usize);
+    loop {
+        let batch = app.queue.receive(10, 1).await?;
+        if batch.is_empty() {
+            if args.until_empty {
+                break;
+            }
+            continue;
+        }
+        // Each batch gets the time a deployed worker would (its 300 s timeout).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        let response = app
+            .handle(sqs::as_lambda_event(&batch), Some(deadline))
+            .await;
+        for message in &batch {
+            jobs += 1;
+            let failed_here = response
+                .batch_item_failures
+                .iter()
+                .any(|f| f.item_identifier == message.message_id);
+            if failed_here {
+                failed += 1;
+            } else {
+                app.queue.delete(&message.receipt_handle).await?;
+            }
+        }
+    }
+    eprintln!("{jobs} job(s) run, {failed} failed (failed jobs stay on the queue for redelivery)");
+    Ok(())
+}
+
+async fn status(args: StatusArgs) -> CliResult {
+    let sdk = setup::aws_config().await;
+    let lookup = local_lookup(&sdk, &args.local).await?;
+    let table =
+        lookup(vars::STATE_TABLE).ok_or("STATE_TABLE is not set (or pass --local-aws PREFIX)")?;
+    let state = DynamoStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    let streams = state.list_streams().await?;
+    if args.json {
+        for (stream, s) in &streams {
+            let line = serde_json::json!({"stream": stream, "state": s});
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<44} {:<6} {:>9} {:>8} {:<27} ERROR",
+        "STREAM", "STATUS", "WRITTEN", "REJECTED", "LAST SYNC"
+    );
+    for (stream, s) in &streams {
+        let status = match s.status {
+            StreamStatus::Ok => "ok",
+            StreamStatus::Error => "error",
+        };
+        println!(
+            "{:<44} {:<6} {:>9} {:>8} {:<27} {}",
+            stream.encode(),
+            status,
+            s.records_written,
+            s.records_rejected,
+            s.last_sync_at.as_deref().unwrap_or("-"),
+            s.error.as_deref().unwrap_or("")
+        );
+    }
+    eprintln!("{} stream(s)", streams.len());
     Ok(())
 }
