@@ -70,8 +70,9 @@ pub enum JobError {
     Sync(#[from] SyncError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("could not enqueue the continuation: {0}")]
-    Continuation(#[from] QueueError),
+    /// A continuation or the reconcile's sync jobs could not be enqueued.
+    #[error("could not enqueue follow-up jobs: {0}")]
+    Enqueue(#[from] QueueError),
 }
 
 impl<S, R, T, Q> WorkerApp<S, R, T, Q>
