@@ -108,6 +108,8 @@ pub enum Trigger {
     Continuation,
     /// The scheduled reconciliation.
     Reconcile,
+    /// An operator asked for it (`nango-sync sync`).
+    Manual,
 }
 
 impl Trigger {

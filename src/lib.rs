@@ -9,6 +9,7 @@ pub mod config;
 pub mod item;
 pub mod job;
 pub mod local_server;
+pub mod ops;
 pub mod payload;
 pub mod ports;
 pub mod record;

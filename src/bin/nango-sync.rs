@@ -13,7 +13,8 @@ use nango_sync::ports::{StateStore, StreamStatus};
 use nango_sync::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;
-use nango_sync::{local_server, setup, telemetry};
+use nango_sync::stream::StreamKey;
+use nango_sync::{local_server, ops, setup, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,12 @@ enum Command {
     Work(WorkArgs),
     /// Show every stream's state: cursor, records, status.
     Status(StatusArgs),
+    /// Enqueue a sync now, for one stream or all known streams.
+    Sync(SyncArgs),
+    /// Clear a stream's cursor so that its next sync re-reads it from the start.
+    Reset(ResetArgs),
+    /// Move the dead-letter queue's jobs back to the ingest queue.
+    Replay(ReplayArgs),
     /// Serve a simulated Nango records API (the fake the tests use) with generated records.
     Simulate(SimulateArgs),
 }
@@ -95,6 +102,42 @@ struct WorkArgs {
 }
 
 #[derive(clap::Args)]
+struct SyncArgs {
+    #[command(flatten)]
+    local: LocalAws,
+    /// The stream, as `providerConfigKey|connectionId|model|variant`.
+    #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+    stream: Option<String>,
+    /// Every stream the state table knows.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(clap::Args)]
+struct ResetArgs {
+    #[command(flatten)]
+    local: LocalAws,
+    /// The stream, as `providerConfigKey|connectionId|model|variant`.
+    #[arg(long)]
+    stream: String,
+    /// Also enqueue its sync now.
+    #[arg(long)]
+    sync: bool,
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    local: LocalAws,
+    /// The dead-letter queue (the stack's DeadLetterQueueUrl output).
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL")]
+    dead_letter_queue_url: Option<String>,
+    /// Move at most this many.
+    #[arg(long, default_value_t = 1000)]
+    max: usize,
+}
+
+#[derive(clap::Args)]
 struct StatusArgs {
     #[command(flatten)]
     local: LocalAws,
@@ -135,6 +178,9 @@ async fn main() -> std::process::ExitCode {
         Command::Simulate(args) => simulate(args).await,
         Command::Work(args) => work(args).await,
         Command::Status(args) => status(args).await,
+        Command::Sync(args) => sync_now(args).await,
+        Command::Reset(args) => reset(args).await,
+        Command::Replay(args) => replay(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -341,5 +387,102 @@ async fn status(args: StatusArgs) -> CliResult {
         );
     }
     eprintln!("{} stream(s)", streams.len());
+    Ok(())
+}
+
+/// The ingest queue and the state table, from `--local-aws` or QUEUE_URL and STATE_TABLE.
+async fn queue_and_state(
+    sdk: &aws_config::SdkConfig,
+    local: &LocalAws,
+) -> Result<(SqsQueue, DynamoStateStore), Box<dyn std::error::Error>> {
+    let lookup = local_lookup(sdk, local).await?;
+    let queue_url =
+        lookup(vars::QUEUE_URL).ok_or("QUEUE_URL is not set (or pass --local-aws PREFIX)")?;
+    let table =
+        lookup(vars::STATE_TABLE).ok_or("STATE_TABLE is not set (or pass --local-aws PREFIX)")?;
+    Ok((
+        SqsQueue::new(aws_sdk_sqs::Client::new(sdk), queue_url),
+        DynamoStateStore::new(aws_sdk_dynamodb::Client::new(sdk), table),
+    ))
+}
+
+fn parse_stream(text: &str) -> Result<StreamKey, Box<dyn std::error::Error>> {
+    StreamKey::decode(text).map_err(|e| {
+        format!("--stream {text:?}: {e}; write it as providerConfigKey|connectionId|model|variant")
+            .into()
+    })
+}
+
+async fn sync_now(args: SyncArgs) -> CliResult {
+    let sdk = setup::aws_config().await;
+    let (queue, state) = queue_and_state(&sdk, &args.local).await?;
+    let streams: Vec<(StreamKey, String)> = match &args.stream {
+        Some(text) => {
+            let stream = parse_stream(text)?;
+            let name = state
+                .get_stream(&stream)
+                .await?
+                .and_then(|s| s.sync_name)
+                .unwrap_or_default();
+            vec![(stream, name)]
+        }
+        None => state
+            .list_streams()
+            .await?
+            .into_iter()
+            .map(|(stream, s)| (stream, s.sync_name.unwrap_or_default()))
+            .collect(),
+    };
+    let count = ops::enqueue_syncs(&queue, streams).await?;
+    println!("{count} sync job(s) enqueued");
+    Ok(())
+}
+
+async fn reset(args: ResetArgs) -> CliResult {
+    let sdk = setup::aws_config().await;
+    let (queue, state) = queue_and_state(&sdk, &args.local).await?;
+    let stream = parse_stream(&args.stream)?;
+    let Some(current) = state.get_stream(&stream).await? else {
+        return Err(format!("no stream {} in the state table", stream.encode()).into());
+    };
+    state.reset_cursor(&stream).await?;
+    println!(
+        "cursor of {} cleared (was {})",
+        stream.encode(),
+        current.cursor.as_deref().unwrap_or("unset")
+    );
+    if args.sync {
+        ops::enqueue_syncs(
+            &queue,
+            vec![(stream, current.sync_name.unwrap_or_default())],
+        )
+        .await?;
+        println!("sync enqueued");
+    }
+    Ok(())
+}
+
+async fn replay(args: ReplayArgs) -> CliResult {
+    let sdk = setup::aws_config().await;
+    let lookup = local_lookup(&sdk, &args.local).await?;
+    let queue_url =
+        lookup(vars::QUEUE_URL).ok_or("QUEUE_URL is not set (or pass --local-aws PREFIX)")?;
+    let dlq_url =
+        match (&args.dead_letter_queue_url, &args.local.local_aws) {
+            (Some(url), _) => url.clone(),
+            (None, Some(prefix)) => local_aws::create(&sdk, prefix).await?.dead_letter_queue_url,
+            (None, None) => return Err(
+                "give --dead-letter-queue-url (or DEAD_LETTER_QUEUE_URL, or --local-aws PREFIX)"
+                    .into(),
+            ),
+        };
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let moved = ops::replay_dead_letters(
+        &SqsQueue::new(client.clone(), dlq_url),
+        &SqsQueue::new(client, queue_url),
+        args.max,
+    )
+    .await?;
+    println!("{moved} job(s) moved back to the ingest queue");
     Ok(())
 }

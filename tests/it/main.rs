@@ -5,6 +5,7 @@ mod common;
 mod events;
 mod fault_proxy;
 mod local_server;
+mod ops_moto;
 mod runtime_loop;
 mod secrets_moto;
 mod signature_vectors;

@@ -1,0 +1,63 @@
+//! Operator actions shared by the CLI (and usable from any tool): sync now, reset a cursor,
+//! replay the dead-letter queue.
+
+use crate::adapters::sqs::SqsQueue;
+use crate::job::{messages_for, now_rfc3339, Job, OutgoingMessage, Trigger};
+use crate::ports::{JobQueue, QueueError};
+use crate::stream::{digest_hex, StreamKey};
+
+/// Enqueues a sync job for each (stream, sync name), each in its stream's group. Returns how many.
+pub async fn enqueue_syncs<Q: JobQueue>(
+    queue: &Q,
+    streams: Vec<(StreamKey, String)>,
+) -> Result<usize, QueueError> {
+    let at = now_rfc3339();
+    let jobs: Vec<Job> = streams
+        .into_iter()
+        .map(|(stream, sync_name)| Job::Sync {
+            stream,
+            sync_name,
+            sync_type: None,
+            modified_after: None,
+            results: None,
+            trigger: Trigger::Manual,
+        })
+        .collect();
+    let count = jobs.len();
+    let marker = format!("manual sync {at}");
+    for chunk in messages_for(marker.as_bytes(), jobs, &at).chunks(100) {
+        queue.send(chunk).await?;
+    }
+    Ok(count)
+}
+
+/// Moves up to `max` messages from the dead-letter queue back to the ingest queue, in their
+/// original groups, deleting each from the DLQ only once the ingest queue has accepted it.
+pub async fn replay_dead_letters(
+    dead_letters: &SqsQueue,
+    queue: &SqsQueue,
+    max: usize,
+) -> Result<usize, QueueError> {
+    let mut moved = 0;
+    while moved < max {
+        let batch = dead_letters.receive(10, 0).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            let outgoing = OutgoingMessage {
+                group_id: message
+                    .group_id
+                    .clone()
+                    .unwrap_or_else(|| "replay".to_owned()),
+                // New to the ingest queue's deduplication window, stable across a retried replay.
+                dedup_id: digest_hex(format!("replay {}", message.message_id).as_bytes()),
+                body: message.body.clone(),
+            };
+            queue.send(std::slice::from_ref(&outgoing)).await?;
+            dead_letters.delete(&message.receipt_handle).await?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
