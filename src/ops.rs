@@ -6,12 +6,15 @@ use crate::job::{messages_for, now_rfc3339, Job, OutgoingMessage, Trigger};
 use crate::ports::{JobQueue, QueueError};
 use crate::stream::{digest_hex, StreamKey};
 
-/// Enqueues a sync job for each (stream, sync name), each in its stream's group. Returns how many.
+/// Enqueues a sync job for each (stream, sync name), each in its stream's group, and returns how
+/// many. `run` names this batch (e.g. the reconcile's scheduled time): the deduplication ids derive
+/// from it, so sending the same batch again within SQS's window enqueues nothing new.
 pub async fn enqueue_syncs<Q: JobQueue>(
     queue: &Q,
     streams: Vec<(StreamKey, String)>,
+    trigger: Trigger,
+    run: &str,
 ) -> Result<usize, QueueError> {
-    let at = now_rfc3339();
     let jobs: Vec<Job> = streams
         .into_iter()
         .map(|(stream, sync_name)| Job::Sync {
@@ -20,12 +23,12 @@ pub async fn enqueue_syncs<Q: JobQueue>(
             sync_type: None,
             modified_after: None,
             results: None,
-            trigger: Trigger::Manual,
+            trigger,
         })
         .collect();
     let count = jobs.len();
-    let marker = format!("manual sync {at}");
-    for chunk in messages_for(marker.as_bytes(), jobs, &at).chunks(100) {
+    let marker = format!("{trigger:?} {run}");
+    for chunk in messages_for(marker.as_bytes(), jobs, &now_rfc3339()).chunks(100) {
         queue.send(chunk).await?;
     }
     Ok(count)

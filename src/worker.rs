@@ -12,6 +12,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use tracing::Instrument;
 
 use crate::job::{messages_for, now_rfc3339, Job, JobDecodeError, JobMessage, Trigger};
+use crate::ops::enqueue_syncs;
 use crate::ports::{
     ConnectionEvent, JobQueue, QueueError, RecordSource, RecordStore, StateStore, StoreError,
     StoredEvent, StreamDiscovery, StreamStatus, SyncReport,
@@ -219,23 +220,14 @@ where
                 .entry(found.stream.clone())
                 .or_insert_with(|| found.sync_name.clone());
         }
-        let jobs: Vec<Job> = streams
-            .into_iter()
-            .map(|(stream, sync_name)| Job::Sync {
-                stream,
-                sync_name,
-                sync_type: None,
-                modified_after: None,
-                results: None,
-                trigger: Trigger::Reconcile,
-            })
-            .collect();
-        let count = jobs.len();
         // The ids derive from this reconcile run: a redelivered reconcile message enqueues nothing new.
-        let marker = format!("reconcile {received_at}");
-        for chunk in messages_for(marker.as_bytes(), jobs, &now_rfc3339()).chunks(100) {
-            self.queue.send(chunk).await?;
-        }
+        let count = enqueue_syncs(
+            &self.queue,
+            streams.into_iter().collect(),
+            Trigger::Reconcile,
+            received_at,
+        )
+        .await?;
         tracing::info!(
             streams = count,
             new_streams,

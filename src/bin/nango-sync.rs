@@ -9,6 +9,7 @@ use nango_sync::adapters::dynamodb::DynamoStateStore;
 use nango_sync::adapters::local_aws;
 use nango_sync::adapters::sqs::{self, SqsQueue};
 use nango_sync::config::{vars, FromVars, WebhookConfig, WorkerConfig};
+use nango_sync::job::{now_rfc3339, Trigger};
 use nango_sync::ports::{StateStore, StreamStatus};
 use nango_sync::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
@@ -433,7 +434,7 @@ async fn sync_now(args: SyncArgs) -> CliResult {
             .map(|(stream, s)| (stream, s.sync_name.unwrap_or_default()))
             .collect(),
     };
-    let count = ops::enqueue_syncs(&queue, streams).await?;
+    let count = ops::enqueue_syncs(&queue, streams, Trigger::Manual, &now_rfc3339()).await?;
     println!("{count} sync job(s) enqueued");
     Ok(())
 }
@@ -455,6 +456,8 @@ async fn reset(args: ResetArgs) -> CliResult {
         ops::enqueue_syncs(
             &queue,
             vec![(stream, current.sync_name.unwrap_or_default())],
+            Trigger::Manual,
+            &now_rfc3339(),
         )
         .await?;
         println!("sync enqueued");

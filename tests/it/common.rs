@@ -192,3 +192,20 @@ pub fn same_json(a: &Value, b: &Value) -> bool {
         _ => a == b,
     }
 }
+
+/// Takes every message off a queue (deleting each), in the order received.
+pub async fn drain(
+    queue: &nango_sync::adapters::sqs::SqsQueue,
+) -> Vec<nango_sync::adapters::sqs::ReceivedMessage> {
+    let mut all = Vec::new();
+    loop {
+        let batch = queue.receive(10, 0).await.unwrap();
+        if batch.is_empty() {
+            return all;
+        }
+        for m in &batch {
+            queue.delete(&m.receipt_handle).await.unwrap();
+        }
+        all.extend(batch);
+    }
+}

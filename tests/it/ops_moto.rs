@@ -9,21 +9,7 @@ use nango_sync::ops;
 use nango_sync::ports::{JobQueue, StateStore};
 use nango_sync::stream::StreamKey;
 
-use crate::common::{moto_sdk_config, unique_name};
-
-async fn drain(queue: &SqsQueue) -> Vec<nango_sync::adapters::sqs::ReceivedMessage> {
-    let mut all = Vec::new();
-    loop {
-        let batch = queue.receive(10, 0).await.unwrap();
-        if batch.is_empty() {
-            return all;
-        }
-        for m in &batch {
-            queue.delete(&m.receipt_handle).await.unwrap();
-        }
-        all.extend(batch);
-    }
-}
+use crate::common::{drain, moto_sdk_config, unique_name};
 
 #[tokio::test]
 async fn sync_now_reset_and_replay() {
@@ -49,6 +35,8 @@ async fn sync_now_reset_and_replay() {
     let count = ops::enqueue_syncs(
         &queue,
         streams.into_iter().map(|(s, _)| (s, "x".into())).collect(),
+        Trigger::Manual,
+        "now",
     )
     .await
     .unwrap();

@@ -6,7 +6,7 @@ use nango_sync::config::DEFAULT_MAX_BODY_BYTES;
 use nango_sync::job::{Job, JobMessage};
 use nango_sync::webhook::WebhookApp;
 
-use crate::common::{moto_sdk_config, read, test_verifier, unique_name};
+use crate::common::{drain, moto_sdk_config, read, test_verifier, unique_name};
 
 async fn fifo_queue() -> SqsQueue {
     let sdk = moto_sdk_config().await;
@@ -14,20 +14,6 @@ async fn fifo_queue() -> SqsQueue {
     SqsQueue::create_fifo(aws_sdk_sqs::Client::new(&sdk), &name)
         .await
         .expect("moto creates a FIFO queue")
-}
-
-async fn drain(queue: &SqsQueue) -> Vec<nango_sync::adapters::sqs::ReceivedMessage> {
-    let mut all = Vec::new();
-    loop {
-        let batch = queue.receive(10, 0).await.unwrap();
-        if batch.is_empty() {
-            return all;
-        }
-        for m in &batch {
-            queue.delete(&m.receipt_handle).await.unwrap();
-        }
-        all.extend(batch);
-    }
 }
 
 #[tokio::test]
