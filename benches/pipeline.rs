@@ -23,7 +23,7 @@ use nango_sync::record::RecordsPage;
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;
 use nango_sync::stream::StreamKey;
-use nango_sync::sync::sync_stream;
+use nango_sync::sync::{sync_stream, Track};
 use serde_json::json;
 
 const API_KEY: &str = "00000000-0000-4000-8000-000000000000";
@@ -156,6 +156,7 @@ async fn main() {
             &DynamoRecordStore::new(dynamo.clone(), &records, WriteSettings::default()),
             &DynamoStateStore::new(dynamo.clone(), &state),
             &stream,
+            Track::Main,
             None,
         )
         .await
@@ -201,7 +202,10 @@ async fn main() {
         let store = DynamoRecordStore::new(dynamo.clone(), &records, WriteSettings::default());
         let start = Instant::now();
         for page in &pages {
-            store.write_page(&stream, &page.records).await.unwrap();
+            store
+                .write_page(&stream, &page.records, None)
+                .await
+                .unwrap();
         }
         let write = start.elapsed();
         drop(pages);
@@ -216,6 +220,7 @@ async fn main() {
             &DynamoRecordStore::new(dynamo.clone(), &records, WriteSettings::default()),
             &DynamoStateStore::new(dynamo.clone(), &state),
             &stream,
+            Track::Main,
             None,
         )
         .await

@@ -104,6 +104,8 @@ pub struct WorkerConfig {
     pub write_concurrency: usize,
     /// The share of Nango's per-account rate limit that reconciliation's discovery may use.
     pub discovery_requests_per_minute: u32,
+    /// Compare live counts with Nango's recordCount on reconcile, and sweep on drift.
+    pub drift_check: bool,
 }
 
 impl std::fmt::Debug for WorkerConfig {
@@ -130,6 +132,7 @@ impl std::fmt::Debug for WorkerConfig {
                 "discovery_requests_per_minute",
                 &self.discovery_requests_per_minute,
             )
+            .field("drift_check", &self.drift_check)
             .finish()
     }
 }
@@ -157,6 +160,16 @@ impl FromVars for WorkerConfig {
                 })
             }
         };
+        let drift_check = match get(vars::DRIFT_CHECK).as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: vars::DRIFT_CHECK,
+                    reason: format!("expected on or off, got {other:?}"),
+                })
+            }
+        };
         Ok(Self {
             records_table: required(vars::RECORDS_TABLE)?,
             state_table: required(vars::STATE_TABLE)?,
@@ -175,6 +188,7 @@ impl FromVars for WorkerConfig {
                 1,
                 60_000,
             )? as u32,
+            drift_check,
         })
     }
 }
@@ -217,6 +231,7 @@ pub mod vars {
     pub const DEADLINE_MARGIN_SECONDS: &str = "DEADLINE_MARGIN_SECONDS";
     pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
     pub const DISCOVERY_REQUESTS_PER_MINUTE: &str = "DISCOVERY_REQUESTS_PER_MINUTE";
+    pub const DRIFT_CHECK: &str = "DRIFT_CHECK";
 }
 
 impl FromVars for WebhookConfig {

@@ -32,6 +32,10 @@ pub mod attr {
     pub const LAST_MODIFIED_AT: &str = "last_modified_at";
     pub const DELETED_AT: &str = "deleted_at";
     pub const PRUNED_AT: &str = "pruned_at";
+    /// The sweep that last read the record (see `ports::SweepState`).
+    pub const SEEN_IN: &str = "seen_in";
+    /// `sweep` on records a sweep marked deleted because Nango no longer has them.
+    pub const DELETED_BY: &str = "deleted_by";
 }
 
 pub type Item = HashMap<String, AttributeValue>;

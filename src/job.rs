@@ -46,6 +46,10 @@ pub enum Job {
         /// What asked for this sync; absent means a webhook.
         #[serde(default, skip_serializing_if = "Trigger::is_webhook")]
         trigger: Trigger,
+        /// Nango's `recordCount` for the stream when the reconcile found it: once the stream is up
+        /// to date, the worker compares its live count with it (the drift check).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        record_count: Option<u64>,
     },
     /// Sent on a schedule: bring every known stream up to date, whatever webhooks were missed.
     Reconcile {},
@@ -201,6 +205,7 @@ pub fn jobs_for(webhook: NangoWebhook, body: &RawValue) -> Vec<Job> {
             modified_after: s.modified_after,
             results: s.response_results,
             trigger: Trigger::Webhook,
+            record_count: None,
         }],
         NangoWebhook::SyncFailure(f) => f
             .streams()

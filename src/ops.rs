@@ -6,24 +6,43 @@ use crate::job::{messages_for, now_rfc3339, Job, OutgoingMessage, Trigger};
 use crate::ports::{JobQueue, QueueError};
 use crate::stream::{digest_hex, StreamKey};
 
-/// Enqueues a sync job for each (stream, sync name), each in its stream's group, and returns how
-/// many. `run` names this batch (e.g. the reconcile's scheduled time): the deduplication ids derive
-/// from it, so sending the same batch again within SQS's window enqueues nothing new.
+/// A sync to enqueue: the stream, the sync that feeds it, and Nango's `recordCount` if known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub stream: StreamKey,
+    pub sync_name: String,
+    pub record_count: Option<u64>,
+}
+
+impl SyncRequest {
+    pub fn new(stream: StreamKey, sync_name: impl Into<String>) -> Self {
+        Self {
+            stream,
+            sync_name: sync_name.into(),
+            record_count: None,
+        }
+    }
+}
+
+/// Enqueues a sync job for each request, each in its stream's group, and returns how many. `run`
+/// names this batch (e.g. the reconcile's scheduled time): the deduplication ids derive from it,
+/// so sending the same batch again within SQS's window enqueues nothing new.
 pub async fn enqueue_syncs<Q: JobQueue>(
     queue: &Q,
-    streams: Vec<(StreamKey, String)>,
+    requests: Vec<SyncRequest>,
     trigger: Trigger,
     run: &str,
 ) -> Result<usize, QueueError> {
-    let jobs: Vec<Job> = streams
+    let jobs: Vec<Job> = requests
         .into_iter()
-        .map(|(stream, sync_name)| Job::Sync {
-            stream,
-            sync_name,
+        .map(|r| Job::Sync {
+            stream: r.stream,
+            sync_name: r.sync_name,
             sync_type: None,
             modified_after: None,
             results: None,
             trigger,
+            record_count: r.record_count,
         })
         .collect();
     let count = jobs.len();

@@ -135,11 +135,29 @@ impl WriteReport {
 /// Where records go.
 pub trait RecordStore: Send + Sync {
     /// Writes a page durably: returns only once every record is stored or reported rejected.
+    /// `seen_in` names the sweep this page belongs to: every record written is stamped with it.
     fn write_page(
         &self,
         stream: &StreamKey,
         records: &[NangoRecord],
+        seen_in: Option<&str>,
     ) -> impl Future<Output = Result<WriteReport, StoreError>> + Send;
+
+    /// How many of the stream's stored records are live (not deleted), as Nango's `recordCount`
+    /// counts them: pruned records count, deleted ones do not.
+    fn count_live(
+        &self,
+        stream: &StreamKey,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Marks deleted (at `at`) every live record of the stream that sweep `sweep_id` did not
+    /// stamp: the records Nango no longer has. Returns how many.
+    fn tombstone_unseen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        at: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +179,33 @@ pub struct StreamState {
     pub records_rejected: u64,
     pub status: StreamStatus,
     pub error: Option<String>,
+    /// A sweep under way, if any.
+    pub sweep: Option<SweepState>,
+    /// How the last finished sweep ended.
+    pub last_sweep: Option<SweepResult>,
+}
+
+/// A sweep: a full re-read of a stream, with its own cursor, that stamps every record it sees so
+/// that, at its end, the records Nango no longer has can be marked deleted. It runs when the
+/// stream's live count drifts from Nango's `recordCount` (after a cache wipe, Nango reports no
+/// deletes), and it can span several invocations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepState {
+    pub id: String,
+    pub cursor: Option<String>,
+    pub started_at: String,
+    /// Nango's `recordCount` that started the sweep.
+    pub nango_count: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepResult {
+    pub finished_at: String,
+    /// Nango's `recordCount` that started the sweep.
+    pub nango_count: u64,
+    /// Our live count once the sweep ended.
+    pub live_count: u64,
+    pub tombstoned: u64,
 }
 
 /// The result of a stream's sync (or of its failure), recorded on its state.
@@ -215,6 +260,30 @@ pub trait StateStore: Send + Sync {
         &self,
     ) -> impl Future<Output = Result<Vec<(StreamKey, StreamState)>, StoreError>> + Send;
 
+    /// Starts a sweep from the beginning of the stream (its `cursor` is ignored).
+    fn begin_sweep(
+        &self,
+        stream: &StreamKey,
+        sweep: &SweepState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves sweep `id`'s cursor from `from` to `to`; [`StoreError::CursorConflict`] otherwise.
+    fn advance_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends sweep `id` and records its result.
+    fn end_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        result: &SweepResult,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Sets the cursor back to the start so the next sync re-reads the stream.
     fn reset_cursor(
         &self,
@@ -258,4 +327,10 @@ pub struct DiscoveredStream {
 /// Lists every stream Nango syncs (its connections, then each connection's syncs and models).
 pub trait StreamDiscovery: Send + Sync {
     fn discover(&self) -> impl Future<Output = Result<Vec<DiscoveredStream>, SourceError>> + Send;
+
+    /// Nango's current `recordCount` for one stream (`None` when Nango reports none).
+    fn record_count(
+        &self,
+        stream: &StreamKey,
+    ) -> impl Future<Output = Result<Option<u64>, SourceError>> + Send;
 }

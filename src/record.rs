@@ -52,6 +52,15 @@ pub enum RecordError {
     BadMetadata { id: String, reason: String },
 }
 
+/// A stored record as a sweep leaves it when Nango no longer has it: its payload kept, its
+/// metadata saying deleted at `at` (Nango's own soft deletes look the same).
+pub fn mark_deleted(object: &mut Map<String, Value>, at: &str) {
+    if let Some(Value::Object(meta)) = object.get_mut(METADATA_FIELD) {
+        meta.insert("deleted_at".into(), Value::String(at.to_owned()));
+        meta.insert("last_action".into(), Value::String("DELETED".into()));
+    }
+}
+
 impl NangoRecord {
     pub fn from_object(object: Map<String, Value>) -> Result<Self, RecordError> {
         // The API returns ids as strings; a number is accepted and read as its decimal text.

@@ -74,6 +74,7 @@ pub async fn worker_app(
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url),
         settings: WorkerSettings {
             deadline_margin: Duration::from_secs(config.deadline_margin_seconds),
+            drift_check: config.drift_check,
         },
     })
 }

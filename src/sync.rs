@@ -29,6 +29,9 @@ pub struct SyncSummary {
     pub deleted: u64,
     pub rejected: u64,
     pub cursor: Option<String>,
+    /// The sweep that followed the sync, if one ran (its `deleted` counts the records it marked
+    /// deleted).
+    pub sweep: Option<Box<SyncSummary>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -59,6 +62,15 @@ enum Fetched {
     Deadline,
 }
 
+/// Which cursor a run reads from and moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track<'a> {
+    /// The stream's cursor: the normal sync.
+    Main,
+    /// The cursor of sweep `id`, whose writes stamp every record with the sweep's id.
+    Sweep(&'a str),
+}
+
 /// Brings `stream` up to date, or as far as `stop_at` allows (checked before each new fetch).
 ///
 /// The fetcher runs ahead of the writer by up to [`PAGES_AHEAD`] pages; the writer writes pages in
@@ -68,6 +80,7 @@ pub async fn sync_stream<S, R, T>(
     records: &R,
     state: &T,
     stream: &StreamKey,
+    track: Track<'_>,
     stop_at: Option<Instant>,
 ) -> Result<SyncSummary, SyncError>
 where
@@ -75,7 +88,11 @@ where
     R: RecordStore,
     T: StateStore,
 {
-    let start_cursor = state.get_stream(stream).await?.and_then(|s| s.cursor);
+    let stored = state.get_stream(stream).await?.unwrap_or_default();
+    let (start_cursor, seen_in) = match track {
+        Track::Main => (stored.cursor, None),
+        Track::Sweep(id) => (stored.sweep.and_then(|s| s.cursor), Some(id)),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Fetched, SourceError>>(PAGES_AHEAD);
 
     // Each side owns its end of the channel, so that either one finishing (or failing) ends the other.
@@ -111,6 +128,7 @@ where
             deleted: 0,
             rejected: 0,
             cursor: cursor.clone(),
+            sweep: None,
         };
         while let Some(fetched) = rx.recv().await {
             let page = match fetched? {
@@ -121,17 +139,26 @@ where
                 }
             };
             summary.pages += 1;
-            let report = records.write_page(stream, &page.records).await?;
+            let report = records.write_page(stream, &page.records, seen_in).await?;
             if let Some(last) = page.last_cursor() {
-                state
-                    .advance_cursor(
-                        stream,
-                        cursor.as_deref(),
-                        last,
-                        report.written(),
-                        &report.rejected,
-                    )
-                    .await?;
+                match track {
+                    Track::Main => {
+                        state
+                            .advance_cursor(
+                                stream,
+                                cursor.as_deref(),
+                                last,
+                                report.written(),
+                                &report.rejected,
+                            )
+                            .await?
+                    }
+                    Track::Sweep(id) => {
+                        state
+                            .advance_sweep(stream, id, cursor.as_deref(), last)
+                            .await?
+                    }
+                }
                 cursor = Some(last.to_owned());
             }
             summary.written += report.written();
@@ -193,9 +220,16 @@ mod tests {
     async fn syncs_everything_and_the_cursor_only_moves_forward() {
         let (sim, source, stream) = setup(95, 10);
         let store = MemoryStore::new();
-        let summary = bounded(sync_stream(&source, &store, &store, &stream, None))
-            .await
-            .unwrap();
+        let summary = bounded(sync_stream(
+            &source,
+            &store,
+            &store,
+            &stream,
+            Track::Main,
+            None,
+        ))
+        .await
+        .unwrap();
         assert_eq!(
             (summary.pages, summary.written, summary.end),
             (10, 95, SyncEnd::UpToDate)
@@ -219,9 +253,16 @@ mod tests {
         let (_sim, source, stream) = setup(500, 10);
         let store = MemoryStore::new();
         store.set_failing(true);
-        let error = bounded(sync_stream(&source, &store, &store, &stream, None))
-            .await
-            .unwrap_err();
+        let error = bounded(sync_stream(
+            &source,
+            &store,
+            &store,
+            &stream,
+            Track::Main,
+            None,
+        ))
+        .await
+        .unwrap_err();
         assert!(error.is_retryable());
         assert!(store.cursor_history(&stream).is_empty());
     }
@@ -233,9 +274,16 @@ mod tests {
         let past = Instant::now()
             .checked_sub(Duration::from_millis(1))
             .unwrap_or_else(Instant::now);
-        let summary = bounded(sync_stream(&source, &store, &store, &stream, Some(past)))
-            .await
-            .unwrap();
+        let summary = bounded(sync_stream(
+            &source,
+            &store,
+            &store,
+            &stream,
+            Track::Main,
+            Some(past),
+        ))
+        .await
+        .unwrap();
         assert_eq!((summary.pages, summary.end), (0, SyncEnd::DeadlineReached));
         assert!(store.records(&stream).is_empty());
     }

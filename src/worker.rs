@@ -12,24 +12,27 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use tracing::Instrument;
 
 use crate::job::{messages_for, now_rfc3339, Job, JobDecodeError, JobMessage, Trigger};
-use crate::ops::enqueue_syncs;
+use crate::ops::{enqueue_syncs, SyncRequest};
 use crate::ports::{
     ConnectionEvent, JobQueue, QueueError, RecordSource, RecordStore, StateStore, StoreError,
-    StoredEvent, StreamDiscovery, StreamStatus, SyncReport,
+    StoredEvent, StreamDiscovery, StreamStatus, SweepResult, SyncReport,
 };
 use crate::stream::{digest_hex, StreamKey};
-use crate::sync::{sync_stream, SyncEnd, SyncError, SyncSummary};
+use crate::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     /// Stop starting new pages this long before the Lambda deadline, then continue in a new message.
     pub deadline_margin: Duration,
+    /// Compare each reconciled stream's live count with Nango's `recordCount`, and sweep on drift.
+    pub drift_check: bool,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             deadline_margin: Duration::from_secs(60),
+            drift_check: true,
         }
     }
 }
@@ -125,10 +128,12 @@ where
                 stream,
                 sync_name,
                 trigger,
+                record_count,
                 ..
             } => {
                 let webhook_at = (trigger == Trigger::Webhook).then_some(received_at);
-                self.sync(&stream, &sync_name, webhook_at, stop_at).await
+                self.sync(&stream, &sync_name, webhook_at, record_count, stop_at)
+                    .await
             }
             Job::Reconcile {} => self.reconcile(&received_at).await,
             Job::SyncFailed {
@@ -198,32 +203,37 @@ where
                 None
             }
         };
-        let mut streams: std::collections::BTreeMap<StreamKey, String> =
+        let listed: std::collections::HashMap<&StreamKey, &crate::ports::DiscoveredStream> =
+            discovered
+                .iter()
+                .flatten()
+                .map(|d| (&d.stream, d))
+                .collect();
+        let mut requests: std::collections::BTreeMap<StreamKey, SyncRequest> =
             std::collections::BTreeMap::new();
-        let listed: HashSet<&StreamKey> = discovered.iter().flatten().map(|d| &d.stream).collect();
         for (stream, state) in &known {
             let gone = discovered.is_some()
                 && state.status == StreamStatus::Error
-                && !listed.contains(stream);
+                && !listed.contains_key(stream);
             if !gone {
-                streams.insert(stream.clone(), state.sync_name.clone().unwrap_or_default());
+                let name = state.sync_name.clone().unwrap_or_default();
+                requests.insert(stream.clone(), SyncRequest::new(stream.clone(), name));
             }
         }
         let mut new_streams = 0;
         for found in discovered.iter().flatten() {
-            if !streams.contains_key(&found.stream)
-                && !known.iter().any(|(s, _)| s == &found.stream)
-            {
+            if !known.iter().any(|(s, _)| s == &found.stream) {
                 new_streams += 1;
             }
-            streams
+            let request = requests
                 .entry(found.stream.clone())
-                .or_insert_with(|| found.sync_name.clone());
+                .or_insert_with(|| SyncRequest::new(found.stream.clone(), found.sync_name.clone()));
+            request.record_count = found.record_count;
         }
         // The ids derive from this reconcile run: a redelivered reconcile message enqueues nothing new.
         let count = enqueue_syncs(
             &self.queue,
-            streams.into_iter().collect(),
+            requests.into_values().collect(),
             Trigger::Reconcile,
             received_at,
         )
@@ -244,9 +254,10 @@ where
         stream: &StreamKey,
         sync_name: &str,
         webhook_at: Option<String>,
+        record_count: Option<u64>,
         stop_at: Option<Instant>,
     ) -> Result<JobOutcome, JobError> {
-        let result = sync_stream(&self.source, &self.records, &self.state, stream, stop_at).await;
+        let result = self.bring_up_to_date(stream, record_count, stop_at).await;
         let mut report = SyncReport {
             sync_name: sync_name.to_owned(),
             at: now_rfc3339(),
@@ -262,9 +273,19 @@ where
                     modified_after: None,
                     results: None,
                     trigger: Trigger::Continuation,
+                    // The drift check waits for the stream to be up to date: it goes on too.
+                    record_count: record_count.filter(|_| summary.sweep.is_none()),
                 };
-                // The dedup id names the cursor reached, so each continuation is new to SQS.
-                let marker = format!("continue {}", summary.cursor.as_deref().unwrap_or(""));
+                // The dedup id names the cursors reached, so each continuation is new to SQS.
+                let marker = format!(
+                    "continue {} {}",
+                    summary.cursor.as_deref().unwrap_or(""),
+                    summary
+                        .sweep
+                        .as_ref()
+                        .and_then(|s| s.cursor.as_deref())
+                        .unwrap_or("")
+                );
                 let messages = messages_for(marker.as_bytes(), vec![continuation], &report.at);
                 self.queue.send(&messages).await?;
                 tracing::info!(stream = %stream.encode(), pages = summary.pages, "deadline near; continuation enqueued");
@@ -288,6 +309,101 @@ where
                 Err(error.into())
             }
         }
+    }
+
+    /// The normal sync; then, if a sweep is under way or the drift check starts one, the sweep.
+    async fn bring_up_to_date(
+        &self,
+        stream: &StreamKey,
+        record_count: Option<u64>,
+        stop_at: Option<Instant>,
+    ) -> Result<SyncSummary, SyncError> {
+        let (source, records, state) = (&self.source, &self.records, &self.state);
+        let mut summary = sync_stream(source, records, state, stream, Track::Main, stop_at).await?;
+        if summary.end == SyncEnd::DeadlineReached {
+            return Ok(summary);
+        }
+        let stored = state.get_stream(stream).await?.unwrap_or_default();
+        let sweep_state = match (stored.sweep, record_count) {
+            (Some(sweep), _) => sweep,
+            (None, Some(nango_count)) if self.settings.drift_check => {
+                match self
+                    .check_drift(stream, nango_count, &summary, stored.last_sweep)
+                    .await?
+                {
+                    Some(sweep) => sweep,
+                    None => return Ok(summary),
+                }
+            }
+            _ => return Ok(summary),
+        };
+        let id = sweep_state.id.as_str();
+        let mut sweep =
+            sync_stream(source, records, state, stream, Track::Sweep(id), stop_at).await?;
+        if sweep.end == SyncEnd::DeadlineReached {
+            summary.end = SyncEnd::DeadlineReached;
+            summary.sweep = Some(Box::new(sweep));
+            return Ok(summary);
+        }
+        let at = now_rfc3339();
+        let tombstoned = records.tombstone_unseen(stream, id, &at).await?;
+        let live_count = records.count_live(stream).await?;
+        let result = SweepResult {
+            finished_at: at,
+            nango_count: sweep_state.nango_count,
+            live_count,
+            tombstoned,
+        };
+        state.end_sweep(stream, id, &result).await?;
+        tracing::info!(stream = %stream.encode(), tombstoned, live_count, "sweep finished: records Nango no longer has are marked deleted");
+        sweep.deleted += tombstoned;
+        summary.sweep = Some(Box::new(sweep));
+        Ok(summary)
+    }
+
+    /// Compares the stream's live count with Nango's `recordCount` once the stream is up to date.
+    /// A mismatch is confirmed with a fresh count from Nango, taken while no record changed after
+    /// our cursor, before a sweep starts; the sweep begun is returned. A mismatch that a finished sweep
+    /// already left as it is (Nango's count is maintained incrementally and can be off) does not
+    /// start another sweep.
+    async fn check_drift(
+        &self,
+        stream: &StreamKey,
+        nango_count: u64,
+        summary: &SyncSummary,
+        last_sweep: Option<SweepResult>,
+    ) -> Result<Option<crate::ports::SweepState>, SyncError> {
+        let live = self.records.count_live(stream).await?;
+        if live == nango_count {
+            return Ok(None);
+        }
+        if last_sweep.is_some_and(|s| s.nango_count == nango_count && s.live_count == live) {
+            tracing::debug!(stream = %stream.encode(), live, nango_count, "count drift unchanged since the last sweep; not sweeping again");
+            return Ok(None);
+        }
+        let Some(fresh) = self.source.record_count(stream).await? else {
+            return Ok(None);
+        };
+        let quiet = self
+            .source
+            .fetch_page(stream, summary.cursor.as_deref())
+            .await?
+            .records
+            .is_empty();
+        if !quiet || fresh == live {
+            // Records changed since the reconcile counted them: the next reconcile checks again.
+            return Ok(None);
+        }
+        let now = now_rfc3339();
+        let sweep = crate::ports::SweepState {
+            id: format!("sweep {now}"),
+            cursor: None,
+            started_at: now,
+            nango_count: fresh,
+        };
+        tracing::warn!(stream = %stream.encode(), live, nango_count = fresh, "live count differs from Nango's recordCount; sweeping the stream");
+        self.state.begin_sweep(stream, &sweep).await?;
+        Ok(Some(sweep))
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
-    PutRequest, ScalarAttributeType, WriteRequest,
+    PutRequest, ScalarAttributeType, Select, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -18,7 +18,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use crate::item::{self, attr, Encoded, Item};
 use crate::ports::{
     ConnectionEvent, RecordStore, RejectedRecord, StateStore, StoreError, StoredEvent, StreamState,
-    StreamStatus, SyncReport, WriteReport,
+    StreamStatus, SweepResult, SweepState, SyncReport, WriteReport,
 };
 use crate::record::NangoRecord;
 use crate::stream::{ConnectionKey, StreamKey};
@@ -101,6 +101,43 @@ impl DynamoRecordStore {
         }
     }
 
+    /// Every request, in BatchWriteItem chunks, several in flight.
+    async fn write_all(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let chunks: Vec<Vec<WriteRequest>> =
+            requests.chunks(BATCH_SIZE).map(<[_]>::to_vec).collect();
+        stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// The write that marks a stored record deleted by a sweep (or removes it, in hard mode).
+    fn tombstone(
+        &self,
+        stream: &StreamKey,
+        found: &Item,
+        at: &str,
+    ) -> Result<WriteRequest, StoreError> {
+        let id = get_s(found, attr::SK).unwrap_or_default();
+        if self.settings.hard_delete {
+            return Ok(delete(item::record_key(stream, &id)));
+        }
+        let unreadable = |e: String| StoreError::Permanent(format!("record {id}: {e}"));
+        let mut object = item::decode_record(found).map_err(|e| unreadable(e.to_string()))?;
+        crate::record::mark_deleted(&mut object, at);
+        let record = NangoRecord::from_object(object).map_err(|e| unreadable(e.to_string()))?;
+        match item::encode_record(stream, &record) {
+            Encoded::Native(mut item) | Encoded::Compressed(mut item) => {
+                item.insert(attr::DELETED_BY.to_owned(), s("sweep"));
+                Ok(put(item))
+            }
+            // It fitted before; the metadata change cannot grow it past the allowance.
+            Encoded::TooLarge(reason) => Err(unreadable(reason)),
+        }
+    }
+
     /// One BatchWriteItem chunk, retried until every request is processed.
     async fn write_chunk(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for attempt in 0..self.settings.max_attempts {
@@ -144,14 +181,22 @@ impl DynamoRecordStore {
         &self,
         stream: &StreamKey,
         record: &NangoRecord,
+        seen_in: Option<&str>,
     ) -> Result<(), StoreError> {
         let meta = &record.metadata;
-        let update = self
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(item::record_key(stream, &record.id)))
-            .update_expression("SET #c = :c, #m = :m, #p = :p")
+            .set_key(Some(item::record_key(stream, &record.id)));
+        update = match seen_in {
+            Some(sweep) => update
+                .update_expression("SET #c = :c, #m = :m, #p = :p, #seen = :seen")
+                .expression_attribute_names("#seen", attr::SEEN_IN)
+                .expression_attribute_values(":seen", AttributeValue::S(sweep.to_owned())),
+            None => update.update_expression("SET #c = :c, #m = :m, #p = :p"),
+        };
+        let update = update
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#c", attr::CURSOR)
             .expression_attribute_names("#m", attr::LAST_MODIFIED_AT)
@@ -171,7 +216,7 @@ impl DynamoRecordStore {
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
                 match item::encode_record(stream, record) {
                     Encoded::Native(item) | Encoded::Compressed(item) => {
-                        self.write_chunk(vec![put(item)]).await
+                        self.write_chunk(vec![put(stamped(item, seen_in))]).await
                     }
                     Encoded::TooLarge(_) => Ok(()),
                 }
@@ -180,6 +225,21 @@ impl DynamoRecordStore {
             Err(e) => Err(StoreError::Permanent(describe(&e))),
         }
     }
+}
+
+fn stamped(mut item: Item, seen_in: Option<&str>) -> Item {
+    if let Some(sweep) = seen_in {
+        item.insert(attr::SEEN_IN.to_owned(), s(sweep));
+    }
+    item
+}
+
+fn delete(key: Item) -> WriteRequest {
+    let request = DeleteRequest::builder()
+        .set_key(Some(key))
+        .build()
+        .expect("key is set");
+    WriteRequest::builder().delete_request(request).build()
 }
 
 fn put(item: Item) -> WriteRequest {
@@ -199,6 +259,7 @@ impl RecordStore for DynamoRecordStore {
         &self,
         stream: &StreamKey,
         records: &[NangoRecord],
+        seen_in: Option<&str>,
     ) -> Result<WriteReport, StoreError> {
         // One request per key in a batch: the last occurrence of an id is its newest state.
         let mut latest: HashMap<&str, &NangoRecord> = HashMap::with_capacity(records.len());
@@ -212,18 +273,14 @@ impl RecordStore for DynamoRecordStore {
             if record.is_pruned() {
                 pruned.push(record);
             } else if record.is_deleted() && self.settings.hard_delete {
-                let key = DeleteRequest::builder()
-                    .set_key(Some(item::record_key(stream, &record.id)))
-                    .build()
-                    .expect("key is set");
-                requests.push(WriteRequest::builder().delete_request(key).build());
+                requests.push(delete(item::record_key(stream, &record.id)));
                 report.deleted += 1;
             } else {
                 match item::encode_record(stream, record) {
-                    Encoded::Native(item) => requests.push(put(item)),
+                    Encoded::Native(item) => requests.push(put(stamped(item, seen_in))),
                     Encoded::Compressed(item) => {
                         report.compressed += 1;
-                        requests.push(put(item));
+                        requests.push(put(stamped(item, seen_in)));
                     }
                     Encoded::TooLarge(reason) => {
                         report.rejected.push(RejectedRecord {
@@ -240,18 +297,81 @@ impl RecordStore for DynamoRecordStore {
                 }
             }
         }
-        let chunks: Vec<Vec<WriteRequest>> =
-            requests.chunks(BATCH_SIZE).map(<[_]>::to_vec).collect();
-        stream::iter(chunks)
-            .map(|chunk| self.write_chunk(chunk))
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .try_collect::<Vec<()>>()
-            .await?;
+        self.write_all(requests).await?;
         for record in pruned {
-            self.write_pruned(stream, record).await?;
+            self.write_pruned(stream, record, seen_in).await?;
             report.pruned += 1;
         }
         Ok(report)
+    }
+
+    /// A Query COUNT of the stream's items without `deleted_at`. It reads the whole partition
+    /// (read capacity grows with the stream's size), which is why only reconciles run it.
+    async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .filter_expression("attribute_not_exists(#deleted)")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_names("#deleted", attr::DELETED_AT)
+                .expression_attribute_values(":pk", s(stream.encode()))
+                .select(Select::Count)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            total += u64::try_from(page.count).unwrap_or(0);
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
+
+    async fn tombstone_unseen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        at: &str,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .filter_expression(
+                    "attribute_not_exists(#deleted) AND (attribute_not_exists(#seen) OR #seen <> :sweep)",
+                )
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_names("#deleted", attr::DELETED_AT)
+                .expression_attribute_names("#seen", attr::SEEN_IN)
+                .expression_attribute_values(":pk", s(stream.encode()))
+                .expression_attribute_values(":sweep", s(sweep_id))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            let mut requests = Vec::new();
+            for found in page.items.unwrap_or_default() {
+                requests.push(self.tombstone(stream, &found, at)?);
+            }
+            total += requests.len() as u64;
+            self.write_all(requests).await?;
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
     }
 }
 
@@ -375,6 +495,17 @@ impl DynamoStateStore {
         }
     }
 
+    /// An UpdateItem on the stream's state item.
+    fn update_stream(
+        &self,
+        stream: &StreamKey,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::stream_key(stream)))
+    }
+
     fn stream_key(stream: &StreamKey) -> Item {
         HashMap::from([
             (attr::PK.to_owned(), s(state_keys::stream_pk(stream))),
@@ -433,6 +564,34 @@ fn stream_state(item: &Item) -> StreamState {
             _ => StreamStatus::Ok,
         },
         error: get_s(item, "error"),
+        sweep: get_s(item, "sweep_id").map(|id| SweepState {
+            id,
+            cursor: get_s(item, "sweep_cursor"),
+            started_at: get_s(item, "sweep_started_at").unwrap_or_default(),
+            nango_count: get_n(item, "sweep_nango_count"),
+        }),
+        last_sweep: get_s(item, "last_sweep_at").map(|finished_at| SweepResult {
+            finished_at,
+            nango_count: get_n(item, "swept_nango_count"),
+            live_count: get_n(item, "swept_live_count"),
+            tombstoned: get_n(item, "swept_tombstoned"),
+        }),
+    }
+}
+
+/// A conditional update's failed check, as a conflict; anything else as itself.
+fn conflict_or<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+    stream: &StreamKey,
+    expected: Option<&str>,
+) -> StoreError {
+    if e.code() == Some("ConditionalCheckFailedException") {
+        StoreError::CursorConflict {
+            stream: stream.encode(),
+            expected: expected.map(str::to_owned),
+        }
+    } else {
+        store_error(e)
     }
 }
 
@@ -491,10 +650,7 @@ impl StateStore for DynamoStateStore {
     ) -> Result<(), StoreError> {
         let mut set = format!("{IDENTITY_SET}, #cursor = :to");
         let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::stream_key(stream)))
+            .update_stream(stream)
             .expression_attribute_names("#cursor", "cursor")
             .expression_attribute_values(":to", s(to))
             .expression_attribute_values(":written", n(written))
@@ -536,10 +692,7 @@ impl StateStore for DynamoStateStore {
         let mut set = format!("{IDENTITY_SET}, sync_name = :sync, #status = :status");
         let mut remove = Vec::new();
         let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::stream_key(stream)))
+            .update_stream(stream)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":sync", s(&report.sync_name));
         for (name, value) in Self::identity_values(stream) {
@@ -579,11 +732,79 @@ impl StateStore for DynamoStateStore {
         Ok(())
     }
 
+    async fn begin_sweep(&self, stream: &StreamKey, sweep: &SweepState) -> Result<(), StoreError> {
+        let mut request = self.update_stream(stream)
+            .update_expression(format!(
+                "SET {IDENTITY_SET}, sweep_id = :id, sweep_started_at = :at, sweep_nango_count = :n REMOVE sweep_cursor"
+            ))
+            .condition_expression("attribute_not_exists(sweep_id) OR sweep_id = :id")
+            .expression_attribute_values(":id", s(&sweep.id))
+            .expression_attribute_values(":at", s(&sweep.started_at))
+            .expression_attribute_values(":n", n(sweep.nango_count));
+        for (name, value) in Self::identity_values(stream) {
+            request = request.expression_attribute_values(name, value);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| conflict_or(e, stream, None))?;
+        Ok(())
+    }
+
+    async fn advance_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .update_stream(stream)
+            .update_expression("SET sweep_cursor = :to")
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":to", s(to));
+        let request = match from {
+            Some(from) => request
+                .condition_expression("sweep_id = :id AND sweep_cursor = :from")
+                .expression_attribute_values(":from", s(from)),
+            None => request
+                .condition_expression("sweep_id = :id AND attribute_not_exists(sweep_cursor)"),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| conflict_or(e, stream, from))?;
+        Ok(())
+    }
+
+    async fn end_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        result: &SweepResult,
+    ) -> Result<(), StoreError> {
+        let ended = self.update_stream(stream)
+            .update_expression(
+                "SET last_sweep_at = :at, swept_nango_count = :nango, swept_live_count = :live, \
+                 swept_tombstoned = :tomb REMOVE sweep_id, sweep_cursor, sweep_started_at, sweep_nango_count",
+            )
+            .condition_expression("sweep_id = :id")
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":at", s(&result.finished_at))
+            .expression_attribute_values(":nango", n(result.nango_count))
+            .expression_attribute_values(":live", n(result.live_count))
+            .expression_attribute_values(":tomb", n(result.tombstoned))
+            .send()
+            .await;
+        match ended {
+            // Already ended (a redelivered job): nothing to do.
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            other => other.map(|_| ()).map_err(store_error),
+        }
+    }
+
     async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::stream_key(stream)))
+        self.update_stream(stream)
             .update_expression("REMOVE #cursor")
             .expression_attribute_names("#cursor", "cursor")
             .send()

@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 use crate::job::OutgoingMessage;
 use crate::ports::{
     ConnectionEvent, JobQueue, QueueError, RecordStore, RejectedRecord, StateStore, StoreError,
-    StoredEvent, StreamState, StreamStatus, SyncReport, WriteReport,
+    StoredEvent, StreamState, StreamStatus, SweepResult, SweepState, SyncReport, WriteReport,
 };
-use crate::record::{NangoRecord, METADATA_FIELD};
+use crate::record::{mark_deleted, NangoRecord, METADATA_FIELD};
 use crate::stream::{ConnectionKey, StreamKey};
 
 /// A queue that keeps what it was sent, and fails every send while `fail` is set.
@@ -67,6 +67,8 @@ struct MemoryStoreInner {
     connections: BTreeMap<ConnectionKey, ConnectionEvent>,
     events: BTreeMap<String, StoredEvent>,
     cursor_history: Vec<(StreamKey, String)>,
+    /// The sweep that last saw each record.
+    seen: BTreeMap<(String, String), String>,
 }
 
 impl MemoryStore {
@@ -136,6 +138,7 @@ impl RecordStore for MemoryStore {
         &self,
         stream: &StreamKey,
         records: &[NangoRecord],
+        seen_in: Option<&str>,
     ) -> Result<WriteReport, StoreError> {
         self.check_failing()?;
         let mut report = WriteReport::default();
@@ -143,6 +146,9 @@ impl RecordStore for MemoryStore {
         let mut inner = self.lock();
         for record in records {
             let slot = (key.clone(), record.id.clone());
+            if let Some(sweep) = seen_in {
+                inner.seen.insert(slot.clone(), sweep.to_owned());
+            }
             if record.is_pruned() {
                 // Keep the payload already stored; only the metadata moves on.
                 let entry = inner
@@ -165,6 +171,50 @@ impl RecordStore for MemoryStore {
         }
         Ok(report)
     }
+
+    async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
+        let key = stream.encode();
+        let inner = self.lock();
+        let live = inner
+            .records
+            .iter()
+            .filter(|((s, _), r)| *s == key && !is_deleted(r))
+            .count();
+        Ok(live as u64)
+    }
+
+    async fn tombstone_unseen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        at: &str,
+    ) -> Result<u64, StoreError> {
+        self.check_failing()?;
+        let key = stream.encode();
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let mut count = 0;
+        for (slot, record) in inner.records.iter_mut() {
+            let seen = inner.seen.get(slot).map(String::as_str) == Some(sweep_id);
+            if slot.0 == key && !seen && !is_deleted(record) {
+                mark_deleted(record, at);
+                count += 1;
+            }
+        }
+        if self.hard_delete {
+            inner
+                .records
+                .retain(|(s, _), r| *s != key || !is_deleted(r));
+        }
+        Ok(count)
+    }
+}
+
+fn is_deleted(object: &Map<String, Value>) -> bool {
+    object
+        .get(METADATA_FIELD)
+        .and_then(|m| m.get("deleted_at"))
+        .is_some_and(|d| !d.is_null())
 }
 
 impl StateStore for MemoryStore {
@@ -225,6 +275,59 @@ impl StateStore for MemoryStore {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    async fn begin_sweep(&self, stream: &StreamKey, sweep: &SweepState) -> Result<(), StoreError> {
+        self.check_failing()?;
+        let mut inner = self.lock();
+        let state = inner.streams.entry(stream.clone()).or_default();
+        state.sweep = Some(SweepState {
+            cursor: None,
+            ..sweep.clone()
+        });
+        Ok(())
+    }
+
+    async fn advance_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<(), StoreError> {
+        self.check_failing()?;
+        let mut inner = self.lock();
+        let sweep = inner
+            .streams
+            .get_mut(stream)
+            .and_then(|s| s.sweep.as_mut())
+            .filter(|s| s.id == id && s.cursor.as_deref() == from);
+        match sweep {
+            Some(sweep) => {
+                sweep.cursor = Some(to.to_owned());
+                Ok(())
+            }
+            None => Err(StoreError::CursorConflict {
+                stream: stream.encode(),
+                expected: from.map(str::to_owned),
+            }),
+        }
+    }
+
+    async fn end_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        result: &SweepResult,
+    ) -> Result<(), StoreError> {
+        self.check_failing()?;
+        let mut inner = self.lock();
+        let state = inner.streams.entry(stream.clone()).or_default();
+        if state.sweep.as_ref().is_some_and(|s| s.id == id) {
+            state.sweep = None;
+            state.last_sweep = Some(result.clone());
+        }
+        Ok(())
     }
 
     async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {

@@ -332,6 +332,36 @@ struct SyncWire {
     latest_result: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
+impl NangoClient {
+    /// A connection's streams as `GET /sync/status` reports them (one request).
+    async fn streams_of(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+    ) -> Result<Vec<DiscoveredStream>, SourceError> {
+        let url = self.sync_status_url(provider_config_key, connection_id);
+        let status: SyncStatusWire = self.get_with_retries(&url, None, parse_json).await?;
+        let mut found = Vec::new();
+        for sync in status.syncs {
+            let variant = sync
+                .variant
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| BASE_VARIANT.to_owned());
+            let counts = sync.record_count.unwrap_or_default();
+            let mut models: std::collections::BTreeSet<String> = counts.keys().cloned().collect();
+            models.extend(sync.latest_result.unwrap_or_default().into_keys());
+            for model in models {
+                found.push(DiscoveredStream {
+                    stream: StreamKey::new(provider_config_key, connection_id, &model, &variant),
+                    sync_name: sync.name.clone(),
+                    record_count: counts.get(&model).copied(),
+                });
+            }
+        }
+        Ok(found)
+    }
+}
+
 impl StreamDiscovery for NangoClient {
     /// `GET /connections`, then `GET /sync/status` per connection, paced so that discovery takes
     /// at most `discovery_requests_per_minute` of the account's shared rate limit.
@@ -342,33 +372,22 @@ impl StreamDiscovery for NangoClient {
         let mut found = Vec::new();
         for connection in connections.connections {
             tokio::time::sleep(pace).await;
-            let url =
-                self.sync_status_url(&connection.provider_config_key, &connection.connection_id);
-            let status: SyncStatusWire = self.get_with_retries(&url, None, parse_json).await?;
-            for sync in status.syncs {
-                let variant = sync
-                    .variant
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or_else(|| BASE_VARIANT.to_owned());
-                let counts = sync.record_count.unwrap_or_default();
-                let mut models: std::collections::BTreeSet<String> =
-                    counts.keys().cloned().collect();
-                models.extend(sync.latest_result.unwrap_or_default().into_keys());
-                for model in models {
-                    found.push(DiscoveredStream {
-                        stream: StreamKey::new(
-                            &connection.provider_config_key,
-                            &connection.connection_id,
-                            &model,
-                            &variant,
-                        ),
-                        sync_name: sync.name.clone(),
-                        record_count: counts.get(&model).copied(),
-                    });
-                }
-            }
+            found.extend(
+                self.streams_of(&connection.provider_config_key, &connection.connection_id)
+                    .await?,
+            );
         }
         Ok(found)
+    }
+
+    async fn record_count(&self, stream: &StreamKey) -> Result<Option<u64>, SourceError> {
+        let streams = self
+            .streams_of(&stream.provider_config_key, &stream.connection_id)
+            .await?;
+        Ok(streams
+            .into_iter()
+            .find(|d| d.stream == *stream)
+            .and_then(|d| d.record_count))
     }
 }
 

@@ -417,7 +417,7 @@ fn parse_stream(text: &str) -> Result<StreamKey, Box<dyn std::error::Error>> {
 async fn sync_now(args: SyncArgs) -> CliResult {
     let sdk = setup::aws_config().await;
     let (queue, state) = queue_and_state(&sdk, &args.local).await?;
-    let streams: Vec<(StreamKey, String)> = match &args.stream {
+    let streams: Vec<ops::SyncRequest> = match &args.stream {
         Some(text) => {
             let stream = parse_stream(text)?;
             let name = state
@@ -425,13 +425,13 @@ async fn sync_now(args: SyncArgs) -> CliResult {
                 .await?
                 .and_then(|s| s.sync_name)
                 .unwrap_or_default();
-            vec![(stream, name)]
+            vec![ops::SyncRequest::new(stream, name)]
         }
         None => state
             .list_streams()
             .await?
             .into_iter()
-            .map(|(stream, s)| (stream, s.sync_name.unwrap_or_default()))
+            .map(|(stream, s)| ops::SyncRequest::new(stream, s.sync_name.unwrap_or_default()))
             .collect(),
     };
     let count = ops::enqueue_syncs(&queue, streams, Trigger::Manual, &now_rfc3339()).await?;
@@ -455,7 +455,10 @@ async fn reset(args: ResetArgs) -> CliResult {
     if args.sync {
         ops::enqueue_syncs(
             &queue,
-            vec![(stream, current.sync_name.unwrap_or_default())],
+            vec![ops::SyncRequest::new(
+                stream,
+                current.sync_name.unwrap_or_default(),
+            )],
             Trigger::Manual,
             &now_rfc3339(),
         )

@@ -532,6 +532,18 @@ impl crate::ports::StreamDiscovery for InProcessSource {
         }
         Ok(found)
     }
+
+    async fn record_count(
+        &self,
+        stream: &StreamKey,
+    ) -> Result<Option<u64>, crate::ports::SourceError> {
+        Ok(self
+            .sim
+            .sync_status(&stream.connection())
+            .into_iter()
+            .find(|(_, variant, model, _)| *variant == stream.variant && *model == stream.model)
+            .map(|(_, _, _, count)| count))
+    }
 }
 
 /// The simulator as an in-process [`RecordSource`](crate::ports::RecordSource), without HTTP:

@@ -34,7 +34,10 @@ async fn sync_now_reset_and_replay() {
     let streams = state.list_streams().await.unwrap();
     let count = ops::enqueue_syncs(
         &queue,
-        streams.into_iter().map(|(s, _)| (s, "x".into())).collect(),
+        streams
+            .into_iter()
+            .map(|(s, _)| ops::SyncRequest::new(s, "x"))
+            .collect(),
         Trigger::Manual,
         "now",
     )

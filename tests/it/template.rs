@@ -92,6 +92,52 @@ fn functions_use_the_documented_runtime_and_no_wildcard_actions() {
     }
 }
 
+/// The DynamoDB operations a part of the adapter calls (`.client.<operation>()`), in PascalCase.
+fn dynamodb_calls(code: &str) -> std::collections::BTreeSet<String> {
+    let mut calls = std::collections::BTreeSet::new();
+    let compact: String = code.split_whitespace().collect();
+    for piece in compact.split(".client.").skip(1) {
+        let name: String = piece
+            .chars()
+            .take_while(|c| *c == '_' || c.is_ascii_lowercase())
+            .collect();
+        if piece[name.len()..].starts_with("()") {
+            let pascal: String = name
+                .split('_')
+                .map(|w| w[..1].to_uppercase() + &w[1..])
+                .collect();
+            calls.insert(format!("dynamodb:{pascal}"));
+        }
+    }
+    calls
+}
+
+#[test]
+fn the_worker_policy_allows_every_dynamodb_call_the_adapters_make() {
+    let t = template();
+    let code = read("src/adapters/dynamodb.rs");
+    let (records_code, state_code) = code
+        .split_once("pub struct DynamoStateStore")
+        .expect("both stores in dynamodb.rs");
+    let statements = t["Resources"]["WorkerFunction"]["Properties"]["Policies"][0]["Statement"]
+        .as_sequence()
+        .unwrap();
+    for (table, code) in [("RecordsTable", records_code), ("StateTable", state_code)] {
+        let allowed: std::collections::BTreeSet<String> = statements
+            .iter()
+            .filter(|s| format!("{:?}", s["Resource"]).contains(table))
+            .flat_map(|s| s["Action"].as_sequence().unwrap().iter().map(scalar))
+            .collect();
+        let used = dynamodb_calls(code);
+        assert!(used.len() >= 3, "{table}: found only {used:?}");
+        let missing: Vec<_> = used.difference(&allowed).collect();
+        assert!(
+            missing.is_empty(),
+            "{table}: the worker calls {missing:?} without permission"
+        );
+    }
+}
+
 #[tokio::test]
 async fn local_setup_creates_the_stack_resources_on_moto() {
     let sdk = moto_sdk_config().await;

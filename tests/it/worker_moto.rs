@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use nango_sync::ports::{StateStore, StreamStatus};
+use nango_sync::ports::{RecordStore, StateStore, StreamStatus};
 use nango_sync::simulator::server::{Fault, ServerSettings};
 use nango_sync::stream::StreamKey;
 use nango_sync::worker::JobOutcome;
@@ -120,7 +120,7 @@ async fn crash_between_page_write_and_cursor_write_loses_nothing() {
     let page = nango_sync::ports::RecordSource::fetch_page(&rig.app.source, &s, None)
         .await
         .unwrap();
-    nango_sync::ports::RecordStore::write_page(&rig.app.records, &s, &page.records)
+    nango_sync::ports::RecordStore::write_page(&rig.app.records, &s, &page.records, None)
         .await
         .unwrap();
     assert_eq!(rig.app.state.get_stream(&s).await.unwrap(), None);
@@ -414,4 +414,163 @@ async fn reconcile_discovers_streams_that_never_sent_a_webhook() {
     let state = rig.app.state.get_stream(&silent).await.unwrap().unwrap();
     assert_eq!(state.sync_name.as_deref(), Some("deals"));
     assert_eq!(state.last_webhook_at, None);
+}
+
+/// After a sweep: every record Nango has is stored as Nango has it, every stored record Nango no
+/// longer has is marked deleted, and the live count equals Nango's.
+async fn assert_swept(rig: &WorkerRig, stream: &StreamKey) {
+    let stored = rig.app.records.read_stream(stream).await.unwrap();
+    let truth = rig.sim.snapshot(stream);
+    for (id, record) in &truth {
+        let stored = Value::Object(stored.get(id).cloned().unwrap_or_default());
+        assert!(
+            same_json(&stored, record),
+            "record {id}: stored {stored}, Nango has {record}"
+        );
+    }
+    for (id, record) in stored.iter().filter(|(id, _)| !truth.contains_key(*id)) {
+        let meta = &record["_nango_metadata"];
+        assert!(
+            meta["deleted_at"].is_string(),
+            "stale record {id} not marked deleted: {meta}"
+        );
+        assert_eq!(meta["last_action"], "DELETED");
+    }
+    let live = truth
+        .values()
+        .filter(|r| r["_nango_metadata"]["deleted_at"].is_null())
+        .count() as u64;
+    assert_eq!(
+        RecordStore::count_live(&rig.app.records, stream)
+            .await
+            .unwrap(),
+        live
+    );
+    let state = rig.app.state.get_stream(stream).await.unwrap().unwrap();
+    assert_eq!(state.cursor, rig.sim.last_cursor(stream), "main cursor");
+    assert_eq!(state.sweep, None, "sweep finished");
+}
+
+/// Runs a reconcile and returns the body of the sync job it enqueued for `stream`.
+async fn reconcile_job_for(rig: &WorkerRig, stream: &StreamKey, at: &str) -> String {
+    rig.app.queue.clear();
+    let reconcile = json!({"v": 1, "received_at": at, "job": {"reconcile": {}}}).to_string();
+    rig.app.process(&reconcile, None).await.unwrap();
+    let sent = rig.app.queue.sent();
+    let job = sent
+        .iter()
+        .find(|m| m.group_id == stream.message_group_id())
+        .expect("a sync job for the stream");
+    job.body.clone()
+}
+
+#[tokio::test]
+async fn a_cache_wipe_is_found_by_the_drift_check_and_swept() {
+    let rig = worker_rig(7, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..60).map(|i| (format!("c{i}"), payload(i, 1))));
+    rig.sim.tick();
+    rig.sim.delete(&s, &["c0"]);
+    run_job(&rig, &s).await;
+
+    // A full resync with emptyCache: Nango's cache is rebuilt from the provider, which no longer
+    // has c1..c9 and c50..c59; no delete is ever reported for them.
+    rig.sim.tick();
+    rig.sim.wipe(&s);
+    rig.sim.tick();
+    rig.sim.save(
+        &s,
+        (10..50).map(|i| (format!("c{i}"), payload(i, 1 + (i % 2) as u32))),
+    );
+    let JobOutcome::Synced(incremental) = run_job(&rig, &s).await else {
+        panic!("webhook sync")
+    };
+    assert_eq!(
+        incremental.sweep, None,
+        "a webhook's sync runs no drift check"
+    );
+    assert_eq!(
+        RecordStore::count_live(&rig.app.records, &s).await.unwrap(),
+        59
+    );
+
+    let job = reconcile_job_for(&rig, &s, "2026-11-27T14:15:00Z").await;
+    assert!(job.contains(r#""record_count":40"#), "{job}");
+    let JobOutcome::Synced(summary) = rig.app.process(&job, None).await.unwrap() else {
+        panic!("sync with sweep")
+    };
+    let sweep = summary.sweep.expect("drift found: a sweep ran");
+    assert_eq!(sweep.deleted, 19, "c1..c9 and c50..c59 marked deleted");
+    assert_swept(&rig, &s).await;
+    let state = rig.app.state.get_stream(&s).await.unwrap().unwrap();
+    let last = state.last_sweep.expect("sweep result recorded");
+    assert_eq!(
+        (last.nango_count, last.live_count, last.tombstoned),
+        (40, 40, 19)
+    );
+
+    // The next reconcile finds no drift: no sweep.
+    let job = reconcile_job_for(&rig, &s, "2026-11-27T14:30:00Z").await;
+    let JobOutcome::Synced(summary) = rig.app.process(&job, None).await.unwrap() else {
+        panic!("sync")
+    };
+    assert_eq!(summary.sweep, None);
+}
+
+#[tokio::test]
+async fn a_sweep_continues_across_invocations_while_nango_keeps_changing() {
+    let settings = ServerSettings {
+        latency: Duration::from_millis(20),
+        ..ServerSettings::default()
+    };
+    let rig = worker_rig(25, settings, None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..600).map(|i| (format!("c{i}"), payload(i, 1))));
+    run_job(&rig, &s).await;
+    rig.sim.tick();
+    rig.sim.wipe(&s);
+    rig.sim.tick();
+    rig.sim
+        .save(&s, (0..400).map(|i| (format!("c{i}"), payload(i, 1))));
+
+    let mut body = reconcile_job_for(&rig, &s, "2026-11-27T15:00:00Z").await;
+    rig.app.queue.clear();
+    let mut invocations = 0;
+    let mut swept = false;
+    loop {
+        invocations += 1;
+        assert!(invocations < 60, "no progress");
+        let stop_at = Instant::now() + Duration::from_millis(150);
+        let outcome = rig.app.process(&body, Some(stop_at)).await.unwrap();
+        if invocations == 3 {
+            // Nango changes mid-sweep: an add, a delete, an update.
+            rig.sim.tick();
+            rig.sim.save(&s, [("new-1".to_owned(), payload(1, 9))]);
+            rig.sim.delete(&s, &["c100"]);
+            rig.sim.save(&s, [("c150".to_owned(), payload(150, 2))]);
+        }
+        match outcome {
+            JobOutcome::Continued(summary) => {
+                swept |= summary.sweep.is_some();
+                body = rig.app.queue.sent().last().unwrap().body.clone();
+            }
+            JobOutcome::Synced(summary) => {
+                assert!(
+                    summary.sweep.is_some(),
+                    "the sweep ended in this invocation"
+                );
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        swept && invocations > 2,
+        "the sweep needed continuations ({invocations})"
+    );
+    assert_swept(&rig, &s).await;
+    let stored = rig.app.records.read_stream(&s).await.unwrap();
+    assert_eq!(stored.len(), 601, "600 before the wipe, plus new-1");
 }
