@@ -5,6 +5,7 @@
 //! Secrets Manager and in memory. The binaries in `src/bin` only wire these together.
 
 pub mod adapters;
+pub mod backend;
 pub mod config;
 pub mod item;
 pub mod job;
@@ -13,6 +14,7 @@ pub mod ops;
 pub mod payload;
 pub mod ports;
 pub mod record;
+pub mod runner;
 pub mod setup;
 pub mod signature;
 pub mod simulator;

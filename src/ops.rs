@@ -1,9 +1,8 @@
 //! Operator actions shared by the CLI (and usable from any tool): sync now, reset a cursor,
 //! replay the dead-letter queue.
 
-use crate::adapters::sqs::SqsQueue;
 use crate::job::{messages_for, now_rfc3339, Job, OutgoingMessage, Trigger};
-use crate::ports::{JobQueue, QueueError};
+use crate::ports::{JobConsumer, JobQueue, QueueError};
 use crate::stream::{digest_hex, StreamKey};
 
 /// A sync to enqueue: the stream, the sync that feeds it, and Nango's `recordCount` if known.
@@ -55,14 +54,14 @@ pub async fn enqueue_syncs<Q: JobQueue>(
 
 /// Moves up to `max` messages from the dead-letter queue back to the ingest queue, in their
 /// original groups, deleting each from the DLQ only once the ingest queue has accepted it.
-pub async fn replay_dead_letters(
-    dead_letters: &SqsQueue,
-    queue: &SqsQueue,
+pub async fn replay_dead_letters<D: JobConsumer, Q: JobQueue>(
+    dead_letters: &D,
+    queue: &Q,
     max: usize,
 ) -> Result<usize, QueueError> {
     let mut moved = 0;
     while moved < max {
-        let batch = dead_letters.receive(10, 0).await?;
+        let batch = dead_letters.receive(10, std::time::Duration::ZERO).await?;
         if batch.is_empty() {
             break;
         }

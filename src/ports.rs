@@ -31,6 +31,33 @@ impl<Q: JobQueue> JobQueue for &Q {
     }
 }
 
+/// A message taken off a queue, with the handle that acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub group_id: Option<String>,
+}
+
+/// The consuming side of a job queue: SQS FIFO semantics (per-group order, redelivery of what
+/// is not deleted, a dead-letter queue after too many receives).
+pub trait JobConsumer: Send + Sync {
+    /// Up to `max` (1..=10) messages, waiting at most `wait` for the first. A group whose earlier
+    /// message is still in flight yields nothing.
+    fn receive(
+        &self,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> impl Future<Output = Result<Vec<ReceivedMessage>, QueueError>> + Send;
+
+    /// The message was handled: it is gone for good.
+    fn delete(&self, receipt_handle: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// The message failed: it is delivered again later (SQS: once its visibility timeout ends).
+    fn release(&self, receipt_handle: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
 /// Why records could not be fetched. [`SourceError::is_retryable`] is the one place that decides
 /// whether a job is tried again or its stream is marked in error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,4 +5,5 @@ pub mod local_aws;
 pub mod memory;
 pub mod nango;
 pub mod secrets;
+pub mod sqlite;
 pub mod sqs;

@@ -4,22 +4,14 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
 
 use crate::job::OutgoingMessage;
-use crate::ports::{JobQueue, QueueError};
+pub use crate::ports::ReceivedMessage;
+use crate::ports::{JobConsumer, JobQueue, QueueError};
 
 /// A FIFO queue reached through the AWS SDK; the client is built once and shared.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
     client: Client,
     queue_url: String,
-}
-
-/// A message taken off the queue, with the handle that deletes it.
-#[derive(Debug, Clone)]
-pub struct ReceivedMessage {
-    pub message_id: String,
-    pub receipt_handle: String,
-    pub body: String,
-    pub group_id: Option<String>,
 }
 
 impl SqsQueue {
@@ -49,19 +41,20 @@ impl SqsQueue {
             .ok_or_else(|| QueueError("CreateQueue returned no queue URL".into()))?;
         Ok(Self::new(client, url))
     }
+}
 
-    /// Receives up to `max` (1..=10) messages, waiting at most `wait_seconds` for the first.
-    pub async fn receive(
+impl JobConsumer for SqsQueue {
+    async fn receive(
         &self,
-        max: i32,
-        wait_seconds: i32,
+        max: usize,
+        wait: std::time::Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
         let out = self
             .client
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(max)
-            .wait_time_seconds(wait_seconds)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
             .message_system_attribute_names(
                 aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId,
             )
@@ -87,7 +80,7 @@ impl SqsQueue {
             .collect())
     }
 
-    pub async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
         self.client
             .delete_message()
             .queue_url(&self.queue_url)
@@ -95,6 +88,11 @@ impl SqsQueue {
             .send()
             .await
             .map_err(|e| QueueError(Box::new(e)))?;
+        Ok(())
+    }
+
+    /// Left for the queue's visibility timeout to bring back, as Lambda's event source does.
+    async fn release(&self, _receipt_handle: &str) -> Result<(), QueueError> {
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use nango_sync::adapters::local_aws;
 use nango_sync::adapters::sqs::{self, SqsQueue};
 use nango_sync::config::{vars, FromVars, WebhookConfig, WorkerConfig};
 use nango_sync::job::{now_rfc3339, Trigger};
-use nango_sync::ports::{StateStore, StreamStatus};
+use nango_sync::ports::{JobConsumer, StateStore, StreamStatus};
 use nango_sync::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;
@@ -258,7 +258,7 @@ async fn drain(args: DrainArgs) -> CliResult {
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &args.queue_url);
     let mut taken = 0;
     while taken < args.max {
-        let batch = queue.receive(10, 0).await?;
+        let batch = queue.receive(10, std::time::Duration::ZERO).await?;
         if batch.is_empty() {
             break;
         }
@@ -325,7 +325,10 @@ async fn work(args: WorkArgs) -> CliResult {
     let app = setup::worker_app(&config, &sdk).await?;
     let (mut jobs, mut failed) = (0usize, 0usize);
     loop {
-        let batch = app.queue.receive(10, 1).await?;
+        let batch = app
+            .queue
+            .receive(10, std::time::Duration::from_secs(1))
+            .await?;
         if batch.is_empty() {
             if args.until_empty {
                 break;

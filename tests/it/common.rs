@@ -1,5 +1,6 @@
 //! Shared helpers: sample events, the documented test key, and the moto connection.
 
+use nango_sync::ports::JobConsumer;
 use std::path::PathBuf;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -199,7 +200,7 @@ pub async fn drain(
 ) -> Vec<nango_sync::adapters::sqs::ReceivedMessage> {
     let mut all = Vec::new();
     loop {
-        let batch = queue.receive(10, 0).await.unwrap();
+        let batch = queue.receive(10, std::time::Duration::ZERO).await.unwrap();
         if batch.is_empty() {
             return all;
         }

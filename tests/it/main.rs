@@ -2,6 +2,7 @@
 //! the moto server that `scripts/test.sh` starts; without it they fail, they never skip.
 
 mod common;
+mod contract;
 mod events;
 mod fault_proxy;
 mod local_server;

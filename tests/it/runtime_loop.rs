@@ -6,6 +6,7 @@
 //! `NANGO_SYNC_BOOTSTRAP_DIR=target/release scripts/test.sh --test it runtime_loop -- --nocapture`
 //! (or a cargo-lambda output directory, `<dir>/webhook/bootstrap`, when it matches this machine).
 
+use nango_sync::ports::JobConsumer;
 use std::collections::{HashMap, VecDeque};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -249,7 +250,7 @@ async fn webhook_bootstrap_answers_every_sample_event() {
     }
     let mut enqueued = 0;
     loop {
-        let batch = queue.receive(10, 0).await.unwrap();
+        let batch = queue.receive(10, std::time::Duration::ZERO).await.unwrap();
         if batch.is_empty() {
             break;
         }

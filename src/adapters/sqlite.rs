@@ -1,0 +1,868 @@
+//! The embedded backend: records, state and the job queue in one SQLite file (the bundled
+//! library), for local runs with no AWS account. It keeps the DynamoDB and SQS adapters'
+//! behaviour (the contract suite in tests/it/contract.rs runs against both), and its JSON columns
+//! can be queried with sqlite3's `json_extract`. The schema is [`SCHEMA`], documented in README.md.
+//!
+//! rusqlite is synchronous: every call runs on tokio's blocking pool, one connection behind a
+//! mutex (local runs write far below what one SQLite connection handles).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{Map, Value};
+
+use crate::job::OutgoingMessage;
+use crate::ports::{
+    ConnectionEvent, JobConsumer, JobQueue, QueueError, ReceivedMessage, RecordStore,
+    RejectedRecord, StateStore, StoreError, StoredEvent, StreamState, StreamStatus, SweepResult,
+    SweepState, SyncReport, WriteReport,
+};
+use crate::record::{mark_deleted, NangoRecord};
+use crate::stream::{ConnectionKey, StreamKey};
+
+/// The whole schema. `record` and `body` hold JSON text.
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS records (
+    stream           TEXT NOT NULL,  -- providerConfigKey|connectionId|model|variant
+    id               TEXT NOT NULL,  -- the record's id
+    record           TEXT NOT NULL,  -- JSON: the record as Nango returned it, _nango_metadata included
+    cursor           TEXT NOT NULL,
+    last_action      TEXT NOT NULL,  -- ADDED, UPDATED or DELETED
+    last_modified_at TEXT NOT NULL,
+    deleted_at       TEXT,
+    pruned_at        TEXT,
+    seen_in          TEXT,           -- the last sweep that read it
+    deleted_by       TEXT,           -- 'sweep' when a sweep marked it deleted
+    PRIMARY KEY (stream, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streams (
+    stream TEXT PRIMARY KEY,
+    provider_config_key TEXT NOT NULL, connection_id TEXT NOT NULL, model TEXT NOT NULL, variant TEXT NOT NULL,
+    cursor TEXT, sync_name TEXT, last_sync_at TEXT, last_webhook_at TEXT,
+    records_written INTEGER NOT NULL DEFAULT 0, records_rejected INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'ok', error TEXT, error_at TEXT,
+    last_rejected_id TEXT, last_rejected_reason TEXT,
+    sweep_id TEXT, sweep_cursor TEXT, sweep_started_at TEXT, sweep_nango_count INTEGER,
+    last_sweep_at TEXT, swept_nango_count INTEGER, swept_live_count INTEGER, swept_tombstoned INTEGER
+);
+CREATE TABLE IF NOT EXISTS connections (
+    provider_config_key TEXT NOT NULL, connection_id TEXT NOT NULL,
+    status TEXT NOT NULL, success INTEGER NOT NULL, operation TEXT, provider TEXT, auth_mode TEXT,
+    environment TEXT, error TEXT, last_event_at TEXT NOT NULL,
+    PRIMARY KEY (provider_config_key, connection_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    connection  TEXT NOT NULL,       -- providerConfigKey|connectionId, or 'unmatched'
+    received_at TEXT NOT NULL,
+    id          TEXT NOT NULL,       -- sha256 of the body
+    kind        TEXT NOT NULL,
+    body        TEXT NOT NULL,       -- JSON: the verified webhook, verbatim
+    PRIMARY KEY (connection, received_at, id)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue         TEXT NOT NULL,     -- 'ingest' or 'dead'
+    group_id      TEXT NOT NULL,
+    dedup_id      TEXT NOT NULL,
+    body          TEXT NOT NULL,     -- JSON: the job message
+    visible_at_ms INTEGER NOT NULL,  -- not delivered before (in flight, or waiting to be retried)
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT               -- set while in flight
+);
+CREATE INDEX IF NOT EXISTS jobs_in_order ON jobs (queue, seq);
+CREATE TABLE IF NOT EXISTS sent_dedup_ids (
+    queue TEXT NOT NULL, dedup_id TEXT NOT NULL, sent_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (queue, dedup_id)
+);
+"#;
+
+/// One SQLite file, shared by the store and the queues opened on it.
+#[derive(Debug, Clone)]
+pub struct SqliteDb {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn store_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Transient(format!("sqlite: {e}"))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl SqliteDb {
+    /// Opens (or creates) the file and its schema.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Permanent(format!("cannot open {}: {e}", path.display())))?;
+        // WAL survives a crash of the process; NORMAL sync is enough for a local copy that can
+        // always be re-read from Nango.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(store_error)?;
+        conn.execute_batch(SCHEMA).map_err(store_error)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection, off the async threads.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(store_error)?
+        .map_err(store_error)
+    }
+}
+
+/// Records and state in the SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: SqliteDb,
+    hard_delete: bool,
+}
+
+impl SqliteStore {
+    pub fn new(db: SqliteDb, hard_delete: bool) -> Self {
+        Self { db, hard_delete }
+    }
+
+    /// Every stored record of a stream, by id.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamKey,
+    ) -> Result<std::collections::BTreeMap<String, Map<String, Value>>, StoreError> {
+        let key = stream.encode();
+        let rows = self
+            .db
+            .call(move |c| {
+                let mut q = c.prepare("SELECT id, record FROM records WHERE stream = ?1")?;
+                let rows = q
+                    .query_map([key], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, json)| {
+                serde_json::from_str(&json)
+                    .map(|record| (id.clone(), record))
+                    .map_err(|e| StoreError::Permanent(format!("record {id}: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// One row's worth of a record.
+struct RecordRow {
+    id: String,
+    json: String,
+    cursor: String,
+    last_action: String,
+    last_modified_at: String,
+    deleted_at: Option<String>,
+    pruned_at: Option<String>,
+}
+
+impl RecordRow {
+    fn of(record: &NangoRecord) -> Self {
+        let meta = &record.metadata;
+        Self {
+            id: record.id.clone(),
+            json: Value::Object(record.object.clone()).to_string(),
+            cursor: meta.cursor.clone(),
+            last_action: format!("{:?}", meta.last_action).to_uppercase(),
+            last_modified_at: meta.last_modified_at.clone(),
+            deleted_at: meta.deleted_at.clone(),
+            pruned_at: meta.pruned_at.clone(),
+        }
+    }
+}
+
+const UPSERT_RECORD: &str = "INSERT INTO records
+    (stream, id, record, cursor, last_action, last_modified_at, deleted_at, pruned_at, seen_in, deleted_by)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)
+    ON CONFLICT (stream, id) DO UPDATE SET record = excluded.record, cursor = excluded.cursor,
+      last_action = excluded.last_action, last_modified_at = excluded.last_modified_at,
+      deleted_at = excluded.deleted_at, pruned_at = excluded.pruned_at,
+      seen_in = COALESCE(excluded.seen_in, records.seen_in), deleted_by = NULL";
+
+impl RecordStore for SqliteStore {
+    async fn write_page(
+        &self,
+        stream: &StreamKey,
+        records: &[NangoRecord],
+        seen_in: Option<&str>,
+    ) -> Result<WriteReport, StoreError> {
+        let key = stream.encode();
+        let seen_in = seen_in.map(str::to_owned);
+        let hard_delete = self.hard_delete;
+        // (row, pruned, deleted)
+        let rows: Vec<(RecordRow, bool, bool)> = records
+            .iter()
+            .map(|r| (RecordRow::of(r), r.is_pruned(), r.is_deleted()))
+            .collect();
+        self.db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let mut report = WriteReport::default();
+                for (row, pruned, deleted) in &rows {
+                    if *pruned {
+                        // Keep the stored payload: only the bookkeeping moves on.
+                        let changed = tx.execute(
+                            "UPDATE records SET cursor = ?3, last_modified_at = ?4, pruned_at = ?5,
+                               seen_in = COALESCE(?6, seen_in)
+                             WHERE stream = ?1 AND id = ?2",
+                            params![
+                                key,
+                                row.id,
+                                row.cursor,
+                                row.last_modified_at,
+                                row.pruned_at,
+                                seen_in
+                            ],
+                        )?;
+                        if changed == 0 {
+                            upsert(&tx, &key, row, seen_in.as_deref())?;
+                        }
+                        report.pruned += 1;
+                    } else if *deleted && hard_delete {
+                        tx.execute(
+                            "DELETE FROM records WHERE stream = ?1 AND id = ?2",
+                            params![key, row.id],
+                        )?;
+                        report.deleted += 1;
+                    } else {
+                        upsert(&tx, &key, row, seen_in.as_deref())?;
+                        if *deleted {
+                            report.deleted += 1;
+                        } else {
+                            report.upserted += 1;
+                        }
+                    }
+                }
+                tx.commit()?;
+                Ok(report)
+            })
+            .await
+    }
+
+    async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
+        let key = stream.encode();
+        self.db
+            .call(move |c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM records WHERE stream = ?1 AND deleted_at IS NULL",
+                    [key],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .await
+            .map(|n| n as u64)
+    }
+
+    async fn tombstone_unseen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        at: &str,
+    ) -> Result<u64, StoreError> {
+        let (key, sweep_id, at) = (stream.encode(), sweep_id.to_owned(), at.to_owned());
+        let hard_delete = self.hard_delete;
+        self.db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let stale: Vec<(String, String)> = {
+                    let mut q = tx.prepare(
+                        "SELECT id, record FROM records WHERE stream = ?1 AND deleted_at IS NULL
+                           AND (seen_in IS NULL OR seen_in <> ?2)",
+                    )?;
+                    let rows = q
+                        .query_map(params![key, sweep_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    rows
+                };
+                for (id, json) in &stale {
+                    if hard_delete {
+                        tx.execute(
+                            "DELETE FROM records WHERE stream = ?1 AND id = ?2",
+                            params![key, id],
+                        )?;
+                        continue;
+                    }
+                    let mut object: Map<String, Value> =
+                        serde_json::from_str(json).unwrap_or_default();
+                    mark_deleted(&mut object, &at);
+                    tx.execute(
+                        "UPDATE records SET record = ?3, deleted_at = ?4, last_action = 'DELETED',
+                           deleted_by = 'sweep' WHERE stream = ?1 AND id = ?2",
+                        params![key, id, Value::Object(object).to_string(), at],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(stale.len() as u64)
+            })
+            .await
+    }
+}
+
+fn upsert(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    row: &RecordRow,
+    seen_in: Option<&str>,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        UPSERT_RECORD,
+        params![
+            key,
+            row.id,
+            row.json,
+            row.cursor,
+            row.last_action,
+            row.last_modified_at,
+            row.deleted_at,
+            row.pruned_at,
+            seen_in
+        ],
+    )
+}
+
+const STREAM_COLUMNS: &str = "stream, cursor, sync_name, last_sync_at, last_webhook_at,
+    records_written, records_rejected, status, error, sweep_id, sweep_cursor, sweep_started_at,
+    sweep_nango_count, last_sweep_at, swept_nango_count, swept_live_count, swept_tombstoned";
+
+fn stream_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StreamState)> {
+    let count =
+        |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0) as u64) };
+    let state = StreamState {
+        cursor: r.get(1)?,
+        sync_name: r.get(2)?,
+        last_sync_at: r.get(3)?,
+        last_webhook_at: r.get(4)?,
+        records_written: count(5)?,
+        records_rejected: count(6)?,
+        status: match r.get::<_, String>(7)?.as_str() {
+            "error" => StreamStatus::Error,
+            _ => StreamStatus::Ok,
+        },
+        error: r.get(8)?,
+        sweep: match r.get::<_, Option<String>>(9)? {
+            Some(id) => Some(SweepState {
+                id,
+                cursor: r.get(10)?,
+                started_at: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+                nango_count: count(12)?,
+            }),
+            None => None,
+        },
+        last_sweep: match r.get::<_, Option<String>>(13)? {
+            Some(finished_at) => Some(SweepResult {
+                finished_at,
+                nango_count: count(14)?,
+                live_count: count(15)?,
+                tombstoned: count(16)?,
+            }),
+            None => None,
+        },
+    };
+    Ok((r.get(0)?, state))
+}
+
+/// Creates the stream's row if it has none (with its identity columns).
+fn ensure_stream(c: &Connection, stream: &StreamKey) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO streams (stream, provider_config_key, connection_id, model, variant)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (stream) DO NOTHING",
+        params![
+            stream.encode(),
+            stream.provider_config_key,
+            stream.connection_id,
+            stream.model,
+            stream.variant
+        ],
+    )?;
+    Ok(())
+}
+
+fn conflict(stream: &StreamKey, expected: Option<String>) -> StoreError {
+    StoreError::CursorConflict {
+        stream: stream.encode(),
+        expected,
+    }
+}
+
+impl StateStore for SqliteStore {
+    async fn get_stream(&self, stream: &StreamKey) -> Result<Option<StreamState>, StoreError> {
+        let key = stream.encode();
+        self.db
+            .call(move |c| {
+                c.query_row(
+                    &format!("SELECT {STREAM_COLUMNS} FROM streams WHERE stream = ?1"),
+                    [key],
+                    stream_row,
+                )
+                .optional()
+            })
+            .await
+            .map(|found| found.map(|(_, state)| state))
+    }
+
+    async fn advance_cursor(
+        &self,
+        stream: &StreamKey,
+        from: Option<&str>,
+        to: &str,
+        written: u64,
+        rejected: &[RejectedRecord],
+    ) -> Result<(), StoreError> {
+        let (s, from_owned, to) = (stream.clone(), from.map(str::to_owned), to.to_owned());
+        let last_rejected = rejected.last().cloned();
+        let rejected_count = rejected.len() as i64;
+        let changed = self
+            .db
+            .call(move |c| {
+                ensure_stream(c, &s)?;
+                c.execute(
+                    "UPDATE streams SET cursor = ?2, records_written = records_written + ?4,
+                       records_rejected = records_rejected + ?5,
+                       last_rejected_id = COALESCE(?6, last_rejected_id),
+                       last_rejected_reason = COALESCE(?7, last_rejected_reason)
+                     WHERE stream = ?1 AND cursor IS ?3",
+                    params![
+                        s.encode(),
+                        to,
+                        from_owned,
+                        written as i64,
+                        rejected_count,
+                        last_rejected.as_ref().map(|r| r.id.clone()),
+                        last_rejected.as_ref().map(|r| r.reason.clone())
+                    ],
+                )
+            })
+            .await?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(conflict(stream, from.map(str::to_owned)))
+        }
+    }
+
+    async fn report_sync(&self, stream: &StreamKey, report: &SyncReport) -> Result<(), StoreError> {
+        let (s, report) = (stream.clone(), report.clone());
+        self.db
+            .call(move |c| {
+                ensure_stream(c, &s)?;
+                let key = s.encode();
+                match &report.error {
+                    None => c.execute(
+                        "UPDATE streams SET sync_name = ?2, status = 'ok', error = NULL,
+                           last_sync_at = ?3 WHERE stream = ?1",
+                        params![key, report.sync_name, report.at],
+                    )?,
+                    Some(message) => c.execute(
+                        "UPDATE streams SET sync_name = ?2, status = 'error', error = ?4,
+                           error_at = ?3 WHERE stream = ?1",
+                        params![key, report.sync_name, report.at, message],
+                    )?,
+                };
+                if let Some(at) = &report.webhook_at {
+                    c.execute(
+                        "UPDATE streams SET last_webhook_at = ?2 WHERE stream = ?1",
+                        params![key, at],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_streams(&self) -> Result<Vec<(StreamKey, StreamState)>, StoreError> {
+        let rows = self
+            .db
+            .call(|c| {
+                let mut q = c.prepare(&format!(
+                    "SELECT {STREAM_COLUMNS} FROM streams ORDER BY stream"
+                ))?;
+                let rows = q
+                    .query_map([], stream_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, state)| StreamKey::decode(&key).ok().map(|k| (k, state)))
+            .collect())
+    }
+
+    async fn begin_sweep(&self, stream: &StreamKey, sweep: &SweepState) -> Result<(), StoreError> {
+        let (s, sweep) = (stream.clone(), sweep.clone());
+        let changed = self
+            .db
+            .call(move |c| {
+                ensure_stream(c, &s)?;
+                c.execute(
+                    "UPDATE streams SET sweep_id = ?2, sweep_cursor = NULL, sweep_started_at = ?3,
+                       sweep_nango_count = ?4 WHERE stream = ?1 AND (sweep_id IS NULL OR sweep_id = ?2)",
+                    params![s.encode(), sweep.id, sweep.started_at, sweep.nango_count as i64],
+                )
+            })
+            .await?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(conflict(stream, None))
+        }
+    }
+
+    async fn advance_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<(), StoreError> {
+        let (key, id, from_owned, to) = (
+            stream.encode(),
+            id.to_owned(),
+            from.map(str::to_owned),
+            to.to_owned(),
+        );
+        let changed = self
+            .db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE streams SET sweep_cursor = ?3
+                     WHERE stream = ?1 AND sweep_id = ?2 AND sweep_cursor IS ?4",
+                    params![key, id, to, from_owned],
+                )
+            })
+            .await?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(conflict(stream, from.map(str::to_owned)))
+        }
+    }
+
+    async fn end_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        result: &SweepResult,
+    ) -> Result<(), StoreError> {
+        let (key, id, result) = (stream.encode(), id.to_owned(), result.clone());
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE streams SET sweep_id = NULL, sweep_cursor = NULL, sweep_started_at = NULL,
+                       sweep_nango_count = NULL, last_sweep_at = ?3, swept_nango_count = ?4,
+                       swept_live_count = ?5, swept_tombstoned = ?6
+                     WHERE stream = ?1 AND sweep_id = ?2",
+                    params![
+                        key,
+                        id,
+                        result.finished_at,
+                        result.nango_count as i64,
+                        result.live_count as i64,
+                        result.tombstoned as i64
+                    ],
+                )
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
+        let key = stream.encode();
+        self.db
+            .call(move |c| c.execute("UPDATE streams SET cursor = NULL WHERE stream = ?1", [key]))
+            .await
+            .map(|_| ())
+    }
+
+    async fn upsert_connection(
+        &self,
+        connection: &ConnectionKey,
+        event: &ConnectionEvent,
+    ) -> Result<(), StoreError> {
+        let (k, e) = (connection.clone(), event.clone());
+        self.db
+            .call(move |c| {
+                // Webhooks can arrive out of order: an older event never overwrites a newer one.
+                c.execute(
+                    "INSERT INTO connections (provider_config_key, connection_id, status, success,
+                       operation, provider, auth_mode, environment, error, last_event_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET
+                       status = excluded.status, success = excluded.success,
+                       operation = excluded.operation, provider = excluded.provider,
+                       auth_mode = excluded.auth_mode, environment = excluded.environment,
+                       error = excluded.error, last_event_at = excluded.last_event_at
+                     WHERE connections.last_event_at <= excluded.last_event_at",
+                    params![
+                        k.provider_config_key,
+                        k.connection_id,
+                        if e.success { "ok" } else { "error" },
+                        e.success,
+                        e.operation,
+                        e.provider,
+                        e.auth_mode,
+                        e.environment,
+                        e.error,
+                        e.received_at
+                    ],
+                )
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn store_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+        let event = event.clone();
+        self.db
+            .call(move |c| {
+                let connection = event
+                    .connection
+                    .as_ref()
+                    .map_or_else(|| "unmatched".to_owned(), ConnectionKey::encode);
+                c.execute(
+                    "INSERT OR REPLACE INTO events (connection, received_at, id, kind, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        connection,
+                        event.received_at,
+                        event.id,
+                        event.kind,
+                        event.body
+                    ],
+                )
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+/// How the embedded queue delivers, as the deployed FIFO queue does.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// A received message is hidden this long; not deleted by then, it is delivered again.
+    pub visibility_timeout: Duration,
+    /// A released (failed) message waits this long times its receive count.
+    pub retry_delay: Duration,
+    /// Receives before a message goes to the dead-letter queue (template.yaml's default is 5).
+    pub max_receive_count: u32,
+    /// SQS FIFO's deduplication window.
+    pub dedup_window: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::from_secs(1800),
+            retry_delay: Duration::from_secs(2),
+            max_receive_count: crate::adapters::local_aws::MAX_RECEIVE_COUNT,
+            dedup_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A FIFO job queue in the SQLite file: `ingest`, or its dead-letter queue `dead`.
+#[derive(Debug, Clone)]
+pub struct SqliteQueue {
+    db: SqliteDb,
+    name: &'static str,
+    settings: QueueSettings,
+}
+
+fn queue_error(e: StoreError) -> QueueError {
+    QueueError(Box::new(e))
+}
+
+impl SqliteQueue {
+    pub fn ingest(db: SqliteDb, settings: QueueSettings) -> Self {
+        Self {
+            db,
+            name: "ingest",
+            settings,
+        }
+    }
+
+    pub fn dead_letters(db: SqliteDb, settings: QueueSettings) -> Self {
+        Self {
+            db,
+            name: "dead",
+            settings,
+        }
+    }
+
+    /// Messages waiting or in flight.
+    pub async fn depth(&self) -> Result<u64, QueueError> {
+        let name = self.name;
+        self.db
+            .call(move |c| {
+                c.query_row("SELECT COUNT(*) FROM jobs WHERE queue = ?1", [name], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .await
+            .map(|n| n as u64)
+            .map_err(queue_error)
+    }
+
+    /// One receive attempt: the visible heads of the groups not in flight, in order.
+    async fn take(&self, max: usize) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let (name, settings) = (self.name, self.settings.clone());
+        self.db
+            .call(move |c| {
+                let now = now_ms();
+                let tx = c.transaction()?;
+                // As SQS does: past maxReceiveCount, a message moves to the dead-letter queue.
+                if name == "ingest" {
+                    tx.execute(
+                        "UPDATE jobs SET queue = 'dead', receive_count = 0, receipt = NULL,
+                           visible_at_ms = 0
+                         WHERE queue = 'ingest' AND visible_at_ms <= ?1 AND receive_count >= ?2",
+                        params![now, settings.max_receive_count],
+                    )?;
+                }
+                let candidates: Vec<(i64, String, i64, String)> = {
+                    let mut q = tx.prepare(
+                        "SELECT seq, group_id, visible_at_ms, body FROM jobs WHERE queue = ?1
+                         ORDER BY seq LIMIT 10000",
+                    )?;
+                    let rows = q
+                        .query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    rows
+                };
+                let mut blocked = std::collections::HashSet::new();
+                let mut taken = Vec::new();
+                for (seq, group, visible_at, body) in candidates {
+                    if taken.len() >= max {
+                        break;
+                    }
+                    // A group's later messages wait behind its earliest, whatever its state.
+                    if blocked.contains(&group) {
+                        continue;
+                    }
+                    if visible_at > now {
+                        blocked.insert(group);
+                        continue;
+                    }
+                    let receipt = format!("{seq}-{now}-{}", fastrand::u64(..));
+                    tx.execute(
+                        "UPDATE jobs SET receive_count = receive_count + 1, visible_at_ms = ?2,
+                           receipt = ?3 WHERE seq = ?1",
+                        params![
+                            seq,
+                            now + settings.visibility_timeout.as_millis() as i64,
+                            receipt
+                        ],
+                    )?;
+                    taken.push(ReceivedMessage {
+                        message_id: seq.to_string(),
+                        receipt_handle: receipt,
+                        body,
+                        group_id: Some(group),
+                    });
+                }
+                tx.commit()?;
+                Ok(taken)
+            })
+            .await
+            .map_err(queue_error)
+    }
+}
+
+impl JobQueue for SqliteQueue {
+    async fn send(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
+        let (name, window) = (self.name, self.settings.dedup_window.as_millis() as i64);
+        let messages = messages.to_vec();
+        self.db
+            .call(move |c| {
+                let now = now_ms();
+                let tx = c.transaction()?;
+                tx.execute(
+                    "DELETE FROM sent_dedup_ids WHERE sent_at_ms < ?1",
+                    [now - window],
+                )?;
+                for m in &messages {
+                    // A deduplication id seen within the window is accepted and dropped, as SQS does.
+                    let fresh = tx.execute(
+                        "INSERT INTO sent_dedup_ids (queue, dedup_id, sent_at_ms) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (queue, dedup_id) DO NOTHING",
+                        params![name, m.dedup_id, now],
+                    )? == 1;
+                    if fresh {
+                        tx.execute(
+                            "INSERT INTO jobs (queue, group_id, dedup_id, body, visible_at_ms)
+                             VALUES (?1, ?2, ?3, ?4, 0)",
+                            params![name, m.group_id, m.dedup_id, m.body],
+                        )?;
+                    }
+                }
+                tx.commit()
+            })
+            .await
+            .map_err(queue_error)
+    }
+}
+
+impl JobConsumer for SqliteQueue {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let taken = self.take(max.clamp(1, 10)).await?;
+            if !taken.is_empty() || tokio::time::Instant::now() >= until {
+                return Ok(taken);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        let receipt = receipt_handle.to_owned();
+        self.db
+            .call(move |c| c.execute("DELETE FROM jobs WHERE receipt = ?1", [receipt]))
+            .await
+            .map(|_| ())
+            .map_err(queue_error)
+    }
+
+    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        let receipt = receipt_handle.to_owned();
+        let delay = self.settings.retry_delay.as_millis() as i64;
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE jobs SET receipt = NULL, visible_at_ms = ?2 + ?3 * receive_count
+                     WHERE receipt = ?1",
+                    params![receipt, now_ms(), delay],
+                )
+            })
+            .await
+            .map(|_| ())
+            .map_err(queue_error)
+    }
+}

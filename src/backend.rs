@@ -1,0 +1,286 @@
+//! The backends a local run or an operator command can use, chosen at run time: the embedded
+//! SQLite file, or DynamoDB and SQS (deployed, or on any endpoint such as moto). Each enum only
+//! forwards to the adapter it holds, so every backend keeps its adapter's tested behaviour.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::adapters::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
+use crate::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
+use crate::adapters::sqs::SqsQueue;
+use crate::job::OutgoingMessage;
+use crate::ports::{
+    ConnectionEvent, JobConsumer, JobQueue, QueueError, ReceivedMessage, RecordStore,
+    RejectedRecord, StateStore, StoreError, StoredEvent, StreamState, SweepResult, SweepState,
+    SyncReport, WriteReport,
+};
+use crate::record::NangoRecord;
+use crate::stream::{ConnectionKey, StreamKey};
+
+/// Where records and state live.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Dynamo {
+        records: DynamoRecordStore,
+        state: DynamoStateStore,
+    },
+}
+
+/// Where jobs wait.
+#[derive(Debug, Clone)]
+pub enum Queue {
+    Embedded(SqliteQueue),
+    Sqs(SqsQueue),
+}
+
+/// What a run or a command was pointed at.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// One SQLite file for records, state and both queues.
+    Embedded { path: PathBuf },
+    /// DynamoDB tables and SQS queues on the SDK's endpoint.
+    Aws {
+        records_table: String,
+        state_table: String,
+        queue_url: String,
+        dead_letter_queue_url: Option<String>,
+    },
+}
+
+/// The store, the ingest queue and its dead-letter queue of one target.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub store: Store,
+    pub queue: Queue,
+    pub dead_letters: Option<Queue>,
+}
+
+impl Backends {
+    pub fn open(
+        target: &Target,
+        sdk: Option<&aws_config::SdkConfig>,
+        hard_delete: bool,
+    ) -> Result<Self, StoreError> {
+        match target {
+            Target::Embedded { path } => {
+                let db = SqliteDb::open(path)?;
+                let settings = QueueSettings::default();
+                Ok(Self {
+                    store: Store::Sqlite(SqliteStore::new(db.clone(), hard_delete)),
+                    queue: Queue::Embedded(SqliteQueue::ingest(db.clone(), settings.clone())),
+                    dead_letters: Some(Queue::Embedded(SqliteQueue::dead_letters(db, settings))),
+                })
+            }
+            Target::Aws {
+                records_table,
+                state_table,
+                queue_url,
+                dead_letter_queue_url,
+            } => {
+                let sdk = sdk.ok_or_else(|| {
+                    StoreError::Permanent("the AWS backends need the SDK's configuration".into())
+                })?;
+                let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+                let sqs = aws_sdk_sqs::Client::new(sdk);
+                let write = WriteSettings {
+                    hard_delete,
+                    ..WriteSettings::default()
+                };
+                Ok(Self {
+                    store: Store::Dynamo {
+                        records: DynamoRecordStore::new(dynamo.clone(), records_table, write),
+                        state: DynamoStateStore::new(dynamo, state_table),
+                    },
+                    queue: Queue::Sqs(SqsQueue::new(sqs.clone(), queue_url)),
+                    dead_letters: dead_letter_queue_url
+                        .as_ref()
+                        .map(|url| Queue::Sqs(SqsQueue::new(sqs, url))),
+                })
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Every stored record of a stream, by id.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamKey,
+    ) -> Result<
+        std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+        StoreError,
+    > {
+        match self {
+            Self::Sqlite(s) => s.read_stream(stream).await,
+            Self::Dynamo { records, .. } => records.read_stream(stream).await,
+        }
+    }
+}
+
+impl RecordStore for Store {
+    async fn write_page(
+        &self,
+        stream: &StreamKey,
+        records: &[NangoRecord],
+        seen_in: Option<&str>,
+    ) -> Result<WriteReport, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.write_page(stream, records, seen_in).await,
+            Self::Dynamo { records: r, .. } => r.write_page(stream, records, seen_in).await,
+        }
+    }
+
+    async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.count_live(stream).await,
+            Self::Dynamo { records, .. } => records.count_live(stream).await,
+        }
+    }
+
+    async fn tombstone_unseen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        at: &str,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.tombstone_unseen(stream, sweep_id, at).await,
+            Self::Dynamo { records, .. } => records.tombstone_unseen(stream, sweep_id, at).await,
+        }
+    }
+}
+
+impl StateStore for Store {
+    async fn get_stream(&self, stream: &StreamKey) -> Result<Option<StreamState>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.get_stream(stream).await,
+            Self::Dynamo { state, .. } => state.get_stream(stream).await,
+        }
+    }
+
+    async fn advance_cursor(
+        &self,
+        stream: &StreamKey,
+        from: Option<&str>,
+        to: &str,
+        written: u64,
+        rejected: &[RejectedRecord],
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.advance_cursor(stream, from, to, written, rejected).await,
+            Self::Dynamo { state, .. } => {
+                state
+                    .advance_cursor(stream, from, to, written, rejected)
+                    .await
+            }
+        }
+    }
+
+    async fn report_sync(&self, stream: &StreamKey, report: &SyncReport) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.report_sync(stream, report).await,
+            Self::Dynamo { state, .. } => state.report_sync(stream, report).await,
+        }
+    }
+
+    async fn list_streams(&self) -> Result<Vec<(StreamKey, StreamState)>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.list_streams().await,
+            Self::Dynamo { state, .. } => state.list_streams().await,
+        }
+    }
+
+    async fn begin_sweep(&self, stream: &StreamKey, sweep: &SweepState) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.begin_sweep(stream, sweep).await,
+            Self::Dynamo { state, .. } => state.begin_sweep(stream, sweep).await,
+        }
+    }
+
+    async fn advance_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.advance_sweep(stream, id, from, to).await,
+            Self::Dynamo { state, .. } => state.advance_sweep(stream, id, from, to).await,
+        }
+    }
+
+    async fn end_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        result: &SweepResult,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.end_sweep(stream, id, result).await,
+            Self::Dynamo { state, .. } => state.end_sweep(stream, id, result).await,
+        }
+    }
+
+    async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.reset_cursor(stream).await,
+            Self::Dynamo { state, .. } => state.reset_cursor(stream).await,
+        }
+    }
+
+    async fn upsert_connection(
+        &self,
+        connection: &ConnectionKey,
+        event: &ConnectionEvent,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.upsert_connection(connection, event).await,
+            Self::Dynamo { state, .. } => state.upsert_connection(connection, event).await,
+        }
+    }
+
+    async fn store_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.store_event(event).await,
+            Self::Dynamo { state, .. } => state.store_event(event).await,
+        }
+    }
+}
+
+impl JobQueue for Queue {
+    async fn send(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
+        match self {
+            Self::Embedded(q) => q.send(messages).await,
+            Self::Sqs(q) => q.send(messages).await,
+        }
+    }
+}
+
+impl JobConsumer for Queue {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        match self {
+            Self::Embedded(q) => q.receive(max, wait).await,
+            Self::Sqs(q) => q.receive(max, wait).await,
+        }
+    }
+
+    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        match self {
+            Self::Embedded(q) => q.delete(receipt_handle).await,
+            Self::Sqs(q) => q.delete(receipt_handle).await,
+        }
+    }
+
+    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        match self {
+            Self::Embedded(q) => q.release(receipt_handle).await,
+            Self::Sqs(q) => q.release(receipt_handle).await,
+        }
+    }
+}

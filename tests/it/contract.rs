@@ -1,0 +1,370 @@
+//! One behaviour, every backend: the same contract runs against the embedded SQLite store and
+//! queue and against DynamoDB and SQS (over the wire, on moto), through the `backend` enums the
+//! CLI uses.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use nango_sync::adapters::dynamodb::{
+    create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
+};
+use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
+use nango_sync::adapters::sqs::SqsQueue;
+use nango_sync::backend::{Queue, Store};
+use nango_sync::job::OutgoingMessage;
+use nango_sync::ports::{
+    JobConsumer, JobQueue, RecordStore, RejectedRecord, StateStore, StoreError, StreamStatus,
+    SweepResult, SweepState, SyncReport,
+};
+use nango_sync::record::NangoRecord;
+use nango_sync::stream::StreamKey;
+use serde_json::{json, Value};
+
+use crate::common::{moto_sdk_config, unique_name};
+
+fn temp_db() -> SqliteDb {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("contract")));
+    SqliteDb::open(&path).unwrap()
+}
+
+async fn dynamo_store() -> Store {
+    let sdk = moto_sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let (records, state) = (unique_name("c-records"), unique_name("c-state"));
+    create_table(&client, &records).await.unwrap();
+    create_table(&client, &state).await.unwrap();
+    Store::Dynamo {
+        records: DynamoRecordStore::new(client.clone(), records, WriteSettings::default()),
+        state: DynamoStateStore::new(client, state),
+    }
+}
+
+/// A FIFO queue with a 1 s visibility timeout and a DLQ after 2 receives, on moto.
+async fn sqs_queues() -> (Queue, Queue) {
+    let sdk = moto_sdk_config().await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let dlq_name = format!("{}.fifo", unique_name("c-dlq"));
+    let dlq = SqsQueue::create_fifo(client.clone(), &dlq_name)
+        .await
+        .unwrap();
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(dlq.queue_url())
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let url = client
+        .create_queue()
+        .queue_name(format!("{}.fifo", unique_name("c-ingest")))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": arn, "maxReceiveCount": 2}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (Queue::Sqs(SqsQueue::new(client, url)), Queue::Sqs(dlq))
+}
+
+fn embedded_queues() -> (Queue, Queue) {
+    let db = temp_db();
+    let settings = QueueSettings {
+        visibility_timeout: Duration::from_secs(1),
+        retry_delay: Duration::from_millis(100),
+        max_receive_count: 2,
+        ..QueueSettings::default()
+    };
+    (
+        Queue::Embedded(SqliteQueue::ingest(db.clone(), settings.clone())),
+        Queue::Embedded(SqliteQueue::dead_letters(db, settings)),
+    )
+}
+
+fn record(id: &str, version: u32, action: &str, n: u32) -> NangoRecord {
+    let deleted = (action == "DELETED").then(|| format!("2026-11-27T00:00:0{n}+00:00"));
+    let object = json!({"id": id, "name": format!("{id} v{version}"), "nested": {"list": [1, "two", null]},
+        "_nango_metadata": {"first_seen_at": "2026-11-27T00:00:00+00:00",
+            "last_modified_at": format!("2026-11-27T00:00:0{n}+00:00"), "last_action": action,
+            "deleted_at": deleted, "pruned_at": null, "cursor": format!("cursor-{n}")}});
+    NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
+}
+
+fn pruned(id: &str, n: u32) -> NangoRecord {
+    let object = json!({"id": id, "_nango_metadata": {"first_seen_at": "2026-11-27T00:00:00+00:00",
+        "last_modified_at": format!("2026-11-27T00:00:0{n}+00:00"), "last_action": "UPDATED",
+        "deleted_at": null, "pruned_at": "2026-11-27T00:00:09+00:00", "cursor": format!("cursor-{n}")}});
+    NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
+}
+
+async fn store_contract(store: Store) {
+    let s = StreamKey::new("hubspot", "user|42", "Contact", "base");
+    assert_eq!(store.get_stream(&s).await.unwrap(), None);
+
+    // Writes: upserts, a tombstone, a pruned record that keeps the stored payload.
+    let page = [
+        record("a", 1, "ADDED", 1),
+        record("b", 1, "ADDED", 1),
+        record("c", 1, "ADDED", 1),
+    ];
+    let report = store.write_page(&s, &page, None).await.unwrap();
+    assert_eq!((report.upserted, report.deleted), (3, 0));
+    let page = [
+        record("a", 2, "UPDATED", 2),
+        record("b", 1, "DELETED", 2),
+        pruned("c", 3),
+    ];
+    let report = store.write_page(&s, &page, None).await.unwrap();
+    assert_eq!((report.upserted, report.deleted, report.pruned), (1, 1, 1));
+    let stored = store.read_stream(&s).await.unwrap();
+    assert_eq!(stored["a"]["name"], "a v2");
+    assert_eq!(stored["b"]["_nango_metadata"]["last_action"], "DELETED");
+    assert_eq!(
+        stored["b"]["name"], "b v1",
+        "a tombstone keeps the last payload"
+    );
+    assert_eq!(
+        stored["c"]["name"], "c v1",
+        "pruning never erases the payload"
+    );
+    assert_eq!(stored["a"]["nested"], json!({"list": [1, "two", null]}));
+    assert_eq!(
+        store.count_live(&s).await.unwrap(),
+        2,
+        "a and c (pruned counts)"
+    );
+
+    // The cursor moves only from where this run read it.
+    store
+        .advance_cursor(&s, None, "cursor-1", 3, &[])
+        .await
+        .unwrap();
+    let rejected = [RejectedRecord {
+        id: "big".into(),
+        reason: "too large".into(),
+    }];
+    store
+        .advance_cursor(&s, Some("cursor-1"), "cursor-3", 3, &rejected)
+        .await
+        .unwrap();
+    let conflict = store
+        .advance_cursor(&s, Some("cursor-1"), "cursor-9", 1, &[])
+        .await;
+    assert!(
+        matches!(conflict, Err(StoreError::CursorConflict { .. })),
+        "{conflict:?}"
+    );
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.cursor.as_deref(), Some("cursor-3"));
+    assert_eq!((state.records_written, state.records_rejected), (6, 1));
+
+    // Sync reports: ok, then error, then ok again clears the error.
+    let mut report = SyncReport {
+        sync_name: "contacts".into(),
+        at: "2026-11-27T01:00:00.000Z".into(),
+        webhook_at: Some("2026-11-27T00:59:59.000Z".into()),
+        error: None,
+    };
+    store.report_sync(&s, &report).await.unwrap();
+    report.error = Some("connection unknown to Nango".into());
+    report.webhook_at = None;
+    store.report_sync(&s, &report).await.unwrap();
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(
+        (state.status, state.error.as_deref()),
+        (StreamStatus::Error, Some("connection unknown to Nango"))
+    );
+    assert_eq!(
+        state.last_webhook_at.as_deref(),
+        Some("2026-11-27T00:59:59.000Z")
+    );
+    report.error = None;
+    store.report_sync(&s, &report).await.unwrap();
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!((state.status, state.error), (StreamStatus::Ok, None));
+    assert_eq!(state.sync_name.as_deref(), Some("contacts"));
+    let listed = store.list_streams().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, s);
+
+    // A sweep: its own cursor, stamped writes, unstamped live records marked deleted at the end.
+    let sweep = SweepState {
+        id: "sweep 1".into(),
+        cursor: None,
+        started_at: "t0".into(),
+        nango_count: 1,
+    };
+    store.begin_sweep(&s, &sweep).await.unwrap();
+    store
+        .write_page(&s, &[record("a", 3, "UPDATED", 4)], Some("sweep 1"))
+        .await
+        .unwrap();
+    store
+        .advance_sweep(&s, "sweep 1", None, "cursor-4")
+        .await
+        .unwrap();
+    let conflict = store.advance_sweep(&s, "sweep 1", None, "cursor-5").await;
+    assert!(
+        matches!(conflict, Err(StoreError::CursorConflict { .. })),
+        "{conflict:?}"
+    );
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(
+        state.cursor.as_deref(),
+        Some("cursor-3"),
+        "the sweep leaves the main cursor"
+    );
+    assert_eq!(
+        state.sweep.as_ref().and_then(|w| w.cursor.as_deref()),
+        Some("cursor-4")
+    );
+    assert_eq!(
+        store
+            .tombstone_unseen(&s, "sweep 1", "2026-11-27T02:00:00.000Z")
+            .await
+            .unwrap(),
+        1
+    );
+    let result = SweepResult {
+        finished_at: "t1".into(),
+        nango_count: 1,
+        live_count: 1,
+        tombstoned: 1,
+    };
+    store.end_sweep(&s, "sweep 1", &result).await.unwrap();
+    let stored = store.read_stream(&s).await.unwrap();
+    assert_eq!(
+        stored["c"]["_nango_metadata"]["deleted_at"],
+        "2026-11-27T02:00:00.000Z"
+    );
+    assert_eq!(stored["c"]["_nango_metadata"]["last_action"], "DELETED");
+    assert_eq!(stored["a"]["name"], "a v3");
+    assert_eq!(store.count_live(&s).await.unwrap(), 1);
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!((state.sweep, state.last_sweep), (None, Some(result)));
+
+    // Reset: the cursor is gone, the counts stay.
+    store.reset_cursor(&s).await.unwrap();
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!((state.cursor, state.records_written), (None, 6));
+}
+
+fn message(group: &str, dedup: &str, body: Value) -> OutgoingMessage {
+    OutgoingMessage {
+        group_id: group.into(),
+        dedup_id: dedup.into(),
+        body: body.to_string(),
+    }
+}
+
+/// Receives until `want` messages came or `within` passed.
+async fn receive_some(
+    queue: &Queue,
+    want: usize,
+    within: Duration,
+) -> Vec<nango_sync::ports::ReceivedMessage> {
+    let until = std::time::Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < want && std::time::Instant::now() < until {
+        got.extend(queue.receive(10, Duration::from_secs(1)).await.unwrap());
+    }
+    got
+}
+
+/// One message at a time (a batch could hold a group's next messages too), within 8 s.
+async fn receive_one(queue: &Queue) -> Vec<nango_sync::ports::ReceivedMessage> {
+    for _ in 0..8 {
+        let got = queue.receive(1, Duration::from_secs(1)).await.unwrap();
+        if !got.is_empty() {
+            return got;
+        }
+    }
+    panic!("nothing delivered within 8 s")
+}
+
+async fn queue_contract(queue: Queue, dead_letters: Queue) {
+    // Order within a group, deduplication by id.
+    let sent = [
+        message("a", "a1", json!({"n": "a1"})),
+        message("b", "b1", json!({"n": "b1"})),
+        message("a", "a2", json!({"n": "a2"})),
+        message("a", "a1", json!({"n": "a1 again"})),
+    ];
+    queue.send(&sent).await.unwrap();
+    let got = receive_some(&queue, 3, Duration::from_secs(5)).await;
+    let bodies: Vec<&str> = got.iter().map(|m| m.body.as_str()).collect();
+    let a: Vec<&&str> = bodies.iter().filter(|b| b.contains("\"a")).collect();
+    assert_eq!(
+        a,
+        [&r#"{"n":"a1"}"#, &r#"{"n":"a2"}"#],
+        "group a in order, once: {bodies:?}"
+    );
+    assert_eq!(got.len(), 3, "{bodies:?}");
+    assert!(got.iter().all(|m| m.group_id.is_some()));
+    for m in &got {
+        queue.delete(&m.receipt_handle).await.unwrap();
+    }
+    assert!(queue.receive(10, Duration::ZERO).await.unwrap().is_empty());
+
+    // A group waits behind its message in flight; a released message comes back; a message
+    // received too often goes to the dead-letter queue, in its group.
+    queue
+        .send(&[
+            message("c", "c1", json!({"n": "c1"})),
+            message("c", "c2", json!({"n": "c2"})),
+        ])
+        .await
+        .unwrap();
+    let first = receive_one(&queue).await;
+    assert_eq!(first[0].body, r#"{"n":"c1"}"#);
+    let more = queue.receive(10, Duration::ZERO).await.unwrap();
+    assert!(
+        more.iter().all(|m| !m.body.contains("c2")),
+        "c2 delivered while c1 in flight"
+    );
+    queue.release(&first[0].receipt_handle).await.unwrap();
+    let again = receive_one(&queue).await;
+    assert_eq!(
+        again[0].body, r#"{"n":"c1"}"#,
+        "redelivered after a failure"
+    );
+    queue.release(&again[0].receipt_handle).await.unwrap();
+    // Two receives used up: the next receive on the queue moves c1 to the dead letters, and c2,
+    // now first in its group, is delivered.
+    let rest = receive_one(&queue).await;
+    assert_eq!(rest[0].body, r#"{"n":"c2"}"#);
+    queue.delete(&rest[0].receipt_handle).await.unwrap();
+    let dead = receive_one(&dead_letters).await;
+    assert_eq!(dead[0].body, r#"{"n":"c1"}"#);
+    assert_eq!(dead[0].group_id.as_deref(), Some("c"));
+    dead_letters.delete(&dead[0].receipt_handle).await.unwrap();
+}
+
+#[tokio::test]
+async fn store_contract_on_sqlite() {
+    store_contract(Store::Sqlite(SqliteStore::new(temp_db(), false))).await;
+}
+
+#[tokio::test]
+async fn store_contract_on_dynamodb() {
+    store_contract(dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn queue_contract_on_the_embedded_queue() {
+    let (queue, dead) = embedded_queues();
+    queue_contract(queue, dead).await;
+}
+
+#[tokio::test]
+async fn queue_contract_on_sqs() {
+    let (queue, dead) = sqs_queues().await;
+    queue_contract(queue, dead).await;
+}
