@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole pipeline on this machine, no AWS or Nango account needed:
+# The pipeline as deployed, on this machine (`nango-sync demo` is the same on the embedded backend):
 #   a simulated Nango (nango-sync simulate: 2 connections x 2 models x 2,500 records)
-#   -> signed sync webhooks -> the webhook handler on localhost (nango-sync serve)
+#   -> signed sync webhooks -> the webhook handler on localhost (nango-sync serve --webhook-only)
 #   -> the SQS FIFO queue -> the worker (nango-sync work, the Lambda's handler)
 #   -> DynamoDB, with moto's server standing in for SQS and DynamoDB (installed into .venv).
 # It ends with each stream's state. With --serve it keeps the endpoint up afterwards.
@@ -35,7 +35,7 @@ PIDS+=($!)
 export NANGO_BASE_URL="http://127.0.0.1:$SIM_PORT"
 
 PORT=$(free_port)
-"$BIN" serve --listen "127.0.0.1:$PORT" --local-aws nango-sync &
+"$BIN" serve --listen "127.0.0.1:$PORT" --local-aws nango-sync --webhook-only &
 PIDS+=($!)
 wait_port "$SIM_PORT"
 wait_port "$PORT"

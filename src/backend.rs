@@ -34,21 +34,31 @@ pub enum Queue {
     Sqs(SqsQueue),
 }
 
-/// What a run or a command was pointed at.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// One SQLite file for records, state and both queues.
-    Embedded { path: PathBuf },
-    /// DynamoDB tables and SQS queues on the SDK's endpoint.
-    Aws {
+/// Where a run or a command keeps records and state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreTarget {
+    /// The embedded SQLite file.
+    Sqlite { path: PathBuf },
+    /// DynamoDB tables on the SDK's endpoint.
+    Dynamo {
         records_table: String,
         state_table: String,
+    },
+}
+
+/// Where a run or a command queues jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueTarget {
+    /// The embedded queue, in the SQLite file.
+    Embedded { path: PathBuf },
+    /// SQS FIFO queues on the SDK's endpoint.
+    Sqs {
         queue_url: String,
         dead_letter_queue_url: Option<String>,
     },
 }
 
-/// The store, the ingest queue and its dead-letter queue of one target.
+/// The store, the ingest queue and its dead-letter queue of a run.
 #[derive(Debug, Clone)]
 pub struct Backends {
     pub store: Store,
@@ -56,49 +66,63 @@ pub struct Backends {
     pub dead_letters: Option<Queue>,
 }
 
+fn sdk_for(sdk: Option<&aws_config::SdkConfig>) -> Result<&aws_config::SdkConfig, StoreError> {
+    sdk.ok_or_else(|| StoreError::Permanent("the AWS backends need the SDK's configuration".into()))
+}
+
 impl Backends {
     pub fn open(
-        target: &Target,
+        store: &StoreTarget,
+        queue: &QueueTarget,
         sdk: Option<&aws_config::SdkConfig>,
         hard_delete: bool,
     ) -> Result<Self, StoreError> {
-        match target {
-            Target::Embedded { path } => {
-                let db = SqliteDb::open(path)?;
-                let settings = QueueSettings::default();
-                Ok(Self {
-                    store: Store::Sqlite(SqliteStore::new(db.clone(), hard_delete)),
-                    queue: Queue::Embedded(SqliteQueue::ingest(db.clone(), settings.clone())),
-                    dead_letters: Some(Queue::Embedded(SqliteQueue::dead_letters(db, settings))),
-                })
+        let store = match store {
+            StoreTarget::Sqlite { path } => {
+                Store::Sqlite(SqliteStore::new(SqliteDb::open(path)?, hard_delete))
             }
-            Target::Aws {
+            StoreTarget::Dynamo {
                 records_table,
                 state_table,
-                queue_url,
-                dead_letter_queue_url,
             } => {
-                let sdk = sdk.ok_or_else(|| {
-                    StoreError::Permanent("the AWS backends need the SDK's configuration".into())
-                })?;
-                let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-                let sqs = aws_sdk_sqs::Client::new(sdk);
+                let dynamo = aws_sdk_dynamodb::Client::new(sdk_for(sdk)?);
                 let write = WriteSettings {
                     hard_delete,
                     ..WriteSettings::default()
                 };
-                Ok(Self {
-                    store: Store::Dynamo {
-                        records: DynamoRecordStore::new(dynamo.clone(), records_table, write),
-                        state: DynamoStateStore::new(dynamo, state_table),
-                    },
-                    queue: Queue::Sqs(SqsQueue::new(sqs.clone(), queue_url)),
-                    dead_letters: dead_letter_queue_url
+                Store::Dynamo {
+                    records: DynamoRecordStore::new(dynamo.clone(), records_table, write),
+                    state: DynamoStateStore::new(dynamo, state_table),
+                }
+            }
+        };
+        let (queue, dead_letters) = match queue {
+            QueueTarget::Embedded { path } => {
+                let db = SqliteDb::open(path)?;
+                let settings = QueueSettings::default();
+                (
+                    Queue::Embedded(SqliteQueue::ingest(db.clone(), settings.clone())),
+                    Some(Queue::Embedded(SqliteQueue::dead_letters(db, settings))),
+                )
+            }
+            QueueTarget::Sqs {
+                queue_url,
+                dead_letter_queue_url,
+            } => {
+                let sqs = aws_sdk_sqs::Client::new(sdk_for(sdk)?);
+                (
+                    Queue::Sqs(SqsQueue::new(sqs.clone(), queue_url)),
+                    dead_letter_queue_url
                         .as_ref()
                         .map(|url| Queue::Sqs(SqsQueue::new(sqs, url))),
-                })
+                )
             }
-        }
+        };
+        Ok(Self {
+            store,
+            queue,
+            dead_letters,
+        })
     }
 }
 

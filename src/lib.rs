@@ -7,8 +7,10 @@
 pub mod adapters;
 pub mod backend;
 pub mod config;
+pub mod demo;
 pub mod item;
 pub mod job;
+pub mod local_run;
 pub mod local_server;
 pub mod ops;
 pub mod payload;

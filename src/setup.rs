@@ -50,12 +50,6 @@ pub async fn worker_app(
     config: &WorkerConfig,
     sdk: &SdkConfig,
 ) -> Result<DeployedWorker, SecretError> {
-    let api_key = match &config.api_key {
-        ApiKeySource::Env(key) => key.clone(),
-        ApiKeySource::SecretsManager { secret_id } => {
-            fetch_plain(&aws_sdk_secretsmanager::Client::new(sdk), secret_id).await?
-        }
-    };
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let write = WriteSettings {
         concurrency: config.write_concurrency,
@@ -63,20 +57,39 @@ pub async fn worker_app(
         ..WriteSettings::default()
     };
     Ok(WorkerApp {
-        source: NangoClient::new(
-            &config.nango_base_url,
-            api_key,
-            config.page_limit,
-            RetryPolicy::default(),
-        ),
+        source: nango_client(config, sdk).await?,
         records: DynamoRecordStore::new(dynamo.clone(), &config.records_table, write),
         state: DynamoStateStore::new(dynamo, &config.state_table),
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url),
-        settings: WorkerSettings {
-            deadline_margin: Duration::from_secs(config.deadline_margin_seconds),
-            drift_check: config.drift_check,
-        },
+        settings: worker_settings(config),
     })
+}
+
+/// The records API client, with the key from wherever it lives.
+pub async fn nango_client(
+    config: &WorkerConfig,
+    sdk: &SdkConfig,
+) -> Result<NangoClient, SecretError> {
+    let api_key = match &config.api_key {
+        ApiKeySource::Env(key) => key.clone(),
+        ApiKeySource::SecretsManager { secret_id } => {
+            fetch_plain(&aws_sdk_secretsmanager::Client::new(sdk), secret_id).await?
+        }
+    };
+    Ok(NangoClient::new(
+        &config.nango_base_url,
+        api_key,
+        config.page_limit,
+        RetryPolicy::default(),
+    )
+    .with_discovery_rate(config.discovery_requests_per_minute))
+}
+
+pub fn worker_settings(config: &WorkerConfig) -> WorkerSettings {
+    WorkerSettings {
+        deadline_margin: Duration::from_secs(config.deadline_margin_seconds),
+        drift_check: config.drift_check,
+    }
 }
 
 /// For the binaries' cold start: on error, log it plainly (the variable or secret it names) and

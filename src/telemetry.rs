@@ -7,9 +7,10 @@ pub fn init_lambda() {
 }
 
 /// For the CLI: human-readable lines on stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_cli() {
+/// Logs for the CLI on stderr, at `default_level` unless RUST_LOG says otherwise.
+pub fn init_cli(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

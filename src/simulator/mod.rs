@@ -8,6 +8,7 @@
 //! the last page; an undecodable cursor is a 500.
 
 pub mod server;
+pub mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -118,6 +119,15 @@ impl Simulator {
         self.lock()
             .sync_names
             .insert(stream.clone(), name.to_owned());
+    }
+
+    /// The sync that feeds a stream.
+    pub fn sync_name(&self, stream: &StreamKey) -> String {
+        self.lock()
+            .sync_names
+            .get(stream)
+            .cloned()
+            .unwrap_or_else(|| format!("{}s", stream.model.to_lowercase()))
     }
 
     /// What `/sync/status` says of a connection: (sync name, variant, model, live record count).
@@ -241,6 +251,50 @@ impl Simulator {
             }
         }
         count
+    }
+
+    /// Changes about `fraction` of a stream's records, as a sync run would: half of them updated,
+    /// a quarter soft-deleted, and as many new records added as a quarter. Returns what changed.
+    pub fn churn(&self, stream: &StreamKey, fraction: f64, rng: &mut fastrand::Rng) -> Changes {
+        let mut live: Vec<String> = {
+            let inner = self.lock();
+            let Some(data) = inner.streams.get(stream) else {
+                return Changes::default();
+            };
+            data.records
+                .iter()
+                .filter(|(_, r)| r.deleted_at.is_none())
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        live.sort();
+        rng.shuffle(&mut live);
+        let n = ((live.len() as f64) * fraction.clamp(0.0, 1.0)).round() as usize;
+        let (updates, deletes) = (n / 2, n / 4);
+        let adds = n - updates - deletes;
+        let version = rng.u32(2..1_000_000);
+        let mut changes = self.save(
+            stream,
+            live.iter().take(updates).enumerate().map(|(i, id)| {
+                let mut payload = sample_payload(i);
+                payload.insert("version".into(), json!(version));
+                (id.clone(), payload)
+            }),
+        );
+        let doomed: Vec<&str> = live
+            .iter()
+            .skip(updates)
+            .take(deletes)
+            .map(String::as_str)
+            .collect();
+        changes.deleted += self.delete(stream, &doomed);
+        let prefix = format!("{}-new-{version}", stream.model.to_lowercase());
+        let added = self.save(
+            stream,
+            (0..adds).map(|i| (format!("{prefix}-{i}"), sample_payload(i))),
+        );
+        changes.added += added.added;
+        changes
     }
 
     /// Empties the cache of a stream, as a full resync with `emptyCache` does (no deletes reported).

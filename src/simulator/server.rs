@@ -44,6 +44,11 @@ pub struct ServerSettings {
     pub latency: Duration,
     /// Largest page it serves, whatever `limit` asks (Nango's byte budget can cut pages short).
     pub max_page: usize,
+    /// Share of requests (0 to 1) answered with a random fault: 500, 503, a truncated body or
+    /// a reset connection.
+    pub fault_rate: f64,
+    /// Share of requests (0 to 1) answered 429 with `Retry-After: 0` or `1`.
+    pub rate_limit_rate: f64,
 }
 
 impl Default for ServerSettings {
@@ -52,6 +57,8 @@ impl Default for ServerSettings {
             api_key: "00000000-0000-4000-8000-000000000000".into(),
             latency: Duration::ZERO,
             max_page: 10_000,
+            fault_rate: 0.0,
+            rate_limit_rate: 0.0,
         }
     }
 }
@@ -175,7 +182,8 @@ async fn answer(
         .faults
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .pop_front();
+        .pop_front()
+        .or_else(|| random_fault(&state.settings));
     if fault.is_some() {
         state.stats.faults.fetch_add(1, Ordering::Relaxed);
     }
@@ -200,6 +208,25 @@ async fn answer(
         Some(Fault::Truncated) | None => {}
     }
     Ok(records(state, &request, fault == Some(Fault::Truncated)))
+}
+
+/// A fault drawn at the configured rates, if any.
+fn random_fault(settings: &ServerSettings) -> Option<Fault> {
+    let roll = fastrand::f64();
+    if roll < settings.rate_limit_rate {
+        return Some(Fault::TooManyRequests {
+            retry_after: fastrand::u64(0..=1),
+        });
+    }
+    if roll < settings.rate_limit_rate + settings.fault_rate {
+        return Some(match fastrand::u8(0..4) {
+            0 => Fault::ServerError,
+            1 => Fault::Unavailable,
+            2 => Fault::Truncated,
+            _ => Fault::Reset,
+        });
+    }
+    None
 }
 
 fn records(state: &State, request: &Request<Incoming>, truncate: bool) -> Response<Full<Bytes>> {

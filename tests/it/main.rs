@@ -5,6 +5,7 @@ mod common;
 mod contract;
 mod events;
 mod fault_proxy;
+mod local_run;
 mod local_server;
 mod ops_moto;
 mod runtime_loop;

@@ -1,0 +1,302 @@
+//! `nango-sync demo`: the whole product on a laptop. A simulated Nango (records API and signed
+//! webhooks), the local run (endpoint, embedded queue, worker, SQLite store), an initial sync of
+//! every stream, rounds of changes (updates, deletes, new records), then a check that the store
+//! holds exactly what Nango has, and a summary per stream.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::adapters::nango::{NangoClient, RetryPolicy};
+use crate::backend::{Backends, QueueTarget, StoreTarget};
+use crate::local_run::{LocalParts, LocalRun};
+use crate::ports::{RecordStore, StateStore};
+use crate::signature::{SigningKey, Verifier};
+use crate::simulator::server::{ServerSettings, SimServer};
+use crate::simulator::{webhooks, Changes, Simulator};
+use crate::stream::StreamKey;
+use crate::worker::WorkerSettings;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub connections: usize,
+    pub models: Vec<String>,
+    pub records: usize,
+    /// Rounds of changes after the initial sync.
+    pub rounds: usize,
+    /// Share of each stream's records changed per round.
+    pub churn: f64,
+    pub page_limit: u32,
+    pub latency: Duration,
+    pub fault_rate: f64,
+    pub rate_limit_rate: f64,
+    /// The SQLite file (records, state, queue).
+    pub db: PathBuf,
+    /// Give up on a round after this long.
+    pub round_timeout: Duration,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            connections: 2,
+            models: vec!["Contact".into(), "Deal".into()],
+            records: 5_000,
+            rounds: 2,
+            churn: 0.1,
+            page_limit: 500,
+            latency: Duration::ZERO,
+            fault_rate: 0.0,
+            rate_limit_rate: 0.0,
+            db: PathBuf::from("nango-sync-demo.db"),
+            round_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One stream's summary.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StreamSummary {
+    pub stream: String,
+    /// Live records stored.
+    pub records: u64,
+    /// Records stored as deleted (tombstones).
+    pub deleted: u64,
+    /// Records read from Nango and written, over every round.
+    pub fetched: u64,
+    /// From each webhook to the stream being up to date, summed over the rounds.
+    pub seconds: f64,
+    pub records_per_second: f64,
+    /// The store holds exactly Nango's records for this stream.
+    pub matches_nango: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoReport {
+    pub db: PathBuf,
+    pub streams: Vec<StreamSummary>,
+    pub webhooks_sent: u64,
+    /// A webhook signed with the wrong key was answered with this status (401 expected).
+    pub forged_webhook_status: u16,
+    pub jobs_run: u64,
+    pub jobs_failed: u64,
+    pub nango_requests: u64,
+    pub nango_faults: u64,
+}
+
+/// Where the demo reports its progress (progress bars in the CLI).
+pub trait DemoObserver: Send + Sync {
+    /// A round starts; `work` is how many records each stream has to bring in.
+    fn round(&self, title: &str, work: &[(StreamKey, u64)]);
+    /// Records brought in so far, per stream (index into the round's `work`).
+    fn progress(&self, index: usize, done: u64, up_to_date: bool);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo set-up failed: {0}")]
+    Setup(String),
+    #[error("{0}")]
+    Run(String),
+}
+
+/// The key the demo's simulated Nango signs webhooks with.
+const DEMO_SIGNING_KEY: &str = "nango-sync-demo-signing-key";
+const DEMO_API_KEY: &str = "00000000-0000-4000-8000-000000000000";
+
+pub async fn run(
+    options: &DemoOptions,
+    observer: &dyn DemoObserver,
+) -> Result<DemoReport, DemoError> {
+    let setup = |e: &dyn std::fmt::Display| DemoError::Setup(e.to_string());
+    let sim = Arc::new(Simulator::new());
+    let models: Vec<&str> = options.models.iter().map(String::as_str).collect();
+    let streams = sim.populate("demo", options.connections, &models, options.records);
+    if streams.is_empty() {
+        return Err(DemoError::Setup(
+            "no streams: give at least one connection and one model".into(),
+        ));
+    }
+    let nango = SimServer::start(
+        Arc::clone(&sim),
+        ServerSettings {
+            api_key: DEMO_API_KEY.into(),
+            latency: options.latency,
+            fault_rate: options.fault_rate,
+            rate_limit_rate: options.rate_limit_rate,
+            ..ServerSettings::default()
+        },
+    )
+    .await
+    .map_err(|e| setup(&e))?;
+    let backends = Backends::open(
+        &StoreTarget::Sqlite {
+            path: options.db.clone(),
+        },
+        &QueueTarget::Embedded {
+            path: options.db.clone(),
+        },
+        None,
+        false,
+    )
+    .map_err(|e| setup(&e))?;
+    let store = backends.store.clone();
+    let retry = RetryPolicy {
+        min_rate_limit_wait: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    };
+    let local = LocalRun::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        LocalParts {
+            verifier: Verifier::new(SigningKey::new(DEMO_SIGNING_KEY), None),
+            max_body_bytes: 256 * 1024,
+            source: NangoClient::new(&nango.url, DEMO_API_KEY, options.page_limit, retry),
+            store: backends.store,
+            queue: backends.queue,
+            settings: WorkerSettings::default(),
+            worker: true,
+        },
+    )
+    .await
+    .map_err(|e| setup(&e))?;
+
+    let http = reqwest::Client::new();
+    let mut webhooks_sent = 0;
+    let mut seconds: BTreeMap<StreamKey, f64> = BTreeMap::new();
+    let mut round_changes: Vec<Changes> = streams
+        .iter()
+        .map(|_| Changes {
+            added: options.records as u64,
+            ..Changes::default()
+        })
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for round in 0..=options.rounds {
+        if round > 0 {
+            sim.tick();
+            for (i, stream) in streams.iter().enumerate() {
+                round_changes[i] = sim.churn(stream, options.churn, &mut rng);
+            }
+        }
+        let title = if round == 0 {
+            "initial sync".to_owned()
+        } else {
+            format!("round {round} of changes")
+        };
+        let work: Vec<(StreamKey, u64)> = streams
+            .iter()
+            .zip(&round_changes)
+            .map(|(s, c)| (s.clone(), c.added + c.updated + c.deleted))
+            .collect();
+        observer.round(&title, &work);
+        let before: Vec<u64> = written(&store, &streams).await?;
+        let started = Instant::now();
+        for (stream, changes) in streams.iter().zip(&round_changes) {
+            let kind = if round == 0 { "INITIAL" } else { "INCREMENTAL" };
+            let body = webhooks::sync_success(stream, &sim.sync_name(stream), *changes, kind);
+            let status = webhooks::post_signed(&http, &local.webhook_url, DEMO_SIGNING_KEY, body)
+                .await
+                .map_err(DemoError::Run)?;
+            if status != 200 {
+                return Err(DemoError::Run(format!(
+                    "the webhook endpoint answered {status}"
+                )));
+            }
+            webhooks_sent += 1;
+        }
+        let mut done = vec![None::<f64>; streams.len()];
+        while done.iter().any(Option::is_none) {
+            if started.elapsed() > options.round_timeout {
+                return Err(DemoError::Run(format!(
+                    "{title} did not finish within {:?}",
+                    options.round_timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = written(&store, &streams).await?;
+            for (i, stream) in streams.iter().enumerate() {
+                if done[i].is_none() {
+                    let state = store.get_stream(stream).await.map_err(run_error)?;
+                    let up_to_date = state.is_some_and(|s| s.cursor == sim.last_cursor(stream));
+                    if up_to_date {
+                        done[i] = Some(started.elapsed().as_secs_f64());
+                    }
+                    observer.progress(i, now[i] - before[i], up_to_date);
+                }
+            }
+        }
+        for (stream, secs) in streams.iter().zip(done) {
+            *seconds.entry(stream.clone()).or_default() += secs.unwrap_or_default();
+        }
+    }
+
+    // A forged webhook: refused, nothing enqueued.
+    let forged = webhooks::sync_success(&streams[0], "forged", Changes::default(), "INCREMENTAL");
+    let forged_webhook_status =
+        webhooks::post_signed(&http, &local.webhook_url, "not-the-key", forged)
+            .await
+            .map_err(DemoError::Run)?;
+
+    let totals = local.stop().await.map_err(run_error)?;
+    let fetched = written(&store, &streams).await?;
+    let mut summaries = Vec::new();
+    for (i, stream) in streams.iter().enumerate() {
+        let stored = store.read_stream(stream).await.map_err(run_error)?;
+        let truth = sim.snapshot(stream);
+        let matches_nango = stored.len() == truth.len()
+            && truth.iter().all(|(id, record)| {
+                stored
+                    .get(id)
+                    .is_some_and(|s| serde_json::Value::Object(s.clone()) == *record)
+            });
+        let records = store.count_live(stream).await.map_err(run_error)?;
+        let secs = seconds.get(stream).copied().unwrap_or_default();
+        summaries.push(StreamSummary {
+            stream: stream.encode(),
+            records,
+            deleted: stored.len() as u64 - records,
+            fetched: fetched[i],
+            seconds: secs,
+            records_per_second: if secs > 0.0 {
+                fetched[i] as f64 / secs
+            } else {
+                0.0
+            },
+            matches_nango,
+        });
+    }
+    Ok(DemoReport {
+        db: options.db.clone(),
+        streams: summaries,
+        webhooks_sent,
+        forged_webhook_status,
+        jobs_run: totals.jobs,
+        jobs_failed: totals.failed,
+        nango_requests: nango
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        nango_faults: nango
+            .stats
+            .faults
+            .load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
+fn run_error(e: impl std::fmt::Display) -> DemoError {
+    DemoError::Run(e.to_string())
+}
+
+/// Records written so far, per stream.
+async fn written<S: StateStore>(store: &S, streams: &[StreamKey]) -> Result<Vec<u64>, DemoError> {
+    let mut out = Vec::with_capacity(streams.len());
+    for stream in streams {
+        let state = store.get_stream(stream).await.map_err(run_error)?;
+        out.push(state.map_or(0, |s| s.records_written));
+    }
+    Ok(out)
+}

@@ -1,0 +1,89 @@
+//! One process with the whole pipeline: the webhook endpoint on localhost (the Lambda's handler),
+//! the queue, the worker loop (the Lambda's handler again) and the store. `nango-sync serve` and
+//! `nango-sync demo` run it. Stopping it lets the batch in hand finish; whatever is still queued
+//! stays queued (the embedded queue is in the SQLite file), so a restart resumes.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use crate::adapters::nango::NangoClient;
+use crate::backend::{Queue, Store};
+use crate::ports::QueueError;
+use crate::runner::{run_jobs, RunTotals};
+use crate::signature::Verifier;
+use crate::webhook::WebhookApp;
+use crate::worker::{WorkerApp, WorkerSettings};
+
+/// The parts of a local run.
+pub struct LocalParts {
+    pub verifier: Verifier,
+    pub max_body_bytes: usize,
+    pub source: NangoClient,
+    pub store: Store,
+    pub queue: Queue,
+    pub settings: WorkerSettings,
+    /// Run the worker loop too (off: only the endpoint, in front of the queue).
+    pub worker: bool,
+}
+
+pub struct LocalRun {
+    /// Where Nango (or `nango-sync sign --post`) sends webhooks.
+    pub webhook_url: String,
+    pub worker_app: Arc<WorkerApp<NangoClient, Store, Store, Queue>>,
+    stop: Arc<AtomicBool>,
+    stop_server: Option<tokio::sync::oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+    worker: Option<JoinHandle<Result<RunTotals, QueueError>>>,
+}
+
+impl LocalRun {
+    pub async fn start(listen: SocketAddr, parts: LocalParts) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let webhook_url = format!("http://{}/", listener.local_addr()?);
+        let webhook = Arc::new(WebhookApp::new(
+            parts.verifier,
+            parts.queue.clone(),
+            parts.max_body_bytes,
+        ));
+        let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::local_server::serve(webhook, listener, async {
+            let _ = stopped.await;
+        }));
+        let worker_app = Arc::new(WorkerApp {
+            source: parts.source,
+            records: parts.store.clone(),
+            state: parts.store,
+            queue: parts.queue.clone(),
+            settings: parts.settings,
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = parts.worker.then(|| {
+            let (app, stop, consumer) = (Arc::clone(&worker_app), Arc::clone(&stop), parts.queue);
+            tokio::spawn(async move { run_jobs(&consumer, &app, false, &stop).await })
+        });
+        Ok(Self {
+            webhook_url,
+            worker_app,
+            stop,
+            stop_server: Some(stop_server),
+            server,
+            worker,
+        })
+    }
+
+    /// Stops the endpoint and the worker loop (after its current batch); returns what it ran.
+    pub async fn stop(mut self) -> Result<RunTotals, QueueError> {
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = (&mut self.server).await;
+        match self.worker.take() {
+            Some(worker) => worker.await.map_err(|e| QueueError(Box::new(e)))?,
+            None => Ok(RunTotals::default()),
+        }
+    }
+}

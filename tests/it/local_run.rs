@@ -1,0 +1,178 @@
+//! The local run (`nango-sync serve`, `nango-sync demo`): the whole pipeline in one process on
+//! the embedded backend, with the simulated Nango.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nango_sync::adapters::nango::NangoClient;
+use nango_sync::backend::{Backends, QueueTarget, StoreTarget};
+use nango_sync::demo::{self, DemoObserver, DemoOptions};
+use nango_sync::local_run::{LocalParts, LocalRun};
+use nango_sync::ports::StateStore;
+use nango_sync::signature::{SigningKey, Verifier};
+use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::{webhooks, Changes, Simulator};
+use nango_sync::stream::StreamKey;
+
+use crate::common::{fast_retry, unique_name, API_KEY, TEST_SIGNING_KEY};
+
+struct Quiet;
+
+impl DemoObserver for Quiet {
+    fn round(&self, _: &str, _: &[(StreamKey, u64)]) {}
+    fn progress(&self, _: usize, _: u64, _: bool) {}
+}
+
+fn temp_db() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{}.db", unique_name("local-run")))
+}
+
+#[tokio::test]
+async fn the_demo_syncs_changes_rounds_and_matches_nango_despite_faults() {
+    let options = DemoOptions {
+        connections: 2,
+        models: vec!["Contact".into(), "Deal".into()],
+        records: 400,
+        rounds: 2,
+        churn: 0.2,
+        page_limit: 50,
+        fault_rate: 0.05,
+        rate_limit_rate: 0.05,
+        db: temp_db(),
+        round_timeout: Duration::from_secs(120),
+        ..DemoOptions::default()
+    };
+    let report = demo::run(&options, &Quiet).await.unwrap();
+    assert_eq!(report.streams.len(), 4);
+    for s in &report.streams {
+        assert!(s.matches_nango, "{s:?}");
+        // 20% churn: half updates, a quarter deletes, a quarter additions, twice.
+        assert_eq!((s.records, s.deleted), (400, 40), "{s:?}");
+        assert!(s.fetched >= 400 + 2 * 80, "{s:?}");
+    }
+    assert_eq!(report.webhooks_sent, 12);
+    assert_eq!(report.forged_webhook_status, 401);
+}
+
+fn parts(nango_url: &str, backends: &Backends, worker: bool) -> LocalParts {
+    LocalParts {
+        verifier: Verifier::new(SigningKey::new(TEST_SIGNING_KEY), None),
+        max_body_bytes: 256 * 1024,
+        source: NangoClient::new(nango_url, API_KEY, 100, fast_retry()),
+        store: backends.store.clone(),
+        queue: backends.queue.clone(),
+        settings: Default::default(),
+        worker,
+    }
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_queued_jobs_and_stored_cursors() {
+    let sim = Arc::new(Simulator::new());
+    let stream = sim.populate("demo", 1, &["Contact"], 1_000).remove(0);
+    let nango = SimServer::start(Arc::clone(&sim), ServerSettings::default())
+        .await
+        .unwrap();
+    let db = temp_db();
+    let open = || {
+        Backends::open(
+            &StoreTarget::Sqlite { path: db.clone() },
+            &QueueTarget::Embedded { path: db.clone() },
+            None,
+            false,
+        )
+        .unwrap()
+    };
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let http = reqwest::Client::new();
+    let webhook =
+        |changes: Changes| webhooks::sync_success(&stream, "contacts", changes, "INCREMENTAL");
+
+    // First process: the endpoint takes the webhook, then the process stops before any work.
+    let first = LocalRun::start(any_port, parts(&nango.url, &open(), false))
+        .await
+        .unwrap();
+    let status = webhooks::post_signed(
+        &http,
+        &first.webhook_url,
+        TEST_SIGNING_KEY,
+        webhook(Changes::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    first.stop().await.unwrap();
+    let backends = open();
+    assert_eq!(
+        backends.store.get_stream(&stream).await.unwrap(),
+        None,
+        "nothing synced yet"
+    );
+
+    // Second process: the queued job runs.
+    let second = LocalRun::start(any_port, parts(&nango.url, &backends, true))
+        .await
+        .unwrap();
+    wait_until_up_to_date(&backends, &sim, &stream).await;
+    let totals = second.stop().await.unwrap();
+    assert_eq!(totals.jobs, 1);
+
+    // Third process: more changes; the sync starts from the stored cursor, not from scratch.
+    sim.tick();
+    let changes = sim.churn(&stream, 0.1, &mut fastrand::Rng::with_seed(3));
+    let backends = open();
+    let written_before = backends
+        .store
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .unwrap()
+        .records_written;
+    let third = LocalRun::start(any_port, parts(&nango.url, &backends, true))
+        .await
+        .unwrap();
+    webhooks::post_signed(
+        &http,
+        &third.webhook_url,
+        TEST_SIGNING_KEY,
+        webhook(changes),
+    )
+    .await
+    .unwrap();
+    wait_until_up_to_date(&backends, &sim, &stream).await;
+    third.stop().await.unwrap();
+    let written = backends
+        .store
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .unwrap()
+        .records_written;
+    assert_eq!(
+        written - written_before,
+        changes.added + changes.updated + changes.deleted
+    );
+    let stored = backends.store.read_stream(&stream).await.unwrap();
+    let truth = sim.snapshot(&stream);
+    assert_eq!(stored.len(), truth.len());
+    for (id, record) in &truth {
+        assert_eq!(
+            &serde_json::Value::Object(stored[id].clone()),
+            record,
+            "record {id}"
+        );
+    }
+}
+
+async fn wait_until_up_to_date(backends: &Backends, sim: &Simulator, stream: &StreamKey) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = backends.store.get_stream(stream).await.unwrap();
+        if state.is_some_and(|s| s.cursor == sim.last_cursor(stream)) {
+            return;
+        }
+        assert!(Instant::now() < until, "not up to date within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
