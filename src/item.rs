@@ -87,7 +87,8 @@ pub fn encode_record(stream: &StreamKey, record: &NangoRecord) -> Encoded {
     let json = serde_json::to_vec(&record.object).expect("a JSON map always serializes");
     // The JSON length bounds the native size from above: every DynamoDB element costs no more
     // than its JSON text (quotes, colons and commas outweigh DynamoDB's per-element overhead).
-    if json.len() + BOOKKEEPING_ALLOWANCE <= MAX_ITEM_BYTES {
+    if json.len() + BOOKKEEPING_ALLOWANCE <= MAX_ITEM_BYTES && fits_dynamodb_numbers(&record.object)
+    {
         match serde_dynamo::to_attribute_value(&record.object) {
             Ok(value) => {
                 item.insert(attr::RECORD.into(), value);
@@ -111,6 +112,25 @@ pub fn encode_record(stream: &StreamKey, record: &NangoRecord) -> Encoded {
         AttributeValue::B(Blob::new(compressed)),
     );
     Encoded::Compressed(item)
+}
+
+/// Whether every number in the record is one DynamoDB's number type accepts: magnitude from
+/// 1e-130 to below 1e126 (or zero). A record with any other number (a float such as 1e300, which
+/// JSON allows) is stored compressed instead, so it is kept exactly rather than refused.
+fn fits_dynamodb_numbers(object: &Map<String, Value>) -> bool {
+    fn fits(value: &Value) -> bool {
+        match value {
+            Value::Number(n) => match n.as_f64() {
+                _ if n.is_i64() || n.is_u64() => true,
+                Some(f) => f == 0.0 || (1e-130..1e126).contains(&f.abs()),
+                None => false,
+            },
+            Value::Array(items) => items.iter().all(fits),
+            Value::Object(map) => map.values().all(fits),
+            _ => true,
+        }
+    }
+    object.values().all(fits)
 }
 
 /// Reads the record back out of an item, whichever form it was stored in.
@@ -169,6 +189,107 @@ mod tests {
         assert_eq!(item[attr::CURSOR], AttributeValue::S("Yw==".into()));
         assert_eq!(item[attr::LAST_ACTION], AttributeValue::S("UPDATED".into()));
         assert_eq!(decode_record(&item).unwrap(), r.object);
+    }
+
+    /// Arbitrary JSON: unicode and empty strings and keys, empty arrays and maps, nesting,
+    /// integers over the whole i64 and u64 ranges, and finite floats of any magnitude.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinities", |f| f.is_finite())
+                .prop_map(Value::from),
+            prop_oneof![
+                Just(1e300),
+                Just(-1e-300),
+                Just(1e125),
+                Just(9.99e125),
+                Just(1e-130)
+            ]
+            .prop_map(Value::from),
+            ".*".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(".*", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Numbers as DynamoDB keeps them: by value.
+    fn same_value(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len()
+                    && x.iter()
+                        .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+
+    fn native_numbers_fit(value: &AttributeValue) -> bool {
+        match value {
+            AttributeValue::N(n) => {
+                let f: f64 = n.parse().unwrap_or(f64::NAN);
+                n.parse::<i128>().is_ok() || f == 0.0 || (1e-130..1e126).contains(&f.abs())
+            }
+            AttributeValue::L(items) => items.iter().all(native_numbers_fit),
+            AttributeValue::M(map) => map.values().all(native_numbers_fit),
+            _ => true,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn any_record_round_trips_through_its_item(
+            fields in proptest::collection::btree_map(".*", any_json(), 0..8),
+            id in ".*",
+        ) {
+            let mut object: Map<String, Value> = fields.into_iter().collect();
+            object.insert("id".into(), Value::String(id.clone()));
+            object.insert("_nango_metadata".into(), meta());
+            let r = record(Value::Object(object));
+            let stream = StreamKey::new("p", "c", "Contact", "base");
+            let item = match encode_record(&stream, &r) {
+                Encoded::Native(item) => {
+                    proptest::prop_assert!(item.values().all(native_numbers_fit), "a native item holds a number DynamoDB refuses");
+                    item
+                }
+                Encoded::Compressed(item) => item,
+                Encoded::TooLarge(reason) => return Err(proptest::test_runner::TestCaseError::fail(reason)),
+            };
+            proptest::prop_assert_eq!(&item[attr::SK], &AttributeValue::S(id));
+            let back = Value::Object(decode_record(&item).unwrap());
+            proptest::prop_assert!(same_value(&back, &Value::Object(r.object.clone())), "{} != {}", back, Value::Object(r.object));
+        }
+    }
+
+    #[test]
+    fn numbers_dynamodb_refuses_send_the_record_compressed() {
+        let stream = StreamKey::new("p", "c", "Contact", "base");
+        for n in [1e300, -1e200, 1e-200, 1e126] {
+            let r = record(json!({"id": "x", "n": n, "_nango_metadata": meta()}));
+            let Encoded::Compressed(item) = encode_record(&stream, &r) else {
+                panic!("{n} must not go native")
+            };
+            assert_eq!(decode_record(&item).unwrap()["n"], json!(n));
+        }
+        let r = record(
+            json!({"id": "x", "n": 9.99e125, "big": u64::MAX, "neg": i64::MIN, "_nango_metadata": meta()}),
+        );
+        assert!(matches!(encode_record(&stream, &r), Encoded::Native(_)));
     }
 
     #[test]

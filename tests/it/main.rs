@@ -1,6 +1,7 @@
 //! The integration suite: one crate (the AWS SDK links once). Tests marked "over the wire" need
 //! the moto server that `scripts/test.sh` starts; without it they fail, they never skip.
 
+mod bad_inputs;
 mod common;
 mod contract;
 mod events;
