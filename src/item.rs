@@ -222,22 +222,6 @@ mod tests {
         })
     }
 
-    /// Numbers as DynamoDB keeps them: by value.
-    fn same_value(a: &Value, b: &Value) -> bool {
-        match (a, b) {
-            (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
-            (Value::Array(x), Value::Array(y)) => {
-                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
-            }
-            (Value::Object(x), Value::Object(y)) => {
-                x.len() == y.len()
-                    && x.iter()
-                        .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
-            }
-            _ => a == b,
-        }
-    }
-
     fn native_numbers_fit(value: &AttributeValue) -> bool {
         match value {
             AttributeValue::N(n) => {
@@ -272,7 +256,7 @@ mod tests {
             };
             proptest::prop_assert_eq!(&item[attr::SK], &AttributeValue::S(id));
             let back = Value::Object(decode_record(&item).unwrap());
-            proptest::prop_assert!(same_value(&back, &Value::Object(r.object.clone())), "{} != {}", back, Value::Object(r.object));
+            proptest::prop_assert!(crate::fuzzing::same_value(&back, &Value::Object(r.object.clone())), "{} != {}", back, Value::Object(r.object));
         }
     }
 

@@ -8,6 +8,7 @@ pub mod adapters;
 pub mod backend;
 pub mod config;
 pub mod demo;
+pub mod fuzzing;
 pub mod item;
 pub mod job;
 pub mod local_run;

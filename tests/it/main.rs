@@ -6,6 +6,7 @@ mod common;
 mod contract;
 mod events;
 mod fault_proxy;
+mod fuzz;
 mod local_run;
 mod local_server;
 mod ops_moto;

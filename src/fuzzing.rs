@@ -1,0 +1,95 @@
+//! The properties the fuzzers check, shared by the bounded run in the test suite
+//! (tests/it/fuzz.rs) and the cargo-fuzz targets (fuzz/): each panics when a property fails.
+
+use lambda_http::http::{HeaderMap, HeaderValue};
+use serde_json::Value;
+
+use crate::item::{decode_record, encode_record, Encoded};
+use crate::job::JobMessage;
+use crate::record::NangoRecord;
+use crate::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
+use crate::stream::StreamKey;
+use crate::webhook::{prepare, Outcome};
+
+const KEY: &[u8] = b"fuzz-signing-key";
+
+fn with_signature(signature: &[u8]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_bytes(signature) {
+        headers.insert(HMAC_HEADER, value);
+    }
+    headers
+}
+
+/// Any body, signed three ways: with its own signature it is never refused for the signature,
+/// and every job it yields decodes; with another body's signature, or with arbitrary header
+/// bytes that are not its signature, it is always refused.
+pub fn check_webhook(data: &[u8]) {
+    let verifier = Verifier::new(SigningKey::new(KEY), None);
+    let (body, header) = match data.iter().position(|b| *b == 0xff) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let genuine = sign(KEY, body);
+    match prepare(&verifier, &with_signature(genuine.as_bytes()), body, "t") {
+        Ok(prepared) => {
+            for message in &prepared.messages {
+                JobMessage::decode(&message.body).expect("an enqueued job decodes");
+            }
+        }
+        Err(Outcome::NotJson | Outcome::PayloadTooLarge) => {}
+        Err(other) => panic!("a genuine signature was refused: {other:?}"),
+    }
+    let mut other_body = body.to_vec();
+    other_body.push(b' ');
+    let foreign = sign(KEY, &other_body);
+    let refused = prepare(&verifier, &with_signature(foreign.as_bytes()), body, "t");
+    assert!(
+        matches!(refused, Err(Outcome::Unauthorized(_))),
+        "another body's signature was accepted"
+    );
+    if !header.eq_ignore_ascii_case(genuine.as_bytes()) {
+        let outcome = prepare(&verifier, &with_signature(header), body, "t");
+        assert!(
+            matches!(outcome, Err(Outcome::Unauthorized(_))),
+            "arbitrary signature bytes were accepted"
+        );
+    }
+}
+
+/// Any JSON object that is a record: its item decodes back to the same record (numbers by value,
+/// as DynamoDB keeps them).
+pub fn check_record(data: &[u8]) {
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let Ok(record) = NangoRecord::from_object(object) else {
+        return;
+    };
+    let stream = StreamKey::new("p", "c", "Model", "base");
+    let item = match encode_record(&stream, &record) {
+        Encoded::Native(item) | Encoded::Compressed(item) => item,
+        Encoded::TooLarge(_) => return,
+    };
+    let back = decode_record(&item).expect("an item decodes");
+    assert!(
+        same_value(&Value::Object(back), &Value::Object(record.object)),
+        "a record changed on its way through DynamoDB's item"
+    );
+}
+
+/// JSON equality with numbers compared by value.
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => a == b,
+    }
+}
