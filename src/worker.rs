@@ -276,9 +276,13 @@ where
                     // The drift check waits for the stream to be up to date: it goes on too.
                     record_count: record_count.filter(|_| summary.sweep.is_none()),
                 };
-                // The dedup id names the cursors reached, so each continuation is new to SQS.
+                // The dedup id names the cursors reached and the time: a continuation that made
+                // no progress (the deadline came before the first page) must not be taken by
+                // SQS for the previous one and dropped, which would stall the stream.
                 let marker = format!(
-                    "continue {} {}",
+                    "continue {} {} {} {}",
+                    report.at,
+                    fastrand::u64(..),
                     summary.cursor.as_deref().unwrap_or(""),
                     summary
                         .sweep

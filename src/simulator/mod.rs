@@ -479,7 +479,8 @@ pub fn encode_cursor(updated_at: Micros, uuid: &str) -> String {
     BASE64.encode(format!("{}||{uuid}", pg_timestamp(updated_at)))
 }
 
-fn decode_cursor(cursor: &str) -> Result<(Micros, String), SimError> {
+/// A cursor's position in the stream's order: (last_modified_at in microseconds, uuid).
+pub fn decode_cursor(cursor: &str) -> Result<(Micros, String), SimError> {
     let bytes = BASE64.decode(cursor).map_err(|_| SimError::BadCursor)?;
     let text = String::from_utf8(bytes).map_err(|_| SimError::BadCursor)?;
     let (ts, uuid) = text.split_once("||").ok_or(SimError::BadCursor)?;

@@ -22,6 +22,8 @@ pub struct Faults {
     pub internal_error: AtomicU32,
     /// The next N BatchWriteItem calls write only their first half and return the rest unprocessed.
     pub trim: AtomicU32,
+    /// The next N calls of any kind lose their connection without an answer.
+    pub reset: AtomicU32,
     pub injected: AtomicU64,
     pub batch_writes: AtomicU64,
 }
@@ -52,9 +54,11 @@ impl FaultProxy {
                         let client = client.clone();
                         let upstream = upstream.clone();
                         async move {
-                            Ok::<_, std::convert::Infallible>(
-                                handle(&faults, &client, &upstream, request).await,
-                            )
+                            if take(&faults.reset) {
+                                faults.injected.fetch_add(1, Ordering::Relaxed);
+                                return Err("connection reset by the fault proxy");
+                            }
+                            Ok(handle(&faults, &client, &upstream, request).await)
                         }
                     });
                     let _ = http1::Builder::new()

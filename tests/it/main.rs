@@ -2,6 +2,7 @@
 //! the moto server that `scripts/test.sh` starts; without it they fail, they never skip.
 
 mod bad_inputs;
+mod chaos;
 mod common;
 mod contract;
 mod events;

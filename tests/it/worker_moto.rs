@@ -574,3 +574,34 @@ async fn a_sweep_continues_across_invocations_while_nango_keeps_changing() {
     let stored = rig.app.records.read_stream(&s).await.unwrap();
     assert_eq!(stored.len(), 601, "600 before the wipe, plus new-1");
 }
+
+#[tokio::test]
+async fn continuations_without_progress_are_not_deduplicated_away() {
+    // Found by the chaos suite (seed 4): the deadline came before the first page twice in a row,
+    // both continuations had the same deduplication id, the queue dropped the second, and the
+    // stream stalled until the next webhook.
+    let rig = worker_rig(50, ServerSettings::default(), None).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..10).map(|i| (format!("c{i}"), payload(i, 1))));
+    let mut body = sync_job(&s);
+    for _ in 0..3 {
+        // The deadline minus the worker's margin is already past: no page starts.
+        let outcome = rig.app.process(&body, Some(Instant::now())).await.unwrap();
+        assert!(
+            matches!(outcome, JobOutcome::Continued(ref summary) if summary.pages == 0),
+            "{outcome:?}"
+        );
+        body = rig.app.queue.sent().last().unwrap().body.clone();
+    }
+    let ids: std::collections::HashSet<String> = rig
+        .app
+        .queue
+        .sent()
+        .into_iter()
+        .map(|m| m.dedup_id)
+        .collect();
+    assert_eq!(ids.len(), 3, "each continuation must be new to the queue");
+    rig.app.process(&body, None).await.unwrap();
+    assert_in_sync(&rig, &s).await;
+}
