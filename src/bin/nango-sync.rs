@@ -310,7 +310,22 @@ impl Resolved {
 }
 
 async fn resolve(args: &BackendArgs) -> Result<Resolved, Box<dyn std::error::Error>> {
-    let sdk = setup::aws_config().await;
+    // The AWS configuration is loaded (region, credentials) only when something on AWS is used,
+    // so the embedded backend runs without AWS settings and without their warnings.
+    let secrets = [vars::API_KEY_SECRET, vars::SIGNING_KEY_SECRET]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()));
+    let uses_aws = args.local_aws.is_some()
+        || args.store == Some(StoreKind::Dynamodb)
+        || args.queue == Some(QueueKind::Sqs)
+        || secrets;
+    let sdk = if uses_aws {
+        setup::aws_config().await
+    } else {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    };
     let mut overrides = BTreeMap::new();
     let local = match &args.local_aws {
         Some(prefix) => Some(local_aws::create(&sdk, prefix).await.map_err(|e| {
@@ -877,7 +892,9 @@ async fn drain(args: DrainArgs) -> CliResult {
     let queue = &resolved.backends.queue;
     let mut taken = 0;
     while taken < args.max {
-        let batch = queue.receive(10, std::time::Duration::ZERO).await?;
+        let batch = queue
+            .receive((args.max - taken).min(10), std::time::Duration::ZERO)
+            .await?;
         if batch.is_empty() {
             break;
         }

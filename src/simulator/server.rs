@@ -44,8 +44,8 @@ pub struct ServerSettings {
     pub latency: Duration,
     /// Largest page it serves, whatever `limit` asks (Nango's byte budget can cut pages short).
     pub max_page: usize,
-    /// Share of requests (0 to 1) answered with a random fault: 500, 503, a truncated body or
-    /// a reset connection.
+    /// Share of requests (0 to 1) answered with a random fault: 500, 503, a truncated body, a
+    /// slow answer (50 to 400 ms late) or a reset connection.
     pub fault_rate: f64,
     /// Share of requests (0 to 1) answered 429 with `Retry-After: 0` or `1`.
     pub rate_limit_rate: f64,
@@ -219,10 +219,11 @@ fn random_fault(settings: &ServerSettings) -> Option<Fault> {
         });
     }
     if roll < settings.rate_limit_rate + settings.fault_rate {
-        return Some(match fastrand::u8(0..4) {
+        return Some(match fastrand::u8(0..5) {
             0 => Fault::ServerError,
             1 => Fault::Unavailable,
             2 => Fault::Truncated,
+            3 => Fault::Delay(Duration::from_millis(fastrand::u64(50..400))),
             _ => Fault::Reset,
         });
     }
