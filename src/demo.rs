@@ -154,11 +154,12 @@ pub async fn run(
         LocalParts {
             verifier: Verifier::new(SigningKey::new(DEMO_SIGNING_KEY), None),
             max_body_bytes: 256 * 1024,
-            source: NangoClient::new(&nango.url, DEMO_API_KEY, options.page_limit, retry),
             store: backends.store,
             queue: backends.queue,
-            settings: WorkerSettings::default(),
-            worker: true,
+            worker: Some((
+                NangoClient::new(&nango.url, DEMO_API_KEY, options.page_limit, retry),
+                WorkerSettings::default(),
+            )),
         },
     )
     .await
@@ -217,15 +218,15 @@ pub async fn run(
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = written(&store, &streams).await?;
             for (i, stream) in streams.iter().enumerate() {
                 if done[i].is_none() {
                     let state = store.get_stream(stream).await.map_err(run_error)?;
+                    let written = state.as_ref().map_or(0, |s| s.records_written);
                     let up_to_date = state.is_some_and(|s| s.cursor == sim.last_cursor(stream));
                     if up_to_date {
                         done[i] = Some(started.elapsed().as_secs_f64());
                     }
-                    observer.progress(i, now[i] - before[i], up_to_date);
+                    observer.progress(i, written - before[i], up_to_date);
                 }
             }
         }

@@ -120,11 +120,11 @@ pub fn encode_record(stream: &StreamKey, record: &NangoRecord) -> Encoded {
 fn fits_dynamodb_numbers(object: &Map<String, Value>) -> bool {
     fn fits(value: &Value) -> bool {
         match value {
-            Value::Number(n) => match n.as_f64() {
-                _ if n.is_i64() || n.is_u64() => true,
-                Some(f) => f == 0.0 || (1e-130..1e126).contains(&f.abs()),
-                None => false,
-            },
+            // i64 and u64 have at most 20 digits: always in range.
+            Value::Number(n) if n.is_i64() || n.is_u64() => true,
+            Value::Number(n) => n
+                .as_f64()
+                .is_some_and(|f| f == 0.0 || (1e-130..1e126).contains(&f.abs())),
             Value::Array(items) => items.iter().all(fits),
             Value::Object(map) => map.values().all(fits),
             _ => true,

@@ -21,18 +21,16 @@ use crate::worker::{WorkerApp, WorkerSettings};
 pub struct LocalParts {
     pub verifier: Verifier,
     pub max_body_bytes: usize,
-    pub source: NangoClient,
     pub store: Store,
     pub queue: Queue,
-    pub settings: WorkerSettings,
-    /// Run the worker loop too (off: only the endpoint, in front of the queue).
-    pub worker: bool,
+    /// The worker loop's Nango client and settings; `None` runs only the endpoint, in front of
+    /// the queue.
+    pub worker: Option<(NangoClient, WorkerSettings)>,
 }
 
 pub struct LocalRun {
     /// Where Nango (or `nango-sync sign --post`) sends webhooks.
     pub webhook_url: String,
-    pub worker_app: Arc<WorkerApp<NangoClient, Store, Store, Queue>>,
     stop: Arc<AtomicBool>,
     stop_server: Option<tokio::sync::oneshot::Sender<()>>,
     server: JoinHandle<()>,
@@ -52,21 +50,20 @@ impl LocalRun {
         let server = tokio::spawn(crate::local_server::serve(webhook, listener, async {
             let _ = stopped.await;
         }));
-        let worker_app = Arc::new(WorkerApp {
-            source: parts.source,
-            records: parts.store.clone(),
-            state: parts.store,
-            queue: parts.queue.clone(),
-            settings: parts.settings,
-        });
         let stop = Arc::new(AtomicBool::new(false));
-        let worker = parts.worker.then(|| {
-            let (app, stop, consumer) = (Arc::clone(&worker_app), Arc::clone(&stop), parts.queue);
+        let worker = parts.worker.map(|(source, settings)| {
+            let app = WorkerApp {
+                source,
+                records: parts.store.clone(),
+                state: parts.store,
+                queue: parts.queue.clone(),
+                settings,
+            };
+            let (stop, consumer) = (Arc::clone(&stop), parts.queue);
             tokio::spawn(async move { run_jobs(&consumer, &app, false, &stop).await })
         });
         Ok(Self {
             webhook_url,
-            worker_app,
             stop,
             stop_server: Some(stop_server),
             server,

@@ -276,20 +276,10 @@ where
                     // The drift check waits for the stream to be up to date: it goes on too.
                     record_count: record_count.filter(|_| summary.sweep.is_none()),
                 };
-                // The dedup id names the cursors reached and the time: a continuation that made
-                // no progress (the deadline came before the first page) must not be taken by
-                // SQS for the previous one and dropped, which would stall the stream.
-                let marker = format!(
-                    "continue {} {} {} {}",
-                    report.at,
-                    fastrand::u64(..),
-                    summary.cursor.as_deref().unwrap_or(""),
-                    summary
-                        .sweep
-                        .as_ref()
-                        .and_then(|s| s.cursor.as_deref())
-                        .unwrap_or("")
-                );
+                // Each continuation needs a deduplication id of its own: one that made no
+                // progress (the deadline came before the first page) must not be taken by SQS
+                // for the previous one and dropped, which would stall the stream.
+                let marker = format!("continue {} {}", report.at, fastrand::u64(..));
                 let messages = messages_for(marker.as_bytes(), vec![continuation], &report.at);
                 self.queue.send(&messages).await?;
                 tracing::info!(stream = %stream.encode(), pages = summary.pages, "deadline near; continuation enqueued");

@@ -540,29 +540,19 @@ async fn serve(args: ServeArgs) -> CliResult {
         other => other.to_string(),
     })?;
     let verifier = setup::verifier(&webhook, &resolved.sdk).await?;
-    let (source, settings) = if args.webhook_only {
-        (
-            nango_sync::adapters::nango::NangoClient::new(
-                "http://unused",
-                "unused",
-                1,
-                Default::default(),
-            ),
-            Default::default(),
-        )
+    let worker = if args.webhook_only {
+        None
     } else {
-        worker_parts(&resolved).await?
+        Some(worker_parts(&resolved).await?)
     };
     let run = LocalRun::start(
         args.listen,
         LocalParts {
             verifier,
             max_body_bytes: webhook.max_body_bytes,
-            source,
             store: resolved.backends.store.clone(),
             queue: resolved.backends.queue.clone(),
-            settings,
-            worker: !args.webhook_only,
+            worker,
         },
     )
     .await

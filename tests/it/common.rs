@@ -179,20 +179,7 @@ pub fn sqs_event(messages: &[(&str, &str, &str)]) -> SqsEvent {
 }
 
 /// JSON equality as DynamoDB keeps numbers: by value (`0.0` is stored as `0`).
-pub fn same_json(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
-        }
-        _ => a == b,
-    }
-}
+pub use nango_sync::fuzzing::same_value as same_json;
 
 /// Takes every message off a queue (deleting each), in the order received.
 pub async fn drain(

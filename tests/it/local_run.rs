@@ -59,11 +59,14 @@ fn parts(nango_url: &str, backends: &Backends, worker: bool) -> LocalParts {
     LocalParts {
         verifier: Verifier::new(SigningKey::new(TEST_SIGNING_KEY), None),
         max_body_bytes: 256 * 1024,
-        source: NangoClient::new(nango_url, API_KEY, 100, fast_retry()),
         store: backends.store.clone(),
         queue: backends.queue.clone(),
-        settings: Default::default(),
-        worker,
+        worker: worker.then(|| {
+            (
+                NangoClient::new(nango_url, API_KEY, 100, fast_retry()),
+                Default::default(),
+            )
+        }),
     }
 }
 
