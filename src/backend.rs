@@ -10,9 +10,9 @@ use crate::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore}
 use crate::adapters::sqs::SqsQueue;
 use crate::job::OutgoingMessage;
 use crate::ports::{
-    ConnectionEvent, JobConsumer, JobQueue, QueueError, ReceivedMessage, RecordStore,
-    RejectedRecord, StateStore, StoreError, StoredEvent, StreamState, SweepResult, SweepState,
-    SyncReport, WriteReport,
+    ConnectionEvent, HeldSweep, JobConsumer, JobQueue, NangoNotes, QueueError, ReceivedMessage,
+    RecordStore, RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState,
+    SweepResult, SweepState, SyncReport, WriteReport,
 };
 use crate::record::NangoRecord;
 use crate::stream::{ConnectionKey, StreamKey};
@@ -162,6 +162,13 @@ impl RecordStore for Store {
         }
     }
 
+    async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.count_unseen(stream, sweep_id).await,
+            Self::Dynamo { records, .. } => records.count_unseen(stream, sweep_id).await,
+        }
+    }
+
     async fn tombstone_unseen(
         &self,
         stream: &StreamKey,
@@ -171,6 +178,17 @@ impl RecordStore for Store {
         match self {
             Self::Sqlite(s) => s.tombstone_unseen(stream, sweep_id, at).await,
             Self::Dynamo { records, .. } => records.tombstone_unseen(stream, sweep_id, at).await,
+        }
+    }
+
+    async fn remove_stream(
+        &self,
+        stream: &StreamKey,
+        removal: Removal<'_>,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.remove_stream(stream, removal).await,
+            Self::Dynamo { records, .. } => records.remove_stream(stream, removal).await,
         }
     }
 }
@@ -251,6 +269,47 @@ impl StateStore for Store {
         match self {
             Self::Sqlite(s) => s.reset_cursor(stream).await,
             Self::Dynamo { state, .. } => state.reset_cursor(stream).await,
+        }
+    }
+
+    async fn set_nango_notes(
+        &self,
+        stream: &StreamKey,
+        notes: &NangoNotes,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.set_nango_notes(stream, notes).await,
+            Self::Dynamo { state, .. } => state.set_nango_notes(stream, notes).await,
+        }
+    }
+
+    async fn hold_sweep(&self, stream: &StreamKey, held: &HeldSweep) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.hold_sweep(stream, held).await,
+            Self::Dynamo { state, .. } => state.hold_sweep(stream, held).await,
+        }
+    }
+
+    async fn release_hold(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        result: &SweepResult,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.release_hold(stream, sweep_id, result).await,
+            Self::Dynamo { state, .. } => state.release_hold(stream, sweep_id, result).await,
+        }
+    }
+
+    async fn set_connection_deleted(
+        &self,
+        stream: &StreamKey,
+        at: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.set_connection_deleted(stream, at).await,
+            Self::Dynamo { state, .. } => state.set_connection_deleted(stream, at).await,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::reconcile::{ConnectionDeletedMode, SweepGuard};
 use crate::signature::SigningKey;
 
 /// SQS's limit less room for the job envelope, so any accepted body fits in one message.
@@ -90,7 +91,7 @@ pub enum ApiKeySource {
 }
 
 /// The worker's settings.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct WorkerConfig {
     pub records_table: String,
     pub state_table: String,
@@ -106,6 +107,12 @@ pub struct WorkerConfig {
     pub discovery_requests_per_minute: u32,
     /// Compare live counts with Nango's recordCount on reconcile, and sweep on drift.
     pub drift_check: bool,
+    /// A sweep deletes at most this many records without an operator...
+    pub sweep_max_deletes: u64,
+    /// ...or this share of the live copy, whichever is larger.
+    pub sweep_max_delete_fraction: f64,
+    /// What becomes of the records of a connection Nango deleted.
+    pub connection_deleted: ConnectionDeletedMode,
 }
 
 impl std::fmt::Debug for WorkerConfig {
@@ -133,6 +140,9 @@ impl std::fmt::Debug for WorkerConfig {
                 &self.discovery_requests_per_minute,
             )
             .field("drift_check", &self.drift_check)
+            .field("sweep_max_deletes", &self.sweep_max_deletes)
+            .field("sweep_max_delete_fraction", &self.sweep_max_delete_fraction)
+            .field("connection_deleted", &self.connection_deleted)
             .finish()
     }
 }
@@ -170,6 +180,29 @@ impl FromVars for WorkerConfig {
                 })
             }
         };
+        let connection_deleted = match get(vars::CONNECTION_DELETED).as_deref() {
+            None | Some("keep") => ConnectionDeletedMode::Keep,
+            Some("tombstone") => ConnectionDeletedMode::Tombstone,
+            Some("purge") => ConnectionDeletedMode::Purge,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: vars::CONNECTION_DELETED,
+                    reason: format!("expected keep, tombstone or purge, got {other:?}"),
+                })
+            }
+        };
+        let sweep_max_delete_fraction = match get(vars::SWEEP_MAX_DELETE_FRACTION) {
+            None => SweepGuard::default().max_delete_fraction,
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| (0.0..=1.0).contains(f))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: vars::SWEEP_MAX_DELETE_FRACTION,
+                    reason: format!("expected a share from 0 to 1 (0.05 is 5%), got {v:?}"),
+                })?,
+        };
         Ok(Self {
             records_table: required(vars::RECORDS_TABLE)?,
             state_table: required(vars::STATE_TABLE)?,
@@ -189,6 +222,15 @@ impl FromVars for WorkerConfig {
                 60_000,
             )? as u32,
             drift_check,
+            sweep_max_deletes: number(
+                &get,
+                vars::SWEEP_MAX_DELETES,
+                SweepGuard::default().max_deletes,
+                0,
+                u64::MAX,
+            )?,
+            sweep_max_delete_fraction,
+            connection_deleted,
         })
     }
 }
@@ -232,6 +274,9 @@ pub mod vars {
     pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
     pub const DISCOVERY_REQUESTS_PER_MINUTE: &str = "DISCOVERY_REQUESTS_PER_MINUTE";
     pub const DRIFT_CHECK: &str = "DRIFT_CHECK";
+    pub const SWEEP_MAX_DELETES: &str = "SWEEP_MAX_DELETES";
+    pub const SWEEP_MAX_DELETE_FRACTION: &str = "SWEEP_MAX_DELETE_FRACTION";
+    pub const CONNECTION_DELETED: &str = "CONNECTION_DELETED";
 }
 
 impl FromVars for WebhookConfig {
@@ -400,6 +445,39 @@ mod tests {
             WorkerConfig::from_map(&m),
             Err(ConfigError::Missing(vars::STATE_TABLE))
         );
+    }
+
+    #[test]
+    fn sweep_guard_and_connection_deletion_settings() {
+        let mut m = HashMap::from([
+            (vars::RECORDS_TABLE, "records"),
+            (vars::STATE_TABLE, "state"),
+            (vars::QUEUE_URL, "http://q"),
+            (vars::API_KEY, "k"),
+        ]);
+        let c = WorkerConfig::from_map(&m).unwrap();
+        assert_eq!(
+            (c.sweep_max_deletes, c.sweep_max_delete_fraction),
+            (100, 0.05)
+        );
+        assert_eq!(c.connection_deleted, ConnectionDeletedMode::Keep);
+        m.insert(vars::SWEEP_MAX_DELETES, "0");
+        m.insert(vars::SWEEP_MAX_DELETE_FRACTION, "0.2");
+        m.insert(vars::CONNECTION_DELETED, "purge");
+        let c = WorkerConfig::from_map(&m).unwrap();
+        assert_eq!((c.sweep_max_deletes, c.sweep_max_delete_fraction), (0, 0.2));
+        assert_eq!(c.connection_deleted, ConnectionDeletedMode::Purge);
+        for (name, bad) in [
+            (vars::SWEEP_MAX_DELETE_FRACTION, "5%"),
+            (vars::SWEEP_MAX_DELETE_FRACTION, "1.5"),
+            (vars::SWEEP_MAX_DELETES, "-1"),
+            (vars::CONNECTION_DELETED, "forget"),
+        ] {
+            let mut m = m.clone();
+            m.insert(name, bad);
+            let error = WorkerConfig::from_map(&m).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{name} is invalid")), "{error}");
+        }
     }
 
     #[test]

@@ -160,6 +160,7 @@ pub async fn run(
                 NangoClient::new(&nango.url, DEMO_API_KEY, options.page_limit, retry),
                 WorkerSettings::default(),
             )),
+            reconcile_every: None,
         },
     )
     .await

@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use crate::payload::{ErrorInfo, NangoWebhook, ResponseResults};
+use crate::ports::{JobQueue, NangoSync, QueueError};
 use crate::stream::{digest_hex, ConnectionKey, StreamKey};
 
 /// The version this code writes and the only one it reads.
@@ -46,9 +47,16 @@ pub enum Job {
         /// What asked for this sync; absent means a webhook.
         #[serde(default, skip_serializing_if = "Trigger::is_webhook")]
         trigger: Trigger,
-        /// Nango's `recordCount` for the stream when the reconcile found it: once the stream is up
-        /// to date, the worker compares its live count with it (the drift check).
+        /// Where the webhook's checkpointed pass stands: a pass whose `to` is set is not finished,
+        /// so no drift check runs until it is.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        checkpoints: Option<Checkpoints>,
+        /// What the reconcile found of the stream in Nango's `/sync/status`: once the stream is up
+        /// to date, the worker checks its live count against it (the drift check).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nango: Option<NangoReport>,
+        /// Messages written before `nango` existed carry the count alone; read, never written.
+        #[serde(default, skip_serializing)]
         record_count: Option<u64>,
     },
     /// Sent on a schedule: bring every known stream up to date, whatever webhooks were missed.
@@ -83,6 +91,41 @@ pub enum Job {
         kind: String,
         webhook: Box<RawValue>,
     },
+}
+
+/// Where a checkpointed pass stands, as a sync webhook reports it (`checkpoints`, contract §1.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoints {
+    #[serde(default)]
+    pub from: Option<serde_json::Value>,
+    #[serde(default)]
+    pub to: Option<serde_json::Value>,
+}
+
+impl Checkpoints {
+    /// Read leniently from the webhook's field: a shape Nango may change must not cost the sync.
+    pub fn from_webhook(value: &serde_json::Value) -> Option<Self> {
+        let part = |name: &str| value.get(name).filter(|v| !v.is_null()).cloned();
+        value.is_object().then(|| Self {
+            from: part("from"),
+            to: part("to"),
+        })
+    }
+
+    /// A pass ends on the run whose `checkpoints.to` is null (Nango clears it at the end).
+    pub fn pass_unfinished(&self) -> bool {
+        self.to.is_some()
+    }
+}
+
+/// What a reconcile found of a stream in Nango's `/sync/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NangoReport {
+    /// The connection's syncs include the stream.
+    Listed(NangoSync),
+    /// The connection is listed, its syncs no longer include the stream.
+    NotListed,
 }
 
 /// The current time as RFC 3339 UTC with milliseconds (as Nango writes times), as job messages
@@ -200,11 +243,13 @@ pub fn jobs_for(webhook: NangoWebhook, body: &RawValue) -> Vec<Job> {
     match webhook {
         NangoWebhook::SyncSuccess(s) => vec![Job::Sync {
             stream: s.stream(),
+            checkpoints: s.checkpoints.as_ref().and_then(Checkpoints::from_webhook),
             sync_name: s.sync_name,
             sync_type: s.sync_type,
             modified_after: s.modified_after,
             results: s.response_results,
             trigger: Trigger::Webhook,
+            nango: None,
             record_count: None,
         }],
         NangoWebhook::SyncFailure(f) => f
@@ -253,6 +298,66 @@ pub fn messages_for(body: &[u8], jobs: Vec<Job>, received_at: &str) -> Vec<Outgo
             }
         })
         .collect()
+}
+
+/// A sync to enqueue: the stream, the sync that feeds it, and what Nango said of it, if asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub stream: StreamKey,
+    pub sync_name: String,
+    pub nango: Option<NangoReport>,
+}
+
+impl SyncRequest {
+    pub fn new(stream: StreamKey, sync_name: impl Into<String>) -> Self {
+        Self {
+            stream,
+            sync_name: sync_name.into(),
+            nango: None,
+        }
+    }
+}
+
+/// Enqueues a sync job for each request, each in its stream's group, and returns how many. `run`
+/// names this batch (e.g. the reconcile's scheduled time): the deduplication ids derive from it,
+/// so sending the same batch again within SQS's window enqueues nothing new.
+pub async fn enqueue_syncs<Q: JobQueue>(
+    queue: &Q,
+    requests: Vec<SyncRequest>,
+    trigger: Trigger,
+    run: &str,
+) -> Result<usize, QueueError> {
+    let jobs: Vec<Job> = requests
+        .into_iter()
+        .map(|r| Job::Sync {
+            stream: r.stream,
+            sync_name: r.sync_name,
+            sync_type: None,
+            modified_after: None,
+            results: None,
+            trigger,
+            checkpoints: None,
+            nango: r.nango,
+            record_count: None,
+        })
+        .collect();
+    let count = jobs.len();
+    let marker = format!("{trigger:?} {run}");
+    for chunk in messages_for(marker.as_bytes(), jobs, &now_rfc3339()).chunks(100) {
+        queue.send(chunk).await?;
+    }
+    Ok(count)
+}
+
+/// The message that asks the worker to reconcile every stream, as template.yaml's schedule
+/// sends it; `at` names the run (its deduplication id derives from it).
+pub fn reconcile_message(at: &str) -> OutgoingMessage {
+    let message = JobMessage::new(at.to_owned(), Job::Reconcile {});
+    OutgoingMessage {
+        group_id: message.group_id(""),
+        dedup_id: digest_hex(format!("reconcile {at}").as_bytes()),
+        body: message.to_json(),
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod local_server;
 pub mod ops;
 pub mod payload;
 pub mod ports;
+pub mod reconcile;
 pub mod record;
 pub mod runner;
 pub mod setup;

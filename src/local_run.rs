@@ -26,6 +26,9 @@ pub struct LocalParts {
     /// The worker loop's Nango client and settings; `None` runs only the endpoint, in front of
     /// the queue.
     pub worker: Option<(NangoClient, WorkerSettings)>,
+    /// Enqueue a reconcile at start and then this often, as the deployed schedule does (`None`:
+    /// never), so that missed webhooks heal locally too.
+    pub reconcile_every: Option<std::time::Duration>,
 }
 
 pub struct LocalRun {
@@ -35,6 +38,7 @@ pub struct LocalRun {
     stop_server: Option<tokio::sync::oneshot::Sender<()>>,
     server: JoinHandle<()>,
     worker: Option<JoinHandle<Result<RunTotals, QueueError>>>,
+    schedule: Option<JoinHandle<()>>,
 }
 
 impl LocalRun {
@@ -51,6 +55,18 @@ impl LocalRun {
             let _ = stopped.await;
         }));
         let stop = Arc::new(AtomicBool::new(false));
+        let schedule = parts.reconcile_every.map(|period| {
+            let queue = parts.queue.clone();
+            tokio::spawn(async move {
+                loop {
+                    match crate::ops::reconcile_now(&queue).await {
+                        Ok(at) => tracing::info!(%at, "scheduled reconcile enqueued"),
+                        Err(error) => tracing::warn!(%error, "scheduled reconcile not enqueued; next period tries again"),
+                    }
+                    tokio::time::sleep(period).await;
+                }
+            })
+        });
         let worker = parts.worker.map(|(source, settings)| {
             let app = WorkerApp {
                 source,
@@ -68,6 +84,7 @@ impl LocalRun {
             stop_server: Some(stop_server),
             server,
             worker,
+            schedule,
         })
     }
 
@@ -77,6 +94,9 @@ impl LocalRun {
             let _ = stop.send(());
         }
         self.stop.store(true, Ordering::SeqCst);
+        if let Some(schedule) = self.schedule.take() {
+            schedule.abort();
+        }
         let _ = (&mut self.server).await;
         match self.worker.take() {
             Some(worker) => worker.await.map_err(|e| QueueError(Box::new(e)))?,

@@ -1,55 +1,47 @@
-//! Operator actions shared by the CLI (and usable from any tool): sync now, reset a cursor,
-//! replay the dead-letter queue.
+//! Operator actions shared by the CLI (and usable from any tool): sync now, reconcile now,
+//! replay the dead-letter queue, forget a connection. (A held sweep is decided by
+//! `reconcile::decide_held`.)
 
-use crate::job::{messages_for, now_rfc3339, Job, OutgoingMessage, Trigger};
-use crate::ports::{JobConsumer, JobQueue, QueueError};
-use crate::stream::{digest_hex, StreamKey};
+use crate::job::{now_rfc3339, reconcile_message, OutgoingMessage};
+use crate::ports::{
+    ConnectionEvent, JobConsumer, JobQueue, QueueError, RecordStore, StateStore, StoreError,
+};
+use crate::reconcile::{retire_connection, ConnectionDeletedMode};
+use crate::stream::{digest_hex, ConnectionKey, StreamKey};
 
-/// A sync to enqueue: the stream, the sync that feeds it, and Nango's `recordCount` if known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncRequest {
-    pub stream: StreamKey,
-    pub sync_name: String,
-    pub record_count: Option<u64>,
+/// Enqueues a reconcile of every stream now, as the schedule does; returns the run's time.
+pub async fn reconcile_now<Q: JobQueue>(queue: &Q) -> Result<String, QueueError> {
+    let at = now_rfc3339();
+    queue.send(&[reconcile_message(&at)]).await?;
+    Ok(at)
 }
 
-impl SyncRequest {
-    pub fn new(stream: StreamKey, sync_name: impl Into<String>) -> Self {
-        Self {
-            stream,
-            sync_name: sync_name.into(),
-            record_count: None,
-        }
-    }
-}
-
-/// Enqueues a sync job for each request, each in its stream's group, and returns how many. `run`
-/// names this batch (e.g. the reconcile's scheduled time): the deduplication ids derive from it,
-/// so sending the same batch again within SQS's window enqueues nothing new.
-pub async fn enqueue_syncs<Q: JobQueue>(
-    queue: &Q,
-    requests: Vec<SyncRequest>,
-    trigger: Trigger,
-    run: &str,
-) -> Result<usize, QueueError> {
-    let jobs: Vec<Job> = requests
-        .into_iter()
-        .map(|r| Job::Sync {
-            stream: r.stream,
-            sync_name: r.sync_name,
-            sync_type: None,
-            modified_after: None,
-            results: None,
-            trigger,
-            record_count: r.record_count,
-        })
-        .collect();
-    let count = jobs.len();
-    let marker = format!("{trigger:?} {run}");
-    for chunk in messages_for(marker.as_bytes(), jobs, &now_rfc3339()).chunks(100) {
-        queue.send(chunk).await?;
-    }
-    Ok(count)
+/// Forgets a connection by hand, as Nango's deletion webhook would: the connection is marked
+/// deleted, its streams `connection_deleted`, and their live records marked deleted (or, with
+/// `purge`, removed). The operator's word is the reason. Returns each stream with its count.
+pub async fn forget_connection<R: RecordStore, T: StateStore>(
+    records: &R,
+    state: &T,
+    connection: &ConnectionKey,
+    purge: bool,
+) -> Result<Vec<(StreamKey, u64)>, StoreError> {
+    let at = now_rfc3339();
+    let event = ConnectionEvent {
+        operation: Some("deletion".into()),
+        success: true,
+        provider: None,
+        auth_mode: None,
+        environment: None,
+        error: Some("forgotten by an operator (nango-sync forget)".into()),
+        received_at: at.clone(),
+    };
+    state.upsert_connection(connection, &event).await?;
+    let mode = if purge {
+        ConnectionDeletedMode::Purge
+    } else {
+        ConnectionDeletedMode::Tombstone
+    };
+    retire_connection(records, state, connection, &at, mode, "operator").await
 }
 
 /// Moves up to `max` messages from the dead-letter queue back to the ingest queue, in their

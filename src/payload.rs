@@ -162,7 +162,30 @@ impl NangoWebhook {
             ("async_action", _) => serde_json::from_str(text).map(Self::AsyncAction),
             _ => return Self::unrecognized(&kind, raw),
         };
-        parsed.unwrap_or_else(|_| Self::unrecognized(&kind, raw))
+        match parsed {
+            Ok(webhook) if webhook.names_its_streams() => webhook,
+            _ => Self::unrecognized(&kind, raw),
+        }
+    }
+
+    /// Whether a sync or auth webhook names what it is about: a stream (or a connection) with an
+    /// empty part would become a sync of nothing, so such a body is kept as an event instead.
+    fn names_its_streams(&self) -> bool {
+        let filled = |parts: &[&str]| parts.iter().all(|p| !p.is_empty());
+        match self {
+            Self::SyncSuccess(s) => filled(&[
+                &s.connection_id,
+                &s.provider_config_key,
+                &s.model,
+                &s.sync_variant,
+            ]),
+            Self::SyncFailure(f) => {
+                filled(&[&f.connection_id, &f.provider_config_key, &f.sync_variant])
+                    && f.models().next().is_some()
+            }
+            Self::Auth(a) => filled(&[&a.connection_id, &a.provider_config_key]),
+            _ => true,
+        }
     }
 
     fn unrecognized(kind: &str, raw: &RawValue) -> Self {
@@ -269,6 +292,27 @@ mod tests {
             NangoWebhook::parse(misshapen).unwrap(),
             NangoWebhook::Unrecognized { kind, .. } if kind == "sync"
         ));
+    }
+
+    #[test]
+    fn webhooks_with_an_empty_stream_part_are_kept_whole() {
+        let empty_parts = [
+            &br#"{"type":"sync","success":true,"connectionId":"","providerConfigKey":"p","syncName":"s","model":"Contact"}"#[..],
+            br#"{"type":"sync","success":true,"connectionId":"c","providerConfigKey":"","syncName":"s","model":"Contact"}"#,
+            br#"{"type":"sync","success":true,"connectionId":"c","providerConfigKey":"p","syncName":"s","model":""}"#,
+            br#"{"type":"sync","success":true,"connectionId":"c","providerConfigKey":"p","syncName":"s","model":"Contact","syncVariant":""}"#,
+            br#"{"type":"sync","success":false,"connectionId":"c","providerConfigKey":"p","syncName":"s","model":" , "}"#,
+            br#"{"type":"sync","success":false,"connectionId":"","providerConfigKey":"p","syncName":"s","model":"Contact"}"#,
+            br#"{"type":"auth","success":true,"connectionId":"","providerConfigKey":"p"}"#,
+        ];
+        for body in empty_parts {
+            let webhook = NangoWebhook::parse(body).unwrap();
+            assert!(
+                matches!(webhook, NangoWebhook::Unrecognized { .. }),
+                "{}: {webhook:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]

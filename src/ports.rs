@@ -177,6 +177,14 @@ pub trait RecordStore: Send + Sync {
         stream: &StreamKey,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// How many live records of the stream sweep `sweep_id` did not stamp: what
+    /// [`RecordStore::tombstone_unseen`] would mark deleted.
+    fn count_unseen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Marks deleted (at `at`) every live record of the stream that sweep `sweep_id` did not
     /// stamp: the records Nango no longer has. Returns how many.
     fn tombstone_unseen(
@@ -185,14 +193,83 @@ pub trait RecordStore: Send + Sync {
         sweep_id: &str,
         at: &str,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Marks deleted every live record of the stream, or removes every record (tombstones
+    /// too): for a connection Nango deleted, or an operator's `forget`. Returns how many.
+    fn remove_stream(
+        &self,
+        stream: &StreamKey,
+        removal: Removal<'_>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
+/// What [`RecordStore::remove_stream`] does to each live record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal<'a> {
+    /// Mark it deleted at `at` (its payload kept), `deleted_by` saying why.
+    Tombstone { at: &'a str, by: &'a str },
+    /// Remove every item of the stream, tombstones included.
+    Purge,
+}
+
+/// How a stream's last sync went: the stored part of its status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StreamStatus {
+pub enum SyncOutcome {
     #[default]
     Ok,
     Error,
+}
+
+impl SyncOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Self {
+        if text == "error" {
+            Self::Error
+        } else {
+            Self::Ok
+        }
+    }
+}
+
+/// A stream's status as operators see it ([`StreamState::status`]): derived from the sync's
+/// outcome, a held sweep, what Nango said of its sync, and its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamStatus {
+    Ok,
+    /// The last sync failed; `error` says why and what to do.
+    Error,
+    /// A sweep would delete more than the guard allows: nothing was deleted, an operator decides.
+    Held,
+    /// Nango no longer keeps the stream's records (retention, or the sync is gone); the copy is kept.
+    NangoPurged,
+    /// Nango deleted the connection; reconciles no longer sync its streams.
+    ConnectionDeleted,
+}
+
+impl StreamStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Held => "held",
+            Self::NangoPurged => "nango_purged",
+            Self::ConnectionDeleted => "connection_deleted",
+        }
+    }
+}
+
+impl std::fmt::Display for StreamStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One stream's bookkeeping: its cursor and how its syncs went.
@@ -204,12 +281,36 @@ pub struct StreamState {
     pub last_webhook_at: Option<String>,
     pub records_written: u64,
     pub records_rejected: u64,
-    pub status: StreamStatus,
+    /// How the last sync went (stored as `status`).
+    pub outcome: SyncOutcome,
     pub error: Option<String>,
     /// A sweep under way, if any.
     pub sweep: Option<SweepState>,
     /// How the last finished sweep ended.
     pub last_sweep: Option<SweepResult>,
+    /// A finished sweep whose deletes wait for an operator.
+    pub held: Option<HeldSweep>,
+    /// What the worker last learned of the stream's sync from Nango.
+    pub nango: NangoNotes,
+    /// When Nango said the stream's connection was deleted (or an operator forgot it).
+    pub connection_deleted_at: Option<String>,
+}
+
+impl StreamState {
+    /// The status operators see: what needs them first.
+    pub fn status(&self) -> StreamStatus {
+        if self.connection_deleted_at.is_some() {
+            StreamStatus::ConnectionDeleted
+        } else if self.held.is_some() {
+            StreamStatus::Held
+        } else if self.nango.purged.is_some() {
+            StreamStatus::NangoPurged
+        } else if self.outcome == SyncOutcome::Error {
+            StreamStatus::Error
+        } else {
+            StreamStatus::Ok
+        }
+    }
 }
 
 /// A sweep: a full re-read of a stream, with its own cursor, that stamps every record it sees so
@@ -225,6 +326,49 @@ pub struct SweepState {
     pub nango_count: u64,
 }
 
+/// How a sweep ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepOutcome {
+    /// Its deletes were within the guard's bound and applied.
+    #[default]
+    Applied,
+    /// Its deletes exceeded the guard's bound: held for an operator.
+    Held,
+    /// An operator applied the held deletes (`nango-sync sweep --confirm`).
+    Confirmed,
+    /// An operator dropped the held deletes and kept the copy (`--discard`).
+    Discarded,
+    /// Nango started a pass, or stopped vouching for its cache, before the end: nothing applied.
+    Abandoned,
+    /// Held, then Nango's count came back to ours: nothing applied.
+    Resolved,
+}
+
+impl SweepOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Held => "held",
+            Self::Confirmed => "confirmed",
+            Self::Discarded => "discarded",
+            Self::Abandoned => "abandoned",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "held" => Self::Held,
+            "confirmed" => Self::Confirmed,
+            "discarded" => Self::Discarded,
+            "abandoned" => Self::Abandoned,
+            "resolved" => Self::Resolved,
+            _ => Self::Applied,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepResult {
     pub finished_at: String,
@@ -232,7 +376,63 @@ pub struct SweepResult {
     pub nango_count: u64,
     /// Our live count once the sweep ended.
     pub live_count: u64,
+    /// Records it marked deleted (0 unless applied or confirmed).
     pub tombstoned: u64,
+    pub outcome: SweepOutcome,
+}
+
+/// A sweep whose deletes the guard held: the numbers an operator decides on. The records the
+/// sweep saw keep its stamp, so `--confirm` applies exactly what was held, if nothing moved since.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldSweep {
+    pub sweep_id: String,
+    /// Live records the sweep did not see in Nango: what it would mark deleted.
+    pub would_delete: u64,
+    /// Our live records when it was held.
+    pub live_count: u64,
+    /// Nango's `recordCount` then.
+    pub nango_count: u64,
+    /// The sync's last successful run, as far as known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<String>,
+    pub held_at: String,
+    pub reason: String,
+}
+
+/// What the worker learned of a stream's sync from Nango (`/sync/status`, sync webhooks), kept
+/// so that a reconcile can judge Nango's counts without asking twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NangoNotes {
+    /// The sync's last successful run seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<String>,
+    /// Set while Nango no longer keeps the stream's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged: Option<NangoPurge>,
+    /// When the latest sync webhook said a checkpointed pass goes on (`checkpoints.to` set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_open_since: Option<String>,
+    /// The last count check, kept while nothing changes so the next needs no partition read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<CountCheck>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NangoPurge {
+    pub at: String,
+    pub reason: String,
+}
+
+/// A count check that needs no sweep: Nango's count agreed with ours, or is not to be trusted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountCheck {
+    pub nango_count: u64,
+    pub live_count: u64,
+    /// The stream's `records_written` then: any write since moves it.
+    pub records_written: u64,
+    pub at: String,
+    /// False when Nango's count was 0 while its records API still served live records.
+    pub trusted: bool,
 }
 
 /// The result of a stream's sync (or of its failure), recorded on its state.
@@ -255,6 +455,14 @@ pub struct ConnectionEvent {
     pub environment: Option<String>,
     pub error: Option<String>,
     pub received_at: String,
+}
+
+impl ConnectionEvent {
+    /// When the connection was deleted: a successful `deletion` event (Nango's, or `forget`).
+    pub fn deleted_at(&self) -> Option<&str> {
+        let deleted = self.success && self.operation.as_deref() == Some("deletion");
+        deleted.then_some(self.received_at.as_str())
+    }
 }
 
 /// Streams, connections and application events: the state table.
@@ -317,6 +525,36 @@ pub trait StateStore: Send + Sync {
         stream: &StreamKey,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Keeps what the worker learned of the stream's sync from Nango.
+    fn set_nango_notes(
+        &self,
+        stream: &StreamKey,
+        notes: &NangoNotes,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Holds a finished sweep's deletes for an operator (the stream's status becomes `held`).
+    fn hold_sweep(
+        &self,
+        stream: &StreamKey,
+        held: &HeldSweep,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends the hold of sweep `sweep_id`, recording `result` as the stream's last sweep. Returns
+    /// false, changing nothing, when that sweep is not the one held.
+    fn release_hold(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        result: &SweepResult,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Marks the stream's connection deleted at `at`, or (`None`) not deleted.
+    fn set_connection_deleted(
+        &self,
+        stream: &StreamKey,
+        at: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     fn upsert_connection(
         &self,
         connection: &ConnectionKey,
@@ -347,17 +585,64 @@ pub struct StoredEvent {
 pub struct DiscoveredStream {
     pub stream: StreamKey,
     pub sync_name: String,
-    /// Nango's `recordCount` for the model, when it reports one.
+    /// What `/sync/status` says of the stream's sync.
+    pub sync: NangoSync,
+}
+
+/// What Nango's `GET /sync/status` says of one stream's sync (contract §6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NangoSync {
+    /// `recordCount` for the model, when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_count: Option<u64>,
+    /// `status`: the sync as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
+    /// `latestExecutionStatus`, when reported: how the latest run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_execution: Option<RunStatus>,
+    /// `finishedAt`: when the latest run ended (successful or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Whether `checkpoint` is set (a checkpointed pass under way); `None` when not reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<bool>,
+}
+
+/// A sync's (or a run's) status as `/sync/status` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Running,
+    Success,
+    Error,
+    Paused,
+    Stopped,
+    #[serde(other)]
+    Other,
+}
+
+impl RunStatus {
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "RUNNING" => Self::Running,
+            "SUCCESS" => Self::Success,
+            "ERROR" => Self::Error,
+            "PAUSED" => Self::Paused,
+            "STOPPED" => Self::Stopped,
+            _ => Self::Other,
+        }
+    }
 }
 
 /// Lists every stream Nango syncs (its connections, then each connection's syncs and models).
 pub trait StreamDiscovery: Send + Sync {
     fn discover(&self) -> impl Future<Output = Result<Vec<DiscoveredStream>, SourceError>> + Send;
 
-    /// Nango's current `recordCount` for one stream (`None` when Nango reports none).
-    fn record_count(
+    /// What `/sync/status` says now of one stream's sync; `None` when the connection's syncs no
+    /// longer include the stream.
+    fn sync_of(
         &self,
         stream: &StreamKey,
-    ) -> impl Future<Output = Result<Option<u64>, SourceError>> + Send;
+    ) -> impl Future<Output = Result<Option<NangoSync>, SourceError>> + Send;
 }

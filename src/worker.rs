@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tracing::Instrument;
 
-use crate::job::{messages_for, now_rfc3339, Job, JobDecodeError, JobMessage, Trigger};
-use crate::ops::{enqueue_syncs, SyncRequest};
-use crate::ports::{
-    ConnectionEvent, JobQueue, QueueError, RecordSource, RecordStore, StateStore, StoreError,
-    StoredEvent, StreamDiscovery, StreamStatus, SweepResult, SyncReport,
+use crate::job::{
+    messages_for, now_rfc3339, Checkpoints, Job, JobDecodeError, JobMessage, NangoReport, Trigger,
 };
+use crate::ports::{
+    ConnectionEvent, JobQueue, NangoSync, QueueError, RecordSource, RecordStore, StateStore,
+    StoreError, StoredEvent, StreamDiscovery, SyncReport,
+};
+use crate::reconcile::{restore_connection, retire_connection, ConnectionDeletedMode, SweepGuard};
 use crate::stream::{digest_hex, StreamKey};
 use crate::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
 
@@ -26,6 +28,10 @@ pub struct WorkerSettings {
     pub deadline_margin: Duration,
     /// Compare each reconciled stream's live count with Nango's `recordCount`, and sweep on drift.
     pub drift_check: bool,
+    /// The bound on what a sweep deletes without an operator.
+    pub guard: SweepGuard,
+    /// What becomes of a deleted connection's records.
+    pub connection_deleted: ConnectionDeletedMode,
 }
 
 impl Default for WorkerSettings {
@@ -33,6 +39,8 @@ impl Default for WorkerSettings {
         Self {
             deadline_margin: Duration::from_secs(60),
             drift_check: true,
+            guard: SweepGuard::default(),
+            connection_deleted: ConnectionDeletedMode::default(),
         }
     }
 }
@@ -128,12 +136,29 @@ where
                 stream,
                 sync_name,
                 trigger,
+                checkpoints,
+                nango,
                 record_count,
                 ..
             } => {
-                let webhook_at = (trigger == Trigger::Webhook).then_some(received_at);
-                self.sync(&stream, &sync_name, webhook_at, record_count, stop_at)
-                    .await
+                // Messages from before `nango` carry the count alone.
+                let nango = nango.or_else(|| {
+                    record_count.map(|count| {
+                        NangoReport::Listed(NangoSync {
+                            record_count: Some(count),
+                            ..NangoSync::default()
+                        })
+                    })
+                });
+                let job = SyncJob {
+                    stream: &stream,
+                    sync_name: &sync_name,
+                    trigger,
+                    received_at: &received_at,
+                    checkpoints: checkpoints.as_ref(),
+                    nango: nango.as_ref(),
+                };
+                self.sync(job, stop_at).await
             }
             Job::Reconcile {} => self.reconcile(&received_at).await,
             Job::SyncFailed {
@@ -173,6 +198,20 @@ where
                     received_at,
                 };
                 self.state.upsert_connection(&connection, &event).await?;
+                if let Some(at) = event.deleted_at() {
+                    let mode = self.settings.connection_deleted;
+                    retire_connection(
+                        &self.records,
+                        &self.state,
+                        &connection,
+                        at,
+                        mode,
+                        "connection_deleted",
+                    )
+                    .await?;
+                } else if event.success && event.operation.as_deref() == Some("creation") {
+                    restore_connection(&self.state, &connection).await?;
+                }
                 Ok(JobOutcome::ConnectionUpdated)
             }
             Job::Event { kind, webhook } => {
@@ -190,91 +229,32 @@ where
         }
     }
 
-    /// Enqueues a sync of every stream, each in its own group, so that streams whose webhooks
-    /// were lost catch up: the streams the state table knows, plus those Nango lists (its
-    /// connections' syncs and models) that never sent a webhook. A known stream in error that Nango
-    /// no longer lists (its connection is gone) is left alone.
-    async fn reconcile(&self, received_at: &str) -> Result<JobOutcome, JobError> {
-        let known = self.state.list_streams().await?;
-        let discovered = match self.source.discover().await {
-            Ok(found) => Some(found),
-            Err(error) => {
-                tracing::warn!(%error, "reconcile: discovery from Nango failed; syncing the known streams only");
-                None
-            }
-        };
-        let listed: std::collections::HashMap<&StreamKey, &crate::ports::DiscoveredStream> =
-            discovered
-                .iter()
-                .flatten()
-                .map(|d| (&d.stream, d))
-                .collect();
-        let mut requests: std::collections::BTreeMap<StreamKey, SyncRequest> =
-            std::collections::BTreeMap::new();
-        for (stream, state) in &known {
-            let gone = discovered.is_some()
-                && state.status == StreamStatus::Error
-                && !listed.contains_key(stream);
-            if !gone {
-                let name = state.sync_name.clone().unwrap_or_default();
-                requests.insert(stream.clone(), SyncRequest::new(stream.clone(), name));
-            }
-        }
-        let mut new_streams = 0;
-        for found in discovered.iter().flatten() {
-            if !known.iter().any(|(s, _)| s == &found.stream) {
-                new_streams += 1;
-            }
-            let request = requests
-                .entry(found.stream.clone())
-                .or_insert_with(|| SyncRequest::new(found.stream.clone(), found.sync_name.clone()));
-            request.record_count = found.record_count;
-        }
-        // The ids derive from this reconcile run: a redelivered reconcile message enqueues nothing new.
-        let count = enqueue_syncs(
-            &self.queue,
-            requests.into_values().collect(),
-            Trigger::Reconcile,
-            received_at,
-        )
-        .await?;
-        tracing::info!(
-            streams = count,
-            new_streams,
-            "reconcile: a sync enqueued for every stream"
-        );
-        Ok(JobOutcome::Reconciled {
-            streams: count,
-            new_streams,
-        })
-    }
-
     async fn sync(
         &self,
-        stream: &StreamKey,
-        sync_name: &str,
-        webhook_at: Option<String>,
-        record_count: Option<u64>,
+        job: SyncJob<'_>,
         stop_at: Option<Instant>,
     ) -> Result<JobOutcome, JobError> {
-        let result = self.bring_up_to_date(stream, record_count, stop_at).await;
+        let stream = job.stream;
+        let result = self.bring_up_to_date(&job, stop_at).await;
         let mut report = SyncReport {
-            sync_name: sync_name.to_owned(),
+            sync_name: job.sync_name.to_owned(),
             at: now_rfc3339(),
-            webhook_at,
+            webhook_at: (job.trigger == Trigger::Webhook).then(|| job.received_at.to_owned()),
             error: None,
         };
         match result {
             Ok(summary) if summary.end == SyncEnd::DeadlineReached => {
                 let continuation = Job::Sync {
                     stream: stream.clone(),
-                    sync_name: sync_name.to_owned(),
+                    sync_name: job.sync_name.to_owned(),
                     sync_type: None,
                     modified_after: None,
                     results: None,
                     trigger: Trigger::Continuation,
+                    checkpoints: job.checkpoints.cloned(),
                     // The drift check waits for the stream to be up to date: it goes on too.
-                    record_count: record_count.filter(|_| summary.sweep.is_none()),
+                    nango: job.nango.filter(|_| summary.sweep.is_none()).cloned(),
+                    record_count: None,
                 };
                 // Each continuation needs a deduplication id of its own: one that made no
                 // progress (the deadline came before the first page) must not be taken by SQS
@@ -308,23 +288,26 @@ where
     /// The normal sync; then, if a sweep is under way or the drift check starts one, the sweep.
     async fn bring_up_to_date(
         &self,
-        stream: &StreamKey,
-        record_count: Option<u64>,
+        job: &SyncJob<'_>,
         stop_at: Option<Instant>,
     ) -> Result<SyncSummary, SyncError> {
+        let stream = job.stream;
         let (source, records, state) = (&self.source, &self.records, &self.state);
         let mut summary = sync_stream(source, records, state, stream, Track::Main, stop_at).await?;
         if summary.end == SyncEnd::DeadlineReached {
             return Ok(summary);
         }
-        let stored = state.get_stream(stream).await?.unwrap_or_default();
-        let sweep_state = match (stored.sweep, record_count) {
+        let mut stored = state.get_stream(stream).await?.unwrap_or_default();
+        if job.trigger == Trigger::Webhook {
+            self.note_pass(stream, &mut stored, job).await?;
+        }
+        if stored.connection_deleted_at.is_some() {
+            return Ok(summary);
+        }
+        let sweep_state = match (stored.sweep.clone(), job.nango) {
             (Some(sweep), _) => sweep,
-            (None, Some(nango_count)) if self.settings.drift_check => {
-                match self
-                    .check_drift(stream, nango_count, &summary, stored.last_sweep)
-                    .await?
-                {
+            (None, Some(report)) if self.settings.drift_check => {
+                match self.check_drift(stream, report, &summary, &stored).await? {
                     Some(sweep) => sweep,
                     None => return Ok(summary),
                 }
@@ -339,66 +322,37 @@ where
             summary.sweep = Some(Box::new(sweep));
             return Ok(summary);
         }
-        let at = now_rfc3339();
-        let tombstoned = records.tombstone_unseen(stream, id, &at).await?;
-        let live_count = records.count_live(stream).await?;
-        let result = SweepResult {
-            finished_at: at,
-            nango_count: sweep_state.nango_count,
-            live_count,
-            tombstoned,
-        };
-        state.end_sweep(stream, id, &result).await?;
-        tracing::info!(stream = %stream.encode(), tombstoned, live_count, "sweep finished: records Nango no longer has are marked deleted");
-        sweep.deleted += tombstoned;
+        sweep.deleted += self.end_sweep(stream, &sweep_state).await?;
         summary.sweep = Some(Box::new(sweep));
         Ok(summary)
     }
 
-    /// Compares the stream's live count with Nango's `recordCount` once the stream is up to date.
-    /// A mismatch is confirmed with a fresh count from Nango, taken while no record changed after
-    /// our cursor, before a sweep starts; the sweep begun is returned. A mismatch that a finished sweep
-    /// already left as it is (Nango's count is maintained incrementally and can be off) does not
-    /// start another sweep.
-    async fn check_drift(
+    /// Remembers whether the webhook's checkpointed pass is finished, and when its latest slice
+    /// was reported: drift checks wait for the pass to end.
+    async fn note_pass(
         &self,
         stream: &StreamKey,
-        nango_count: u64,
-        summary: &SyncSummary,
-        last_sweep: Option<SweepResult>,
-    ) -> Result<Option<crate::ports::SweepState>, SyncError> {
-        let live = self.records.count_live(stream).await?;
-        if live == nango_count {
-            return Ok(None);
+        stored: &mut crate::ports::StreamState,
+        job: &SyncJob<'_>,
+    ) -> Result<(), StoreError> {
+        let open = job.checkpoints.is_some_and(Checkpoints::pass_unfinished);
+        let since = open.then(|| job.received_at.to_owned());
+        if since == stored.nango.pass_open_since {
+            return Ok(());
         }
-        if last_sweep.is_some_and(|s| s.nango_count == nango_count && s.live_count == live) {
-            tracing::debug!(stream = %stream.encode(), live, nango_count, "count drift unchanged since the last sweep; not sweeping again");
-            return Ok(None);
-        }
-        let Some(fresh) = self.source.record_count(stream).await? else {
-            return Ok(None);
-        };
-        let quiet = self
-            .source
-            .fetch_page(stream, summary.cursor.as_deref())
-            .await?
-            .records
-            .is_empty();
-        if !quiet || fresh == live {
-            // Records changed since the reconcile counted them: the next reconcile checks again.
-            return Ok(None);
-        }
-        let now = now_rfc3339();
-        let sweep = crate::ports::SweepState {
-            id: format!("sweep {now}"),
-            cursor: None,
-            started_at: now,
-            nango_count: fresh,
-        };
-        tracing::warn!(stream = %stream.encode(), live, nango_count = fresh, "live count differs from Nango's recordCount; sweeping the stream");
-        self.state.begin_sweep(stream, &sweep).await?;
-        Ok(Some(sweep))
+        stored.nango.pass_open_since = since;
+        self.state.set_nango_notes(stream, &stored.nango).await
     }
+}
+
+/// A sync job's fields, as the worker uses them.
+struct SyncJob<'a> {
+    stream: &'a StreamKey,
+    sync_name: &'a str,
+    trigger: Trigger,
+    received_at: &'a str,
+    checkpoints: Option<&'a Checkpoints>,
+    nango: Option<&'a NangoReport>,
 }
 
 fn group_of(message: &SqsMessage) -> String {

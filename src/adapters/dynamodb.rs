@@ -5,20 +5,24 @@
 //! stream (its cursor, moved by a conditional write), per connection, and per stored event.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
-    PutRequest, ScalarAttributeType, Select, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, DeleteRequest,
+    KeySchemaElement, KeyType, PutRequest, ReturnConsumedCapacity, ScalarAttributeType, Select,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::item::{self, attr, Encoded, Item};
 use crate::ports::{
-    ConnectionEvent, RecordStore, RejectedRecord, StateStore, StoreError, StoredEvent, StreamState,
-    StreamStatus, SweepResult, SweepState, SyncReport, WriteReport,
+    ConnectionEvent, HeldSweep, NangoNotes, RecordStore, RejectedRecord, Removal, StateStore,
+    StoreError, StoredEvent, StreamState, SweepOutcome, SweepResult, SweepState, SyncOutcome,
+    SyncReport, WriteReport,
 };
 use crate::record::NangoRecord;
 use crate::stream::{ConnectionKey, StreamKey};
@@ -49,11 +53,73 @@ impl Default for WriteSettings {
     }
 }
 
+/// The capacity DynamoDB reports as consumed (`ReturnConsumedCapacity: TOTAL` on every read
+/// and batch write), summed over the calls of the stores that share it.
+#[derive(Debug, Default)]
+pub struct CapacityMeter {
+    read_milli: AtomicU64,
+    write_milli: AtomicU64,
+    get_items: AtomicU64,
+    query_pages: AtomicU64,
+    scan_pages: AtomicU64,
+}
+
+/// Which read call consumed capacity.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    GetItem,
+    Query,
+    Scan,
+}
+
+impl CapacityMeter {
+    /// Read capacity units consumed so far.
+    pub fn read_units(&self) -> f64 {
+        self.read_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// Write capacity units consumed so far (batch writes).
+    pub fn write_units(&self) -> f64 {
+        self.write_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// Read calls so far: (GetItem calls, Query pages, Scan pages).
+    pub fn read_calls(&self) -> (u64, u64, u64) {
+        (
+            self.get_items.load(Ordering::Relaxed),
+            self.query_pages.load(Ordering::Relaxed),
+            self.scan_pages.load(Ordering::Relaxed),
+        )
+    }
+
+    fn read(&self, call: Read, consumed: Option<&ConsumedCapacity>) {
+        let calls = match call {
+            Read::GetItem => &self.get_items,
+            Read::Query => &self.query_pages,
+            Read::Scan => &self.scan_pages,
+        };
+        calls.fetch_add(1, Ordering::Relaxed);
+        add_units(&self.read_milli, consumed);
+    }
+
+    fn write(&self, consumed: &[ConsumedCapacity]) {
+        for c in consumed {
+            add_units(&self.write_milli, Some(c));
+        }
+    }
+}
+
+fn add_units(total: &AtomicU64, consumed: Option<&ConsumedCapacity>) {
+    let units = consumed.and_then(|c| c.capacity_units).unwrap_or(0.0);
+    total.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
+}
+
 #[derive(Debug, Clone)]
 pub struct DynamoRecordStore {
     client: Client,
     table: String,
     settings: WriteSettings,
+    meter: Arc<CapacityMeter>,
 }
 
 impl DynamoRecordStore {
@@ -62,7 +128,93 @@ impl DynamoRecordStore {
             client,
             table: table.into(),
             settings,
+            meter: Arc::default(),
         }
+    }
+
+    /// Sums this store's consumed capacity into `meter` (shared with the state store, say).
+    pub fn with_meter(mut self, meter: Arc<CapacityMeter>) -> Self {
+        self.meter = meter;
+        self
+    }
+
+    pub fn meter(&self) -> &Arc<CapacityMeter> {
+        &self.meter
+    }
+
+    /// The stream's items `which` selects, a Query page at a time: `each` gets every page's
+    /// items (none when `count_only`). Returns how many matched.
+    async fn for_items(
+        &self,
+        stream: &StreamKey,
+        which: Items<'_>,
+        count_only: bool,
+        mut each: impl AsyncPage,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_values(":pk", s(stream.encode()))
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start.take());
+            query = match which {
+                Items::Unseen(sweep) => query
+                    .filter_expression(
+                        "attribute_not_exists(#deleted) AND (attribute_not_exists(#seen) OR #seen <> :sweep)",
+                    )
+                    .expression_attribute_names("#deleted", attr::DELETED_AT)
+                    .expression_attribute_names("#seen", attr::SEEN_IN)
+                    .expression_attribute_values(":sweep", s(sweep)),
+                Items::Live => query
+                    .filter_expression("attribute_not_exists(#deleted)")
+                    .expression_attribute_names("#deleted", attr::DELETED_AT),
+                Items::All => query,
+            };
+            if count_only {
+                query = query.select(Select::Count);
+            }
+            let page = query.send().await.map_err(store_error)?;
+            self.meter.read(Read::Query, page.consumed_capacity());
+            total += u64::try_from(page.count).unwrap_or(0);
+            if !count_only {
+                each.page(page.items.unwrap_or_default()).await?;
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
+
+    /// Marks deleted (`tombstone`: at, by) or removes the stream's items `which` selects.
+    /// Returns how many.
+    async fn remove_items(
+        &self,
+        stream: &StreamKey,
+        which: Items<'_>,
+        tombstone: Option<(&str, &str)>,
+    ) -> Result<u64, StoreError> {
+        let page = |items: Vec<Item>| async move {
+            let requests = items
+                .iter()
+                .map(|found| match tombstone {
+                    Some((at, by)) => self.tombstone(stream, found, at, by),
+                    None => Ok(delete(item::record_key(
+                        stream,
+                        &get_s(found, attr::SK).unwrap_or_default(),
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.write_all(requests).await
+        };
+        self.for_items(stream, which, false, page).await
     }
 
     /// Every stored record of a stream, by id (a Query on the partition, page by page).
@@ -84,10 +236,12 @@ impl DynamoRecordStore {
                 .expression_attribute_names("#pk", attr::PK)
                 .expression_attribute_values(":pk", AttributeValue::S(stream.encode()))
                 .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(store_error)?;
+            self.meter.read(Read::Query, page.consumed_capacity());
             for item in page.items.unwrap_or_default() {
                 let id = get_s(&item, attr::SK).unwrap_or_default();
                 let record =
@@ -113,24 +267,22 @@ impl DynamoRecordStore {
         Ok(())
     }
 
-    /// The write that marks a stored record deleted by a sweep (or removes it, in hard mode).
+    /// The write that marks a stored record deleted at `at`, `deleted_by` saying why.
     fn tombstone(
         &self,
         stream: &StreamKey,
         found: &Item,
         at: &str,
+        by: &str,
     ) -> Result<WriteRequest, StoreError> {
         let id = get_s(found, attr::SK).unwrap_or_default();
-        if self.settings.hard_delete {
-            return Ok(delete(item::record_key(stream, &id)));
-        }
         let unreadable = |e: String| StoreError::Permanent(format!("record {id}: {e}"));
         let mut object = item::decode_record(found).map_err(|e| unreadable(e.to_string()))?;
         crate::record::mark_deleted(&mut object, at);
         let record = NangoRecord::from_object(object).map_err(|e| unreadable(e.to_string()))?;
         match item::encode_record(stream, &record) {
             Encoded::Native(mut item) | Encoded::Compressed(mut item) => {
-                item.insert(attr::DELETED_BY.to_owned(), s("sweep"));
+                item.insert(attr::DELETED_BY.to_owned(), s(by));
                 Ok(put(item))
             }
             // It fitted before; the metadata change cannot grow it past the allowance.
@@ -145,10 +297,12 @@ impl DynamoRecordStore {
                 .client
                 .batch_write_item()
                 .request_items(&self.table, requests.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
             match result {
                 Ok(out) => {
+                    self.meter.write(out.consumed_capacity());
                     requests = out
                         .unprocessed_items
                         .and_then(|mut m| m.remove(&self.table))
@@ -306,32 +460,15 @@ impl RecordStore for DynamoRecordStore {
     }
 
     /// A Query COUNT of the stream's items without `deleted_at`. It reads the whole partition
-    /// (read capacity grows with the stream's size), which is why only reconciles run it.
+    /// (read capacity grows with the stream's size), which is why only reconciles run it, and
+    /// only when a count may have changed.
     async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .filter_expression("attribute_not_exists(#deleted)")
-                .expression_attribute_names("#pk", attr::PK)
-                .expression_attribute_names("#deleted", attr::DELETED_AT)
-                .expression_attribute_values(":pk", s(stream.encode()))
-                .select(Select::Count)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            total += u64::try_from(page.count).unwrap_or(0);
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(total),
-            }
-        }
+        self.for_items(stream, Items::Live, true, NoPage).await
+    }
+
+    async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
+        self.for_items(stream, Items::Unseen(sweep_id), true, NoPage)
+            .await
     }
 
     async fn tombstone_unseen(
@@ -340,38 +477,61 @@ impl RecordStore for DynamoRecordStore {
         sweep_id: &str,
         at: &str,
     ) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .filter_expression(
-                    "attribute_not_exists(#deleted) AND (attribute_not_exists(#seen) OR #seen <> :sweep)",
-                )
-                .expression_attribute_names("#pk", attr::PK)
-                .expression_attribute_names("#deleted", attr::DELETED_AT)
-                .expression_attribute_names("#seen", attr::SEEN_IN)
-                .expression_attribute_values(":pk", s(stream.encode()))
-                .expression_attribute_values(":sweep", s(sweep_id))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            let mut requests = Vec::new();
-            for found in page.items.unwrap_or_default() {
-                requests.push(self.tombstone(stream, &found, at)?);
+        let tombstone = (!self.settings.hard_delete).then_some((at, "sweep"));
+        self.remove_items(stream, Items::Unseen(sweep_id), tombstone)
+            .await
+    }
+
+    async fn remove_stream(
+        &self,
+        stream: &StreamKey,
+        removal: Removal<'_>,
+    ) -> Result<u64, StoreError> {
+        match removal {
+            Removal::Tombstone { at, by } => {
+                self.remove_items(stream, Items::Live, Some((at, by))).await
             }
-            total += requests.len() as u64;
-            self.write_all(requests).await?;
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(total),
-            }
+            Removal::Purge => self.remove_items(stream, Items::All, None).await,
         }
+    }
+}
+
+/// Which of a stream's items a Query reads.
+#[derive(Debug, Clone, Copy)]
+enum Items<'a> {
+    Live,
+    /// Live, and not stamped by this sweep.
+    Unseen(&'a str),
+    All,
+}
+
+/// What [`DynamoRecordStore::for_items`] does with each page of items.
+trait AsyncPage {
+    fn page(
+        &mut self,
+        items: Vec<Item>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<F, Fut> AsyncPage for F
+where
+    F: FnMut(Vec<Item>) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<(), StoreError>> + Send,
+{
+    fn page(
+        &mut self,
+        items: Vec<Item>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self(items)
+    }
+}
+
+/// For counts: no items come back.
+struct NoPage;
+
+impl AsyncPage for NoPage {
+    async fn page(&mut self, _items: Vec<Item>) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
@@ -455,6 +615,7 @@ fn key(name: &str, kind: KeyType) -> KeySchemaElement {
 pub struct DynamoStateStore {
     client: Client,
     table: String,
+    meter: Arc<CapacityMeter>,
 }
 
 /// Item kinds in the state table, by key.
@@ -492,7 +653,18 @@ impl DynamoStateStore {
         Self {
             client,
             table: table.into(),
+            meter: Arc::default(),
         }
+    }
+
+    /// Sums this store's consumed capacity into `meter` (shared with the records store, say).
+    pub fn with_meter(mut self, meter: Arc<CapacityMeter>) -> Self {
+        self.meter = meter;
+        self
+    }
+
+    pub fn meter(&self) -> &Arc<CapacityMeter> {
+        &self.meter
     }
 
     /// An UpdateItem on the stream's state item.
@@ -504,6 +676,21 @@ impl DynamoStateStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::stream_key(stream)))
+    }
+
+    /// An UpdateItem that sets `assignments` (and the stream's own fields) on its state item.
+    fn set_on_stream(
+        &self,
+        stream: &StreamKey,
+        assignments: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let mut request = self
+            .update_stream(stream)
+            .update_expression(format!("SET {IDENTITY_SET}, {assignments}"));
+        for (name, value) in Self::identity_values(stream) {
+            request = request.expression_attribute_values(name, value);
+        }
+        request
     }
 
     fn stream_key(stream: &StreamKey) -> Item {
@@ -526,6 +713,22 @@ impl DynamoStateStore {
 
 const IDENTITY_SET: &str =
     "provider_config_key = :pck, connection_id = :conn, model = :model, variant = :variant";
+
+/// The stream's last sweep result, set by [`with_last_sweep`]'s values.
+const LAST_SWEEP_SET: &str = "last_sweep_at = :at, swept_nango_count = :nango, \
+    swept_live_count = :live, swept_tombstoned = :tomb, swept_outcome = :outcome";
+
+fn with_last_sweep(
+    request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    result: &SweepResult,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    request
+        .expression_attribute_values(":at", s(&result.finished_at))
+        .expression_attribute_values(":nango", n(result.nango_count))
+        .expression_attribute_values(":live", n(result.live_count))
+        .expression_attribute_values(":tomb", n(result.tombstoned))
+        .expression_attribute_values(":outcome", s(result.outcome.as_str()))
+}
 
 fn store_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     e: SdkError<E, R>,
@@ -559,10 +762,7 @@ fn stream_state(item: &Item) -> StreamState {
         last_webhook_at: get_s(item, "last_webhook_at"),
         records_written: get_n(item, "records_written"),
         records_rejected: get_n(item, "records_rejected"),
-        status: match get_s(item, "status").as_deref() {
-            Some("error") => StreamStatus::Error,
-            _ => StreamStatus::Ok,
-        },
+        outcome: SyncOutcome::parse(&get_s(item, "status").unwrap_or_default()),
         error: get_s(item, "error"),
         sweep: get_s(item, "sweep_id").map(|id| SweepState {
             id,
@@ -575,8 +775,22 @@ fn stream_state(item: &Item) -> StreamState {
             nango_count: get_n(item, "swept_nango_count"),
             live_count: get_n(item, "swept_live_count"),
             tombstoned: get_n(item, "swept_tombstoned"),
+            outcome: SweepOutcome::parse(&get_s(item, "swept_outcome").unwrap_or_default()),
         }),
+        held: get_map(item, "held"),
+        nango: get_map(item, "nango_notes").unwrap_or_default(),
+        connection_deleted_at: get_s(item, "connection_deleted_at"),
     }
+}
+
+/// A native map attribute read back into its type; what cannot be read (a hand edit) is unset.
+fn get_map<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)
+        .and_then(|v| serde_dynamo::from_attribute_value(v.clone()).ok())
+}
+
+fn to_map(value: &impl serde::Serialize) -> AttributeValue {
+    serde_dynamo::to_attribute_value(value).expect("bookkeeping converts to a DynamoDB map")
 }
 
 /// A conditional update's failed check, as a conflict; anything else as itself.
@@ -603,9 +817,11 @@ impl StateStore for DynamoStateStore {
             .table_name(&self.table)
             .set_key(Some(Self::stream_key(stream)))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(store_error)?;
+        self.meter.read(Read::GetItem, out.consumed_capacity());
         Ok(out.item.as_ref().map(stream_state))
     }
 
@@ -620,10 +836,12 @@ impl StateStore for DynamoStateStore {
                 .filter_expression("begins_with(#pk, :prefix)")
                 .expression_attribute_names("#pk", attr::PK)
                 .expression_attribute_values(":prefix", s("stream#"))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(store_error)?;
+            self.meter.read(Read::Scan, page.consumed_capacity());
             for item in page.items.unwrap_or_default() {
                 let key = get_s(&item, attr::PK)
                     .and_then(|pk| pk.strip_prefix("stream#").map(str::to_owned))
@@ -783,24 +1001,77 @@ impl StateStore for DynamoStateStore {
         id: &str,
         result: &SweepResult,
     ) -> Result<(), StoreError> {
-        let ended = self.update_stream(stream)
+        let ended = self
+            .update_stream(stream)
             .update_expression(
-                "SET last_sweep_at = :at, swept_nango_count = :nango, swept_live_count = :live, \
-                 swept_tombstoned = :tomb REMOVE sweep_id, sweep_cursor, sweep_started_at, sweep_nango_count",
+                format!("SET {LAST_SWEEP_SET} REMOVE sweep_id, sweep_cursor, sweep_started_at, sweep_nango_count"),
             )
             .condition_expression("sweep_id = :id")
-            .expression_attribute_values(":id", s(id))
-            .expression_attribute_values(":at", s(&result.finished_at))
-            .expression_attribute_values(":nango", n(result.nango_count))
-            .expression_attribute_values(":live", n(result.live_count))
-            .expression_attribute_values(":tomb", n(result.tombstoned))
-            .send()
-            .await;
+            .expression_attribute_values(":id", s(id));
+        let ended = with_last_sweep(ended, result).send().await;
         match ended {
             // Already ended (a redelivered job): nothing to do.
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
             other => other.map(|_| ()).map_err(store_error),
         }
+    }
+
+    async fn set_nango_notes(
+        &self,
+        stream: &StreamKey,
+        notes: &NangoNotes,
+    ) -> Result<(), StoreError> {
+        self.set_on_stream(stream, "nango_notes = :notes")
+            .expression_attribute_values(":notes", to_map(notes))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn hold_sweep(&self, stream: &StreamKey, held: &HeldSweep) -> Result<(), StoreError> {
+        self.set_on_stream(stream, "held = :held, held_sweep_id = :id")
+            .expression_attribute_values(":held", to_map(held))
+            .expression_attribute_values(":id", s(&held.sweep_id))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn release_hold(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        result: &SweepResult,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .update_stream(stream)
+            .update_expression(format!("SET {LAST_SWEEP_SET} REMOVE held, held_sweep_id"))
+            .condition_expression("held_sweep_id = :id")
+            .expression_attribute_values(":id", s(sweep_id));
+        match with_last_sweep(request, result).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn set_connection_deleted(
+        &self,
+        stream: &StreamKey,
+        at: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let request = match at {
+            Some(at) => self
+                .set_on_stream(stream, "connection_deleted_at = :at")
+                .expression_attribute_values(":at", s(at)),
+            None => self
+                .update_stream(stream)
+                .update_expression("REMOVE connection_deleted_at"),
+        };
+        request.send().await.map_err(store_error)?;
+        Ok(())
     }
 
     async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
@@ -836,6 +1107,9 @@ impl StateStore for DynamoStateStore {
             ("last_event_at".to_owned(), s(&event.received_at)),
             ("success".to_owned(), AttributeValue::Bool(event.success)),
         ]);
+        if let Some(at) = event.deleted_at() {
+            item.insert("deleted_at".to_owned(), s(at));
+        }
         for (name, value) in [
             ("operation", &event.operation),
             ("provider", &event.provider),

@@ -8,8 +8,9 @@ use serde_json::{Map, Value};
 
 use crate::job::OutgoingMessage;
 use crate::ports::{
-    ConnectionEvent, JobQueue, QueueError, RecordStore, RejectedRecord, StateStore, StoreError,
-    StoredEvent, StreamState, StreamStatus, SweepResult, SweepState, SyncReport, WriteReport,
+    ConnectionEvent, HeldSweep, JobQueue, NangoNotes, QueueError, RecordStore, RejectedRecord,
+    Removal, StateStore, StoreError, StoredEvent, StreamState, SweepResult, SweepState,
+    SyncOutcome, SyncReport, WriteReport,
 };
 use crate::record::{mark_deleted, NangoRecord, METADATA_FIELD};
 use crate::stream::{ConnectionKey, StreamKey};
@@ -183,6 +184,21 @@ impl RecordStore for MemoryStore {
         Ok(live as u64)
     }
 
+    async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
+        let key = stream.encode();
+        let inner = self.lock();
+        let unseen = inner
+            .records
+            .iter()
+            .filter(|(slot, r)| {
+                slot.0 == key
+                    && !is_deleted(r)
+                    && inner.seen.get(*slot).map(String::as_str) != Some(sweep_id)
+            })
+            .count();
+        Ok(unseen as u64)
+    }
+
     async fn tombstone_unseen(
         &self,
         stream: &StreamKey,
@@ -205,6 +221,32 @@ impl RecordStore for MemoryStore {
             inner
                 .records
                 .retain(|(s, _), r| *s != key || !is_deleted(r));
+        }
+        Ok(count)
+    }
+
+    async fn remove_stream(
+        &self,
+        stream: &StreamKey,
+        removal: Removal<'_>,
+    ) -> Result<u64, StoreError> {
+        self.check_failing()?;
+        let key = stream.encode();
+        let mut inner = self.lock();
+        let mut count = 0;
+        match removal {
+            Removal::Tombstone { at, .. } => {
+                for ((s, _), record) in inner.records.iter_mut() {
+                    if *s == key && !is_deleted(record) {
+                        mark_deleted(record, at);
+                        count += 1;
+                    }
+                }
+            }
+            Removal::Purge => inner.records.retain(|(s, _), _| {
+                count += u64::from(*s == key);
+                *s != key
+            }),
         }
         Ok(count)
     }
@@ -253,12 +295,12 @@ impl StateStore for MemoryStore {
         state.sync_name = Some(report.sync_name.clone());
         match &report.error {
             None => {
-                state.status = StreamStatus::Ok;
+                state.outcome = SyncOutcome::Ok;
                 state.error = None;
                 state.last_sync_at = Some(report.at.clone());
             }
             Some(message) => {
-                state.status = StreamStatus::Error;
+                state.outcome = SyncOutcome::Error;
                 state.error = Some(message.clone());
             }
         }
@@ -334,6 +376,55 @@ impl StateStore for MemoryStore {
         if let Some(state) = self.lock().streams.get_mut(stream) {
             state.cursor = None;
         }
+        Ok(())
+    }
+
+    async fn set_nango_notes(
+        &self,
+        stream: &StreamKey,
+        notes: &NangoNotes,
+    ) -> Result<(), StoreError> {
+        self.check_failing()?;
+        self.lock().streams.entry(stream.clone()).or_default().nango = notes.clone();
+        Ok(())
+    }
+
+    async fn hold_sweep(&self, stream: &StreamKey, held: &HeldSweep) -> Result<(), StoreError> {
+        self.check_failing()?;
+        self.lock().streams.entry(stream.clone()).or_default().held = Some(held.clone());
+        Ok(())
+    }
+
+    async fn release_hold(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        result: &SweepResult,
+    ) -> Result<bool, StoreError> {
+        self.check_failing()?;
+        let mut inner = self.lock();
+        let Some(state) = inner.streams.get_mut(stream) else {
+            return Ok(false);
+        };
+        if state.held.as_ref().map(|h| h.sweep_id.as_str()) != Some(sweep_id) {
+            return Ok(false);
+        }
+        state.held = None;
+        state.last_sweep = Some(result.clone());
+        Ok(true)
+    }
+
+    async fn set_connection_deleted(
+        &self,
+        stream: &StreamKey,
+        at: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.check_failing()?;
+        self.lock()
+            .streams
+            .entry(stream.clone())
+            .or_default()
+            .connection_deleted_at = at.map(str::to_owned);
         Ok(())
     }
 

@@ -5,7 +5,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
 
-use crate::ports::{DiscoveredStream, PermanentReason, RecordSource, SourceError, StreamDiscovery};
+use crate::ports::{
+    DiscoveredStream, NangoSync, PermanentReason, RecordSource, RunStatus, SourceError,
+    StreamDiscovery,
+};
 use crate::record::RecordsPage;
 use crate::stream::{StreamKey, BASE_VARIANT};
 
@@ -330,6 +333,22 @@ struct SyncWire {
     record_count: Option<std::collections::BTreeMap<String, u64>>,
     #[serde(default)]
     latest_result: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    latest_execution_status: Option<String>,
+    #[serde(default)]
+    finished_at: Option<String>,
+    /// Absent on Nango versions without checkpoints; null when no pass is under way.
+    #[serde(default, deserialize_with = "present")]
+    checkpoint: Option<Option<serde_json::Value>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`, via `default`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<serde_json::Value>>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
 }
 
 impl NangoClient {
@@ -354,7 +373,19 @@ impl NangoClient {
                 found.push(DiscoveredStream {
                     stream: StreamKey::new(provider_config_key, connection_id, &model, &variant),
                     sync_name: sync.name.clone(),
-                    record_count: counts.get(&model).copied(),
+                    sync: NangoSync {
+                        record_count: counts.get(&model).copied(),
+                        status: sync.status.as_deref().map(RunStatus::parse),
+                        latest_execution: sync
+                            .latest_execution_status
+                            .as_deref()
+                            .map(RunStatus::parse),
+                        finished_at: sync.finished_at.clone(),
+                        checkpoint: sync
+                            .checkpoint
+                            .as_ref()
+                            .map(|c| c.as_ref().is_some_and(|v| !v.is_null())),
+                    },
                 });
             }
         }
@@ -380,14 +411,14 @@ impl StreamDiscovery for NangoClient {
         Ok(found)
     }
 
-    async fn record_count(&self, stream: &StreamKey) -> Result<Option<u64>, SourceError> {
+    async fn sync_of(&self, stream: &StreamKey) -> Result<Option<NangoSync>, SourceError> {
         let streams = self
             .streams_of(&stream.provider_config_key, &stream.connection_id)
             .await?;
         Ok(streams
             .into_iter()
             .find(|d| d.stream == *stream)
-            .and_then(|d| d.record_count))
+            .map(|d| d.sync))
     }
 }
 

@@ -15,9 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::job::OutgoingMessage;
 use crate::ports::{
-    ConnectionEvent, JobConsumer, JobQueue, QueueError, ReceivedMessage, RecordStore,
-    RejectedRecord, StateStore, StoreError, StoredEvent, StreamState, StreamStatus, SweepResult,
-    SweepState, SyncReport, WriteReport,
+    ConnectionEvent, HeldSweep, JobConsumer, JobQueue, NangoNotes, QueueError, ReceivedMessage,
+    RecordStore, RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState,
+    SweepOutcome, SweepResult, SweepState, SyncOutcome, SyncReport, WriteReport,
 };
 use crate::record::{mark_deleted, NangoRecord};
 use crate::stream::{ConnectionKey, StreamKey};
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS records (
     deleted_at       TEXT,
     pruned_at        TEXT,
     seen_in          TEXT,           -- the last sweep that read it
-    deleted_by       TEXT,           -- 'sweep' when a sweep marked it deleted
+    deleted_by       TEXT,           -- 'sweep' or 'connection_deleted' when we marked it deleted
     PRIMARY KEY (stream, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS streams (
@@ -45,12 +45,17 @@ CREATE TABLE IF NOT EXISTS streams (
     status TEXT NOT NULL DEFAULT 'ok', error TEXT, error_at TEXT,
     last_rejected_id TEXT, last_rejected_reason TEXT,
     sweep_id TEXT, sweep_cursor TEXT, sweep_started_at TEXT, sweep_nango_count INTEGER,
-    last_sweep_at TEXT, swept_nango_count INTEGER, swept_live_count INTEGER, swept_tombstoned INTEGER
+    last_sweep_at TEXT, swept_nango_count INTEGER, swept_live_count INTEGER, swept_tombstoned INTEGER,
+    swept_outcome TEXT,               -- applied, held, confirmed, discarded, abandoned, resolved
+    held TEXT, held_sweep_id TEXT,    -- JSON: a sweep whose deletes wait for an operator
+    nango_notes TEXT,                 -- JSON: what the worker learned of the sync from Nango
+    connection_deleted_at TEXT
 );
 CREATE TABLE IF NOT EXISTS connections (
     provider_config_key TEXT NOT NULL, connection_id TEXT NOT NULL,
     status TEXT NOT NULL, success INTEGER NOT NULL, operation TEXT, provider TEXT, auth_mode TEXT,
     environment TEXT, error TEXT, last_event_at TEXT NOT NULL,
+    deleted_at TEXT,                  -- set by Nango's deletion webhook (or `forget`)
     PRIMARY KEY (provider_config_key, connection_id)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -77,6 +82,30 @@ CREATE TABLE IF NOT EXISTS sent_dedup_ids (
     PRIMARY KEY (queue, dedup_id)
 );
 "#;
+
+/// Columns added since the first schema: a file made before them gains them when opened.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("streams", "swept_outcome"),
+    ("streams", "held"),
+    ("streams", "held_sweep_id"),
+    ("streams", "nango_notes"),
+    ("streams", "connection_deleted_at"),
+    ("connections", "deleted_at"),
+];
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column) in ADDED_COLUMNS {
+        let present = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists([column])?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+        }
+    }
+    Ok(())
+}
 
 /// One SQLite file, shared by the store and the queues opened on it.
 #[derive(Debug, Clone)]
@@ -107,6 +136,7 @@ impl SqliteDb {
         )
         .map_err(store_error)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
+        add_missing_columns(&conn).map_err(store_error)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -165,6 +195,31 @@ impl SqliteStore {
                     .map_err(|e| StoreError::Permanent(format!("record {id}: {e}")))
             })
             .collect()
+    }
+}
+
+impl SqliteStore {
+    /// Sets columns of the stream's row (made if missing): `assignments` uses ?2, ?3, ... for
+    /// `values`.
+    async fn set_on_stream(
+        &self,
+        stream: &StreamKey,
+        assignments: &'static str,
+        values: Vec<Option<String>>,
+    ) -> Result<(), StoreError> {
+        let s = stream.clone();
+        self.db
+            .call(move |c| {
+                ensure_stream(c, &s)?;
+                let sql = format!("UPDATE streams SET {assignments} WHERE stream = ?1");
+                let key = Some(s.encode());
+                c.execute(
+                    &sql,
+                    rusqlite::params_from_iter(std::iter::once(key).chain(values)),
+                )
+            })
+            .await
+            .map(|_| ())
     }
 }
 
@@ -276,6 +331,21 @@ impl RecordStore for SqliteStore {
             .map(|n| n as u64)
     }
 
+    async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
+        let (key, sweep_id) = (stream.encode(), sweep_id.to_owned());
+        self.db
+            .call(move |c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM records WHERE stream = ?1 AND deleted_at IS NULL
+                       AND (seen_in IS NULL OR seen_in <> ?2)",
+                    params![key, sweep_id],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .await
+            .map(|n| n as u64)
+    }
+
     async fn tombstone_unseen(
         &self,
         stream: &StreamKey,
@@ -287,38 +357,79 @@ impl RecordStore for SqliteStore {
         self.db
             .call(move |c| {
                 let tx = c.transaction()?;
-                let stale: Vec<(String, String)> = {
-                    let mut q = tx.prepare(
-                        "SELECT id, record FROM records WHERE stream = ?1 AND deleted_at IS NULL
-                           AND (seen_in IS NULL OR seen_in <> ?2)",
-                    )?;
-                    let rows = q
-                        .query_map(params![key, sweep_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    rows
-                };
-                for (id, json) in &stale {
-                    if hard_delete {
-                        tx.execute(
-                            "DELETE FROM records WHERE stream = ?1 AND id = ?2",
-                            params![key, id],
-                        )?;
-                        continue;
-                    }
-                    let mut object: Map<String, Value> =
-                        serde_json::from_str(json).unwrap_or_default();
-                    mark_deleted(&mut object, &at);
-                    tx.execute(
-                        "UPDATE records SET record = ?3, deleted_at = ?4, last_action = 'DELETED',
-                           deleted_by = 'sweep' WHERE stream = ?1 AND id = ?2",
-                        params![key, id, Value::Object(object).to_string(), at],
-                    )?;
-                }
+                let count = remove_live(
+                    &tx,
+                    &key,
+                    Some(&sweep_id),
+                    (!hard_delete).then_some((at.as_str(), "sweep")),
+                )?;
                 tx.commit()?;
-                Ok(stale.len() as u64)
+                Ok(count)
             })
             .await
     }
+
+    async fn remove_stream(
+        &self,
+        stream: &StreamKey,
+        removal: Removal<'_>,
+    ) -> Result<u64, StoreError> {
+        let key = stream.encode();
+        let tombstone = match removal {
+            Removal::Tombstone { at, by } => Some((at.to_owned(), by.to_owned())),
+            Removal::Purge => None,
+        };
+        self.db
+            .call(move |c| match &tombstone {
+                Some((at, by)) => {
+                    let tx = c.transaction()?;
+                    let count = remove_live(&tx, &key, None, Some((at, by)))?;
+                    tx.commit()?;
+                    Ok(count)
+                }
+                None => c
+                    .execute("DELETE FROM records WHERE stream = ?1", [&key])
+                    .map(|n| n as u64),
+            })
+            .await
+    }
+}
+
+/// Marks deleted (`tombstone`: at, by) or removes every live record of the stream, or, with
+/// `unseen_by`, those that sweep did not stamp. Returns how many.
+fn remove_live(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    unseen_by: Option<&str>,
+    tombstone: Option<(&str, &str)>,
+) -> rusqlite::Result<u64> {
+    let doomed: Vec<(String, String)> = {
+        let mut q = tx.prepare(
+            "SELECT id, record FROM records WHERE stream = ?1 AND deleted_at IS NULL
+               AND (?2 IS NULL OR seen_in IS NULL OR seen_in <> ?2)",
+        )?;
+        let rows = q
+            .query_map(params![key, unseen_by], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows
+    };
+    for (id, json) in &doomed {
+        let Some((at, by)) = tombstone else {
+            tx.execute(
+                "DELETE FROM records WHERE stream = ?1 AND id = ?2",
+                params![key, id],
+            )?;
+            continue;
+        };
+        let mut object: Map<String, Value> = serde_json::from_str(json).unwrap_or_default();
+        mark_deleted(&mut object, at);
+        tx.execute(
+            "UPDATE records SET record = ?3, deleted_at = ?4, last_action = 'DELETED',
+               deleted_by = ?5 WHERE stream = ?1 AND id = ?2",
+            params![key, id, Value::Object(object).to_string(), at, by],
+        )?;
+    }
+    Ok(doomed.len() as u64)
 }
 
 fn upsert(
@@ -345,7 +456,13 @@ fn upsert(
 
 const STREAM_COLUMNS: &str = "stream, cursor, sync_name, last_sync_at, last_webhook_at,
     records_written, records_rejected, status, error, sweep_id, sweep_cursor, sweep_started_at,
-    sweep_nango_count, last_sweep_at, swept_nango_count, swept_live_count, swept_tombstoned";
+    sweep_nango_count, last_sweep_at, swept_nango_count, swept_live_count, swept_tombstoned,
+    swept_outcome, held, nango_notes, connection_deleted_at";
+
+/// A JSON column read back; what cannot be read (a hand edit) reads as unset.
+fn json_column<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
 
 fn stream_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StreamState)> {
     let count =
@@ -357,10 +474,7 @@ fn stream_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StreamState)> 
         last_webhook_at: r.get(4)?,
         records_written: count(5)?,
         records_rejected: count(6)?,
-        status: match r.get::<_, String>(7)?.as_str() {
-            "error" => StreamStatus::Error,
-            _ => StreamStatus::Ok,
-        },
+        outcome: SyncOutcome::parse(&r.get::<_, String>(7)?),
         error: r.get(8)?,
         sweep: match r.get::<_, Option<String>>(9)? {
             Some(id) => Some(SweepState {
@@ -377,9 +491,13 @@ fn stream_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StreamState)> 
                 nango_count: count(14)?,
                 live_count: count(15)?,
                 tombstoned: count(16)?,
+                outcome: SweepOutcome::parse(&r.get::<_, Option<String>>(17)?.unwrap_or_default()),
             }),
             None => None,
         },
+        held: json_column(r.get(18)?),
+        nango: json_column(r.get(19)?).unwrap_or_default(),
+        connection_deleted_at: r.get(20)?,
     };
     Ok((r.get(0)?, state))
 }
@@ -573,7 +691,7 @@ impl StateStore for SqliteStore {
                 c.execute(
                     "UPDATE streams SET sweep_id = NULL, sweep_cursor = NULL, sweep_started_at = NULL,
                        sweep_nango_count = NULL, last_sweep_at = ?3, swept_nango_count = ?4,
-                       swept_live_count = ?5, swept_tombstoned = ?6
+                       swept_live_count = ?5, swept_tombstoned = ?6, swept_outcome = ?7
                      WHERE stream = ?1 AND sweep_id = ?2",
                     params![
                         key,
@@ -581,7 +699,8 @@ impl StateStore for SqliteStore {
                         result.finished_at,
                         result.nango_count as i64,
                         result.live_count as i64,
-                        result.tombstoned as i64
+                        result.tombstoned as i64,
+                        result.outcome.as_str()
                     ],
                 )
             })
@@ -597,6 +716,61 @@ impl StateStore for SqliteStore {
             .map(|_| ())
     }
 
+    async fn set_nango_notes(
+        &self,
+        stream: &StreamKey,
+        notes: &NangoNotes,
+    ) -> Result<(), StoreError> {
+        self.set_on_stream(stream, "nango_notes = ?2", vec![Some(to_json(notes))])
+            .await
+    }
+
+    async fn hold_sweep(&self, stream: &StreamKey, held: &HeldSweep) -> Result<(), StoreError> {
+        let values = vec![Some(to_json(held)), Some(held.sweep_id.clone())];
+        self.set_on_stream(stream, "held = ?2, held_sweep_id = ?3", values)
+            .await
+    }
+
+    async fn release_hold(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        result: &SweepResult,
+    ) -> Result<bool, StoreError> {
+        let (key, id, result) = (stream.encode(), sweep_id.to_owned(), result.clone());
+        let changed = self
+            .db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE streams SET held = NULL, held_sweep_id = NULL, last_sweep_at = ?3,
+                       swept_nango_count = ?4, swept_live_count = ?5, swept_tombstoned = ?6,
+                       swept_outcome = ?7
+                     WHERE stream = ?1 AND held_sweep_id = ?2",
+                    params![
+                        key,
+                        id,
+                        result.finished_at,
+                        result.nango_count as i64,
+                        result.live_count as i64,
+                        result.tombstoned as i64,
+                        result.outcome.as_str()
+                    ],
+                )
+            })
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn set_connection_deleted(
+        &self,
+        stream: &StreamKey,
+        at: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let values = vec![at.map(str::to_owned)];
+        self.set_on_stream(stream, "connection_deleted_at = ?2", values)
+            .await
+    }
+
     async fn upsert_connection(
         &self,
         connection: &ConnectionKey,
@@ -608,13 +782,14 @@ impl StateStore for SqliteStore {
                 // Webhooks can arrive out of order: an older event never overwrites a newer one.
                 c.execute(
                     "INSERT INTO connections (provider_config_key, connection_id, status, success,
-                       operation, provider, auth_mode, environment, error, last_event_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                       operation, provider, auth_mode, environment, error, last_event_at, deleted_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                      ON CONFLICT (provider_config_key, connection_id) DO UPDATE SET
                        status = excluded.status, success = excluded.success,
                        operation = excluded.operation, provider = excluded.provider,
                        auth_mode = excluded.auth_mode, environment = excluded.environment,
-                       error = excluded.error, last_event_at = excluded.last_event_at
+                       error = excluded.error, last_event_at = excluded.last_event_at,
+                       deleted_at = excluded.deleted_at
                      WHERE connections.last_event_at <= excluded.last_event_at",
                     params![
                         k.provider_config_key,
@@ -626,7 +801,8 @@ impl StateStore for SqliteStore {
                         e.auth_mode,
                         e.environment,
                         e.error,
-                        e.received_at
+                        e.received_at,
+                        e.deleted_at()
                     ],
                 )
             })
@@ -657,6 +833,10 @@ impl StateStore for SqliteStore {
             .await
             .map(|_| ())
     }
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("bookkeeping always serializes")
 }
 
 /// How the embedded queue delivers, as the deployed FIFO queue does.

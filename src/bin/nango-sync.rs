@@ -12,13 +12,14 @@ use nango_sync::adapters::local_aws;
 use nango_sync::backend::{Backends, QueueTarget, StoreTarget};
 use nango_sync::config::{vars, FromVars, WebhookConfig, WorkerConfig};
 use nango_sync::demo::{self, DemoObserver, DemoOptions};
-use nango_sync::job::{now_rfc3339, Trigger};
+use nango_sync::job::{enqueue_syncs, now_rfc3339, SyncRequest, Trigger};
 use nango_sync::local_run::{LocalParts, LocalRun};
 use nango_sync::ports::{JobConsumer, RecordStore, StateStore, StreamDiscovery, StreamStatus};
+use nango_sync::reconcile::{decide_held, HoldDecision};
 use nango_sync::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{webhooks, Changes, Simulator};
-use nango_sync::stream::StreamKey;
+use nango_sync::stream::{ConnectionKey, StreamKey};
 use nango_sync::{ops, runner, setup, telemetry};
 
 #[derive(Parser)]
@@ -54,6 +55,13 @@ enum Command {
     Sign(SignArgs),
     /// Take the jobs off the queue and print them (one JSON per line).
     Drain(DrainArgs),
+    /// Enqueue a reconcile now: every stream brought up to date and checked against Nango.
+    Reconcile(ReconcileArgs),
+    /// Decide a held sweep: apply its deletes (--confirm) or keep the copy (--discard).
+    Sweep(SweepArgs),
+    /// Forget a connection: its streams stop syncing and their records are marked deleted
+    /// (or, with --purge, removed).
+    Forget(ForgetArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,6 +141,69 @@ struct ServeArgs {
     /// Only the endpoint, in front of the queue (run `nango-sync work` elsewhere).
     #[arg(long)]
     webhook_only: bool,
+    /// Enqueue a reconcile at start and then this often (e.g. 15m, 90s, 1h; a bare number is
+    /// minutes; 0 turns it off), as the deployed schedule does (ReconcileEveryMinutes).
+    #[arg(long, default_value = "15m", value_parser = parse_period)]
+    reconcile_every: Option<std::time::Duration>,
+}
+
+/// `15m`, `90s`, `1h` or a number of minutes; `0` is none.
+fn parse_period(text: &str) -> Result<Option<std::time::Duration>, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "m"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a period: write e.g. 15m, 90s, 1h or 0"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        other => return Err(format!("unknown unit {other:?}: use s, m or h")),
+    };
+    Ok((seconds > 0).then(|| std::time::Duration::from_secs(seconds)))
+}
+
+#[derive(clap::Args)]
+struct ReconcileArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("decision").required(true).args(["confirm", "discard"])))]
+struct SweepArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// The stream, as `providerConfigKey|connectionId|model|variant`.
+    #[arg(long)]
+    stream: String,
+    /// Apply the held deletes, if the stream still counts what was held.
+    #[arg(long)]
+    confirm: bool,
+    /// Drop them: the copy is kept as it is.
+    #[arg(long)]
+    discard: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct ForgetArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// The connection, as `providerConfigKey|connectionId`.
+    #[arg(long)]
+    connection: String,
+    /// Remove the records instead of marking them deleted.
+    #[arg(long)]
+    purge: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -278,6 +349,9 @@ async fn main() -> std::process::ExitCode {
         Command::Replay(args) => replay(args).await,
         Command::Sign(args) => sign_command(args).await,
         Command::Drain(args) => drain(args).await,
+        Command::Reconcile(args) => reconcile(args).await,
+        Command::Sweep(args) => sweep(args).await,
+        Command::Forget(args) => forget(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -553,6 +627,7 @@ async fn serve(args: ServeArgs) -> CliResult {
             store: resolved.backends.store.clone(),
             queue: resolved.backends.queue.clone(),
             worker,
+            reconcile_every: args.reconcile_every,
         },
     )
     .await
@@ -675,7 +750,7 @@ async fn status(args: StatusArgs) -> CliResult {
             Ok(found) => Some(
                 found
                     .into_iter()
-                    .map(|d| (d.stream, d.record_count))
+                    .map(|d| (d.stream, d.sync.record_count))
                     .collect(),
             ),
             Err(e) => {
@@ -695,20 +770,17 @@ async fn status(args: StatusArgs) -> CliResult {
     }
     if args.json {
         for (stream, s, live, nango) in &rows {
-            let line = serde_json::json!({"stream": stream, "records": live, "nango_record_count": nango, "state": s});
+            let line = serde_json::json!({"stream": stream, "status": s.status(), "records": live, "nango_record_count": nango, "state": s});
             println!("{line}");
         }
         return Ok(());
     }
     println!(
-        "{:<40} {:<6} {:>8} {:>8} {:<24} {:<20} ERROR",
+        "{:<40} {:<18} {:>8} {:>8} {:<24} {:<20} NOTE",
         "STREAM", "STATUS", "RECORDS", "NANGO", "LAST SYNC", "CURSOR"
     );
     for (stream, s, live, nango) in &rows {
-        let status = match s.status {
-            StreamStatus::Ok => "ok",
-            StreamStatus::Error => "error",
-        };
+        let status = s.status();
         let cursor = s.cursor.as_deref().map_or("-".to_owned(), |c| {
             if c.len() > 18 {
                 format!("{}…", &c[..17])
@@ -717,14 +789,14 @@ async fn status(args: StatusArgs) -> CliResult {
             }
         });
         println!(
-            "{:<40} {:<6} {:>8} {:>8} {:<24} {:<20} {}",
+            "{:<40} {:<18} {:>8} {:>8} {:<24} {:<20} {}",
             stream.encode(),
-            status,
+            status.as_str(),
             live,
             nango.map_or("-".to_owned(), |n| n.to_string()),
             s.last_sync_at.as_deref().unwrap_or("-"),
             cursor,
-            s.error.as_deref().unwrap_or("")
+            status_note(stream, s)
         );
     }
     eprintln!(
@@ -739,6 +811,34 @@ async fn status(args: StatusArgs) -> CliResult {
     Ok(())
 }
 
+/// What the status table says beside a stream: why it is held, purged or in error.
+fn status_note(stream: &StreamKey, s: &nango_sync::ports::StreamState) -> String {
+    match s.status() {
+        StreamStatus::Held => {
+            let h = s.held.as_ref().expect("a held stream has its hold");
+            format!(
+                "would delete {} of {} (Nango counts {}, last success {}): nango-sync sweep --stream '{}' --confirm | --discard",
+                h.would_delete,
+                h.live_count,
+                h.nango_count,
+                h.last_success_at.as_deref().unwrap_or("unknown"),
+                stream.encode()
+            )
+        }
+        StreamStatus::NangoPurged => s
+            .nango
+            .purged
+            .as_ref()
+            .map(|p| format!("copy kept: {}", p.reason))
+            .unwrap_or_default(),
+        StreamStatus::ConnectionDeleted => format!(
+            "connection deleted at {}; no longer synced",
+            s.connection_deleted_at.as_deref().unwrap_or("?")
+        ),
+        StreamStatus::Error | StreamStatus::Ok => s.error.clone().unwrap_or_default(),
+    }
+}
+
 fn parse_stream(text: &str) -> Result<StreamKey, Box<dyn std::error::Error>> {
     StreamKey::decode(text).map_err(|e| {
         format!("--stream {text:?}: {e}; write it as providerConfigKey|connectionId|model|variant")
@@ -749,7 +849,7 @@ fn parse_stream(text: &str) -> Result<StreamKey, Box<dyn std::error::Error>> {
 async fn sync_now(args: SyncArgs) -> CliResult {
     let resolved = resolve(&args.backend).await?;
     let store = &resolved.backends.store;
-    let requests: Vec<ops::SyncRequest> = match &args.stream {
+    let requests: Vec<SyncRequest> = match &args.stream {
         Some(text) => {
             let stream = parse_stream(text)?;
             let name = store
@@ -757,16 +857,16 @@ async fn sync_now(args: SyncArgs) -> CliResult {
                 .await?
                 .and_then(|s| s.sync_name)
                 .unwrap_or_default();
-            vec![ops::SyncRequest::new(stream, name)]
+            vec![SyncRequest::new(stream, name)]
         }
         None => store
             .list_streams()
             .await?
             .into_iter()
-            .map(|(stream, s)| ops::SyncRequest::new(stream, s.sync_name.unwrap_or_default()))
+            .map(|(stream, s)| SyncRequest::new(stream, s.sync_name.unwrap_or_default()))
             .collect(),
     };
-    let count = ops::enqueue_syncs(
+    let count = enqueue_syncs(
         &resolved.backends.queue,
         requests,
         Trigger::Manual,
@@ -794,11 +894,11 @@ async fn reset(args: ResetArgs) -> CliResult {
     };
     store.reset_cursor(&stream).await?;
     if args.sync {
-        let request = ops::SyncRequest::new(
+        let request = SyncRequest::new(
             stream.clone(),
             current.sync_name.clone().unwrap_or_default(),
         );
-        ops::enqueue_syncs(
+        enqueue_syncs(
             &resolved.backends.queue,
             vec![request],
             Trigger::Manual,
@@ -895,6 +995,77 @@ async fn drain(args: DrainArgs) -> CliResult {
         }
     }
     eprintln!("{taken} message(s) taken off the queue");
+    Ok(())
+}
+
+async fn reconcile(args: ReconcileArgs) -> CliResult {
+    let resolved = resolve(&args.backend).await?;
+    let at = ops::reconcile_now(&resolved.backends.queue).await?;
+    report(
+        args.json,
+        serde_json::json!({"reconcile_enqueued_at": at}),
+        &format!("reconcile enqueued ({at}); the worker (nango-sync serve or work) runs it"),
+    );
+    Ok(())
+}
+
+async fn sweep(args: SweepArgs) -> CliResult {
+    let resolved = resolve(&args.backend).await?;
+    let store = &resolved.backends.store;
+    let stream = parse_stream(&args.stream)?;
+    let decision = if args.confirm {
+        HoldDecision::Confirm
+    } else {
+        HoldDecision::Discard
+    };
+    let result = decide_held(store, store, &stream, decision).await?;
+    let human = match decision {
+        HoldDecision::Confirm => format!(
+            "{}: {} record(s) marked deleted, {} live",
+            stream.encode(),
+            result.tombstoned,
+            result.live_count
+        ),
+        HoldDecision::Discard => format!(
+            "{}: held sweep dropped; the copy is kept ({} live)",
+            stream.encode(),
+            result.live_count
+        ),
+    };
+    report(
+        args.json,
+        serde_json::json!({"stream": stream, "sweep": result}),
+        &human,
+    );
+    Ok(())
+}
+
+async fn forget(args: ForgetArgs) -> CliResult {
+    let resolved = resolve(&args.backend).await?;
+    let store = &resolved.backends.store;
+    let connection = ConnectionKey::decode(&args.connection).map_err(|e| {
+        format!(
+            "--connection {:?}: {e}; write it as providerConfigKey|connectionId",
+            args.connection
+        )
+    })?;
+    let streams = ops::forget_connection(store, store, &connection, args.purge).await?;
+    let changed: u64 = streams.iter().map(|(_, n)| n).sum();
+    let verb = if args.purge {
+        "removed"
+    } else {
+        "marked deleted"
+    };
+    report(
+        args.json,
+        serde_json::json!({"connection": connection.encode(), "purge": args.purge,
+            "streams": streams.iter().map(|(s, n)| serde_json::json!({"stream": s, "records": n})).collect::<Vec<_>>()}),
+        &format!(
+            "{}: {} stream(s) no longer synced, {changed} record(s) {verb}",
+            connection.encode(),
+            streams.len()
+        ),
+    );
     Ok(())
 }
 

@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::stream::{ConnectionKey, StreamKey};
+use crate::ports::{NangoSync, RunStatus};
+use crate::stream::{ConnectionKey, StreamKey, BASE_VARIANT};
 
 /// Microseconds since the Unix epoch: Postgres' timestamp resolution.
 type Micros = i64;
@@ -42,11 +43,38 @@ struct StreamData {
     order: BTreeMap<(Micros, String), String>,
 }
 
+/// How a stream's sync last ran, as `/sync/status` reports it. Times are wall-clock RFC 3339
+/// (the worker judges them against its own clock); `None` serves the current time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRun {
+    pub status: RunStatus,
+    pub latest_execution: RunStatus,
+    pub finished_at: Option<String>,
+    /// The checkpoint a checkpointed pass under way keeps (`None`: no pass under way).
+    pub checkpoint: Option<Value>,
+}
+
+impl Default for SyncRun {
+    fn default() -> Self {
+        Self {
+            status: RunStatus::Success,
+            latest_execution: RunStatus::Success,
+            finished_at: None,
+            checkpoint: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     now: Micros,
     /// The sync that feeds each stream, as `/sync/status` reports it.
     sync_names: BTreeMap<StreamKey, String>,
+    runs: BTreeMap<StreamKey, SyncRun>,
+    /// Streams whose sync `/sync/status` no longer lists (a disabled or deleted sync).
+    unlisted: BTreeSet<StreamKey>,
+    /// Report `recordCount` 0 for every non-base variant, as Nango did until 2026-09.
+    variant_count_bug: bool,
     connections: BTreeSet<ConnectionKey>,
     streams: BTreeMap<StreamKey, StreamData>,
 }
@@ -86,6 +114,9 @@ impl Simulator {
             inner: Mutex::new(Inner {
                 now: 1_795_737_600_000_000,
                 sync_names: BTreeMap::new(),
+                runs: BTreeMap::new(),
+                unlisted: BTreeSet::new(),
+                variant_count_bug: false,
                 connections: BTreeSet::new(),
                 streams: BTreeMap::new(),
             }),
@@ -130,13 +161,14 @@ impl Simulator {
             .unwrap_or_else(|| format!("{}s", stream.model.to_lowercase()))
     }
 
-    /// What `/sync/status` says of a connection: (sync name, variant, model, live record count).
-    pub fn sync_status(&self, connection: &ConnectionKey) -> Vec<(String, String, String, u64)> {
+    /// What `/sync/status` says of a connection's syncs: each stream with its sync's name and
+    /// state. `recordCount` counts live records, pruned ones included (nango-2026.md).
+    pub fn sync_status(&self, connection: &ConnectionKey) -> Vec<(StreamKey, String, NangoSync)> {
         let inner = self.lock();
         inner
             .streams
             .iter()
-            .filter(|(s, _)| s.connection() == *connection)
+            .filter(|(s, _)| s.connection() == *connection && !inner.unlisted.contains(*s))
             .map(|(s, data)| {
                 let name = inner
                     .sync_names
@@ -148,9 +180,94 @@ impl Simulator {
                     .values()
                     .filter(|r| r.deleted_at.is_none())
                     .count() as u64;
-                (name, s.variant.clone(), s.model.clone(), live)
+                let miscounted = inner.variant_count_bug && s.variant != BASE_VARIANT;
+                let run = inner.runs.get(s).cloned().unwrap_or_default();
+                let sync = NangoSync {
+                    record_count: Some(if miscounted { 0 } else { live }),
+                    status: Some(run.status),
+                    latest_execution: Some(run.latest_execution),
+                    finished_at: Some(run.finished_at.unwrap_or_else(crate::job::now_rfc3339)),
+                    checkpoint: Some(run.checkpoint.is_some()),
+                };
+                (s.clone(), name, sync)
             })
             .collect()
+    }
+
+    /// Sets how the stream's sync last ran (`/sync/status`).
+    pub fn set_run(&self, stream: &StreamKey, run: SyncRun) {
+        self.lock().runs.insert(stream.clone(), run);
+    }
+
+    pub fn run(&self, stream: &StreamKey) -> SyncRun {
+        self.lock().runs.get(stream).cloned().unwrap_or_default()
+    }
+
+    /// A checkpointed pass begins (or goes on): `/sync/status` shows its checkpoint.
+    pub fn set_checkpoint(&self, stream: &StreamKey, checkpoint: Option<Value>) {
+        self.lock()
+            .runs
+            .entry(stream.clone())
+            .or_default()
+            .checkpoint = checkpoint;
+    }
+
+    /// Reports `recordCount` 0 for every non-base variant, as Nango did until 2026-09.
+    pub fn set_variant_count_bug(&self, on: bool) {
+        self.lock().variant_count_bug = on;
+    }
+
+    /// Nango's retention: the sync has had no successful run for `days` days (it is paused after
+    /// its last success), so its records are hard-deleted: no tombstones, recordCount 0.
+    pub fn purge_for_retention(&self, stream: &StreamKey, days: i64) {
+        let last_success = OffsetDateTime::now_utc() - time::Duration::days(days);
+        self.set_run(
+            stream,
+            SyncRun {
+                status: RunStatus::Paused,
+                latest_execution: RunStatus::Success,
+                finished_at: last_success.format(&Rfc3339).ok(),
+                checkpoint: None,
+            },
+        );
+        self.clear(stream);
+    }
+
+    /// The sync is disabled or deleted: `/sync/status` no longer lists it and, as Nango does a
+    /// day later, its records are hard-deleted.
+    pub fn drop_sync(&self, stream: &StreamKey) {
+        self.lock().unlisted.insert(stream.clone());
+        self.clear(stream);
+    }
+
+    /// The connection is deleted in Nango: its records API answers `unknown_connection` and
+    /// `/connections` no longer lists it.
+    pub fn delete_connection(&self, connection: &ConnectionKey) {
+        let mut inner = self.lock();
+        inner.connections.remove(connection);
+        inner.streams.retain(|s, _| s.connection() != *connection);
+    }
+
+    /// Hard-deletes records (retention, emptyCache): gone, with no tombstone served.
+    pub fn hard_delete(&self, stream: &StreamKey, ids: &[&str]) -> u64 {
+        let mut inner = self.lock();
+        let Some(data) = inner.streams.get_mut(stream) else {
+            return 0;
+        };
+        let mut count = 0;
+        for id in ids {
+            if let Some(r) = data.records.remove(*id) {
+                data.order.remove(&(r.updated_at, r.uuid));
+                count += 1;
+            }
+        }
+        count
+    }
+
+    fn clear(&self, stream: &StreamKey) {
+        if let Some(data) = self.lock().streams.get_mut(stream) {
+            *data = StreamData::default();
+        }
     }
 
     /// Saves records (new, changed or undeleted) as a sync function's batchSave would.
@@ -297,11 +414,10 @@ impl Simulator {
         changes
     }
 
-    /// Empties the cache of a stream, as a full resync with `emptyCache` does (no deletes reported).
+    /// Empties the cache of a stream, as a full resync with `emptyCache` does at the start of its
+    /// pass (no deletes reported; the records come back ADDED as the pass re-reads them).
     pub fn wipe(&self, stream: &StreamKey) {
-        if let Some(data) = self.lock().streams.get_mut(stream) {
-            *data = StreamData::default();
-        }
+        self.clear(stream);
     }
 
     /// Fills `connections` × `models` streams of integration `provider_config_key` with `records`
@@ -572,32 +688,27 @@ impl crate::ports::StreamDiscovery for InProcessSource {
     ) -> Result<Vec<crate::ports::DiscoveredStream>, crate::ports::SourceError> {
         let mut found = Vec::new();
         for connection in self.sim.connections() {
-            for (sync_name, variant, model, count) in self.sim.sync_status(&connection) {
+            for (stream, sync_name, sync) in self.sim.sync_status(&connection) {
                 found.push(crate::ports::DiscoveredStream {
-                    stream: StreamKey::new(
-                        &connection.provider_config_key,
-                        &connection.connection_id,
-                        model,
-                        variant,
-                    ),
+                    stream,
                     sync_name,
-                    record_count: Some(count),
+                    sync,
                 });
             }
         }
         Ok(found)
     }
 
-    async fn record_count(
+    async fn sync_of(
         &self,
         stream: &StreamKey,
-    ) -> Result<Option<u64>, crate::ports::SourceError> {
+    ) -> Result<Option<NangoSync>, crate::ports::SourceError> {
         Ok(self
             .sim
             .sync_status(&stream.connection())
             .into_iter()
-            .find(|(_, variant, model, _)| *variant == stream.variant && *model == stream.model)
-            .map(|(_, _, _, count)| count))
+            .find(|(s, _, _)| s == stream)
+            .map(|(_, _, sync)| sync))
     }
 }
 

@@ -348,15 +348,26 @@ fn sync_status(state: &State, query: &str) -> Response<Full<Bytes>> {
         provider_config_key: pck,
         connection_id,
     };
+    if !state.sim.connections().contains(&connection) {
+        // Nango answers an unknown connection with 400 invalid_body (contract §6).
+        return json_response(
+            400,
+            json!({"error": {"code": "invalid_body", "message": "Unknown connection"}}),
+        );
+    }
     let syncs: Vec<serde_json::Value> = state
         .sim
         .sync_status(&connection)
         .into_iter()
-        .map(|(name, variant, model, count)| {
-            json!({"id": format!("{name}-{variant}"), "connection_id": connection.connection_id, "name": name,
-                   "variant": variant, "status": "SUCCESS", "type": "INCREMENTAL", "finishedAt": null,
-                   "nextScheduledSyncAt": null, "frequency": "every hour", "latestResult": {},
-                   "recordCount": { model: count }, "checkpoint": null})
+        .map(|(stream, name, sync)| {
+            let run = state.sim.run(&stream);
+            let status = |s: Option<crate::ports::RunStatus>| serde_json::to_value(s).unwrap_or_default();
+            json!({"id": format!("{name}-{}", stream.variant), "connection_id": connection.connection_id,
+                   "name": name, "variant": stream.variant, "status": status(sync.status),
+                   "latestExecutionStatus": status(sync.latest_execution), "type": "INCREMENTAL",
+                   "finishedAt": sync.finished_at, "nextScheduledSyncAt": null, "frequency": "every hour",
+                   "latestResult": {}, "recordCount": { stream.model.clone(): sync.record_count },
+                   "checkpoint": run.checkpoint})
         })
         .collect();
     json_response(200, json!({ "syncs": syncs }))

@@ -23,8 +23,9 @@ use nango_sync::backend::Store;
 use nango_sync::fuzzing::same_value;
 use nango_sync::job::OutgoingMessage;
 use nango_sync::ports::{
-    ConnectionEvent, JobConsumer, JobQueue, QueueError, RecordStore, RejectedRecord, StateStore,
-    StoreError, StoredEvent, StreamState, SweepResult, SweepState, SyncReport, WriteReport,
+    ConnectionEvent, HeldSweep, JobConsumer, JobQueue, NangoNotes, QueueError, RecordStore,
+    RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState, SweepResult,
+    SweepState, SyncReport, WriteReport,
 };
 use nango_sync::record::NangoRecord;
 use nango_sync::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
@@ -109,6 +110,9 @@ impl RecordStore for ChaosStore {
     async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
         self.inner.count_live(stream).await
     }
+    async fn count_unseen(&self, stream: &StreamKey, id: &str) -> Result<u64, StoreError> {
+        self.inner.count_unseen(stream, id).await
+    }
     async fn tombstone_unseen(
         &self,
         stream: &StreamKey,
@@ -119,6 +123,14 @@ impl RecordStore for ChaosStore {
         let result = self.inner.tombstone_unseen(stream, id, at).await;
         self.switch.step().await;
         result
+    }
+    async fn remove_stream(
+        &self,
+        stream: &StreamKey,
+        removal: Removal<'_>,
+    ) -> Result<u64, StoreError> {
+        self.switch.step().await;
+        self.inner.remove_stream(stream, removal).await
     }
 }
 
@@ -185,6 +197,35 @@ impl StateStore for ChaosStore {
     }
     async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
         self.inner.reset_cursor(stream).await
+    }
+    async fn set_nango_notes(
+        &self,
+        stream: &StreamKey,
+        notes: &NangoNotes,
+    ) -> Result<(), StoreError> {
+        self.switch.step().await;
+        self.inner.set_nango_notes(stream, notes).await
+    }
+    async fn hold_sweep(&self, stream: &StreamKey, held: &HeldSweep) -> Result<(), StoreError> {
+        self.switch.step().await;
+        self.inner.hold_sweep(stream, held).await
+    }
+    async fn release_hold(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        result: &SweepResult,
+    ) -> Result<bool, StoreError> {
+        self.switch.step().await;
+        self.inner.release_hold(stream, id, result).await
+    }
+    async fn set_connection_deleted(
+        &self,
+        stream: &StreamKey,
+        at: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.switch.step().await;
+        self.inner.set_connection_deleted(stream, at).await
     }
     async fn upsert_connection(
         &self,
@@ -423,7 +464,7 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
             queue: flaky.clone(),
             settings: WorkerSettings {
                 deadline_margin: Duration::from_millis(5),
-                drift_check: true,
+                ..WorkerSettings::default()
             },
         },
         rng,

@@ -14,7 +14,7 @@ use nango_sync::backend::{Queue, Store};
 use nango_sync::job::OutgoingMessage;
 use nango_sync::ports::{
     JobConsumer, JobQueue, RecordStore, RejectedRecord, StateStore, StoreError, StreamStatus,
-    SweepResult, SweepState, SyncReport,
+    SweepOutcome, SweepResult, SweepState, SyncReport,
 };
 use nango_sync::record::NangoRecord;
 use nango_sync::stream::StreamKey;
@@ -178,7 +178,7 @@ async fn store_contract(store: Store) {
     store.report_sync(&s, &report).await.unwrap();
     let state = store.get_stream(&s).await.unwrap().unwrap();
     assert_eq!(
-        (state.status, state.error.as_deref()),
+        (state.status(), state.error.as_deref()),
         (StreamStatus::Error, Some("connection unknown to Nango"))
     );
     assert_eq!(
@@ -188,7 +188,7 @@ async fn store_contract(store: Store) {
     report.error = None;
     store.report_sync(&s, &report).await.unwrap();
     let state = store.get_stream(&s).await.unwrap().unwrap();
-    assert_eq!((state.status, state.error), (StreamStatus::Ok, None));
+    assert_eq!((state.status(), state.error), (StreamStatus::Ok, None));
     assert_eq!(state.sync_name.as_deref(), Some("contacts"));
     let listed = store.list_streams().await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -237,6 +237,7 @@ async fn store_contract(store: Store) {
         nango_count: 1,
         live_count: 1,
         tombstoned: 1,
+        outcome: SweepOutcome::Applied,
     };
     store.end_sweep(&s, "sweep 1", &result).await.unwrap();
     let stored = store.read_stream(&s).await.unwrap();

@@ -67,6 +67,7 @@ fn parts(nango_url: &str, backends: &Backends, worker: bool) -> LocalParts {
                 Default::default(),
             )
         }),
+        reconcile_every: None,
     }
 }
 

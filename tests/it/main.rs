@@ -11,6 +11,7 @@ mod fuzz;
 mod local_run;
 mod local_server;
 mod ops_moto;
+mod reconcile;
 mod runtime_loop;
 mod secrets_moto;
 mod signature_vectors;

@@ -32,11 +32,11 @@ async fn sync_now_reset_and_replay() {
 
     // Sync now, for every known stream: one manual sync job per stream, in its group.
     let streams = state.list_streams().await.unwrap();
-    let count = ops::enqueue_syncs(
+    let count = nango_sync::job::enqueue_syncs(
         &queue,
         streams
             .into_iter()
-            .map(|(s, _)| ops::SyncRequest::new(s, "x"))
+            .map(|(s, _)| nango_sync::job::SyncRequest::new(s, "x"))
             .collect(),
         Trigger::Manual,
         "now",

@@ -95,7 +95,7 @@ async fn failure_auth_and_event_jobs_reach_the_state_table() {
     for model in ["Contact", "Company"] {
         let s = StreamKey::new("hubspot", "user-42", model, "base");
         let state = rig.app.state.get_stream(&s).await.unwrap().unwrap();
-        assert_eq!(state.status, StreamStatus::Error);
+        assert_eq!(state.status(), StreamStatus::Error);
         assert!(state.error.unwrap().contains("script_error"));
     }
     let sdk = crate::common::moto_sdk_config().await;

@@ -1,0 +1,651 @@
+//! The copy outlives Nango's cache: each Nango behaviour that could make a reconcile wipe the
+//! copy (retention purges, hard deletes, sliced passes, emptyCache, a variant's count of 0, a
+//! deleted connection, a dropped sync), on the embedded SQLite store and on DynamoDB over the
+//! wire (moto), with Nango simulated over HTTP. Every scenario runs on both (`on_both!`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use nango_sync::adapters::dynamodb::{
+    create_table, CapacityMeter, DynamoRecordStore, DynamoStateStore,
+};
+use nango_sync::adapters::memory::MemoryQueue;
+use nango_sync::adapters::nango::NangoClient;
+use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
+use nango_sync::backend::Store;
+use nango_sync::job::{jobs_for, messages_for, now_rfc3339};
+use nango_sync::payload::NangoWebhook;
+use nango_sync::ports::{
+    RecordStore, RunStatus, StateStore, StreamState, StreamStatus, SweepOutcome,
+};
+use nango_sync::reconcile::{decide_held, ConnectionDeletedMode, HoldDecision, HoldError};
+use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::{sample_payload, webhooks, Changes, Simulator, SyncRun};
+use nango_sync::stream::{ConnectionKey, StreamKey};
+use nango_sync::worker::{JobOutcome, WorkerApp, WorkerSettings};
+use serde_json::{json, value::RawValue, Map, Value};
+
+use crate::common::{fast_retry, fast_writes, moto_sdk_config, unique_name, API_KEY};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Dynamo,
+}
+
+/// Writes the scenario's two tests: on SQLite and on DynamoDB (moto).
+macro_rules! on_both {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn on_sqlite() {
+                super::$scenario(super::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn on_dynamodb() {
+                super::$scenario(super::Backend::Dynamo).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    a_purged_stream_keeps_its_copy_and_a_small_loss_is_swept,
+    a_count_of_zero_is_held_and_decided_by_an_operator,
+    deletes_beyond_the_bound_are_held_then_confirmed,
+    a_sliced_empty_cache_pass_deletes_nothing_until_it_ends,
+    a_variant_count_of_zero_is_not_trusted,
+    a_deleted_connection_stops_syncing_and_keeps_its_records,
+    a_dropped_sync_keeps_its_copy,
+    an_unchanged_stream_is_checked_without_reading_its_partition,
+);
+
+pub struct Rig {
+    pub sim: Arc<Simulator>,
+    _server: SimServer,
+    pub app: WorkerApp<NangoClient, Store, Store, MemoryQueue>,
+    /// DynamoDB's consumed capacity (moto only).
+    pub meter: Option<Arc<CapacityMeter>>,
+    runs: std::sync::atomic::AtomicU32,
+}
+
+pub async fn rig(backend: Backend) -> Rig {
+    let sim = Arc::new(Simulator::new());
+    let server = SimServer::start(Arc::clone(&sim), ServerSettings::default())
+        .await
+        .unwrap();
+    let (store, meter) = match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!("{}.db", unique_name("reconcile")));
+            (
+                Store::Sqlite(SqliteStore::new(SqliteDb::open(&path).unwrap(), false)),
+                None,
+            )
+        }
+        Backend::Dynamo => {
+            let client = aws_sdk_dynamodb::Client::new(&moto_sdk_config().await);
+            let (records, state) = (unique_name("r-records"), unique_name("r-state"));
+            create_table(&client, &records).await.unwrap();
+            create_table(&client, &state).await.unwrap();
+            let meter = Arc::new(CapacityMeter::default());
+            let store = Store::Dynamo {
+                records: DynamoRecordStore::new(client.clone(), records, fast_writes())
+                    .with_meter(Arc::clone(&meter)),
+                state: DynamoStateStore::new(client, state).with_meter(Arc::clone(&meter)),
+            };
+            (store, Some(meter))
+        }
+    };
+    let app = WorkerApp {
+        source: NangoClient::new(&server.url, API_KEY, 500, fast_retry())
+            .with_discovery_rate(60_000),
+        records: store.clone(),
+        state: store,
+        queue: MemoryQueue::new(),
+        settings: WorkerSettings::default(),
+    };
+    Rig {
+        sim,
+        _server: server,
+        app,
+        meter,
+        runs: Default::default(),
+    }
+}
+
+impl Rig {
+    /// A verified webhook body, as the webhook function turns it into jobs, run by the worker.
+    pub async fn deliver(&self, body: &str) -> Vec<JobOutcome> {
+        self.deliver_at(body, &now_rfc3339()).await
+    }
+
+    /// The same, for a webhook received at `received_at`.
+    pub async fn deliver_at(&self, body: &str, received_at: &str) -> Vec<JobOutcome> {
+        let raw: &RawValue = serde_json::from_str(body).unwrap();
+        let jobs = jobs_for(NangoWebhook::from_raw(raw), raw);
+        let mut outcomes = Vec::new();
+        for message in messages_for(body.as_bytes(), jobs, received_at) {
+            outcomes.push(self.app.process(&message.body, None).await.unwrap());
+        }
+        outcomes
+    }
+
+    /// Nango's webhook after a sync run of the stream.
+    pub async fn webhook_sync(&self, stream: &StreamKey) -> JobOutcome {
+        let body = webhooks::sync_success(
+            stream,
+            &self.sim.sync_name(stream),
+            Changes::default(),
+            "INCREMENTAL",
+        );
+        self.deliver(&body).await.remove(0)
+    }
+
+    /// One scheduled reconcile, and every job it leads to (continuations included).
+    pub async fn reconcile(&self) -> Vec<JobOutcome> {
+        let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.app.queue.clear();
+        let at = format!("2026-12-03T10:{:02}:00.000Z", run % 60);
+        let body = json!({"v": 1, "received_at": at, "job": {"reconcile": {}}}).to_string();
+        let mut outcomes = vec![self.app.process(&body, None).await.unwrap()];
+        let mut done = 0;
+        loop {
+            let sent = self.app.queue.sent();
+            if done == sent.len() {
+                return outcomes;
+            }
+            for message in &sent[done..] {
+                outcomes.push(self.app.process(&message.body, None).await.unwrap());
+            }
+            done = sent.len();
+        }
+    }
+
+    /// The streams the last reconcile enqueued a sync for.
+    pub fn reconciled_streams(&self) -> Vec<String> {
+        self.app
+            .queue
+            .sent()
+            .iter()
+            .map(|m| m.group_id.clone())
+            .collect()
+    }
+
+    pub async fn live(&self, stream: &StreamKey) -> u64 {
+        self.app.records.count_live(stream).await.unwrap()
+    }
+
+    pub async fn state(&self, stream: &StreamKey) -> StreamState {
+        self.app.state.get_stream(stream).await.unwrap().unwrap()
+    }
+
+    /// The stored records marked deleted, by id.
+    pub async fn marked_deleted(&self, stream: &StreamKey) -> Vec<String> {
+        self.stored(stream)
+            .await
+            .into_iter()
+            .filter(|(_, r)| r["_nango_metadata"]["deleted_at"].is_string())
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    pub async fn stored(&self, stream: &StreamKey) -> BTreeMap<String, Map<String, Value>> {
+        self.app.records.read_stream(stream).await.unwrap()
+    }
+
+    /// Nango's records of a stream without their metadata, as a sync function would save them.
+    fn payloads(&self, stream: &StreamKey) -> Vec<(String, Map<String, Value>)> {
+        self.sim
+            .snapshot(stream)
+            .into_iter()
+            .filter(|(_, r)| r["_nango_metadata"]["deleted_at"].is_null())
+            .map(|(id, mut r)| {
+                let object = r.as_object_mut().unwrap();
+                object.remove("id");
+                object.remove("_nango_metadata");
+                (id, object.clone())
+            })
+            .collect()
+    }
+}
+
+/// Nothing of the copy was marked deleted: all `live` records are.
+async fn assert_untouched(rig: &Rig, stream: &StreamKey, live: u64) {
+    assert_eq!(rig.live(stream).await, live);
+    assert!(rig.marked_deleted(stream).await.is_empty());
+}
+
+fn sweeps(outcomes: &[JobOutcome]) -> usize {
+    outcomes
+        .iter()
+        .filter(
+            |o| matches!(o, JobOutcome::Synced(s) | JobOutcome::Continued(s) if s.sweep.is_some()),
+        )
+        .count()
+}
+
+/// The scenario: two streams of 2,000 records; Nango's retention hard-deletes one (no
+/// successful run for 61 days: no tombstones, recordCount 0), and the other's cache loses 5
+/// records with no delete. One reconcile later the first keeps all 2,000 (nango_purged) and the
+/// second has 1,995 live and 5 marked deleted by the sweep.
+async fn a_purged_stream_keeps_its_copy_and_a_small_loss_is_swept(backend: Backend) {
+    let rig = rig(backend).await;
+    let streams = rig.sim.populate("crm", 1, &["Contact", "Deal"], 2_000);
+    let (purged, lossy) = (&streams[0], &streams[1]);
+    // The purged stream's sync last succeeded (and sent its webhook) 62 days ago.
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(62);
+    let long_ago = long_ago
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let body = webhooks::sync_success(purged, "contacts", Changes::default(), "INCREMENTAL");
+    rig.deliver_at(&body, &long_ago).await;
+    rig.webhook_sync(lossy).await;
+    rig.sim.tick();
+    rig.sim.purge_for_retention(purged, 61);
+    let lost: Vec<String> = (0..5).map(|i| format!("deal-{}", i * 7)).collect();
+    let lost_ids: Vec<&str> = lost.iter().map(String::as_str).collect();
+    assert_eq!(rig.sim.hard_delete(lossy, &lost_ids), 5);
+
+    let outcomes = rig.reconcile().await;
+    assert_eq!(sweeps(&outcomes), 1, "only the lossy stream is swept");
+    assert_eq!(rig.live(purged).await, 2_000, "the purged copy is kept");
+    assert!(rig.marked_deleted(purged).await.is_empty());
+    let state = rig.state(purged).await;
+    assert_eq!(state.status(), StreamStatus::NangoPurged);
+    let reason = &state.nango.purged.as_ref().unwrap().reason;
+    assert!(reason.contains("60 days"), "{reason}");
+
+    assert_eq!(rig.live(lossy).await, 1_995);
+    let mut deleted = rig.marked_deleted(lossy).await;
+    deleted.sort();
+    let mut expected = lost.clone();
+    expected.sort();
+    assert_eq!(deleted, expected);
+    let state = rig.state(lossy).await;
+    assert_eq!(state.status(), StreamStatus::Ok);
+    let last = state.last_sweep.unwrap();
+    assert_eq!((last.outcome, last.tombstoned), (SweepOutcome::Applied, 5));
+
+    // Later reconciles keep both as they are.
+    let outcomes = rig.reconcile().await;
+    assert_eq!(sweeps(&outcomes), 0);
+    assert_eq!(
+        (rig.live(purged).await, rig.live(lossy).await),
+        (2_000, 1_995)
+    );
+    assert_eq!(rig.state(purged).await.status(), StreamStatus::NangoPurged);
+}
+
+/// A sync failing on dead credentials: its records hard-deleted, recordCount 0, its last
+/// success unknown to /sync/status. The guard never lets a count of 0 delete: the stream is held
+/// and an operator decides. Bad decisions are refused and change nothing.
+async fn a_count_of_zero_is_held_and_decided_by_an_operator(backend: Backend) {
+    let rig = rig(backend).await;
+    let streams = rig.sim.populate("crm", 1, &["Contact", "Deal"], 300);
+    for s in &streams {
+        rig.webhook_sync(s).await;
+    }
+    for s in &streams {
+        rig.sim.set_run(
+            s,
+            SyncRun {
+                status: RunStatus::Error,
+                latest_execution: RunStatus::Stopped,
+                ..SyncRun::default()
+            },
+        );
+        rig.sim.wipe(s);
+    }
+    rig.reconcile().await;
+    for s in &streams {
+        assert_eq!(rig.live(s).await, 300);
+        assert!(rig.marked_deleted(s).await.is_empty());
+        let state = rig.state(s).await;
+        assert_eq!(state.status(), StreamStatus::Held, "{state:?}");
+        let held = state.held.unwrap();
+        assert_eq!(
+            (held.would_delete, held.live_count, held.nango_count),
+            (300, 300, 0)
+        );
+        assert!(held.last_success_at.is_some(), "the webhook's run is known");
+    }
+    let (confirmed, discarded) = (&streams[0], &streams[1]);
+    let (records, state) = (&rig.app.records, &rig.app.state);
+
+    // Refused, changing nothing: an unknown stream, a stream with no held sweep, and a stream
+    // whose counts moved since the hold.
+    let unknown = StreamKey::new("crm", "conn-0", "Ticket", "base");
+    let refused = decide_held(records, state, &unknown, HoldDecision::Confirm).await;
+    assert!(
+        matches!(refused, Err(HoldError::UnknownStream(_))),
+        "{refused:?}"
+    );
+    let other = rig.sim.populate("other", 1, &["Contact"], 3).remove(0);
+    rig.webhook_sync(&other).await;
+    let refused = decide_held(records, state, &other, HoldDecision::Confirm).await;
+    assert!(
+        matches!(refused, Err(HoldError::NoHeldSweep(_))),
+        "{refused:?}"
+    );
+    rig.sim.tick();
+    rig.sim
+        .save(confirmed, [("late-1".to_owned(), sample_payload(1))]);
+    rig.webhook_sync(confirmed).await;
+    let refused = decide_held(records, state, confirmed, HoldDecision::Confirm).await;
+    let Err(HoldError::CountsChanged { now_live, .. }) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(now_live, 301);
+    assert_eq!(rig.live(confirmed).await, 301, "nothing changed");
+    assert!(rig.state(confirmed).await.held.is_some(), "still held");
+
+    // The next reconcile holds again with the new numbers; this time the operator confirms.
+    rig.reconcile().await;
+    let held = rig.state(confirmed).await.held.unwrap();
+    assert_eq!(
+        (held.would_delete, held.live_count, held.nango_count),
+        (300, 301, 1)
+    );
+    let result = decide_held(records, state, confirmed, HoldDecision::Confirm)
+        .await
+        .unwrap();
+    assert_eq!(
+        (result.outcome, result.tombstoned, result.live_count),
+        (SweepOutcome::Confirmed, 300, 1)
+    );
+    assert_eq!(rig.live(confirmed).await, 1);
+    assert_eq!(rig.state(confirmed).await.status(), StreamStatus::Ok);
+
+    // Discard: the copy is kept, and that is recorded.
+    let result = decide_held(records, state, discarded, HoldDecision::Discard)
+        .await
+        .unwrap();
+    assert_eq!(
+        (result.outcome, result.tombstoned),
+        (SweepOutcome::Discarded, 0)
+    );
+    assert_eq!(rig.live(discarded).await, 300);
+    let state_after = rig.state(discarded).await;
+    assert_eq!(state_after.status(), StreamStatus::Ok);
+    assert_eq!(
+        state_after.last_sweep.unwrap().outcome,
+        SweepOutcome::Discarded
+    );
+    let again = decide_held(records, state, discarded, HoldDecision::Discard).await;
+    assert!(matches!(again, Err(HoldError::NoHeldSweep(_))), "{again:?}");
+}
+
+/// A cache that lost 150 of 300 records without a delete: a sweep confirms it, but 150 is
+/// beyond the bound (max(100, 5%)): held; confirmed, exactly those 150 are marked deleted.
+async fn deletes_beyond_the_bound_are_held_then_confirmed(backend: Backend) {
+    let rig = rig(backend).await;
+    let s = rig.sim.populate("crm", 1, &["Contact"], 300).remove(0);
+    rig.webhook_sync(&s).await;
+    let lost: Vec<String> = (0..150).map(|i| format!("contact-{}", i * 2)).collect();
+    rig.sim
+        .hard_delete(&s, &lost.iter().map(String::as_str).collect::<Vec<_>>());
+    let outcomes = rig.reconcile().await;
+    assert_eq!(sweeps(&outcomes), 1, "the drift is real: a sweep ran");
+    assert_eq!(rig.live(&s).await, 300, "held: nothing marked deleted");
+    let state = rig.state(&s).await;
+    assert_eq!(state.status(), StreamStatus::Held);
+    assert_eq!(
+        state.last_sweep.as_ref().unwrap().outcome,
+        SweepOutcome::Held
+    );
+    let held = state.held.unwrap();
+    assert_eq!(
+        (held.would_delete, held.live_count, held.nango_count),
+        (150, 300, 150)
+    );
+    assert!(held.reason.contains("bound of 100"), "{}", held.reason);
+
+    // Held streams are not swept again while they wait.
+    assert_eq!(sweeps(&rig.reconcile().await), 0);
+    let result = decide_held(&rig.app.records, &rig.app.state, &s, HoldDecision::Confirm)
+        .await
+        .unwrap();
+    assert_eq!((result.tombstoned, result.live_count), (150, 150));
+    let mut deleted = rig.marked_deleted(&s).await;
+    deleted.sort();
+    let mut expected = lost;
+    expected.sort();
+    assert_eq!(deleted, expected);
+    assert_eq!(rig.state(&s).await.status(), StreamStatus::Ok);
+    assert_eq!(
+        sweeps(&rig.reconcile().await),
+        0,
+        "Nango and the copy agree"
+    );
+}
+
+/// emptyCache in a checkpointed pass of three slices: the cache is cleared, then refilled over
+/// the slices. While the pass runs (a webhook's `checkpoints.to` set, a checkpoint in
+/// /sync/status, a RUNNING sync) no check runs and nothing is deleted; re-added records are
+/// plain upserts. Once the last slice ends the pass, the 3 records the provider no longer has
+/// are swept.
+async fn a_sliced_empty_cache_pass_deletes_nothing_until_it_ends(backend: Backend) {
+    let rig = rig(backend).await;
+    let s = rig.sim.populate("crm", 1, &["Contact"], 600).remove(0);
+    let name = rig.sim.sync_name(&s);
+    rig.webhook_sync(&s).await;
+    let all = rig.payloads(&s);
+    let slice_webhook = |from: Option<u32>, to: Option<u32>| {
+        let point = |n: Option<u32>| n.map(|n| json!({"page": n}));
+        webhooks::sync_slice(&s, &name, Changes::default(), point(from), point(to))
+    };
+    let ran = || SyncRun {
+        finished_at: Some(now_rfc3339()),
+        ..SyncRun::default()
+    };
+    // Slice 1: the cache is emptied, 200 come back ADDED. /sync/status shows the checkpoint.
+    rig.sim.tick();
+    rig.sim.wipe(&s);
+    rig.sim.save(&s, all[..200].to_vec());
+    rig.sim.set_run(
+        &s,
+        SyncRun {
+            checkpoint: Some(json!({"page": 1})),
+            ..ran()
+        },
+    );
+    rig.deliver(&slice_webhook(None, Some(1))).await;
+    assert_eq!(sweeps(&rig.reconcile().await), 0);
+    assert_untouched(&rig, &s, 600).await;
+    let stored = rig.stored(&s).await;
+    let meta = &stored[&all[0].0]["_nango_metadata"];
+    assert_eq!(
+        meta["last_action"], "ADDED",
+        "re-added: an upsert, never a delete + add"
+    );
+
+    // Slice 2 runs: /sync/status says RUNNING.
+    rig.sim.tick();
+    rig.sim.save(&s, all[200..400].to_vec());
+    rig.sim.set_run(
+        &s,
+        SyncRun {
+            status: RunStatus::Running,
+            ..ran()
+        },
+    );
+    assert_eq!(sweeps(&rig.reconcile().await), 0);
+    assert_untouched(&rig, &s, 600).await;
+    // It ends and its webhook says the pass goes on; /sync/status shows no checkpoint between
+    // the slices: the webhook keeps the check off (the run finished before it was sent).
+    rig.sim.set_run(&s, ran());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    rig.deliver(&slice_webhook(Some(1), Some(2))).await;
+    assert_eq!(sweeps(&rig.reconcile().await), 0);
+    assert_untouched(&rig, &s, 600).await;
+    assert!(rig.state(&s).await.nango.pass_open_since.is_some());
+
+    // Slice 3 ends the pass; the provider no longer has the last 3 records.
+    rig.sim.tick();
+    rig.sim.save(&s, all[400..597].to_vec());
+    rig.sim.set_run(&s, ran());
+    rig.deliver(&slice_webhook(Some(2), None)).await;
+    assert!(rig.state(&s).await.nango.pass_open_since.is_none());
+    assert_eq!(sweeps(&rig.reconcile().await), 1);
+    assert_eq!(rig.live(&s).await, 597);
+    let mut deleted = rig.marked_deleted(&s).await;
+    deleted.sort();
+    let mut expected: Vec<String> = all[597..].iter().map(|(id, _)| id.clone()).collect();
+    expected.sort();
+    assert_eq!(deleted, expected);
+}
+
+/// Nango before 2026-09 (and older self-hosted Nango) reports recordCount 0 for every non-base
+/// variant. A count of 0 while /records still serves live records is not drift: no re-read, and
+/// the copy is left alone.
+async fn a_variant_count_of_zero_is_not_trusted(backend: Backend) {
+    let rig = rig(backend).await;
+    let s = StreamKey::new("crm", "conn-0", "Contact", "eu");
+    rig.sim
+        .save(&s, (0..250).map(|i| (format!("c{i}"), sample_payload(i))));
+    rig.webhook_sync(&s).await;
+    rig.sim.set_variant_count_bug(true);
+    for _ in 0..2 {
+        assert_eq!(sweeps(&rig.reconcile().await), 0);
+        assert_eq!(rig.live(&s).await, 250);
+        let state = rig.state(&s).await;
+        assert_eq!(state.status(), StreamStatus::Ok);
+        let checked = state.nango.checked.unwrap();
+        assert_eq!(
+            (checked.nango_count, checked.live_count, checked.trusted),
+            (0, 250, false)
+        );
+    }
+    assert!(rig.marked_deleted(&s).await.is_empty());
+}
+
+/// Nango's `auth` deletion webhook: the connection's streams are `connection_deleted`, their
+/// records kept (CONNECTION_DELETED=keep), reconciles stop syncing them; a later creation brings
+/// them back. `tombstone` and `purge`, and an operator's `forget`, act on the records.
+async fn a_deleted_connection_stops_syncing_and_keeps_its_records(backend: Backend) {
+    let mut rig = rig(backend).await;
+    let gone = rig.sim.populate("crm", 1, &["Contact", "Deal"], 40);
+    let kept = rig.sim.populate("erp", 1, &["Invoice"], 10).remove(0);
+    for s in gone.iter().chain([&kept]) {
+        rig.webhook_sync(s).await;
+    }
+    let connection = gone[0].connection();
+    rig.sim.delete_connection(&connection);
+    rig.deliver(&webhooks::connection_deleted(&connection))
+        .await;
+    for s in &gone {
+        let state = rig.state(s).await;
+        assert_eq!(state.status(), StreamStatus::ConnectionDeleted);
+        assert_eq!(rig.live(s).await, 40, "kept by default");
+    }
+    rig.reconcile().await;
+    assert_eq!(
+        rig.reconciled_streams(),
+        vec![kept.message_group_id()],
+        "only the live connection's stream is synced"
+    );
+
+    // Created again: back, synced, status ok.
+    let creation = json!({"type": "auth", "from": "nango", "operation": "creation", "success": true,
+        "connectionId": connection.connection_id, "providerConfigKey": connection.provider_config_key,
+        "authMode": "OAUTH2", "provider": "crm", "environment": "dev"})
+    .to_string();
+    rig.sim.populate("crm", 1, &["Contact", "Deal"], 40);
+    rig.deliver(&creation).await;
+    rig.reconcile().await;
+    assert_eq!(rig.reconciled_streams().len(), 3);
+    for s in &gone {
+        assert_eq!(rig.state(s).await.status(), StreamStatus::Ok);
+    }
+
+    // CONNECTION_DELETED=tombstone marks them deleted; purge removes them.
+    rig.app.settings.connection_deleted = ConnectionDeletedMode::Tombstone;
+    rig.deliver(&webhooks::connection_deleted(&connection))
+        .await;
+    for s in &gone {
+        assert_eq!(rig.live(s).await, 0);
+        assert_eq!(rig.marked_deleted(s).await.len(), 40);
+    }
+    rig.deliver(&creation).await;
+    rig.app.settings.connection_deleted = ConnectionDeletedMode::Purge;
+    rig.deliver(&webhooks::connection_deleted(&connection))
+        .await;
+    for s in &gone {
+        assert!(rig.stored(s).await.is_empty());
+    }
+
+    // `nango-sync forget`: the operator's word.
+    let erp = ConnectionKey {
+        provider_config_key: "erp".into(),
+        connection_id: "conn-0".into(),
+    };
+    let forgotten =
+        nango_sync::ops::forget_connection(&rig.app.records, &rig.app.state, &erp, false)
+            .await
+            .unwrap();
+    assert_eq!(forgotten, vec![(kept.clone(), 10)]);
+    assert_eq!(
+        rig.state(&kept).await.status(),
+        StreamStatus::ConnectionDeleted
+    );
+    assert_eq!(rig.marked_deleted(&kept).await.len(), 10);
+}
+
+/// A sync Nango no longer lists for a connection it still lists (disabled or deleted: Nango
+/// hard-deletes its records a day later): never swept, status nango_purged, copy kept.
+async fn a_dropped_sync_keeps_its_copy(backend: Backend) {
+    let rig = rig(backend).await;
+    let streams = rig.sim.populate("crm", 1, &["Contact", "Deal"], 120);
+    for s in &streams {
+        rig.webhook_sync(s).await;
+    }
+    rig.sim.drop_sync(&streams[0]);
+    for _ in 0..2 {
+        assert_eq!(sweeps(&rig.reconcile().await), 0);
+        assert_eq!(rig.live(&streams[0]).await, 120);
+        assert_eq!(
+            rig.state(&streams[0]).await.status(),
+            StreamStatus::NangoPurged
+        );
+        assert_eq!(rig.state(&streams[1]).await.status(), StreamStatus::Ok);
+    }
+    assert!(rig.marked_deleted(&streams[0]).await.is_empty());
+}
+
+/// A reconcile of a stream whose counts agreed at the last check and which nothing was written
+/// to since reads no partition: no COUNT query (DynamoDB: at most 5 read units for the stream).
+async fn an_unchanged_stream_is_checked_without_reading_its_partition(backend: Backend) {
+    let rig = rig(backend).await;
+    let s = rig.sim.populate("crm", 1, &["Contact"], 1_500).remove(0);
+    rig.webhook_sync(&s).await;
+    rig.reconcile().await;
+    let first = rig.state(&s).await.nango.checked.unwrap();
+    assert_eq!(
+        (first.nango_count, first.live_count, first.trusted),
+        (1_500, 1_500, true)
+    );
+    let before = rig.meter.as_ref().map(|m| (m.read_units(), m.read_calls()));
+    rig.reconcile().await;
+    assert_eq!(
+        rig.state(&s).await.nango.checked.unwrap(),
+        first,
+        "no new count"
+    );
+    if let (Some(meter), Some((units, (gets, queries, scans)))) = (&rig.meter, before) {
+        let (gets_now, queries_now, scans_now) = meter.read_calls();
+        assert_eq!(queries_now, queries, "no Query: the partition is not read");
+        let spent = meter.read_units() - units;
+        assert!(spent <= 5.0, "{spent} read units for one unchanged stream");
+        assert!(
+            gets_now > gets && scans_now > scans,
+            "the meter counts the reads made"
+        );
+    }
+    // Something written since: counted again.
+    rig.sim.tick();
+    rig.sim.save(&s, [("new".to_owned(), sample_payload(1))]);
+    rig.webhook_sync(&s).await;
+    rig.reconcile().await;
+    let second = rig.state(&s).await.nango.checked.unwrap();
+    assert_eq!((second.nango_count, second.live_count), (1_501, 1_501));
+}
