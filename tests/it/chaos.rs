@@ -21,11 +21,11 @@ use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue};
 use nango_sync::adapters::sqs::as_lambda_event;
 use nango_sync::backend::Store;
 use nango_sync::fuzzing::same_value;
-use nango_sync::job::OutgoingMessage;
+use nango_sync::job::{reconcile_message, OutgoingMessage};
 use nango_sync::ports::{
     ConnectionEvent, HeldSweep, JobConsumer, JobQueue, NangoNotes, QueueError, RecordStore,
-    RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState, SweepResult,
-    SweepState, SyncReport, WriteReport,
+    RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState, StreamStatus,
+    SweepResult, SweepState, SyncReport, WriteReport,
 };
 use nango_sync::record::NangoRecord;
 use nango_sync::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
@@ -55,8 +55,12 @@ struct Tally {
     dynamo_faults: AtomicU64,
     key_rotations: AtomicU64,
     wipes: AtomicU64,
+    purges: AtomicU64,
+    sliced_passes: AtomicU64,
+    reconciles: AtomicU64,
     records_checked: AtomicU64,
     records_lost: AtomicU64,
+    records_wrongly_deleted: AtomicU64,
     jobs: AtomicU64,
 }
 
@@ -93,6 +97,62 @@ struct ChaosStore {
     inner: Store,
     switch: Arc<KillSwitch>,
     backwards: Arc<Mutex<Vec<String>>>,
+    /// Checks every record a sweep marks deleted against Nango's truth at that moment.
+    deletes: Arc<DeleteWitness>,
+}
+
+/// Records that must never be marked deleted without an operator: those Nango still has live,
+/// those its retention purged, and those an unfinished emptyCache pass has yet to re-add.
+#[derive(Debug)]
+struct DeleteWitness {
+    sim: Arc<Simulator>,
+    protected: Mutex<std::collections::HashSet<(StreamKey, String)>>,
+    wrong: Mutex<Vec<String>>,
+}
+
+impl DeleteWitness {
+    fn protect(&self, stream: &StreamKey, ids: impl IntoIterator<Item = String>) {
+        let mut protected = self.protected.lock().unwrap();
+        protected.extend(ids.into_iter().map(|id| (stream.clone(), id)));
+    }
+
+    fn release(&self, stream: &StreamKey, ids: &[String]) {
+        let mut protected = self.protected.lock().unwrap();
+        for id in ids {
+            protected.remove(&(stream.clone(), id.clone()));
+        }
+    }
+
+    /// Called with the live ids before and after a sweep's deletes.
+    fn judge(&self, stream: &StreamKey, before: &[String], after: &[String]) -> u64 {
+        let truth = self.sim.snapshot(stream);
+        let protected = self.protected.lock().unwrap();
+        let mut wrong = self.wrong.lock().unwrap();
+        let mut deleted = 0;
+        for id in before.iter().filter(|id| !after.contains(id)) {
+            deleted += 1;
+            let live_in_nango = truth
+                .get(id)
+                .is_some_and(|r| r["_nango_metadata"]["deleted_at"].is_null());
+            if live_in_nango || protected.contains(&(stream.clone(), id.clone())) {
+                wrong.push(format!("{} {id}", stream.encode()));
+            }
+        }
+        deleted
+    }
+}
+
+impl ChaosStore {
+    async fn live_ids(&self, stream: &StreamKey) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .inner
+            .read_stream(stream)
+            .await?
+            .into_iter()
+            .filter(|(_, r)| r["_nango_metadata"]["deleted_at"].is_null())
+            .map(|(id, _)| id)
+            .collect())
+    }
 }
 
 impl RecordStore for ChaosStore {
@@ -120,7 +180,12 @@ impl RecordStore for ChaosStore {
         at: &str,
     ) -> Result<u64, StoreError> {
         self.switch.step().await;
+        let before = self.live_ids(stream).await?;
         let result = self.inner.tombstone_unseen(stream, id, at).await;
+        if result.is_ok() {
+            let after = self.live_ids(stream).await?;
+            self.deletes.judge(stream, &before, &after);
+        }
         self.switch.step().await;
         result
     }
@@ -389,6 +454,80 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// A reconcile, as the schedule sends it.
+    async fn reconcile(&mut self, at: &str) {
+        self.tally.reconciles.fetch_add(1, Ordering::Relaxed);
+        self.queue.send(&[reconcile_message(at)]).await.unwrap();
+    }
+
+    /// A full resync with emptyCache, run as a checkpointed pass in three slices: the cache is
+    /// emptied, each slice re-adds a third and sends its webhook (`checkpoints.to` set until the
+    /// last), the worker runs and reconciles come in between. The provider dropped some 10% of
+    /// the records: the last slice does not re-add them, and only then may they be swept.
+    async fn sliced_pass(
+        &mut self,
+        sim: &Simulator,
+        witness: &DeleteWitness,
+        stream: &StreamKey,
+        step: usize,
+    ) {
+        let name = sim.sync_name(stream);
+        let records = live_payloads(sim, stream);
+        let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
+        sim.tick();
+        sim.wipe(stream);
+        witness.protect(stream, ids.clone());
+        let third = records.len() / 3;
+        let point = |n: Option<u32>| n.map(|n| json!({ "slice": n }));
+        for (i, (from, to)) in [(None, Some(1)), (Some(1), Some(2)), (Some(2), None)]
+            .into_iter()
+            .enumerate()
+        {
+            let part: Vec<_> = match i {
+                0 | 1 => records[i * third..(i + 1) * third].to_vec(),
+                _ => records[2 * third..]
+                    .iter()
+                    .filter(|_| self.rng.u8(0..10) != 0)
+                    .cloned()
+                    .collect(),
+            };
+            sim.tick();
+            let changes = sim.save(stream, part);
+            sim.set_checkpoint(stream, point(to));
+            if to.is_none() {
+                // The pass is over: what it did not re-add is gone from the provider.
+                witness.release(stream, &ids);
+            }
+            let body = webhooks::sync_slice(stream, &name, changes, point(from), point(to));
+            self.send(body).await;
+            let batches = self.rng.usize(0..3);
+            self.work(batches, false).await;
+            if to.is_some() && self.rng.bool() {
+                self.reconcile(&format!("2026-11-27T16:{step:02}:{i:02}.000Z"))
+                    .await;
+            }
+        }
+    }
+}
+
+/// Nango's live records of a stream without their metadata, as a sync function saves them.
+fn live_payloads(
+    sim: &Simulator,
+    stream: &StreamKey,
+) -> Vec<(String, serde_json::Map<String, Value>)> {
+    sim.snapshot(stream)
+        .into_iter()
+        .filter(|(_, r)| r["_nango_metadata"]["deleted_at"].is_null())
+        .map(|(id, mut r)| {
+            let object = r.as_object_mut().unwrap();
+            object.remove("id");
+            object.remove("_nango_metadata");
+            (id, object.clone())
+        })
+        .collect()
+}
+
 async fn wait_fired(switch: &KillSwitch) {
     while !switch.fired.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -444,10 +583,16 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
     let switch = Arc::new(KillSwitch::default());
     switch.disarm();
     let backwards = Arc::new(Mutex::new(Vec::new()));
+    let witness = Arc::new(DeleteWitness {
+        sim: Arc::clone(&sim),
+        protected: Mutex::default(),
+        wrong: Mutex::default(),
+    });
     let chaos_store = ChaosStore {
         inner: store.clone(),
         switch: Arc::clone(&switch),
         backwards: Arc::clone(&backwards),
+        deletes: Arc::clone(&witness),
     };
     let key = format!("key-{seed}");
     let mut s = Schedule {
@@ -494,6 +639,9 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
     } else {
         None
     };
+    // Nango's retention purges streams[1]; an emptyCache pass in slices re-reads streams[0].
+    let purge_at = (s.rng.u8(0..3) == 0).then(|| s.rng.usize(1..8));
+    let pass_at = (s.rng.u8(0..2) == 0).then(|| s.rng.usize(0..7));
     for step in 0..8 {
         let batches = s.rng.usize(0..4);
         s.work(batches, false).await;
@@ -570,27 +718,70 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
         }
         let body = webhooks::sync_success(&stream, &sim.sync_name(&stream), changes, "INCREMENTAL");
         s.send(body).await;
+        if purge_at == Some(step) {
+            let purged = &streams[1];
+            witness.protect(
+                purged,
+                live_payloads(&sim, purged).into_iter().map(|(id, _)| id),
+            );
+            sim.tick();
+            sim.purge_for_retention(purged, 61);
+            tally.purges.fetch_add(1, Ordering::Relaxed);
+        }
+        if pass_at == Some(step) {
+            s.sliced_pass(&sim, &witness, &streams[0], step).await;
+            tally.sliced_passes.fetch_add(1, Ordering::Relaxed);
+        }
+        if s.rng.u8(0..4) == 0 {
+            s.reconcile(&format!("2026-11-27T17:{step:02}:00.000Z"))
+                .await;
+        }
     }
 
     // Quiescence: the late webhooks arrive, the queue drains, then one reconcile.
+    tally.records_wrongly_deleted.fetch_add(
+        witness.wrong.lock().unwrap().len() as u64,
+        Ordering::Relaxed,
+    );
     *s.flaky.failure_rate.lock().unwrap() = 0.0;
     for (body, key) in std::mem::take(&mut s.delayed) {
         s.deliver(&body, &key).await;
     }
     s.work(0, true).await;
-    let reconcile = json!({"v": 1, "received_at": format!("2026-11-27T18:00:{:02}.000Z", seed % 60), "job": {"reconcile": {}}});
-    s.queue
-        .send(&[OutgoingMessage {
-            group_id: "reconcile".into(),
-            dedup_id: format!("reconcile-{seed}"),
-            body: reconcile.to_string(),
-        }])
-        .await
-        .unwrap();
+    s.reconcile(&format!("2026-11-27T18:00:{:02}.000Z", seed % 60))
+        .await;
     s.work(0, true).await;
+    let wrong = witness.wrong.lock().unwrap().clone();
+    tally
+        .records_wrongly_deleted
+        .store(wrong.len() as u64, Ordering::Relaxed);
 
-    // The invariant, for every stream.
-    let mut problems = Vec::new();
+    // The invariants, for every stream: nothing lost, nothing wrongly deleted.
+    let mut problems: Vec<String> = wrong
+        .iter()
+        .map(|r| format!("{r}: marked deleted, but Nango has it or must not be believed"))
+        .collect();
+    let protected: Vec<_> = witness.protected.lock().unwrap().iter().cloned().collect();
+    let mut copies = std::collections::HashMap::new();
+    for (stream, id) in &protected {
+        // A record Nango purged before it was ever fetched cannot be in the copy; one that was
+        // fetched must still be live in it.
+        if !copies.contains_key(stream) {
+            copies.insert(stream.clone(), store.read_stream(stream).await.unwrap());
+        }
+        if copies[stream]
+            .get(id)
+            .is_some_and(|r| r["_nango_metadata"]["deleted_at"].is_string())
+        {
+            tally
+                .records_wrongly_deleted
+                .fetch_add(1, Ordering::Relaxed);
+            problems.push(format!(
+                "{} {id}: purged by Nango, marked deleted in the copy",
+                stream.encode()
+            ));
+        }
+    }
     for stream in &streams {
         let stored = store.read_stream(stream).await.unwrap();
         let truth = sim.snapshot(stream);
@@ -613,16 +804,22 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
                 ));
             }
         }
+        let state = store.get_stream(stream).await.unwrap().unwrap_or_default();
+        // A held or purged stream keeps what Nango dropped, by design.
+        let kept = matches!(
+            state.status(),
+            StreamStatus::Held | StreamStatus::NangoPurged
+        );
         for (id, record) in stored.iter().filter(|(id, _)| !truth.contains_key(*id)) {
-            if !record["_nango_metadata"]["deleted_at"].is_string() {
+            if !kept && !record["_nango_metadata"]["deleted_at"].is_string() {
                 problems.push(format!(
                     "{} {id}: gone from Nango but live in the store",
                     stream.encode()
                 ));
             }
         }
-        let state = store.get_stream(stream).await.unwrap().unwrap_or_default();
-        if state.cursor != sim.last_cursor(stream) {
+        // A purged stream's cursor stays where it was: Nango has no records left.
+        if sim.last_cursor(stream).is_some() && state.cursor != sim.last_cursor(stream) {
             problems.push(format!(
                 "{}: cursor {:?} is not the last record's {:?}",
                 stream.encode(),
@@ -683,6 +880,14 @@ async fn the_pipeline_loses_nothing_under_seeded_chaos() {
     );
     assert_eq!(tally.schedules.load(Ordering::Relaxed), count);
     assert_eq!(tally.records_lost.load(Ordering::Relaxed), 0);
+    assert_eq!(tally.records_wrongly_deleted.load(Ordering::Relaxed), 0);
+    // A replay of one seed may have neither; the suite's run must have both.
+    assert!(
+        count < 8
+            || (tally.purges.load(Ordering::Relaxed) > 0
+                && tally.sliced_passes.load(Ordering::Relaxed) > 0),
+        "no purge or no sliced pass: the suite tested less than it claims"
+    );
     assert!(
         tally.kills.load(Ordering::Relaxed) > 0,
         "no worker was killed: the suite tested less than it claims"
