@@ -116,6 +116,19 @@ AUTH_CREATION = {
     "tags": {"end_user_email": "zoë@example.com", "end_user_id": "u_123"},
     "type": "auth",
 }
+AUTH_DELETION = {
+    "authMode": "OAUTH2",
+    "connectionId": "user-42",
+    "environment": "prod",
+    "from": "nango",
+    "operation": "deletion",
+    "provider": "hubspot",
+    "providerConfigKey": "hubspot",
+    "success": True,
+    "type": "auth",
+}
+# A sync webhook that names no connection: kept as an event, never a sync of an empty stream.
+SYNC_EMPTY_CONNECTION = dict(SYNC_SUCCESS, connectionId="")
 FORWARD = {
     "connectionId": "user-42",
     "from": "hubspot",
@@ -141,6 +154,8 @@ def main():
         ("webhook-sync-success.json", SYNC_SUCCESS),
         ("webhook-sync-failure.json", SYNC_FAILURE),
         ("webhook-auth-creation.json", AUTH_CREATION),
+        ("webhook-auth-deletion.json", AUTH_DELETION),
+        ("webhook-sync-empty-connection.json", SYNC_EMPTY_CONNECTION),
         ("webhook-forward.json", FORWARD),
         ("webhook-async-action.json", ASYNC_ACTION),
     ]:

@@ -14,6 +14,8 @@ pub const EXPECTED: &[(&str, StatusCode, usize)] = &[
     ("webhook-sync-success.json", StatusCode::OK, 1),
     ("webhook-sync-failure.json", StatusCode::OK, 2),
     ("webhook-auth-creation.json", StatusCode::OK, 1),
+    ("webhook-auth-deletion.json", StatusCode::OK, 1),
+    ("webhook-sync-empty-connection.json", StatusCode::OK, 1),
     ("webhook-forward.json", StatusCode::OK, 1),
     ("webhook-async-action.json", StatusCode::OK, 1),
     ("webhook-bad-signature.json", StatusCode::UNAUTHORIZED, 0),
@@ -89,6 +91,20 @@ async fn sync_success_event_becomes_a_sync_job_for_its_stream() {
     assert_eq!(stream.encode(), "hubspot|user-42|Contact|base");
     assert_eq!(sync_name, "contacts");
     assert_eq!(message.group_id, stream.message_group_id());
+}
+
+#[tokio::test]
+async fn a_sync_webhook_naming_no_connection_is_kept_as_an_event() {
+    let request =
+        lambda_http::request::from_str(&read("events/webhook-sync-empty-connection.json")).unwrap();
+    let app = WebhookApp::new(test_verifier(), MemoryQueue::new(), DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(app.handle(request).await.status(), StatusCode::OK);
+    let [message] = app.queue().sent().try_into().unwrap();
+    let job = JobMessage::decode(&message.body).unwrap().job;
+    assert!(
+        matches!(&job, Job::Event { kind, .. } if kind == "sync"),
+        "{job:?}"
+    );
 }
 
 #[tokio::test]

@@ -180,3 +180,48 @@ async fn wait_until_up_to_date(backends: &Backends, sim: &Simulator, stream: &St
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `nango-sync serve` reconciles at start and then every `--reconcile-every`: a stream that never
+/// sent a webhook is found, and changes whose webhook was lost are healed, with no webhook at all.
+#[tokio::test]
+async fn the_local_schedule_heals_missed_webhooks() {
+    let sim = Arc::new(Simulator::new());
+    let stream = sim.populate("demo", 1, &["Contact"], 300).remove(0);
+    let nango = SimServer::start(Arc::clone(&sim), ServerSettings::default())
+        .await
+        .unwrap();
+    let db = temp_db();
+    let backends = Backends::open(
+        &StoreTarget::Sqlite { path: db.clone() },
+        &QueueTarget::Embedded { path: db },
+        None,
+        false,
+    )
+    .unwrap();
+    let mut parts = parts(&nango.url, &backends, false);
+    parts.worker = Some((
+        NangoClient::new(&nango.url, API_KEY, 100, fast_retry()).with_discovery_rate(60_000),
+        Default::default(),
+    ));
+    parts.reconcile_every = Some(Duration::from_millis(500));
+    let run = LocalRun::start(SocketAddr::from(([127, 0, 0, 1], 0)), parts)
+        .await
+        .unwrap();
+    // Found by the reconcile at start.
+    wait_until_up_to_date(&backends, &sim, &stream).await;
+    // Changed in Nango; the webhook never comes.
+    sim.tick();
+    sim.churn(&stream, 0.2, &mut fastrand::Rng::with_seed(5));
+    wait_until_up_to_date(&backends, &sim, &stream).await;
+    let totals = run.stop().await.unwrap();
+    assert!(
+        totals.jobs >= 4,
+        "two reconciles and their syncs: {totals:?}"
+    );
+    let state = backends.store.get_stream(&stream).await.unwrap().unwrap();
+    assert_eq!(state.last_webhook_at, None, "no webhook was involved");
+    assert_eq!(
+        backends.store.read_stream(&stream).await.unwrap().len(),
+        sim.snapshot(&stream).len()
+    );
+}

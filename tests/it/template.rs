@@ -185,3 +185,30 @@ async fn local_setup_creates_the_stack_resources_on_moto() {
         assert_eq!(keys, ["pk", "sk"]);
     }
 }
+
+/// Every alarm's metric filter matches a line the worker writes: a renamed log message must not
+/// silence an alarm.
+#[test]
+fn metric_filters_match_lines_the_worker_logs() {
+    let t = template();
+    let code: String = ["src/worker.rs", "src/reconcile.rs"]
+        .iter()
+        .map(|path| read(path))
+        .collect();
+    let resources = t["Resources"].as_mapping().unwrap();
+    let mut filters = 0;
+    for (name, resource) in resources {
+        if scalar(&resource["Type"]) != "AWS::Logs::MetricFilter" {
+            continue;
+        }
+        filters += 1;
+        let pattern = scalar(&resource["Properties"]["FilterPattern"]);
+        let term = pattern.trim_matches('"');
+        assert!(
+            code.contains(term),
+            "{}: no worker log line contains {term:?}",
+            scalar(name)
+        );
+    }
+    assert!(filters >= 3, "found {filters} metric filters");
+}
