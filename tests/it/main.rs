@@ -3,6 +3,7 @@
 
 mod bad_inputs;
 mod chaos;
+mod cli;
 mod common;
 mod contract;
 mod events;

@@ -1,0 +1,157 @@
+//! The `nango-sync` binary's operator commands on the embedded backend: a held sweep shown by
+//! `status`, decided by `sweep`, and bad input refused with a clear error and no change.
+
+use std::process::Command;
+
+use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
+use nango_sync::ports::{HeldSweep, RecordStore, StateStore, StreamStatus};
+use nango_sync::record::NangoRecord;
+use nango_sync::stream::StreamKey;
+use serde_json::{json, Value};
+
+use crate::common::unique_name;
+
+fn record(id: &str) -> NangoRecord {
+    let object = json!({"id": id, "name": id, "_nango_metadata": {"first_seen_at": "2026-11-27T00:00:00+00:00",
+        "last_modified_at": "2026-11-27T00:00:00+00:00", "last_action": "ADDED", "deleted_at": null,
+        "pruned_at": null, "cursor": format!("cursor-{id}")}});
+    NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
+}
+
+/// Runs the CLI on `db`; returns (success, stdout, stderr).
+fn cli(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nango-sync"))
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .env_remove("NANGO_API_KEY")
+        .env_remove("NANGO_SYNC_STORE")
+        .env_remove("NANGO_SYNC_QUEUE")
+        .output()
+        .expect("the nango-sync binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_held_sweep_is_shown_confirmed_and_bad_decisions_change_nothing() {
+    let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli")));
+    let store = SqliteStore::new(SqliteDb::open(&db).unwrap(), false);
+    let held = StreamKey::new("crm", "conn-0", "Contact", "base");
+    let fine = StreamKey::new("crm", "conn-0", "Deal", "base");
+    let ids: Vec<String> = (0..4).map(|i| format!("r{i}")).collect();
+    let records: Vec<NangoRecord> = ids.iter().map(|id| record(id)).collect();
+    for s in [&held, &fine] {
+        store.write_page(s, &records, None).await.unwrap();
+        store
+            .advance_cursor(s, None, "cursor-r3", 4, &[])
+            .await
+            .unwrap();
+    }
+    // A sweep that saw r0 only, held: it would mark the other 3 of 4 deleted.
+    store
+        .write_page(&held, &records[..1], Some("sweep 1"))
+        .await
+        .unwrap();
+    let hold = HeldSweep {
+        sweep_id: "sweep 1".into(),
+        would_delete: 3,
+        live_count: 4,
+        nango_count: 1,
+        last_success_at: Some("2026-12-01T00:00:00.000Z".into()),
+        held_at: "2026-12-03T00:00:00.000Z".into(),
+        reason: "would mark deleted 3 of 4".into(),
+    };
+    store.hold_sweep(&held, &hold).await.unwrap();
+    let (held_arg, fine_arg) = (held.encode(), fine.encode());
+
+    let (ok, table, _) = cli(&db, &["status"]);
+    assert!(ok);
+    let line = table.lines().find(|l| l.starts_with(&held_arg)).unwrap();
+    assert!(
+        line.contains("held") && line.contains("would delete 3 of 4"),
+        "{line}"
+    );
+    let (ok, lines, _) = cli(&db, &["status", "--json"]);
+    assert!(ok);
+    let statuses: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(statuses[0]["status"], "held", "{}", statuses[0]);
+    assert_eq!(statuses[0]["state"]["held"]["would_delete"], 3);
+
+    // Refused, each with its reason, changing nothing.
+    for (args, says) in [
+        (
+            vec!["sweep", "--stream", &fine_arg, "--confirm"],
+            "has no held sweep",
+        ),
+        (
+            vec!["sweep", "--stream", "crm|conn-0|Ticket|base", "--confirm"],
+            "no stream",
+        ),
+        (
+            vec!["sweep", "--stream", "not a stream", "--confirm"],
+            "--stream",
+        ),
+        (vec!["sweep", "--stream", &held_arg], "--confirm"),
+        (
+            vec!["sweep", "--stream", &held_arg, "--confirm", "--discard"],
+            "cannot be used",
+        ),
+        (vec!["forget", "--connection", "a|b|c"], "--connection"),
+    ] {
+        let (ok, _, stderr) = cli(&db, &args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    // Counts that moved since the hold: a record written after it lost the sweep's stamp.
+    store
+        .write_page(&held, &[record("r4")], None)
+        .await
+        .unwrap();
+    let (ok, _, stderr) = cli(&db, &["sweep", "--stream", &held_arg, "--confirm"]);
+    assert!(
+        !ok && stderr.contains("changed since its sweep was held"),
+        "{stderr}"
+    );
+    assert_eq!(store.count_live(&held).await.unwrap(), 5, "nothing changed");
+    assert_eq!(
+        store.get_stream(&held).await.unwrap().unwrap().status(),
+        StreamStatus::Held
+    );
+
+    // As held: confirmed.
+    let mut hold = hold;
+    hold.would_delete = 4;
+    hold.live_count = 5;
+    store.hold_sweep(&held, &hold).await.unwrap();
+    let (ok, out, stderr) = cli(
+        &db,
+        &["sweep", "--stream", &held_arg, "--confirm", "--json"],
+    );
+    assert!(ok, "{stderr}");
+    let result: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(result["sweep"]["outcome"], "confirmed");
+    assert_eq!(result["sweep"]["tombstoned"], 4);
+    assert_eq!(store.count_live(&held).await.unwrap(), 1);
+    assert_eq!(
+        store.get_stream(&held).await.unwrap().unwrap().status(),
+        StreamStatus::Ok
+    );
+
+    // Forget a connection by hand: its streams stop syncing, their live records marked deleted.
+    let (ok, out, stderr) = cli(&db, &["forget", "--connection", "crm|conn-0", "--json"]);
+    assert!(ok, "{stderr}");
+    let forgotten: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(forgotten["streams"].as_array().unwrap().len(), 2);
+    assert_eq!(store.count_live(&fine).await.unwrap(), 0);
+    assert_eq!(
+        store.get_stream(&fine).await.unwrap().unwrap().status(),
+        StreamStatus::ConnectionDeleted
+    );
+}
