@@ -493,8 +493,19 @@ where
                 self.keep_notes(stream, stored, notes.clone()).await?;
                 let id = format!("sweep {}", now_rfc3339());
                 let would_delete = self.records.count_unseen(stream, &id).await?;
-                self.hold(stream, &id, would_delete, live, 0, &notes, None)
-                    .await?;
+                let held = HeldSweep {
+                    sweep_id: id,
+                    would_delete,
+                    live_count: live,
+                    nango_count: 0,
+                    last_success_at: notes.last_success_at.clone(),
+                    held_at: now_rfc3339(),
+                    reason: format!(
+                        "Nango reports 0 records and serves none, while the copy holds {live} \
+                         live ones: a purge, not deletes"
+                    ),
+                };
+                self.hold(stream, held).await?;
                 return Ok(None);
             }
         }
@@ -573,16 +584,16 @@ where
                 Ok(result.tombstoned)
             }
             Verdict::Hold(reason) => {
-                self.hold(
-                    stream,
-                    &sweep.id,
+                let held = HeldSweep {
+                    sweep_id: sweep.id.clone(),
                     would_delete,
-                    live,
+                    live_count: live,
                     nango_count,
-                    &notes,
-                    Some(reason),
-                )
-                .await?;
+                    last_success_at: notes.last_success_at.clone(),
+                    held_at: now_rfc3339(),
+                    reason,
+                };
+                self.hold(stream, held).await?;
                 result.outcome = SweepOutcome::Held;
                 self.state.end_sweep(stream, &sweep.id, &result).await?;
                 Ok(0)
@@ -590,38 +601,13 @@ where
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn hold(
-        &self,
-        stream: &StreamKey,
-        sweep_id: &str,
-        would_delete: u64,
-        live: u64,
-        nango_count: u64,
-        notes: &NangoNotes,
-        reason: Option<String>,
-    ) -> Result<(), StoreError> {
-        let reason = match reason {
-            Some(reason) => reason,
-            None => match self.settings.guard.judge(would_delete, live, nango_count) {
-                Verdict::Hold(reason) => reason,
-                Verdict::Apply => "held".to_owned(),
-            },
-        };
-        let held = HeldSweep {
-            sweep_id: sweep_id.to_owned(),
-            would_delete,
-            live_count: live,
-            nango_count,
-            last_success_at: notes.last_success_at.clone(),
-            held_at: now_rfc3339(),
-            reason,
-        };
+    /// Holds a sweep's deletes for an operator: nothing is marked deleted.
+    async fn hold(&self, stream: &StreamKey, held: HeldSweep) -> Result<(), StoreError> {
         tracing::warn!(
             stream = %stream.encode(),
-            would_delete,
-            live,
-            nango_count,
+            would_delete = held.would_delete,
+            live = held.live_count,
+            nango_count = held.nango_count,
             last_success_at = held.last_success_at.as_deref().unwrap_or("unknown"),
             reason = %held.reason,
             "sweep held: nothing marked deleted; confirm or discard it (nango-sync sweep)"

@@ -293,14 +293,14 @@ where
     ) -> Result<SyncSummary, SyncError> {
         let stream = job.stream;
         let (source, records, state) = (&self.source, &self.records, &self.state);
+        if job.trigger == Trigger::Webhook {
+            self.note_pass(stream, job).await?;
+        }
         let mut summary = sync_stream(source, records, state, stream, Track::Main, stop_at).await?;
         if summary.end == SyncEnd::DeadlineReached {
             return Ok(summary);
         }
-        let mut stored = state.get_stream(stream).await?.unwrap_or_default();
-        if job.trigger == Trigger::Webhook {
-            self.note_pass(stream, &mut stored, job).await?;
-        }
+        let stored = state.get_stream(stream).await?.unwrap_or_default();
         if stored.connection_deleted_at.is_some() {
             return Ok(summary);
         }
@@ -329,19 +329,19 @@ where
 
     /// Remembers whether the webhook's checkpointed pass is finished, and when its latest slice
     /// was reported: drift checks wait for the pass to end.
-    async fn note_pass(
-        &self,
-        stream: &StreamKey,
-        stored: &mut crate::ports::StreamState,
-        job: &SyncJob<'_>,
-    ) -> Result<(), StoreError> {
+    async fn note_pass(&self, stream: &StreamKey, job: &SyncJob<'_>) -> Result<(), StoreError> {
         let open = job.checkpoints.is_some_and(Checkpoints::pass_unfinished);
         let since = open.then(|| job.received_at.to_owned());
-        if since == stored.nango.pass_open_since {
+        let mut notes = match self.state.get_stream(stream).await? {
+            Some(stored) => stored.nango,
+            None if since.is_none() => return Ok(()),
+            None => Default::default(),
+        };
+        if since == notes.pass_open_since {
             return Ok(());
         }
-        stored.nango.pass_open_since = since;
-        self.state.set_nango_notes(stream, &stored.nango).await
+        notes.pass_open_since = since;
+        self.state.set_nango_notes(stream, &notes).await
     }
 }
 
