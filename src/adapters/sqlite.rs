@@ -223,6 +223,41 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Records `result` as the stream's last sweep, clearing the columns `clear` sets to NULL,
+    /// where `id_column` is `id`. Returns the rows changed (0: not that sweep).
+    async fn record_last_sweep(
+        &self,
+        stream: &StreamKey,
+        clear: &'static str,
+        id_column: &'static str,
+        id: &str,
+        result: &SweepResult,
+    ) -> Result<usize, StoreError> {
+        let (key, id, result) = (stream.encode(), id.to_owned(), result.clone());
+        self.db
+            .call(move |c| {
+                c.execute(
+                    &format!(
+                        "UPDATE streams SET {clear}, last_sweep_at = ?3, swept_nango_count = ?4,
+                           swept_live_count = ?5, swept_tombstoned = ?6, swept_outcome = ?7
+                         WHERE stream = ?1 AND {id_column} = ?2"
+                    ),
+                    params![
+                        key,
+                        id,
+                        result.finished_at,
+                        result.nango_count as i64,
+                        result.live_count as i64,
+                        result.tombstoned as i64,
+                        result.outcome.as_str()
+                    ],
+                )
+            })
+            .await
+    }
+}
+
 /// One row's worth of a record.
 struct RecordRow {
     id: String,
@@ -685,25 +720,9 @@ impl StateStore for SqliteStore {
         id: &str,
         result: &SweepResult,
     ) -> Result<(), StoreError> {
-        let (key, id, result) = (stream.encode(), id.to_owned(), result.clone());
-        self.db
-            .call(move |c| {
-                c.execute(
-                    "UPDATE streams SET sweep_id = NULL, sweep_cursor = NULL, sweep_started_at = NULL,
-                       sweep_nango_count = NULL, last_sweep_at = ?3, swept_nango_count = ?4,
-                       swept_live_count = ?5, swept_tombstoned = ?6, swept_outcome = ?7
-                     WHERE stream = ?1 AND sweep_id = ?2",
-                    params![
-                        key,
-                        id,
-                        result.finished_at,
-                        result.nango_count as i64,
-                        result.live_count as i64,
-                        result.tombstoned as i64,
-                        result.outcome.as_str()
-                    ],
-                )
-            })
+        let clear =
+            "sweep_id = NULL, sweep_cursor = NULL, sweep_started_at = NULL, sweep_nango_count = NULL";
+        self.record_last_sweep(stream, clear, "sweep_id", id, result)
             .await
             .map(|_| ())
     }
@@ -737,26 +756,9 @@ impl StateStore for SqliteStore {
         sweep_id: &str,
         result: &SweepResult,
     ) -> Result<bool, StoreError> {
-        let (key, id, result) = (stream.encode(), sweep_id.to_owned(), result.clone());
+        let clear = "held = NULL, held_sweep_id = NULL";
         let changed = self
-            .db
-            .call(move |c| {
-                c.execute(
-                    "UPDATE streams SET held = NULL, held_sweep_id = NULL, last_sweep_at = ?3,
-                       swept_nango_count = ?4, swept_live_count = ?5, swept_tombstoned = ?6,
-                       swept_outcome = ?7
-                     WHERE stream = ?1 AND held_sweep_id = ?2",
-                    params![
-                        key,
-                        id,
-                        result.finished_at,
-                        result.nango_count as i64,
-                        result.live_count as i64,
-                        result.tombstoned as i64,
-                        result.outcome.as_str()
-                    ],
-                )
-            })
+            .record_last_sweep(stream, clear, "held_sweep_id", sweep_id, result)
             .await?;
         Ok(changed == 1)
     }

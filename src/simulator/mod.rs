@@ -457,6 +457,23 @@ impl Simulator {
             .collect()
     }
 
+    /// The stream's live records without their id and metadata, as a sync function saves them
+    /// (for re-adding them, in tests of emptyCache and cache wipes).
+    pub fn live_payloads(&self, stream: &StreamKey) -> Vec<(String, Map<String, Value>)> {
+        let inner = self.lock();
+        let Some(data) = inner.streams.get(stream) else {
+            return Vec::new();
+        };
+        let mut live: Vec<_> = data
+            .records
+            .iter()
+            .filter(|(_, r)| r.deleted_at.is_none())
+            .map(|(id, r)| (id.clone(), r.payload.clone()))
+            .collect();
+        live.sort_by(|a, b| a.0.cmp(&b.0));
+        live
+    }
+
     /// The cursor of the last record of a stream, as a consumer that read everything stores it.
     pub fn last_cursor(&self, stream: &StreamKey) -> Option<String> {
         let inner = self.lock();

@@ -473,7 +473,7 @@ impl Schedule {
         step: usize,
     ) {
         let name = sim.sync_name(stream);
-        let records = live_payloads(sim, stream);
+        let records = sim.live_payloads(stream);
         let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
         sim.tick();
         sim.wipe(stream);
@@ -509,23 +509,6 @@ impl Schedule {
             }
         }
     }
-}
-
-/// Nango's live records of a stream without their metadata, as a sync function saves them.
-fn live_payloads(
-    sim: &Simulator,
-    stream: &StreamKey,
-) -> Vec<(String, serde_json::Map<String, Value>)> {
-    sim.snapshot(stream)
-        .into_iter()
-        .filter(|(_, r)| r["_nango_metadata"]["deleted_at"].is_null())
-        .map(|(id, mut r)| {
-            let object = r.as_object_mut().unwrap();
-            object.remove("id");
-            object.remove("_nango_metadata");
-            (id, object.clone())
-        })
-        .collect()
 }
 
 async fn wait_fired(switch: &KillSwitch) {
@@ -699,17 +682,10 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
         if wipe_at == Some(step) {
             // A full resync that empties Nango's cache: the provider's records come back, the
             // others vanish with no delete reported.
-            let keep: Vec<(String, serde_json::Map<String, Value>)> = sim
-                .snapshot(&stream)
+            let keep: Vec<_> = sim
+                .live_payloads(&stream)
                 .into_iter()
-                .filter(|(_, r)| r["_nango_metadata"]["deleted_at"].is_null())
                 .filter(|_| s.rng.u8(0..4) != 0)
-                .map(|(id, mut r)| {
-                    let object = r.as_object_mut().unwrap();
-                    object.remove("id");
-                    object.remove("_nango_metadata");
-                    (id, object.clone())
-                })
                 .collect();
             sim.wipe(&stream);
             sim.tick();
@@ -722,7 +698,7 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
             let purged = &streams[1];
             witness.protect(
                 purged,
-                live_payloads(&sim, purged).into_iter().map(|(id, _)| id),
+                sim.live_payloads(purged).into_iter().map(|(id, _)| id),
             );
             sim.tick();
             sim.purge_for_retention(purged, 61);

@@ -13,8 +13,9 @@ use nango_sync::adapters::sqs::SqsQueue;
 use nango_sync::backend::{Queue, Store};
 use nango_sync::job::OutgoingMessage;
 use nango_sync::ports::{
-    JobConsumer, JobQueue, RecordStore, RejectedRecord, StateStore, StoreError, StreamStatus,
-    SweepOutcome, SweepResult, SweepState, SyncReport,
+    CountCheck, HeldSweep, JobConsumer, JobQueue, NangoNotes, NangoPurge, RecordStore,
+    RejectedRecord, Removal, StateStore, StoreError, StreamStatus, SweepOutcome, SweepResult,
+    SweepState, SyncReport,
 };
 use nango_sync::record::NangoRecord;
 use nango_sync::stream::StreamKey;
@@ -255,6 +256,100 @@ async fn store_contract(store: Store) {
     store.reset_cursor(&s).await.unwrap();
     let state = store.get_stream(&s).await.unwrap().unwrap();
     assert_eq!((state.cursor, state.records_written), (None, 6));
+
+    // Notes from Nango, kept whole.
+    let notes = NangoNotes {
+        last_success_at: Some("2026-12-01T00:00:00.000Z".into()),
+        purged: Some(NangoPurge {
+            at: "t2".into(),
+            reason: "retention".into(),
+        }),
+        pass_open_since: None,
+        checked: Some(CountCheck {
+            nango_count: 1,
+            live_count: 1,
+            records_written: 6,
+            at: "t2".into(),
+            trusted: false,
+        }),
+    };
+    store.set_nango_notes(&s, &notes).await.unwrap();
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.nango, notes);
+    assert_eq!(state.status(), StreamStatus::NangoPurged);
+
+    // A held sweep: counted unseen, released only by its own id, with its result.
+    store
+        .write_page(
+            &s,
+            &[record("d", 1, "ADDED", 5), record("e", 1, "ADDED", 5)],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .write_page(&s, &[record("e", 1, "ADDED", 5)], Some("sweep 2"))
+        .await
+        .unwrap();
+    assert_eq!(store.count_live(&s).await.unwrap(), 3, "a, d, e");
+    assert_eq!(
+        store.count_unseen(&s, "sweep 2").await.unwrap(),
+        2,
+        "a and d"
+    );
+    let held = HeldSweep {
+        sweep_id: "sweep 2".into(),
+        would_delete: 2,
+        live_count: 3,
+        nango_count: 1,
+        last_success_at: Some("2026-12-01T00:00:00.000Z".into()),
+        held_at: "t3".into(),
+        reason: "more than the bound".into(),
+    };
+    store.hold_sweep(&s, &held).await.unwrap();
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(
+        (state.status(), state.held.as_ref()),
+        (StreamStatus::Held, Some(&held))
+    );
+    let discarded = SweepResult {
+        finished_at: "t4".into(),
+        nango_count: 1,
+        live_count: 3,
+        tombstoned: 0,
+        outcome: SweepOutcome::Discarded,
+    };
+    assert!(!store.release_hold(&s, "sweep 9", &discarded).await.unwrap());
+    assert!(store.release_hold(&s, "sweep 2", &discarded).await.unwrap());
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!((state.held, state.last_sweep), (None, Some(discarded)));
+    assert!(!store
+        .release_hold(&s, "sweep 2", &SweepResult::default())
+        .await
+        .unwrap());
+
+    // A deleted connection: its stream marked, then its records marked deleted, then purged
+    // (tombstones too); a creation clears the mark.
+    store.set_connection_deleted(&s, Some("t5")).await.unwrap();
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.status(), StreamStatus::ConnectionDeleted);
+    let removal = Removal::Tombstone {
+        at: "2026-11-27T03:00:00.000Z",
+        by: "connection_deleted",
+    };
+    assert_eq!(store.remove_stream(&s, removal).await.unwrap(), 3);
+    assert_eq!(store.count_live(&s).await.unwrap(), 0);
+    let stored = store.read_stream(&s).await.unwrap();
+    assert_eq!(stored.len(), 5, "tombstones keep their payload");
+    assert_eq!(
+        stored["d"]["_nango_metadata"]["deleted_at"],
+        "2026-11-27T03:00:00.000Z"
+    );
+    assert_eq!(store.remove_stream(&s, Removal::Purge).await.unwrap(), 5);
+    assert!(store.read_stream(&s).await.unwrap().is_empty());
+    store.set_connection_deleted(&s, None).await.unwrap();
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.connection_deleted_at, None);
 }
 
 fn message(group: &str, dedup: &str, body: Value) -> OutgoingMessage {

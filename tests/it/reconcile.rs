@@ -192,21 +192,6 @@ impl Rig {
     pub async fn stored(&self, stream: &StreamKey) -> BTreeMap<String, Map<String, Value>> {
         self.app.records.read_stream(stream).await.unwrap()
     }
-
-    /// Nango's records of a stream without their metadata, as a sync function would save them.
-    fn payloads(&self, stream: &StreamKey) -> Vec<(String, Map<String, Value>)> {
-        self.sim
-            .snapshot(stream)
-            .into_iter()
-            .filter(|(_, r)| r["_nango_metadata"]["deleted_at"].is_null())
-            .map(|(id, mut r)| {
-                let object = r.as_object_mut().unwrap();
-                object.remove("id");
-                object.remove("_nango_metadata");
-                (id, object.clone())
-            })
-            .collect()
-    }
 }
 
 /// Nothing of the copy was marked deleted: all `live` records are.
@@ -429,7 +414,7 @@ async fn a_sliced_empty_cache_pass_deletes_nothing_until_it_ends(backend: Backen
     let s = rig.sim.populate("crm", 1, &["Contact"], 600).remove(0);
     let name = rig.sim.sync_name(&s);
     rig.webhook_sync(&s).await;
-    let all = rig.payloads(&s);
+    let all = rig.sim.live_payloads(&s);
     let slice_webhook = |from: Option<u32>, to: Option<u32>| {
         let point = |n: Option<u32>| n.map(|n| json!({"page": n}));
         webhooks::sync_slice(&s, &name, Changes::default(), point(from), point(to))
