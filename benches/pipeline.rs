@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
-use nango_sync::adapters::dynamodb::{
+use nango_sync::adapters::aws::dynamodb::{
     create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
 };
 use nango_sync::adapters::nango::{NangoClient, RetryPolicy};
+use nango_sync::core::record::RecordsPage;
+use nango_sync::core::stream::StreamKey;
+use nango_sync::core::sync::{sync_stream, Track};
 use nango_sync::ports::{RecordSource, RecordStore};
-use nango_sync::record::RecordsPage;
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;
-use nango_sync::stream::StreamKey;
-use nango_sync::sync::{sync_stream, Track};
 use serde_json::json;
 
 const API_KEY: &str = "00000000-0000-4000-8000-000000000000";

@@ -16,15 +16,15 @@ use std::time::Instant;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
-use nango_sync::adapters::dynamodb::{
+use nango_sync::adapters::aws::dynamodb::{
     create_table, CapacityMeter, DynamoRecordStore, DynamoStateStore, WriteSettings,
 };
 use nango_sync::adapters::memory::MemoryQueue;
 use nango_sync::adapters::nango::{NangoClient, RetryPolicy};
+use nango_sync::core::stream::StreamKey;
+use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{sample_payload, Simulator};
-use nango_sync::stream::StreamKey;
-use nango_sync::worker::{WorkerApp, WorkerSettings};
 use serde_json::json;
 
 const API_KEY: &str = "00000000-0000-4000-8000-000000000000";
@@ -94,7 +94,7 @@ async fn main() {
     };
 
     let started = Instant::now();
-    let sync = json!({"v": 1, "received_at": nango_sync::job::now_rfc3339(), "job": {"sync": {
+    let sync = json!({"v": 1, "received_at": nango_sync::core::job::now_rfc3339(), "job": {"sync": {
         "stream": stream, "sync_name": "contacts"}}});
     app.process(&sync.to_string(), None).await.unwrap();
     println!(

@@ -5,9 +5,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lambda_http::http::HeaderMap;
-use nango_sync::payload::NangoWebhook;
-use nango_sync::signature::{sign, SignatureHeaders, SigningKey, Verifier};
-use nango_sync::webhook::prepare;
+use nango_sync::core::payload::NangoWebhook;
+use nango_sync::core::signature::{sign, SignatureHeaders, SigningKey, Verifier};
+use nango_sync::core::webhook::prepare;
 
 const KEY: &str = "3f8e7a52-1c4b-4d2e-9a6f-0b7c5d9e2a14";
 

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use crate::reconcile::{ConnectionDeletedMode, SweepGuard};
-use crate::signature::SigningKey;
+use crate::core::reconcile::{ConnectionDeletedMode, SweepGuard};
+use crate::core::signature::SigningKey;
 
 /// SQS's limit less room for the job envelope, so any accepted body fits in one message.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 255 * 1024;

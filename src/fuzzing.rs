@@ -4,12 +4,12 @@
 use lambda_http::http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use crate::item::{decode_record, encode_record, Encoded};
-use crate::job::JobMessage;
-use crate::record::NangoRecord;
-use crate::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
-use crate::stream::StreamKey;
-use crate::webhook::{prepare, Outcome};
+use crate::adapters::aws::dynamodb::item::{decode_record, encode_record, Encoded};
+use crate::core::job::JobMessage;
+use crate::core::record::NangoRecord;
+use crate::core::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
+use crate::core::stream::StreamKey;
+use crate::core::webhook::{prepare, Outcome};
 
 const KEY: &[u8] = b"fuzz-signing-key";
 

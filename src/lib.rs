@@ -1,29 +1,20 @@
 //! nango-sync: keep a copy of Nango-synced records in your own AWS account.
 //!
-//! The pure core (signatures, webhook payloads, stream keys, job messages, the webhook decision)
-//! talks to the world through the small traits in [`ports`]; [`adapters`] implement them over SQS,
-//! Secrets Manager and in memory. The binaries in `src/bin` only wire these together.
+//! - [`core`]: the pure logic (signatures, webhooks, jobs, the sync loop, reconcile), talking to
+//!   the world only through the small traits in [`ports`].
+//! - [`adapters`]: those traits over AWS (SQS, DynamoDB, Secrets Manager), Nango's API, SQLite
+//!   and memory.
+//! - [`lambda`]: Lambda's events and responses, converted to and from the core's types.
+//! - [`local`]: the whole pipeline in one process, and the operator actions; [`cli`] drives it,
+//!   [`simulator`] fakes Nango for it.
+//! - [`config`] reads the environment, [`setup`] builds the deployed functions from it.
 
 pub mod adapters;
-pub mod backend;
 pub mod config;
-pub mod demo;
+pub mod core;
 pub mod fuzzing;
-pub mod item;
-pub mod job;
-pub mod local_run;
-pub mod local_server;
-pub mod ops;
-pub mod payload;
+pub mod local;
 pub mod ports;
-pub mod reconcile;
-pub mod record;
-pub mod runner;
 pub mod setup;
-pub mod signature;
 pub mod simulator;
-pub mod stream;
-pub mod sync;
 pub mod telemetry;
-pub mod webhook;
-pub mod worker;

@@ -4,9 +4,9 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::OutgoingMessage;
-use crate::record::{NangoRecord, RecordsPage};
-use crate::stream::{ConnectionKey, StreamKey};
+use crate::core::job::OutgoingMessage;
+use crate::core::record::{NangoRecord, RecordsPage};
+use crate::core::stream::{ConnectionKey, StreamKey};
 
 /// Why the queue did not take a message. The webhook answers 503 so that Nango retries.
 #[derive(Debug, thiserror::Error)]

@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::adapters::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
+use crate::adapters::aws::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
+use crate::adapters::aws::secrets::{fetch_plain, fetch_signing_keys, SecretError};
+use crate::adapters::aws::sqs::SqsQueue;
 use crate::adapters::nango::{NangoClient, RetryPolicy};
-use crate::adapters::secrets::{fetch_plain, fetch_signing_keys, SecretError};
-use crate::adapters::sqs::SqsQueue;
 use crate::config::{ApiKeySource, SigningKeySource, WebhookConfig, WorkerConfig};
-use crate::signature::{SigningKey, Verifier};
-use crate::webhook::WebhookApp;
-use crate::worker::{WorkerApp, WorkerSettings};
+use crate::core::signature::{SigningKey, Verifier};
+use crate::core::webhook::WebhookApp;
+use crate::core::worker::{WorkerApp, WorkerSettings};
 
 /// AWS settings from the environment; `AWS_ENDPOINT_URL(_SQS)` points the SDK at a local emulator.
 pub async fn aws_config() -> SdkConfig {
@@ -89,7 +89,7 @@ pub fn worker_settings(config: &WorkerConfig) -> WorkerSettings {
     WorkerSettings {
         deadline_margin: Duration::from_secs(config.deadline_margin_seconds),
         drift_check: config.drift_check,
-        guard: crate::reconcile::SweepGuard {
+        guard: crate::core::reconcile::SweepGuard {
             max_deletes: config.sweep_max_deletes,
             max_delete_fraction: config.sweep_max_delete_fraction,
         },

@@ -6,14 +6,14 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
-use crate::job::OutgoingMessage;
+use crate::core::job::OutgoingMessage;
+use crate::core::record::{mark_deleted, NangoRecord, METADATA_FIELD};
+use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::ports::{
     ConnectionEvent, HeldSweep, JobQueue, NangoNotes, QueueError, RecordStore, RejectedRecord,
     Removal, StateStore, StoreError, StoredEvent, StreamState, SweepResult, SweepState,
     SyncOutcome, SyncReport, WriteReport,
 };
-use crate::record::{mark_deleted, NangoRecord, METADATA_FIELD};
-use crate::stream::{ConnectionKey, StreamKey};
 
 /// A queue that keeps what it was sent, and fails every send while `fail` is set.
 #[derive(Debug, Default)]

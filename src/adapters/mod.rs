@@ -1,9 +1,7 @@
-//! Adapters: the ports implemented over real services and in memory.
+//! Adapters: the ports implemented over real services, SQLite and memory. Each receives its
+//! settings; none reads the configuration.
 
-pub mod dynamodb;
-pub mod local_aws;
+pub mod aws;
 pub mod memory;
 pub mod nango;
-pub mod secrets;
 pub mod sqlite;
-pub mod sqs;

@@ -5,12 +5,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
 
+use crate::core::record::RecordsPage;
+use crate::core::stream::{StreamKey, BASE_VARIANT};
 use crate::ports::{
     DiscoveredStream, NangoSync, PermanentReason, RecordSource, RunStatus, SourceError,
     StreamDiscovery,
 };
-use crate::record::RecordsPage;
-use crate::stream::{StreamKey, BASE_VARIANT};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.nango.dev";
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;

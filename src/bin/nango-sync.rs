@@ -8,19 +8,19 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use nango_sync::adapters::local_aws;
-use nango_sync::backend::{Backends, QueueTarget, StoreTarget};
+use nango_sync::adapters::aws::stack;
 use nango_sync::config::{vars, FromVars, WebhookConfig, WorkerConfig};
-use nango_sync::demo::{self, DemoObserver, DemoOptions};
-use nango_sync::job::{enqueue_syncs, now_rfc3339, SyncRequest, Trigger};
-use nango_sync::local_run::{LocalParts, LocalRun};
+use nango_sync::core::job::{enqueue_syncs, now_rfc3339, SyncRequest, Trigger};
+use nango_sync::core::reconcile::{decide_held, HoldDecision};
+use nango_sync::core::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
+use nango_sync::core::stream::{ConnectionKey, StreamKey};
+use nango_sync::local::backend::{Backends, QueueTarget, StoreTarget};
+use nango_sync::local::demo::{self, DemoObserver, DemoOptions};
+use nango_sync::local::run::{LocalParts, LocalRun};
 use nango_sync::ports::{JobConsumer, RecordStore, StateStore, StreamDiscovery, StreamStatus};
-use nango_sync::reconcile::{decide_held, HoldDecision};
-use nango_sync::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{webhooks, Changes, Simulator};
-use nango_sync::stream::{ConnectionKey, StreamKey};
-use nango_sync::{ops, runner, setup, telemetry};
+use nango_sync::{local::jobs, local::ops, setup, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -402,7 +402,7 @@ async fn resolve(args: &BackendArgs) -> Result<Resolved, Box<dyn std::error::Err
     };
     let mut overrides = BTreeMap::new();
     let local = match &args.local_aws {
-        Some(prefix) => Some(local_aws::create(&sdk, prefix).await.map_err(|e| {
+        Some(prefix) => Some(stack::create(&sdk, prefix).await.map_err(|e| {
             format!("--local-aws {prefix}: cannot create the queues and tables on AWS_ENDPOINT_URL: {e}")
         })?),
         None => None,
@@ -479,7 +479,7 @@ async fn worker_parts(
 ) -> Result<
     (
         nango_sync::adapters::nango::NangoClient,
-        nango_sync::worker::WorkerSettings,
+        nango_sync::core::worker::WorkerSettings,
     ),
     Box<dyn std::error::Error>,
 > {
@@ -655,7 +655,7 @@ async fn work(args: WorkArgs) -> CliResult {
     let (source, settings) = worker_parts(&resolved).await?;
     let store = resolved.backends.store.clone();
     let queue = resolved.backends.queue.clone();
-    let app = nango_sync::worker::WorkerApp {
+    let app = nango_sync::core::worker::WorkerApp {
         source,
         records: store.clone(),
         state: store,
@@ -668,7 +668,7 @@ async fn work(args: WorkArgs) -> CliResult {
         let _ = tokio::signal::ctrl_c().await;
         ctrl_c.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    let totals = runner::run_jobs(&queue, &app, args.until_empty, &stop).await?;
+    let totals = jobs::run_jobs(&queue, &app, args.until_empty, &stop).await?;
     eprintln!(
         "{} job(s) run, {} failed (failed jobs stay on the queue for redelivery)",
         totals.jobs, totals.failed

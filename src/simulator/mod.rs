@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::core::stream::{ConnectionKey, StreamKey, BASE_VARIANT};
 use crate::ports::{NangoSync, RunStatus};
-use crate::stream::{ConnectionKey, StreamKey, BASE_VARIANT};
 
 /// Microseconds since the Unix epoch: Postgres' timestamp resolution.
 type Micros = i64;
@@ -186,7 +186,10 @@ impl Simulator {
                     record_count: Some(if miscounted { 0 } else { live }),
                     status: Some(run.status),
                     latest_execution: Some(run.latest_execution),
-                    finished_at: Some(run.finished_at.unwrap_or_else(crate::job::now_rfc3339)),
+                    finished_at: Some(
+                        run.finished_at
+                            .unwrap_or_else(crate::core::job::now_rfc3339),
+                    ),
                     checkpoint: Some(run.checkpoint.is_some()),
                 };
                 (s.clone(), name, sync)
@@ -742,7 +745,7 @@ impl crate::ports::RecordSource for InProcessSource {
         &self,
         stream: &StreamKey,
         cursor: Option<&str>,
-    ) -> Result<crate::record::RecordsPage, crate::ports::SourceError> {
+    ) -> Result<crate::core::record::RecordsPage, crate::ports::SourceError> {
         let page = self.sim.page(stream, cursor, self.limit).map_err(|e| {
             crate::ports::SourceError::Permanent {
                 reason: crate::ports::PermanentReason::BadRequest,
@@ -750,7 +753,7 @@ impl crate::ports::RecordSource for InProcessSource {
             }
         })?;
         let bytes = serde_json::to_vec(&page).expect("a JSON value serializes");
-        crate::record::RecordsPage::parse(&bytes).map_err(|e| {
+        crate::core::record::RecordsPage::parse(&bytes).map_err(|e| {
             crate::ports::SourceError::Transient {
                 attempts: 1,
                 message: e.to_string(),

@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use super::{SimError, Simulator};
-use crate::stream::{StreamKey, BASE_VARIANT};
+use crate::core::stream::{StreamKey, BASE_VARIANT};
 
 /// One scripted fault, served instead of (or before) the next request's real answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,7 +344,7 @@ fn sync_status(state: &State, query: &str) -> Response<Full<Bytes>> {
     let (Some(pck), Some(connection_id)) = (pck, connection_id) else {
         return query_error("invalid_type", "provider_config_key");
     };
-    let connection = crate::stream::ConnectionKey {
+    let connection = crate::core::stream::ConnectionKey {
         provider_config_key: pck,
         connection_id,
     };

@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use super::Changes;
-use crate::signature::{sign, HMAC_HEADER};
-use crate::stream::{ConnectionKey, StreamKey};
+use crate::core::signature::{sign, HMAC_HEADER};
+use crate::core::stream::{ConnectionKey, StreamKey};
 
 /// A successful sync run's webhook body for one stream.
 pub fn sync_success(
@@ -36,7 +36,7 @@ pub fn sync_slice(
 }
 
 fn sync_body(stream: &StreamKey, sync_name: &str, changes: Changes, sync_type: &str) -> Value {
-    let now = crate::job::now_rfc3339();
+    let now = crate::core::job::now_rfc3339();
     json!({
         "type": "sync", "from": "nango", "success": true,
         "connectionId": stream.connection_id, "providerConfigKey": stream.provider_config_key,

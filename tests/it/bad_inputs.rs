@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use nango_sync::adapters::memory::MemoryQueue;
-use nango_sync::job::JobMessage;
-use nango_sync::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
-use nango_sync::webhook::WebhookApp;
+use nango_sync::core::job::JobMessage;
+use nango_sync::core::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
+use nango_sync::core::webhook::WebhookApp;
 use serde_json::json;
 
 use crate::common::{test_verifier, TEST_SIGNING_KEY};

@@ -15,25 +15,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lambda_http::http::{HeaderMap, HeaderValue, Method};
-use nango_sync::adapters::dynamodb::{create_table, DynamoRecordStore, DynamoStateStore};
+use nango_sync::adapters::aws::dynamodb::{create_table, DynamoRecordStore, DynamoStateStore};
+use nango_sync::adapters::aws::sqs::as_lambda_event;
 use nango_sync::adapters::nango::NangoClient;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue};
-use nango_sync::adapters::sqs::as_lambda_event;
-use nango_sync::backend::Store;
+use nango_sync::core::job::{reconcile_message, OutgoingMessage};
+use nango_sync::core::record::NangoRecord;
+use nango_sync::core::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
+use nango_sync::core::stream::{ConnectionKey, StreamKey};
+use nango_sync::core::webhook::WebhookApp;
+use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::fuzzing::same_value;
-use nango_sync::job::{reconcile_message, OutgoingMessage};
+use nango_sync::local::backend::Store;
 use nango_sync::ports::{
     ConnectionEvent, HeldSweep, JobConsumer, JobQueue, NangoNotes, QueueError, RecordStore,
     RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState, StreamStatus,
     SweepResult, SweepState, SyncReport, WriteReport,
 };
-use nango_sync::record::NangoRecord;
-use nango_sync::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{decode_cursor, webhooks, Changes, Simulator};
-use nango_sync::stream::{ConnectionKey, StreamKey};
-use nango_sync::webhook::WebhookApp;
-use nango_sync::worker::{WorkerApp, WorkerSettings};
 use serde_json::{json, Value};
 
 use crate::common::{

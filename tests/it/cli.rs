@@ -4,9 +4,9 @@
 use std::process::Command;
 
 use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
+use nango_sync::core::record::NangoRecord;
+use nango_sync::core::stream::StreamKey;
 use nango_sync::ports::{HeldSweep, RecordStore, StateStore, StreamStatus};
-use nango_sync::record::NangoRecord;
-use nango_sync::stream::StreamKey;
 use serde_json::{json, Value};
 
 use crate::common::unique_name;

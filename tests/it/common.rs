@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
-use nango_sync::signature::{SigningKey, Verifier};
+use nango_sync::core::signature::{SigningKey, Verifier};
 
 /// The key that signs the samples in events/ (see events/README.md).
 pub const TEST_SIGNING_KEY: &str = "nango-sync-test-signing-key";
@@ -66,15 +66,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use nango_sync::adapters::dynamodb::{
+use nango_sync::adapters::aws::dynamodb::{
     create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
 };
 use nango_sync::adapters::memory::MemoryQueue;
 use nango_sync::adapters::nango::{NangoClient, RetryPolicy};
+use nango_sync::core::stream::StreamKey;
+use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;
-use nango_sync::stream::StreamKey;
-use nango_sync::worker::{WorkerApp, WorkerSettings};
 use serde_json::{json, Map, Value};
 
 pub const API_KEY: &str = "00000000-0000-4000-8000-000000000000";
@@ -183,8 +183,8 @@ pub use nango_sync::fuzzing::same_value as same_json;
 
 /// Takes every message off a queue (deleting each), in the order received.
 pub async fn drain(
-    queue: &nango_sync::adapters::sqs::SqsQueue,
-) -> Vec<nango_sync::adapters::sqs::ReceivedMessage> {
+    queue: &nango_sync::adapters::aws::sqs::SqsQueue,
+) -> Vec<nango_sync::adapters::aws::sqs::ReceivedMessage> {
     let mut all = Vec::new();
     loop {
         let batch = queue.receive(10, std::time::Duration::ZERO).await.unwrap();

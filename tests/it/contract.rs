@@ -5,20 +5,20 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use nango_sync::adapters::dynamodb::{
+use nango_sync::adapters::aws::dynamodb::{
     create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
 };
+use nango_sync::adapters::aws::sqs::SqsQueue;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
-use nango_sync::adapters::sqs::SqsQueue;
-use nango_sync::backend::{Queue, Store};
-use nango_sync::job::OutgoingMessage;
+use nango_sync::core::job::OutgoingMessage;
+use nango_sync::core::record::NangoRecord;
+use nango_sync::core::stream::StreamKey;
+use nango_sync::local::backend::{Queue, Store};
 use nango_sync::ports::{
     CountCheck, HeldSweep, JobConsumer, JobQueue, NangoNotes, NangoPurge, RecordStore,
     RejectedRecord, Removal, StateStore, StoreError, StreamStatus, SweepOutcome, SweepResult,
     SweepState, SyncReport,
 };
-use nango_sync::record::NangoRecord;
-use nango_sync::stream::StreamKey;
 use serde_json::{json, Value};
 
 use crate::common::{moto_sdk_config, unique_name};

@@ -4,8 +4,8 @@
 use lambda_http::http::StatusCode;
 use nango_sync::adapters::memory::MemoryQueue;
 use nango_sync::config::DEFAULT_MAX_BODY_BYTES;
-use nango_sync::job::{Job, JobMessage};
-use nango_sync::webhook::WebhookApp;
+use nango_sync::core::job::{Job, JobMessage};
+use nango_sync::core::webhook::WebhookApp;
 
 use crate::common::{read, repo_path, test_verifier};
 

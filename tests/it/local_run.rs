@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nango_sync::adapters::nango::NangoClient;
-use nango_sync::backend::{Backends, QueueTarget, StoreTarget};
-use nango_sync::demo::{self, DemoObserver, DemoOptions};
-use nango_sync::local_run::{LocalParts, LocalRun};
+use nango_sync::core::signature::{SigningKey, Verifier};
+use nango_sync::core::stream::StreamKey;
+use nango_sync::local::backend::{Backends, QueueTarget, StoreTarget};
+use nango_sync::local::demo::{self, DemoObserver, DemoOptions};
+use nango_sync::local::run::{LocalParts, LocalRun};
 use nango_sync::ports::StateStore;
-use nango_sync::signature::{SigningKey, Verifier};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{webhooks, Changes, Simulator};
-use nango_sync::stream::StreamKey;
 
 use crate::common::{fast_retry, unique_name, API_KEY, TEST_SIGNING_KEY};
 

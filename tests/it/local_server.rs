@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use nango_sync::adapters::memory::MemoryQueue;
-use nango_sync::local_server;
-use nango_sync::webhook::WebhookApp;
+use nango_sync::core::webhook::WebhookApp;
+use nango_sync::local::server;
 use tokio::sync::oneshot;
 
 use crate::common::{read, test_verifier};
@@ -34,7 +34,7 @@ async fn start(max_body_bytes: usize) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(local_server::serve(Arc::clone(&app), listener, async {
+    tokio::spawn(server::serve(Arc::clone(&app), listener, async {
         let _ = stopped.await;
     }));
     Running {

@@ -1,20 +1,20 @@
 //! Over the wire: the operator actions (sync now, reset, replay the DLQ) on the local twin of the
 //! stack's queues and tables.
 
-use nango_sync::adapters::dynamodb::DynamoStateStore;
-use nango_sync::adapters::local_aws;
-use nango_sync::adapters::sqs::SqsQueue;
-use nango_sync::job::{Job, JobMessage, OutgoingMessage, Trigger};
-use nango_sync::ops;
+use nango_sync::adapters::aws::dynamodb::DynamoStateStore;
+use nango_sync::adapters::aws::sqs::SqsQueue;
+use nango_sync::adapters::aws::stack;
+use nango_sync::core::job::{Job, JobMessage, OutgoingMessage, Trigger};
+use nango_sync::core::stream::StreamKey;
+use nango_sync::local::ops;
 use nango_sync::ports::{JobQueue, StateStore};
-use nango_sync::stream::StreamKey;
 
 use crate::common::{drain, moto_sdk_config, unique_name};
 
 #[tokio::test]
 async fn sync_now_reset_and_replay() {
     let sdk = moto_sdk_config().await;
-    let local = local_aws::create(&sdk, &unique_name("ops")).await.unwrap();
+    let local = stack::create(&sdk, &unique_name("ops")).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue = SqsQueue::new(sqs.clone(), &local.queue_url);
     let dlq = SqsQueue::new(sqs, &local.dead_letter_queue_url);
@@ -32,11 +32,11 @@ async fn sync_now_reset_and_replay() {
 
     // Sync now, for every known stream: one manual sync job per stream, in its group.
     let streams = state.list_streams().await.unwrap();
-    let count = nango_sync::job::enqueue_syncs(
+    let count = nango_sync::core::job::enqueue_syncs(
         &queue,
         streams
             .into_iter()
-            .map(|(s, _)| nango_sync::job::SyncRequest::new(s, "x"))
+            .map(|(s, _)| nango_sync::core::job::SyncRequest::new(s, "x"))
             .collect(),
         Trigger::Manual,
         "now",

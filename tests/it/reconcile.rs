@@ -6,23 +6,23 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use nango_sync::adapters::dynamodb::{
+use nango_sync::adapters::aws::dynamodb::{
     create_table, CapacityMeter, DynamoRecordStore, DynamoStateStore,
 };
 use nango_sync::adapters::memory::MemoryQueue;
 use nango_sync::adapters::nango::NangoClient;
 use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
-use nango_sync::backend::Store;
-use nango_sync::job::{jobs_for, messages_for, now_rfc3339};
-use nango_sync::payload::NangoWebhook;
+use nango_sync::core::job::{jobs_for, messages_for, now_rfc3339};
+use nango_sync::core::payload::NangoWebhook;
+use nango_sync::core::reconcile::{decide_held, ConnectionDeletedMode, HoldDecision, HoldError};
+use nango_sync::core::stream::{ConnectionKey, StreamKey};
+use nango_sync::core::worker::{JobOutcome, WorkerApp, WorkerSettings};
+use nango_sync::local::backend::Store;
 use nango_sync::ports::{
     RecordStore, RunStatus, StateStore, StreamState, StreamStatus, SweepOutcome,
 };
-use nango_sync::reconcile::{decide_held, ConnectionDeletedMode, HoldDecision, HoldError};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{sample_payload, webhooks, Changes, Simulator, SyncRun};
-use nango_sync::stream::{ConnectionKey, StreamKey};
-use nango_sync::worker::{JobOutcome, WorkerApp, WorkerSettings};
 use serde_json::{json, value::RawValue, Map, Value};
 
 use crate::common::{fast_retry, fast_writes, moto_sdk_config, unique_name, API_KEY};
@@ -565,7 +565,7 @@ async fn a_deleted_connection_stops_syncing_and_keeps_its_records(backend: Backe
         connection_id: "conn-0".into(),
     };
     let forgotten =
-        nango_sync::ops::forget_connection(&rig.app.records, &rig.app.state, &erp, false)
+        nango_sync::local::ops::forget_connection(&rig.app.records, &rig.app.state, &erp, false)
             .await
             .unwrap();
     assert_eq!(forgotten, vec![(kept.clone(), 10)]);

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use nango_sync::config::{vars, FromVars, WebhookConfig};
+use nango_sync::core::signature::{sign, KeyUsed, SignatureHeaders};
 use nango_sync::setup;
-use nango_sync::signature::{sign, KeyUsed, SignatureHeaders};
 
 use crate::common::{moto_sdk_config, unique_name};
 

@@ -1,7 +1,7 @@
 //! The vectors the official Nango SDK verifies (copied from shared/nango-signature-vectors.json).
 
 use lambda_http::http::HeaderMap;
-use nango_sync::signature::{
+use nango_sync::core::signature::{
     sign, sign_legacy, SignatureError, SignatureHeaders, SigningKey, Verifier,
 };
 use serde::Deserialize;
@@ -152,5 +152,7 @@ fn header_names_are_case_insensitive_through_the_handler_path() {
         v.headers["X-Nango-Hmac-Sha256"].parse().unwrap(),
     );
     let verifier = Verifier::new(SigningKey::new(v.secret.as_bytes()), None);
-    assert!(nango_sync::webhook::prepare(&verifier, &headers, v.body.as_bytes(), "t").is_ok());
+    assert!(
+        nango_sync::core::webhook::prepare(&verifier, &headers, v.body.as_bytes(), "t").is_ok()
+    );
 }

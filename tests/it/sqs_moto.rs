@@ -1,10 +1,10 @@
 //! Over the wire: the SQS adapter and the handler against moto's server (FIFO queue).
 
 use lambda_http::http::StatusCode;
-use nango_sync::adapters::sqs::SqsQueue;
+use nango_sync::adapters::aws::sqs::SqsQueue;
 use nango_sync::config::DEFAULT_MAX_BODY_BYTES;
-use nango_sync::job::{Job, JobMessage};
-use nango_sync::webhook::WebhookApp;
+use nango_sync::core::job::{Job, JobMessage};
+use nango_sync::core::webhook::WebhookApp;
 
 use crate::common::{drain, moto_sdk_config, read, test_verifier, unique_name};
 

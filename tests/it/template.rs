@@ -1,7 +1,7 @@
 //! template.yaml and the local set-up agree: the queues and tables created on moto for local runs
 //! and tests have the settings the stack deploys.
 
-use nango_sync::adapters::local_aws::{self, INGEST_QUEUE_ATTRIBUTES, MAX_RECEIVE_COUNT};
+use nango_sync::adapters::aws::stack::{self, INGEST_QUEUE_ATTRIBUTES, MAX_RECEIVE_COUNT};
 use serde_yaml::Value;
 
 use crate::common::{moto_sdk_config, read, unique_name};
@@ -115,14 +115,12 @@ fn dynamodb_calls(code: &str) -> std::collections::BTreeSet<String> {
 #[test]
 fn the_worker_policy_allows_every_dynamodb_call_the_adapters_make() {
     let t = template();
-    let code = read("src/adapters/dynamodb.rs");
-    let (records_code, state_code) = code
-        .split_once("pub struct DynamoStateStore")
-        .expect("both stores in dynamodb.rs");
+    let records_code = read("src/adapters/aws/dynamodb/records.rs");
+    let state_code = read("src/adapters/aws/dynamodb/state.rs");
     let statements = t["Resources"]["WorkerFunction"]["Properties"]["Policies"][0]["Statement"]
         .as_sequence()
         .unwrap();
-    for (table, code) in [("RecordsTable", records_code), ("StateTable", state_code)] {
+    for (table, code) in [("RecordsTable", &records_code), ("StateTable", &state_code)] {
         let allowed: std::collections::BTreeSet<String> = statements
             .iter()
             .filter(|s| format!("{:?}", s["Resource"]).contains(table))
@@ -141,9 +139,7 @@ fn the_worker_policy_allows_every_dynamodb_call_the_adapters_make() {
 #[tokio::test]
 async fn local_setup_creates_the_stack_resources_on_moto() {
     let sdk = moto_sdk_config().await;
-    let resources = local_aws::create(&sdk, &unique_name("local"))
-        .await
-        .unwrap();
+    let resources = stack::create(&sdk, &unique_name("local")).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let attributes = sqs
         .get_queue_attributes()
@@ -191,7 +187,7 @@ async fn local_setup_creates_the_stack_resources_on_moto() {
 #[test]
 fn metric_filters_match_lines_the_worker_logs() {
     let t = template();
-    let code: String = ["src/worker.rs", "src/reconcile.rs"]
+    let code: String = ["src/core/worker.rs", "src/core/reconcile.rs"]
         .iter()
         .map(|path| read(path))
         .collect();

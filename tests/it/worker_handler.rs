@@ -1,9 +1,9 @@
 //! The worker handler's batch rules, driven by events/sqs-batch.json and built batches.
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use nango_sync::core::stream::{ConnectionKey, StreamKey};
 use nango_sync::ports::StreamStatus;
 use nango_sync::simulator::server::ServerSettings;
-use nango_sync::stream::{ConnectionKey, StreamKey};
 
 use crate::common::{contacts, payload, read, sqs_event, sync_job, worker_rig};
 
@@ -71,7 +71,7 @@ async fn failure_auth_and_event_jobs_reach_the_state_table() {
         "webhook-forward.json",
     ] {
         let request = lambda_http::request::from_str(&read(&format!("events/{file}"))).unwrap();
-        let app = nango_sync::webhook::WebhookApp::new(
+        let app = nango_sync::core::webhook::WebhookApp::new(
             crate::common::test_verifier(),
             nango_sync::adapters::memory::MemoryQueue::new(),
             1 << 20,

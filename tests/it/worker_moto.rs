@@ -3,10 +3,10 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use nango_sync::core::stream::StreamKey;
+use nango_sync::core::worker::JobOutcome;
 use nango_sync::ports::{RecordStore, StateStore, StreamStatus};
 use nango_sync::simulator::server::{Fault, ServerSettings};
-use nango_sync::stream::StreamKey;
-use nango_sync::worker::JobOutcome;
 use serde_json::{json, Value};
 
 use crate::common::{contacts, payload, same_json, sqs_event, sync_job, worker_rig, WorkerRig};

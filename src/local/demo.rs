@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::adapters::nango::{NangoClient, RetryPolicy};
-use crate::backend::{Backends, QueueTarget, StoreTarget};
-use crate::local_run::{LocalParts, LocalRun};
+use crate::core::signature::{SigningKey, Verifier};
+use crate::core::stream::StreamKey;
+use crate::core::worker::WorkerSettings;
+use crate::local::backend::{Backends, QueueTarget, StoreTarget};
+use crate::local::run::{LocalParts, LocalRun};
 use crate::ports::{RecordStore, StateStore};
-use crate::signature::{SigningKey, Verifier};
 use crate::simulator::server::{ServerSettings, SimServer};
 use crate::simulator::{webhooks, Changes, Simulator};
-use crate::stream::StreamKey;
-use crate::worker::WorkerSettings;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {

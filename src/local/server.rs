@@ -11,8 +11,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::core::webhook::{Outcome, WebhookApp};
 use crate::ports::JobQueue;
-use crate::webhook::{Outcome, WebhookApp};
 
 /// Serves `app` on `listener` until `shutdown` resolves.
 pub async fn serve<Q>(

@@ -5,11 +5,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::adapters::sqs::as_lambda_event;
+use crate::adapters::aws::sqs::as_lambda_event;
+use crate::core::worker::WorkerApp;
 use crate::ports::{
     JobConsumer, JobQueue, QueueError, RecordSource, RecordStore, StateStore, StreamDiscovery,
 };
-use crate::worker::WorkerApp;
 
 /// What a run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use crate::adapters::dynamodb::create_table;
+use crate::adapters::aws::dynamodb::create_table;
 use crate::ports::{QueueError, StoreError};
 
 /// The ingest queue's attributes, as in template.yaml's `IngestQueue`.

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use crate::adapters::nango::NangoClient;
-use crate::backend::{Queue, Store};
+use crate::core::signature::Verifier;
+use crate::core::webhook::WebhookApp;
+use crate::core::worker::{WorkerApp, WorkerSettings};
+use crate::local::backend::{Queue, Store};
+use crate::local::jobs::{run_jobs, RunTotals};
 use crate::ports::QueueError;
-use crate::runner::{run_jobs, RunTotals};
-use crate::signature::Verifier;
-use crate::webhook::WebhookApp;
-use crate::worker::{WorkerApp, WorkerSettings};
 
 /// The parts of a local run.
 pub struct LocalParts {
@@ -51,7 +51,7 @@ impl LocalRun {
             parts.max_body_bytes,
         ));
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::local_server::serve(webhook, listener, async {
+        let server = tokio::spawn(crate::local::server::serve(webhook, listener, async {
             let _ = stopped.await;
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -59,7 +59,7 @@ impl LocalRun {
             let queue = parts.queue.clone();
             tokio::spawn(async move {
                 loop {
-                    match crate::ops::reconcile_now(&queue).await {
+                    match crate::local::ops::reconcile_now(&queue).await {
                         Ok(at) => tracing::info!(%at, "scheduled reconcile enqueued"),
                         Err(error) => tracing::warn!(%error, "scheduled reconcile not enqueued; next period tries again"),
                     }

@@ -1,7 +1,7 @@
 //! Signing keys from AWS Secrets Manager, fetched once at cold start.
 
 use crate::config::{parse_signing_key_secret, ConfigError};
-use crate::signature::SigningKey;
+use crate::core::signature::SigningKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

@@ -17,15 +17,15 @@ use std::collections::{BTreeMap, HashMap};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::job::{enqueue_syncs, now_rfc3339, NangoReport, SyncRequest, Trigger};
+use crate::core::job::{enqueue_syncs, now_rfc3339, NangoReport, SyncRequest, Trigger};
+use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::core::sync::{SyncError, SyncSummary};
+use crate::core::worker::{JobError, JobOutcome, WorkerApp};
 use crate::ports::{
     CountCheck, DiscoveredStream, HeldSweep, JobQueue, NangoNotes, NangoPurge, NangoSync,
     RecordSource, RecordStore, Removal, RunStatus, StateStore, StoreError, StreamDiscovery,
     StreamState, SweepOutcome, SweepResult, SweepState,
 };
-use crate::stream::{ConnectionKey, StreamKey};
-use crate::sync::{SyncError, SyncSummary};
-use crate::worker::{JobError, JobOutcome, WorkerApp};
 
 /// Nango hard-deletes a sync's records once it has had no successful run for this long
 /// (nango-2026.md, "Sync cache retention").

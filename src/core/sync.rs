@@ -8,9 +8,9 @@
 
 use std::time::Instant;
 
+use crate::core::record::RecordsPage;
+use crate::core::stream::StreamKey;
 use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError};
-use crate::record::RecordsPage;
-use crate::stream::StreamKey;
 
 /// How a sync run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,9 +13,9 @@ use serde_json::value::RawValue;
 
 use time::OffsetDateTime;
 
-use crate::payload::{ErrorInfo, NangoWebhook, ResponseResults};
+use crate::core::payload::{ErrorInfo, NangoWebhook, ResponseResults};
+use crate::core::stream::{digest_hex, ConnectionKey, StreamKey};
 use crate::ports::{JobQueue, NangoSync, QueueError};
-use crate::stream::{digest_hex, ConnectionKey, StreamKey};
 
 /// The version this code writes and the only one it reads.
 pub const JOB_VERSION: u32 = 1;

@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 
-use crate::record::NangoRecord;
-use crate::stream::StreamKey;
+use crate::core::record::NangoRecord;
+use crate::core::stream::StreamKey;
 
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;

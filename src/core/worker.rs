@@ -11,16 +11,18 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tracing::Instrument;
 
-use crate::job::{
+use crate::core::job::{
     messages_for, now_rfc3339, Checkpoints, Job, JobDecodeError, JobMessage, NangoReport, Trigger,
 };
+use crate::core::reconcile::{
+    restore_connection, retire_connection, ConnectionDeletedMode, SweepGuard,
+};
+use crate::core::stream::{digest_hex, StreamKey};
+use crate::core::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
 use crate::ports::{
     ConnectionEvent, JobQueue, NangoSync, QueueError, RecordSource, RecordStore, StateStore,
     StoreError, StoredEvent, StreamDiscovery, SyncReport,
 };
-use crate::reconcile::{restore_connection, retire_connection, ConnectionDeletedMode, SweepGuard};
-use crate::stream::{digest_hex, StreamKey};
-use crate::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -218,7 +220,7 @@ where
                 let body = webhook.get().to_owned();
                 let event = StoredEvent {
                     kind,
-                    connection: crate::job::event_connection(&webhook),
+                    connection: crate::core::job::event_connection(&webhook),
                     id: digest_hex(body.as_bytes()),
                     received_at,
                     body,

@@ -5,17 +5,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::adapters::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
+use crate::adapters::aws::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
+use crate::adapters::aws::sqs::SqsQueue;
 use crate::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
-use crate::adapters::sqs::SqsQueue;
-use crate::job::OutgoingMessage;
+use crate::core::job::OutgoingMessage;
+use crate::core::record::NangoRecord;
+use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::ports::{
     ConnectionEvent, HeldSweep, JobConsumer, JobQueue, NangoNotes, QueueError, ReceivedMessage,
     RecordStore, RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState,
     SweepResult, SweepState, SyncReport, WriteReport,
 };
-use crate::record::NangoRecord;
-use crate::stream::{ConnectionKey, StreamKey};
 
 /// Where records and state live.
 #[derive(Debug, Clone)]

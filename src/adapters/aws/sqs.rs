@@ -3,7 +3,7 @@
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
 
-use crate::job::OutgoingMessage;
+use crate::core::job::OutgoingMessage;
 pub use crate::ports::ReceivedMessage;
 use crate::ports::{JobConsumer, JobQueue, QueueError};
 

@@ -2,12 +2,12 @@
 //! replay the dead-letter queue, forget a connection. (A held sweep is decided by
 //! `reconcile::decide_held`.)
 
-use crate::job::{now_rfc3339, reconcile_message, OutgoingMessage};
+use crate::core::job::{now_rfc3339, reconcile_message, OutgoingMessage};
+use crate::core::reconcile::{retire_connection, ConnectionDeletedMode};
+use crate::core::stream::{digest_hex, ConnectionKey, StreamKey};
 use crate::ports::{
     ConnectionEvent, JobConsumer, JobQueue, QueueError, RecordStore, StateStore, StoreError,
 };
-use crate::reconcile::{retire_connection, ConnectionDeletedMode};
-use crate::stream::{digest_hex, ConnectionKey, StreamKey};
 
 /// Enqueues a reconcile of every stream now, as the schedule does; returns the run's time.
 pub async fn reconcile_now<Q: JobQueue>(queue: &Q) -> Result<String, QueueError> {

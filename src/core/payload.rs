@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::stream::{ConnectionKey, StreamKey, BASE_VARIANT};
+use crate::core::stream::{ConnectionKey, StreamKey, BASE_VARIANT};
 
 /// A verified webhook, classified.
 #[derive(Debug)]

@@ -1,0 +1,474 @@
+//! The records table: one item per (stream, record id).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, Select, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+use super::item::{self, attr, Encoded, Item};
+use super::{describe, get_s, is_retryable, s, store_error, CapacityMeter, Read};
+use crate::core::record::NangoRecord;
+use crate::core::stream::StreamKey;
+use crate::ports::{RecordStore, RejectedRecord, Removal, StoreError, WriteReport};
+
+/// BatchWriteItem's limit.
+pub const BATCH_SIZE: usize = 25;
+
+/// How writes retry and how many batches run at once.
+#[derive(Debug, Clone)]
+pub struct WriteSettings {
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// DELETED records: remove the item instead of keeping a tombstone.
+    pub hard_delete: bool,
+}
+
+impl Default for WriteSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            max_attempts: 12,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(5),
+            hard_delete: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoRecordStore {
+    client: Client,
+    table: String,
+    settings: WriteSettings,
+    meter: Arc<CapacityMeter>,
+}
+
+impl DynamoRecordStore {
+    pub fn new(client: Client, table: impl Into<String>, settings: WriteSettings) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            settings,
+            meter: Arc::default(),
+        }
+    }
+
+    /// Sums this store's consumed capacity into `meter` (shared with the state store, say).
+    pub fn with_meter(mut self, meter: Arc<CapacityMeter>) -> Self {
+        self.meter = meter;
+        self
+    }
+
+    pub fn meter(&self) -> &Arc<CapacityMeter> {
+        &self.meter
+    }
+
+    /// The stream's items `which` selects, a Query page at a time: `each` gets every page's
+    /// items (none when `count_only`). Returns how many matched.
+    async fn for_items(
+        &self,
+        stream: &StreamKey,
+        which: Items<'_>,
+        count_only: bool,
+        mut each: impl AsyncPage,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_values(":pk", s(stream.encode()))
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start.take());
+            query = match which {
+                Items::Unseen(sweep) => query
+                    .filter_expression(
+                        "attribute_not_exists(#deleted) AND (attribute_not_exists(#seen) OR #seen <> :sweep)",
+                    )
+                    .expression_attribute_names("#deleted", attr::DELETED_AT)
+                    .expression_attribute_names("#seen", attr::SEEN_IN)
+                    .expression_attribute_values(":sweep", s(sweep)),
+                Items::Live => query
+                    .filter_expression("attribute_not_exists(#deleted)")
+                    .expression_attribute_names("#deleted", attr::DELETED_AT),
+                Items::All => query,
+            };
+            if count_only {
+                query = query.select(Select::Count);
+            }
+            let page = query.send().await.map_err(store_error)?;
+            self.meter.read(Read::Query, page.consumed_capacity());
+            total += u64::try_from(page.count).unwrap_or(0);
+            if !count_only {
+                each.page(page.items.unwrap_or_default()).await?;
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
+
+    /// Marks deleted (`tombstone`: at, by) or removes the stream's items `which` selects.
+    /// Returns how many.
+    async fn remove_items(
+        &self,
+        stream: &StreamKey,
+        which: Items<'_>,
+        tombstone: Option<(&str, &str)>,
+    ) -> Result<u64, StoreError> {
+        let page = |items: Vec<Item>| async move {
+            let requests = items
+                .iter()
+                .map(|found| match tombstone {
+                    Some((at, by)) => self.tombstone(stream, found, at, by),
+                    None => Ok(delete(item::record_key(
+                        stream,
+                        &get_s(found, attr::SK).unwrap_or_default(),
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.write_all(requests).await
+        };
+        self.for_items(stream, which, false, page).await
+    }
+
+    /// Every stored record of a stream, by id (a Query on the partition, page by page).
+    pub async fn read_stream(
+        &self,
+        stream: &StreamKey,
+    ) -> Result<
+        std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+        StoreError,
+    > {
+        let mut out = std::collections::BTreeMap::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_values(":pk", AttributeValue::S(stream.encode()))
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            self.meter.read(Read::Query, page.consumed_capacity());
+            for item in page.items.unwrap_or_default() {
+                let id = get_s(&item, attr::SK).unwrap_or_default();
+                let record =
+                    item::decode_record(&item).map_err(|e| StoreError::Permanent(e.to_string()))?;
+                out.insert(id, record);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Every request, in BatchWriteItem chunks, several in flight.
+    async fn write_all(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let chunks: Vec<Vec<WriteRequest>> =
+            requests.chunks(BATCH_SIZE).map(<[_]>::to_vec).collect();
+        stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// The write that marks a stored record deleted at `at`, `deleted_by` saying why.
+    fn tombstone(
+        &self,
+        stream: &StreamKey,
+        found: &Item,
+        at: &str,
+        by: &str,
+    ) -> Result<WriteRequest, StoreError> {
+        let id = get_s(found, attr::SK).unwrap_or_default();
+        let unreadable = |e: String| StoreError::Permanent(format!("record {id}: {e}"));
+        let mut object = item::decode_record(found).map_err(|e| unreadable(e.to_string()))?;
+        crate::core::record::mark_deleted(&mut object, at);
+        let record = NangoRecord::from_object(object).map_err(|e| unreadable(e.to_string()))?;
+        match item::encode_record(stream, &record) {
+            Encoded::Native(mut item) | Encoded::Compressed(mut item) => {
+                item.insert(attr::DELETED_BY.to_owned(), s(by));
+                Ok(put(item))
+            }
+            // It fitted before; the metadata change cannot grow it past the allowance.
+            Encoded::TooLarge(reason) => Err(unreadable(reason)),
+        }
+    }
+
+    /// One BatchWriteItem chunk, retried until every request is processed.
+    async fn write_chunk(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for attempt in 0..self.settings.max_attempts {
+            let result = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    self.meter.write(out.consumed_capacity());
+                    requests = out
+                        .unprocessed_items
+                        .and_then(|mut m| m.remove(&self.table))
+                        .unwrap_or_default();
+                    if requests.is_empty() {
+                        return Ok(());
+                    }
+                    tracing::debug!(
+                        left = requests.len(),
+                        attempt,
+                        "unprocessed items; retrying"
+                    );
+                }
+                Err(e) if is_retryable(&e) => {
+                    tracing::debug!(error = %describe(&e), attempt, "batch write throttled or failed; retrying");
+                }
+                Err(e) => return Err(StoreError::Permanent(describe(&e))),
+            }
+            tokio::time::sleep(backoff(&self.settings, attempt)).await;
+        }
+        Err(StoreError::Transient(format!(
+            "{} items still unwritten after {} attempts",
+            requests.len(),
+            self.settings.max_attempts
+        )))
+    }
+
+    /// A pruned record: keep the stored payload, move only the bookkeeping on.
+    async fn write_pruned(
+        &self,
+        stream: &StreamKey,
+        record: &NangoRecord,
+        seen_in: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let meta = &record.metadata;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::record_key(stream, &record.id)));
+        update = match seen_in {
+            Some(sweep) => update
+                .update_expression("SET #c = :c, #m = :m, #p = :p, #seen = :seen")
+                .expression_attribute_names("#seen", attr::SEEN_IN)
+                .expression_attribute_values(":seen", AttributeValue::S(sweep.to_owned())),
+            None => update.update_expression("SET #c = :c, #m = :m, #p = :p"),
+        };
+        let update = update
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#c", attr::CURSOR)
+            .expression_attribute_names("#m", attr::LAST_MODIFIED_AT)
+            .expression_attribute_names("#p", attr::PRUNED_AT)
+            .expression_attribute_names("#pk", attr::PK)
+            .expression_attribute_values(":c", AttributeValue::S(meta.cursor.clone()))
+            .expression_attribute_values(":m", AttributeValue::S(meta.last_modified_at.clone()))
+            .expression_attribute_values(
+                ":p",
+                AttributeValue::S(meta.pruned_at.clone().unwrap_or_default()),
+            )
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            // Never seen before: there is no payload to keep, store what Nango has.
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                match item::encode_record(stream, record) {
+                    Encoded::Native(item) | Encoded::Compressed(item) => {
+                        self.write_chunk(vec![put(stamped(item, seen_in))]).await
+                    }
+                    Encoded::TooLarge(_) => Ok(()),
+                }
+            }
+            Err(e) if is_retryable(&e) => Err(StoreError::Transient(describe(&e))),
+            Err(e) => Err(StoreError::Permanent(describe(&e))),
+        }
+    }
+}
+
+fn stamped(mut item: Item, seen_in: Option<&str>) -> Item {
+    if let Some(sweep) = seen_in {
+        item.insert(attr::SEEN_IN.to_owned(), s(sweep));
+    }
+    item
+}
+
+fn delete(key: Item) -> WriteRequest {
+    let request = DeleteRequest::builder()
+        .set_key(Some(key))
+        .build()
+        .expect("key is set");
+    WriteRequest::builder().delete_request(request).build()
+}
+
+fn put(item: Item) -> WriteRequest {
+    WriteRequest::builder()
+        .put_request(
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .expect("item is set"),
+        )
+        .build()
+}
+
+impl RecordStore for DynamoRecordStore {
+    #[tracing::instrument(skip_all, fields(stream = %stream.encode(), records = records.len()))]
+    async fn write_page(
+        &self,
+        stream: &StreamKey,
+        records: &[NangoRecord],
+        seen_in: Option<&str>,
+    ) -> Result<WriteReport, StoreError> {
+        // One request per key in a batch: the last occurrence of an id is its newest state.
+        let mut latest: HashMap<&str, &NangoRecord> = HashMap::with_capacity(records.len());
+        for record in records {
+            latest.insert(&record.id, record);
+        }
+        let mut report = WriteReport::default();
+        let mut requests = Vec::with_capacity(latest.len());
+        let mut pruned = Vec::new();
+        for record in latest.into_values() {
+            if record.is_pruned() {
+                pruned.push(record);
+            } else if record.is_deleted() && self.settings.hard_delete {
+                requests.push(delete(item::record_key(stream, &record.id)));
+                report.deleted += 1;
+            } else {
+                match item::encode_record(stream, record) {
+                    Encoded::Native(item) => requests.push(put(stamped(item, seen_in))),
+                    Encoded::Compressed(item) => {
+                        report.compressed += 1;
+                        requests.push(put(stamped(item, seen_in)));
+                    }
+                    Encoded::TooLarge(reason) => {
+                        report.rejected.push(RejectedRecord {
+                            id: record.id.clone(),
+                            reason,
+                        });
+                        continue;
+                    }
+                }
+                if record.is_deleted() {
+                    report.deleted += 1;
+                } else {
+                    report.upserted += 1;
+                }
+            }
+        }
+        self.write_all(requests).await?;
+        for record in pruned {
+            self.write_pruned(stream, record, seen_in).await?;
+            report.pruned += 1;
+        }
+        Ok(report)
+    }
+
+    /// A Query COUNT of the stream's items without `deleted_at`. It reads the whole partition
+    /// (read capacity grows with the stream's size), which is why only reconciles run it, and
+    /// only when a count may have changed.
+    async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
+        self.for_items(stream, Items::Live, true, NoPage).await
+    }
+
+    async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
+        self.for_items(stream, Items::Unseen(sweep_id), true, NoPage)
+            .await
+    }
+
+    async fn tombstone_unseen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        at: &str,
+    ) -> Result<u64, StoreError> {
+        let tombstone = (!self.settings.hard_delete).then_some((at, "sweep"));
+        self.remove_items(stream, Items::Unseen(sweep_id), tombstone)
+            .await
+    }
+
+    async fn remove_stream(
+        &self,
+        stream: &StreamKey,
+        removal: Removal<'_>,
+    ) -> Result<u64, StoreError> {
+        match removal {
+            Removal::Tombstone { at, by } => {
+                self.remove_items(stream, Items::Live, Some((at, by))).await
+            }
+            Removal::Purge => self.remove_items(stream, Items::All, None).await,
+        }
+    }
+}
+
+/// Which of a stream's items a Query reads.
+#[derive(Debug, Clone, Copy)]
+enum Items<'a> {
+    Live,
+    /// Live, and not stamped by this sweep.
+    Unseen(&'a str),
+    All,
+}
+
+/// What [`DynamoRecordStore::for_items`] does with each page of items.
+trait AsyncPage {
+    fn page(
+        &mut self,
+        items: Vec<Item>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<F, Fut> AsyncPage for F
+where
+    F: FnMut(Vec<Item>) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<(), StoreError>> + Send,
+{
+    fn page(
+        &mut self,
+        items: Vec<Item>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self(items)
+    }
+}
+
+/// For counts: no items come back.
+struct NoPage;
+
+impl AsyncPage for NoPage {
+    async fn page(&mut self, _items: Vec<Item>) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+fn backoff(settings: &WriteSettings, attempt: u32) -> Duration {
+    let step = settings
+        .base_delay
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(settings.max_delay);
+    let half = step / 2;
+    half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
+}

@@ -1,0 +1,7 @@
+//! AWS: the DynamoDB stores, the SQS queue, Secrets Manager, and the stack's resources created on
+//! any endpoint (moto) for local runs and tests.
+
+pub mod dynamodb;
+pub mod secrets;
+pub mod sqs;
+pub mod stack;

@@ -1,0 +1,145 @@
+//! The SQLite file: its schema, kept up to date when opened, and the one connection.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+
+use crate::ports::StoreError;
+
+/// The whole schema. `record` and `body` hold JSON text.
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS records (
+    stream           TEXT NOT NULL,  -- providerConfigKey|connectionId|model|variant
+    id               TEXT NOT NULL,  -- the record's id
+    record           TEXT NOT NULL,  -- JSON: the record as Nango returned it, _nango_metadata included
+    cursor           TEXT NOT NULL,
+    last_action      TEXT NOT NULL,  -- ADDED, UPDATED or DELETED
+    last_modified_at TEXT NOT NULL,
+    deleted_at       TEXT,
+    pruned_at        TEXT,
+    seen_in          TEXT,           -- the last sweep that read it
+    deleted_by       TEXT,           -- 'sweep' or 'connection_deleted' when we marked it deleted
+    PRIMARY KEY (stream, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streams (
+    stream TEXT PRIMARY KEY,
+    provider_config_key TEXT NOT NULL, connection_id TEXT NOT NULL, model TEXT NOT NULL, variant TEXT NOT NULL,
+    cursor TEXT, sync_name TEXT, last_sync_at TEXT, last_webhook_at TEXT,
+    records_written INTEGER NOT NULL DEFAULT 0, records_rejected INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'ok', error TEXT, error_at TEXT,
+    last_rejected_id TEXT, last_rejected_reason TEXT,
+    sweep_id TEXT, sweep_cursor TEXT, sweep_started_at TEXT, sweep_nango_count INTEGER,
+    last_sweep_at TEXT, swept_nango_count INTEGER, swept_live_count INTEGER, swept_tombstoned INTEGER,
+    swept_outcome TEXT,               -- applied, held, confirmed, discarded, abandoned, resolved
+    held TEXT, held_sweep_id TEXT,    -- JSON: a sweep whose deletes wait for an operator
+    nango_notes TEXT,                 -- JSON: what the worker learned of the sync from Nango
+    connection_deleted_at TEXT
+);
+CREATE TABLE IF NOT EXISTS connections (
+    provider_config_key TEXT NOT NULL, connection_id TEXT NOT NULL,
+    status TEXT NOT NULL, success INTEGER NOT NULL, operation TEXT, provider TEXT, auth_mode TEXT,
+    environment TEXT, error TEXT, last_event_at TEXT NOT NULL,
+    deleted_at TEXT,                  -- set by Nango's deletion webhook (or `forget`)
+    PRIMARY KEY (provider_config_key, connection_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    connection  TEXT NOT NULL,       -- providerConfigKey|connectionId, or 'unmatched'
+    received_at TEXT NOT NULL,
+    id          TEXT NOT NULL,       -- sha256 of the body
+    kind        TEXT NOT NULL,
+    body        TEXT NOT NULL,       -- JSON: the verified webhook, verbatim
+    PRIMARY KEY (connection, received_at, id)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue         TEXT NOT NULL,     -- 'ingest' or 'dead'
+    group_id      TEXT NOT NULL,
+    dedup_id      TEXT NOT NULL,
+    body          TEXT NOT NULL,     -- JSON: the job message
+    visible_at_ms INTEGER NOT NULL,  -- not delivered before (in flight, or waiting to be retried)
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT               -- set while in flight
+);
+CREATE INDEX IF NOT EXISTS jobs_in_order ON jobs (queue, seq);
+CREATE TABLE IF NOT EXISTS sent_dedup_ids (
+    queue TEXT NOT NULL, dedup_id TEXT NOT NULL, sent_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (queue, dedup_id)
+);
+"#;
+
+/// Columns added since the first schema: a file made before them gains them when opened.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("streams", "swept_outcome"),
+    ("streams", "held"),
+    ("streams", "held_sweep_id"),
+    ("streams", "nango_notes"),
+    ("streams", "connection_deleted_at"),
+    ("connections", "deleted_at"),
+];
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column) in ADDED_COLUMNS {
+        let present = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists([column])?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+        }
+    }
+    Ok(())
+}
+
+/// One SQLite file, shared by the store and the queues opened on it.
+#[derive(Debug, Clone)]
+pub struct SqliteDb {
+    conn: Arc<Mutex<Connection>>,
+}
+
+pub(super) fn store_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Transient(format!("sqlite: {e}"))
+}
+
+pub(super) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl SqliteDb {
+    /// Opens (or creates) the file and its schema.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Permanent(format!("cannot open {}: {e}", path.display())))?;
+        // WAL survives a crash of the process; NORMAL sync is enough for a local copy that can
+        // always be re-read from Nango.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(store_error)?;
+        conn.execute_batch(SCHEMA).map_err(store_error)?;
+        add_missing_columns(&conn).map_err(store_error)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection, off the async threads.
+    pub(super) async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(store_error)?
+        .map_err(store_error)
+    }
+}

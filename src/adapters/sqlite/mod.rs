@@ -1,0 +1,19 @@
+//! The embedded backend: records, state and the job queue in one SQLite file (the bundled
+//! library), for local runs with no AWS account. It keeps the DynamoDB and SQS adapters'
+//! behaviour (the contract suite in tests/it/contract.rs runs against both), and its JSON columns
+//! can be queried with sqlite3's `json_extract`. The schema is [`SCHEMA`], documented in README.md.
+//!
+//! rusqlite is synchronous: every call runs on tokio's blocking pool, one connection behind a
+//! mutex (local runs write far below what one SQLite connection handles).
+//!
+//! - [`db`]: the file, its schema and the connection;
+//! - [`store`]: records and state ([`SqliteStore`]);
+//! - [`queue`]: the FIFO job queue and its dead-letter queue ([`SqliteQueue`]).
+
+mod db;
+mod queue;
+mod store;
+
+pub use db::{SqliteDb, SCHEMA};
+pub use queue::{QueueSettings, SqliteQueue};
+pub use store::SqliteStore;

@@ -1,0 +1,12 @@
+//! The core: what nango-sync does, free of any edge (no AWS, Lambda, SQLite, HTTP or CLI crate).
+//! It reaches the world through [`crate::ports`].
+
+pub mod job;
+pub mod payload;
+pub mod reconcile;
+pub mod record;
+pub mod signature;
+pub mod stream;
+pub mod sync;
+pub mod webhook;
+pub mod worker;
