@@ -4,7 +4,6 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::job::OutgoingMessage;
 use crate::core::record::{NangoRecord, RecordsPage};
 use crate::core::stream::{ConnectionKey, StreamKey};
 
@@ -12,6 +11,14 @@ use crate::core::stream::{ConnectionKey, StreamKey};
 #[derive(Debug, thiserror::Error)]
 #[error("queue refused the message: {0}")]
 pub struct QueueError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// One message ready for the FIFO queue: a job message, its group and its deduplication id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub group_id: String,
+    pub dedup_id: String,
+    pub body: String,
+}
 
 /// Where verified webhooks go: a FIFO job queue.
 pub trait JobQueue: Send + Sync {

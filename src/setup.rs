@@ -88,10 +88,12 @@ pub async fn nango_client(
 pub fn worker_settings(config: &WorkerConfig) -> WorkerSettings {
     WorkerSettings {
         deadline_margin: Duration::from_secs(config.deadline_margin_seconds),
-        drift_check: config.drift_check,
-        guard: crate::core::reconcile::SweepGuard {
-            max_deletes: config.sweep_max_deletes,
-            max_delete_fraction: config.sweep_max_delete_fraction,
+        drift: crate::core::reconcile::DriftSettings {
+            enabled: config.drift_check,
+            guard: crate::core::reconcile::SweepGuard {
+                max_deletes: config.sweep_max_deletes,
+                max_delete_fraction: config.sweep_max_delete_fraction,
+            },
         },
         connection_deleted: config.connection_deleted,
     }

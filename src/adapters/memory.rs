@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
-use crate::core::job::OutgoingMessage;
 use crate::core::record::{mark_deleted, NangoRecord, METADATA_FIELD};
 use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::ports::OutgoingMessage;
 use crate::ports::{
     ConnectionEvent, HeldSweep, JobQueue, NangoNotes, QueueError, RecordStore, RejectedRecord,
     Removal, StateStore, StoreError, StoredEvent, StreamState, SweepResult, SweepState,

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::core::payload::{ErrorInfo, NangoWebhook, ResponseResults};
 use crate::core::stream::{digest_hex, ConnectionKey, StreamKey};
-use crate::ports::{JobQueue, NangoSync, QueueError};
+use crate::ports::{JobQueue, NangoSync, OutgoingMessage, QueueError};
 
 /// The version this code writes and the only one it reads.
 pub const JOB_VERSION: u32 = 1;
@@ -163,14 +163,6 @@ impl Trigger {
     fn is_webhook(&self) -> bool {
         *self == Trigger::Webhook
     }
-}
-
-/// One message ready for the FIFO queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingMessage {
-    pub group_id: String,
-    pub dedup_id: String,
-    pub body: String,
 }
 
 #[derive(Debug, thiserror::Error)]

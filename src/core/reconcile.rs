@@ -20,11 +20,10 @@ use time::OffsetDateTime;
 use crate::core::job::{enqueue_syncs, now_rfc3339, NangoReport, SyncRequest, Trigger};
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::sync::{SyncError, SyncSummary};
-use crate::core::worker::{JobError, JobOutcome, WorkerApp};
 use crate::ports::{
     CountCheck, DiscoveredStream, HeldSweep, JobQueue, NangoNotes, NangoPurge, NangoSync,
-    RecordSource, RecordStore, Removal, RunStatus, StateStore, StoreError, StreamDiscovery,
-    StreamState, SweepOutcome, SweepResult, SweepState,
+    QueueError, RecordSource, RecordStore, Removal, RunStatus, StateStore, StoreError,
+    StreamDiscovery, StreamState, SweepOutcome, SweepResult, SweepState,
 };
 
 /// Nango hard-deletes a sync's records once it has had no successful run for this long
@@ -327,97 +326,142 @@ async fn streams_of<T: StateStore>(
         .collect())
 }
 
-impl<S, R, T, Q> WorkerApp<S, R, T, Q>
+/// What a reconcile enqueued: a sync for `streams` streams, `new_streams` of them never seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    pub streams: usize,
+    pub new_streams: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("could not enqueue the reconcile's sync jobs: {0}")]
+    Enqueue(#[from] QueueError),
+}
+
+/// Enqueues a sync of every stream, each in its own group, so that streams whose webhooks were
+/// lost catch up: the streams the state table knows, plus those Nango lists (its connections'
+/// syncs and models) that never sent a webhook. Each job carries what `/sync/status` said of its
+/// stream, for the drift check. Left alone: streams of a deleted connection, and known streams in
+/// error whose connection Nango no longer lists.
+pub async fn reconcile<S: StreamDiscovery, T: StateStore, Q: JobQueue>(
+    source: &S,
+    state: &T,
+    queue: &Q,
+    received_at: &str,
+) -> Result<Reconciled, ReconcileError> {
+    let known = state.list_streams().await?;
+    let discovered = match source.discover().await {
+        Ok(found) => Some(found),
+        Err(error) => {
+            tracing::warn!(%error, "reconcile: discovery from Nango failed; syncing the known streams only");
+            None
+        }
+    };
+    let listed: HashMap<&StreamKey, &DiscoveredStream> = discovered
+        .iter()
+        .flatten()
+        .map(|d| (&d.stream, d))
+        .collect();
+    let listed_connections: std::collections::HashSet<_> =
+        listed.keys().map(|s| s.connection()).collect();
+    let mut requests: BTreeMap<StreamKey, SyncRequest> = BTreeMap::new();
+    let mut new_streams = 0;
+    for (stream, state) in &known {
+        if state.connection_deleted_at.is_some() {
+            continue;
+        }
+        let connection_listed = listed_connections.contains(&stream.connection());
+        let gone = discovered.is_some()
+            && state.outcome == crate::ports::SyncOutcome::Error
+            && !connection_listed;
+        if gone {
+            continue;
+        }
+        let mut request =
+            SyncRequest::new(stream.clone(), state.sync_name.clone().unwrap_or_default());
+        // A connection Nango lists whose syncs no longer include the stream: the drift check
+        // learns that Nango dropped it, and keeps the copy.
+        if discovered.is_some() && connection_listed && !listed.contains_key(stream) {
+            request.nango = Some(NangoReport::NotListed);
+        }
+        requests.insert(stream.clone(), request);
+    }
+    let deleted: std::collections::HashSet<&StreamKey> = known
+        .iter()
+        .filter(|(_, s)| s.connection_deleted_at.is_some())
+        .map(|(k, _)| k)
+        .collect();
+    for found in discovered.iter().flatten() {
+        if deleted.contains(&found.stream) {
+            continue;
+        }
+        if !known.iter().any(|(s, _)| s == &found.stream) {
+            new_streams += 1;
+        }
+        let request = requests
+            .entry(found.stream.clone())
+            .or_insert_with(|| SyncRequest::new(found.stream.clone(), found.sync_name.clone()));
+        request.nango = Some(NangoReport::Listed(found.sync.clone()));
+    }
+    // The ids derive from this reconcile run: a redelivered reconcile message enqueues nothing new.
+    let count = enqueue_syncs(
+        queue,
+        requests.into_values().collect(),
+        Trigger::Reconcile,
+        received_at,
+    )
+    .await?;
+    tracing::info!(
+        streams = count,
+        new_streams,
+        "reconcile: a sync enqueued for every stream"
+    );
+    Ok(Reconciled {
+        streams: count,
+        new_streams,
+    })
+}
+
+/// What the drift check needs besides its parts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftSettings {
+    /// Compare each reconciled stream's live count with Nango's `recordCount`, and sweep on drift.
+    pub enabled: bool,
+    /// The bound on what a sweep deletes without an operator.
+    pub guard: SweepGuard,
+}
+
+impl Default for DriftSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            guard: SweepGuard::default(),
+        }
+    }
+}
+
+/// The drift check and the sweep's end for one stream, over the worker's parts.
+pub struct Drift<'a, S, R, T> {
+    pub source: &'a S,
+    pub records: &'a R,
+    pub state: &'a T,
+    pub settings: &'a DriftSettings,
+}
+
+impl<S, R, T> Drift<'_, S, R, T>
 where
     S: RecordSource + StreamDiscovery,
     R: RecordStore,
     T: StateStore,
-    Q: JobQueue,
 {
-    /// Enqueues a sync of every stream, each in its own group, so that streams whose webhooks
-    /// were lost catch up: the streams the state table knows, plus those Nango lists (its
-    /// connections' syncs and models) that never sent a webhook. Each job carries what
-    /// `/sync/status` said of its stream, for the drift check. Left alone: streams of a deleted
-    /// connection, and known streams in error whose connection Nango no longer lists.
-    pub(crate) async fn reconcile(&self, received_at: &str) -> Result<JobOutcome, JobError> {
-        let known = self.state.list_streams().await?;
-        let discovered = match self.source.discover().await {
-            Ok(found) => Some(found),
-            Err(error) => {
-                tracing::warn!(%error, "reconcile: discovery from Nango failed; syncing the known streams only");
-                None
-            }
-        };
-        let listed: HashMap<&StreamKey, &DiscoveredStream> = discovered
-            .iter()
-            .flatten()
-            .map(|d| (&d.stream, d))
-            .collect();
-        let listed_connections: std::collections::HashSet<_> =
-            listed.keys().map(|s| s.connection()).collect();
-        let mut requests: BTreeMap<StreamKey, SyncRequest> = BTreeMap::new();
-        let mut new_streams = 0;
-        for (stream, state) in &known {
-            if state.connection_deleted_at.is_some() {
-                continue;
-            }
-            let connection_listed = listed_connections.contains(&stream.connection());
-            let gone = discovered.is_some()
-                && state.outcome == crate::ports::SyncOutcome::Error
-                && !connection_listed;
-            if gone {
-                continue;
-            }
-            let mut request =
-                SyncRequest::new(stream.clone(), state.sync_name.clone().unwrap_or_default());
-            // A connection Nango lists whose syncs no longer include the stream: the drift check
-            // learns that Nango dropped it, and keeps the copy.
-            if discovered.is_some() && connection_listed && !listed.contains_key(stream) {
-                request.nango = Some(NangoReport::NotListed);
-            }
-            requests.insert(stream.clone(), request);
-        }
-        let deleted: std::collections::HashSet<&StreamKey> = known
-            .iter()
-            .filter(|(_, s)| s.connection_deleted_at.is_some())
-            .map(|(k, _)| k)
-            .collect();
-        for found in discovered.iter().flatten() {
-            if deleted.contains(&found.stream) {
-                continue;
-            }
-            if !known.iter().any(|(s, _)| s == &found.stream) {
-                new_streams += 1;
-            }
-            let request = requests
-                .entry(found.stream.clone())
-                .or_insert_with(|| SyncRequest::new(found.stream.clone(), found.sync_name.clone()));
-            request.nango = Some(NangoReport::Listed(found.sync.clone()));
-        }
-        // The ids derive from this reconcile run: a redelivered reconcile message enqueues nothing new.
-        let count = enqueue_syncs(
-            &self.queue,
-            requests.into_values().collect(),
-            Trigger::Reconcile,
-            received_at,
-        )
-        .await?;
-        tracing::info!(
-            streams = count,
-            new_streams,
-            "reconcile: a sync enqueued for every stream"
-        );
-        Ok(JobOutcome::Reconciled {
-            streams: count,
-            new_streams,
-        })
-    }
-
     /// After a reconcile's sync brought the stream up to date: compares its live count with
     /// Nango's, when Nango can be trusted now. Returns the sweep begun, if drift was confirmed.
     /// A stream whose counts agreed at the last check, and which nothing was written to since,
     /// costs no partition read.
-    pub(crate) async fn check_drift(
+    pub async fn check_drift(
         &self,
         stream: &StreamKey,
         report: &NangoReport,
@@ -540,7 +584,7 @@ where
     /// Ends a sweep that has read the whole stream: its deletes apply if Nango still vouches for
     /// its cache and the guard allows them, are held beyond the guard's bound, and are dropped
     /// if Nango started a pass meanwhile. Returns how many records it marked deleted.
-    pub(crate) async fn end_sweep(
+    pub async fn end_sweep(
         &self,
         stream: &StreamKey,
         sweep: &SweepState,

@@ -8,12 +8,13 @@ use lambda_http::http::{header, HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::value::RawValue;
 
-use crate::core::job::{jobs_for, messages_for, now_rfc3339, OutgoingMessage, MAX_MESSAGE_BYTES};
+use crate::core::job::{jobs_for, messages_for, now_rfc3339, MAX_MESSAGE_BYTES};
 use crate::core::payload::NangoWebhook;
 use crate::core::signature::{
     KeyUsed, SignatureError, SignatureHeaders, Verifier, HMAC_HEADER, LEGACY_HEADER,
 };
 use crate::ports::JobQueue;
+use crate::ports::OutgoingMessage;
 
 /// Everything the webhook function needs, built once at cold start and borrowed per request.
 #[derive(Debug)]

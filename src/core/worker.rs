@@ -15,7 +15,8 @@ use crate::core::job::{
     messages_for, now_rfc3339, Checkpoints, Job, JobDecodeError, JobMessage, NangoReport, Trigger,
 };
 use crate::core::reconcile::{
-    restore_connection, retire_connection, ConnectionDeletedMode, SweepGuard,
+    reconcile, restore_connection, retire_connection, ConnectionDeletedMode, Drift, DriftSettings,
+    ReconcileError,
 };
 use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
@@ -28,10 +29,8 @@ use crate::ports::{
 pub struct WorkerSettings {
     /// Stop starting new pages this long before the Lambda deadline, then continue in a new message.
     pub deadline_margin: Duration,
-    /// Compare each reconciled stream's live count with Nango's `recordCount`, and sweep on drift.
-    pub drift_check: bool,
-    /// The bound on what a sweep deletes without an operator.
-    pub guard: SweepGuard,
+    /// The drift check after reconciles' syncs, and its sweep guard.
+    pub drift: DriftSettings,
     /// What becomes of a deleted connection's records.
     pub connection_deleted: ConnectionDeletedMode,
 }
@@ -40,8 +39,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             deadline_margin: Duration::from_secs(60),
-            drift_check: true,
-            guard: SweepGuard::default(),
+            drift: DriftSettings::default(),
             connection_deleted: ConnectionDeletedMode::default(),
         }
     }
@@ -87,6 +85,15 @@ pub enum JobError {
     /// A continuation or the reconcile's sync jobs could not be enqueued.
     #[error("could not enqueue follow-up jobs: {0}")]
     Enqueue(#[from] QueueError),
+}
+
+impl From<ReconcileError> for JobError {
+    fn from(error: ReconcileError) -> Self {
+        match error {
+            ReconcileError::Store(e) => Self::Store(e),
+            ReconcileError::Enqueue(e) => Self::Enqueue(e),
+        }
+    }
 }
 
 impl<S, R, T, Q> WorkerApp<S, R, T, Q>
@@ -162,7 +169,13 @@ where
                 };
                 self.sync(job, stop_at).await
             }
-            Job::Reconcile {} => self.reconcile(&received_at).await,
+            Job::Reconcile {} => {
+                let done = reconcile(&self.source, &self.state, &self.queue, &received_at).await?;
+                Ok(JobOutcome::Reconciled {
+                    streams: done.streams,
+                    new_streams: done.new_streams,
+                })
+            }
             Job::SyncFailed {
                 stream,
                 sync_name,
@@ -306,10 +319,16 @@ where
         if stored.connection_deleted_at.is_some() {
             return Ok(summary);
         }
+        let drift = Drift {
+            source,
+            records,
+            state,
+            settings: &self.settings.drift,
+        };
         let sweep_state = match (stored.sweep.clone(), job.nango) {
             (Some(sweep), _) => sweep,
-            (None, Some(report)) if self.settings.drift_check => {
-                match self.check_drift(stream, report, &summary, &stored).await? {
+            (None, Some(report)) if self.settings.drift.enabled => {
+                match drift.check_drift(stream, report, &summary, &stored).await? {
                     Some(sweep) => sweep,
                     None => return Ok(summary),
                 }
@@ -324,7 +343,7 @@ where
             summary.sweep = Some(Box::new(sweep));
             return Ok(summary);
         }
-        sweep.deleted += self.end_sweep(stream, &sweep_state).await?;
+        sweep.deleted += drift.end_sweep(stream, &sweep_state).await?;
         summary.sweep = Some(Box::new(sweep));
         Ok(summary)
     }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::adapters::aws::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
-use crate::core::job::OutgoingMessage;
 use crate::core::record::NangoRecord;
 use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::ports::OutgoingMessage;
 use crate::ports::{
     ConnectionEvent, HeldSweep, JobConsumer, JobQueue, NangoNotes, QueueError, ReceivedMessage,
     RecordStore, RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState,

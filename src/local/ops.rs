@@ -2,9 +2,10 @@
 //! replay the dead-letter queue, forget a connection. (A held sweep is decided by
 //! `reconcile::decide_held`.)
 
-use crate::core::job::{now_rfc3339, reconcile_message, OutgoingMessage};
+use crate::core::job::{now_rfc3339, reconcile_message};
 use crate::core::reconcile::{retire_connection, ConnectionDeletedMode};
 use crate::core::stream::{digest_hex, ConnectionKey, StreamKey};
+use crate::ports::OutgoingMessage;
 use crate::ports::{
     ConnectionEvent, JobConsumer, JobQueue, QueueError, RecordStore, StateStore, StoreError,
 };

@@ -19,7 +19,7 @@ use nango_sync::adapters::aws::dynamodb::{create_table, DynamoRecordStore, Dynam
 use nango_sync::adapters::aws::sqs::as_lambda_event;
 use nango_sync::adapters::nango::NangoClient;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue};
-use nango_sync::core::job::{reconcile_message, OutgoingMessage};
+use nango_sync::core::job::reconcile_message;
 use nango_sync::core::record::NangoRecord;
 use nango_sync::core::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
@@ -27,6 +27,7 @@ use nango_sync::core::webhook::WebhookApp;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::fuzzing::same_value;
 use nango_sync::local::backend::Store;
+use nango_sync::ports::OutgoingMessage;
 use nango_sync::ports::{
     ConnectionEvent, HeldSweep, JobConsumer, JobQueue, NangoNotes, QueueError, RecordStore,
     RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState, StreamStatus,

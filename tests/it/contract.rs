@@ -10,10 +10,10 @@ use nango_sync::adapters::aws::dynamodb::{
 };
 use nango_sync::adapters::aws::sqs::SqsQueue;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
-use nango_sync::core::job::OutgoingMessage;
 use nango_sync::core::record::NangoRecord;
 use nango_sync::core::stream::StreamKey;
 use nango_sync::local::backend::{Queue, Store};
+use nango_sync::ports::OutgoingMessage;
 use nango_sync::ports::{
     CountCheck, HeldSweep, JobConsumer, JobQueue, NangoNotes, NangoPurge, RecordStore,
     RejectedRecord, Removal, StateStore, StoreError, StreamStatus, SweepOutcome, SweepResult,

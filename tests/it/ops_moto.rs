@@ -4,9 +4,10 @@
 use nango_sync::adapters::aws::dynamodb::DynamoStateStore;
 use nango_sync::adapters::aws::sqs::SqsQueue;
 use nango_sync::adapters::aws::stack;
-use nango_sync::core::job::{Job, JobMessage, OutgoingMessage, Trigger};
+use nango_sync::core::job::{Job, JobMessage, Trigger};
 use nango_sync::core::stream::StreamKey;
 use nango_sync::local::ops;
+use nango_sync::ports::OutgoingMessage;
 use nango_sync::ports::{JobQueue, StateStore};
 
 use crate::common::{drain, moto_sdk_config, unique_name};

@@ -527,7 +527,7 @@ async fn a_sweep_continues_across_invocations_while_nango_keeps_changing() {
     let mut rig = worker_rig(25, settings, None).await;
     // A third of the copy goes: beyond the guard's default bound, which has tests of its own
     // (tests/it/reconcile.rs). Raised here, this test is about a sweep's progress.
-    rig.app.settings.guard.max_deletes = 1_000;
+    rig.app.settings.drift.guard.max_deletes = 1_000;
     let s = contacts();
     rig.sim
         .save(&s, (0..600).map(|i| (format!("c{i}"), payload(i, 1))));

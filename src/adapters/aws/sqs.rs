@@ -3,7 +3,7 @@
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
 
-use crate::core::job::OutgoingMessage;
+use crate::ports::OutgoingMessage;
 pub use crate::ports::ReceivedMessage;
 use crate::ports::{JobConsumer, JobQueue, QueueError};
 

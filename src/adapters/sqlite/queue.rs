@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::params;
 
 use super::db::{now_ms, SqliteDb};
-use crate::core::job::OutgoingMessage;
+use crate::ports::OutgoingMessage;
 use crate::ports::{JobConsumer, JobQueue, QueueError, ReceivedMessage, StoreError};
 
 /// How the embedded queue delivers, as the deployed FIFO queue does.
