@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use crate::core::reconcile::{ConnectionDeletedMode, SweepGuard};
-use crate::core::signature::SigningKey;
 
 /// SQS's limit less room for the job envelope, so any accepted body fits in one message.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 255 * 1024;
@@ -334,36 +333,6 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// Reads a Secrets Manager secret value: the key itself, or `{"current": .., "previous": ..}`.
-pub fn parse_signing_key_secret(
-    value: &str,
-) -> Result<(SigningKey, Option<SigningKey>), ConfigError> {
-    #[derive(serde::Deserialize)]
-    struct Rotating {
-        current: String,
-        previous: Option<String>,
-    }
-    let invalid = |reason: &str| ConfigError::Invalid {
-        name: vars::SIGNING_KEY_SECRET,
-        reason: reason.to_owned(),
-    };
-    let trimmed = value.trim();
-    if trimmed.starts_with('{') {
-        let r: Rotating = serde_json::from_str(trimmed).map_err(|_| {
-            invalid("the secret is JSON but not {\"current\": \"..\", \"previous\": \"..\"}")
-        })?;
-        if r.current.is_empty() {
-            return Err(invalid("\"current\" is empty"));
-        }
-        let previous = r.previous.filter(|p| !p.is_empty()).map(SigningKey::new);
-        return Ok((SigningKey::new(r.current), previous));
-    }
-    if trimmed.is_empty() {
-        return Err(invalid("the secret is empty"));
-    }
-    Ok((SigningKey::new(trimmed), None))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,18 +447,5 @@ mod tests {
             let error = WorkerConfig::from_map(&m).unwrap_err().to_string();
             assert!(error.starts_with(&format!("{name} is invalid")), "{error}");
         }
-    }
-
-    #[test]
-    fn secret_forms() {
-        let (cur, prev) = parse_signing_key_secret("abc\n").unwrap();
-        assert_eq!(cur.as_bytes(), b"abc");
-        assert!(prev.is_none());
-        let (cur, prev) =
-            parse_signing_key_secret(r#"{"current":"new","previous":"old"}"#).unwrap();
-        assert_eq!(cur.as_bytes(), b"new");
-        assert_eq!(prev.unwrap().as_bytes(), b"old");
-        assert!(parse_signing_key_secret("{\"previous\":\"x\"}").is_err());
-        assert!(parse_signing_key_secret("  ").is_err());
     }
 }

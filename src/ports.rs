@@ -47,6 +47,10 @@ pub struct ReceivedMessage {
     pub group_id: Option<String>,
 }
 
+/// Receives of a message before it moves to the dead-letter queue: template.yaml's
+/// `MaxReceiveCount` default, which the embedded queue and the local stack use too.
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
+
 /// The consuming side of a job queue: SQS FIFO semantics (per-group order, redelivery of what
 /// is not deleted, a dead-letter queue after too many receives).
 pub trait JobConsumer: Send + Sync {

@@ -17,6 +17,7 @@ mod runtime_loop;
 mod secrets_moto;
 mod signature_vectors;
 mod sqs_moto;
+mod sync_loop;
 mod template;
 mod worker_handler;
 mod worker_moto;

@@ -1,7 +1,8 @@
 //! template.yaml and the local set-up agree: the queues and tables created on moto for local runs
 //! and tests have the settings the stack deploys.
 
-use nango_sync::adapters::aws::stack::{self, INGEST_QUEUE_ATTRIBUTES, MAX_RECEIVE_COUNT};
+use nango_sync::adapters::aws::stack::{self, INGEST_QUEUE_ATTRIBUTES};
+use nango_sync::ports::DEFAULT_MAX_RECEIVE_COUNT;
 use serde_yaml::Value;
 
 use crate::common::{moto_sdk_config, read, unique_name};
@@ -28,7 +29,7 @@ fn ingest_queue_settings_match_the_template() {
     }
     assert_eq!(
         scalar(&t["Parameters"]["MaxReceiveCount"]["Default"]),
-        MAX_RECEIVE_COUNT.to_string()
+        DEFAULT_MAX_RECEIVE_COUNT.to_string()
     );
     let worker_timeout: u64 = scalar(&t["Resources"]["WorkerFunction"]["Properties"]["Timeout"])
         .parse()
@@ -160,7 +161,7 @@ async fn local_setup_creates_the_stack_resources_on_moto() {
     let redrive: serde_json::Value = serde_json::from_str(&get("RedrivePolicy").unwrap()).unwrap();
     assert_eq!(
         redrive["maxReceiveCount"].to_string().trim_matches('"'),
-        MAX_RECEIVE_COUNT.to_string()
+        DEFAULT_MAX_RECEIVE_COUNT.to_string()
     );
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     for table in [&resources.records_table, &resources.state_table] {

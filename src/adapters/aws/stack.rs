@@ -5,7 +5,7 @@ use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::adapters::aws::dynamodb::create_table;
-use crate::ports::{QueueError, StoreError};
+use crate::ports::{QueueError, StoreError, DEFAULT_MAX_RECEIVE_COUNT};
 
 /// The ingest queue's attributes, as in template.yaml's `IngestQueue`.
 pub const INGEST_QUEUE_ATTRIBUTES: &[(&str, &str)] = &[
@@ -15,8 +15,6 @@ pub const INGEST_QUEUE_ATTRIBUTES: &[(&str, &str)] = &[
     ("FifoThroughputLimit", "perMessageGroupId"),
     ("VisibilityTimeout", "1800"),
 ];
-/// template.yaml's `MaxReceiveCount` default.
-pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// The dead-letter queue keeps jobs 14 days, as in template.yaml.
 pub const DEAD_LETTER_RETENTION_SECONDS: u32 = 1_209_600;
 
@@ -81,8 +79,7 @@ pub async fn create(sdk: &SdkConfig, prefix: &str) -> Result<LocalResources, Set
     for (name, value) in INGEST_QUEUE_ATTRIBUTES {
         create = create.attributes(QueueAttributeName::from(*name), *value);
     }
-    let redrive =
-        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT});
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": DEFAULT_MAX_RECEIVE_COUNT});
     let queue_url = create
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .send()

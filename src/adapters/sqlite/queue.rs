@@ -26,7 +26,7 @@ impl Default for QueueSettings {
         Self {
             visibility_timeout: Duration::from_secs(1800),
             retry_delay: Duration::from_secs(2),
-            max_receive_count: crate::adapters::aws::stack::MAX_RECEIVE_COUNT,
+            max_receive_count: crate::ports::DEFAULT_MAX_RECEIVE_COUNT,
             dedup_window: Duration::from_secs(300),
         }
     }
