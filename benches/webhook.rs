@@ -4,10 +4,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use lambda_http::http::HeaderMap;
+use lambda_http::http::{HeaderMap, Method};
 use nango_sync::core::payload::NangoWebhook;
 use nango_sync::core::signature::{sign, SignatureHeaders, SigningKey, Verifier};
 use nango_sync::core::webhook::prepare;
+use nango_sync::lambda::http_request;
 
 const KEY: &str = "3f8e7a52-1c4b-4d2e-9a6f-0b7c5d9e2a14";
 
@@ -28,14 +29,15 @@ fn bench(c: &mut Criterion) {
     headers.insert("x-nango-hmac-sha256", signature.parse().unwrap());
     let verifier = Verifier::new(SigningKey::new(KEY), None);
     let rotating = Verifier::new(SigningKey::new("new-key"), Some(SigningKey::new(KEY)));
-    assert!(prepare(&verifier, &headers, &body, "2026-11-27T14:00:00Z").is_ok());
+    let post = Method::POST;
+    let request = http_request(&post, &headers, &body);
+    assert!(prepare(&verifier, &request, "2026-11-27T14:00:00Z").is_ok());
 
     c.bench_function("prepare_1kb (verify+classify+message)", |b| {
         b.iter(|| {
             prepare(
                 black_box(&verifier),
-                &headers,
-                black_box(&body),
+                black_box(&http_request(&post, &headers, &body)),
                 "2026-11-27T14:00:00Z",
             )
             .unwrap()
@@ -45,8 +47,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             prepare(
                 black_box(&rotating),
-                &headers,
-                black_box(&body),
+                black_box(&http_request(&post, &headers, &body)),
                 "2026-11-27T14:00:00Z",
             )
             .unwrap()

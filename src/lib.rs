@@ -13,6 +13,7 @@ pub mod adapters;
 pub mod config;
 pub mod core;
 pub mod fuzzing;
+pub mod lambda;
 pub mod local;
 pub mod ports;
 pub mod setup;

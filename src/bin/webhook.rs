@@ -2,7 +2,7 @@
 
 use lambda_http::{run, service_fn, Error, Request};
 use nango_sync::config::{FromVars, WebhookConfig};
-use nango_sync::{setup, telemetry};
+use nango_sync::{lambda, setup, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let app = setup::or_exit(setup::webhook_app(&config, &sdk).await);
     let app = &app;
     run(service_fn(move |request: Request| async move {
-        Ok::<_, std::convert::Infallible>(app.handle(request).await)
+        Ok::<_, std::convert::Infallible>(lambda::webhook(app, request).await)
     }))
     .await
 }

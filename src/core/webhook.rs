@@ -4,8 +4,6 @@
 //! an unverified body is parsed or logged. Every answer is a fixed short JSON body; error details go
 //! to the logs (never the key, the signature or the payload).
 
-use lambda_http::http::{header, HeaderMap, Method, StatusCode};
-use lambda_http::{Body, Request, Response};
 use serde_json::value::RawValue;
 
 use crate::core::job::{jobs_for, messages_for, now_rfc3339, MAX_MESSAGE_BYTES};
@@ -24,7 +22,30 @@ pub struct WebhookApp<Q> {
     max_body_bytes: usize,
 }
 
-/// What happened to one request. [`Outcome::response`] is the one place that maps it to HTTP.
+/// A request to the webhook, as any front hands it over (Lambda's Function URL, the local
+/// server): the method, the signature headers' values (every value sent: a repeated header is
+/// refused), and the exact body bytes.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest<'a> {
+    pub method: &'a str,
+    pub hmac: Vec<&'a [u8]>,
+    pub legacy: Vec<&'a [u8]>,
+    pub body: &'a [u8],
+}
+
+impl<'a> WebhookRequest<'a> {
+    /// From any front's headers: `values(name)` gives every value sent under `name`.
+    pub fn new(method: &'a str, body: &'a [u8], values: impl Fn(&str) -> Vec<&'a [u8]>) -> Self {
+        Self {
+            method,
+            hmac: values(HMAC_HEADER),
+            legacy: values(LEGACY_HEADER),
+            body,
+        }
+    }
+}
+
+/// What happened to one request. [`Outcome::status`] is the one place that maps it to HTTP.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Every job is on the queue.
@@ -51,18 +72,21 @@ pub struct Prepared {
 }
 
 impl Outcome {
-    pub fn status(&self) -> StatusCode {
+    /// The HTTP status Nango gets: 2xx only once the queue took every job; 5xx when it should
+    /// retry; 4xx (never retried by Nango) only for what no retry can fix.
+    pub fn status(&self) -> u16 {
         match self {
-            Self::Accepted { .. } => StatusCode::OK,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::NotJson | Self::IncompleteBody => StatusCode::BAD_REQUEST,
-            Self::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Accepted { .. } => 200,
+            Self::MethodNotAllowed => 405,
+            Self::PayloadTooLarge => 413,
+            Self::Unauthorized(_) => 401,
+            Self::NotJson | Self::IncompleteBody => 400,
+            Self::QueueUnavailable => 503,
         }
     }
 
-    fn body(&self) -> &'static str {
+    /// The answer's body: a fixed short JSON text, never error details.
+    pub fn body(&self) -> &'static str {
         match self {
             Self::Accepted { .. } => r#"{"status":"accepted"}"#,
             Self::MethodNotAllowed => r#"{"error":"method not allowed"}"#,
@@ -75,16 +99,9 @@ impl Outcome {
         }
     }
 
-    pub fn response(&self) -> Response<Body> {
-        let mut builder = Response::builder()
-            .status(self.status())
-            .header(header::CONTENT_TYPE, "application/json");
-        if *self == Self::MethodNotAllowed {
-            builder = builder.header(header::ALLOW, "POST");
-        }
-        builder
-            .body(Body::from(self.body()))
-            .expect("static response parts are valid")
+    /// The `Allow` header the answer carries, if any.
+    pub fn allow(&self) -> Option<&'static str> {
+        (*self == Self::MethodNotAllowed).then_some("POST")
     }
 }
 
@@ -105,16 +122,11 @@ impl<Q: JobQueue> WebhookApp<Q> {
         self.max_body_bytes
     }
 
-    /// The Lambda entry point: never an `Err`, every case has its status.
-    pub async fn handle(&self, request: Request) -> Response<Body> {
-        self.process(request.method(), request.headers(), request.body().as_ref())
-            .await
-            .response()
-    }
-
-    /// The decision for one request, independent of how it arrived (Lambda or the local server).
-    pub async fn process(&self, method: &Method, headers: &HeaderMap, body: &[u8]) -> Outcome {
-        if method != Method::POST {
+    /// The decision for one request, whichever front it came through: never an error, every
+    /// case has its outcome.
+    pub async fn decide(&self, request: &WebhookRequest<'_>) -> Outcome {
+        let body = request.body;
+        if request.method != "POST" {
             return Outcome::MethodNotAllowed;
         }
         if body.len() > self.max_body_bytes {
@@ -125,7 +137,7 @@ impl<Q: JobQueue> WebhookApp<Q> {
             );
             return Outcome::PayloadTooLarge;
         }
-        let prepared = match prepare(&self.verifier, headers, body, &now_rfc3339()) {
+        let prepared = match prepare(&self.verifier, request, &now_rfc3339()) {
             Ok(prepared) => prepared,
             Err(outcome) => return outcome,
         };
@@ -150,17 +162,15 @@ impl<Q: JobQueue> WebhookApp<Q> {
 /// Verify, classify and build the queue messages: the pure part of the handler.
 pub fn prepare(
     verifier: &Verifier,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: &WebhookRequest<'_>,
     received_at: &str,
 ) -> Result<Prepared, Outcome> {
-    let hmac = header_values(headers, HMAC_HEADER);
-    let legacy = header_values(headers, LEGACY_HEADER);
+    let body = request.body;
     let key_used = verifier
         .verify(
             SignatureHeaders {
-                hmac: &hmac,
-                legacy: &legacy,
+                hmac: &request.hmac,
+                legacy: &request.legacy,
             },
             body,
         )
@@ -184,10 +194,6 @@ pub fn prepare(
         key_used,
         messages,
     })
-}
-
-fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
-    headers.get_all(name).iter().map(|v| v.as_bytes()).collect()
 }
 
 /// An error with its sources, for one log line.

@@ -1,14 +1,13 @@
-//! The worker function: an SQS batch in, one outcome per message out.
+//! The worker: a batch of queued job messages in, the ids of those that failed out.
 //!
-//! A message that fails is reported in `batch_item_failures`, alone: SQS redelivers it and, after
-//! maxReceiveCount, moves it to the dead-letter queue. FIFO rule: once a message of a group fails,
-//! the later messages of that group in the same batch are reported as failures too, unprocessed,
-//! so a stream's jobs never run out of order.
+//! A message that fails is reported alone: the queue redelivers it and, after its receive limit,
+//! moves it to the dead-letter queue. FIFO rule: once a message of a group fails, the later
+//! messages of that group in the same batch are reported as failures too, unprocessed, so a
+//! stream's jobs never run out of order.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tracing::Instrument;
 
 use crate::core::job::{
@@ -21,8 +20,8 @@ use crate::core::reconcile::{
 use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
 use crate::ports::{
-    ConnectionEvent, JobQueue, NangoSync, QueueError, RecordSource, RecordStore, StateStore,
-    StoreError, StoredEvent, StreamDiscovery, SyncReport,
+    ConnectionEvent, JobQueue, NangoSync, QueueError, ReceivedMessage, RecordSource, RecordStore,
+    StateStore, StoreError, StoredEvent, StreamDiscovery, SyncReport,
 };
 
 #[derive(Debug, Clone)]
@@ -103,33 +102,42 @@ where
     T: StateStore,
     Q: JobQueue,
 {
-    /// The Lambda entry point. `deadline` is when the invocation is cut off.
-    pub async fn handle(&self, event: SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
+    /// One batch, in order; returns the ids of the messages that failed (to be redelivered).
+    /// `deadline` is when the run is cut off (the Lambda invocation's end).
+    pub async fn handle(
+        &self,
+        batch: &[ReceivedMessage],
+        deadline: Option<Instant>,
+    ) -> Vec<String> {
         let stop_at = deadline.map(|d| d.checked_sub(self.settings.deadline_margin).unwrap_or(d));
         let mut failed_groups = HashSet::new();
-        let mut response = SqsBatchResponse::default();
-        for message in &event.records {
-            let id = message.message_id.clone().unwrap_or_default();
-            let group = group_of(message);
-            if failed_groups.contains(&group) {
+        let mut failed = Vec::new();
+        for message in batch {
+            let id = &message.message_id;
+            // A message without a group (never from a FIFO queue) is a group of its own.
+            let group = message.group_id.as_deref().unwrap_or(id);
+            if failed_groups.contains(group) {
                 tracing::warn!(message_id = %id, "skipped: an earlier message of its group failed");
-                response.batch_item_failures.push(failure(id));
+                failed.push(id.clone());
                 continue;
             }
             let span = tracing::info_span!("job", message_id = %id);
-            let body = message.body.as_deref().unwrap_or("");
-            match self.process(body, stop_at).instrument(span.clone()).await {
+            match self
+                .process(&message.body, stop_at)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(outcome) => {
                     span.in_scope(|| tracing::info!(outcome = ?outcome_name(&outcome), "job done"))
                 }
                 Err(error) => {
-                    span.in_scope(|| tracing::error!(%error, "job failed; SQS will redeliver it"));
+                    span.in_scope(|| tracing::error!(%error, "job failed; it will be redelivered"));
                     failed_groups.insert(group);
-                    response.batch_item_failures.push(failure(id));
+                    failed.push(id.clone());
                 }
             }
         }
-        response
+        failed
     }
 
     /// One job message, from its body.
@@ -374,21 +382,6 @@ struct SyncJob<'a> {
     received_at: &'a str,
     checkpoints: Option<&'a Checkpoints>,
     nango: Option<&'a NangoReport>,
-}
-
-fn group_of(message: &SqsMessage) -> String {
-    message
-        .attributes
-        .get("MessageGroupId")
-        .cloned()
-        .or_else(|| message.message_id.clone())
-        .unwrap_or_default()
-}
-
-fn failure(id: String) -> BatchItemFailure {
-    let mut f = BatchItemFailure::default();
-    f.item_identifier = id;
-    f
 }
 
 fn outcome_name(outcome: &JobOutcome) -> &'static str {

@@ -1,11 +1,9 @@
-//! Runs the worker's handler on a queue's messages outside Lambda, as the SQS event source does:
-//! a batch in, the handler's `batchItemFailures` out, the others deleted, the failed ones
-//! released for redelivery.
+//! Runs the worker on a queue's messages outside Lambda, as the SQS event source does: a batch
+//! in, the failed ones released for redelivery, the others deleted.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::adapters::aws::sqs::as_lambda_event;
 use crate::core::worker::WorkerApp;
 use crate::ports::{
     JobConsumer, JobQueue, QueueError, RecordSource, RecordStore, StateStore, StreamDiscovery,
@@ -45,16 +43,10 @@ where
             }
             continue;
         }
-        let response = app
-            .handle(as_lambda_event(&batch), Some(Instant::now() + BATCH_TIME))
-            .await;
+        let failed = app.handle(&batch, Some(Instant::now() + BATCH_TIME)).await;
         for message in &batch {
             totals.jobs += 1;
-            let failed = response
-                .batch_item_failures
-                .iter()
-                .any(|f| f.item_identifier == message.message_id);
-            if failed {
+            if failed.contains(&message.message_id) {
                 totals.failed += 1;
                 consumer.release(&message.receipt_handle).await?;
             } else {

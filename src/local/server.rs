@@ -11,7 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::core::webhook::{Outcome, WebhookApp};
+use crate::core::webhook::{Outcome, WebhookApp, WebhookRequest};
 use crate::ports::JobQueue;
 
 /// Serves `app` on `listener` until `shutdown` resolves.
@@ -58,12 +58,22 @@ async fn answer<Q: JobQueue>(
     // Read one byte past the limit so an oversize body is refused without buffering all of it.
     let outcome = match Limited::new(body, app.max_body_bytes() + 1).collect().await {
         Ok(collected) => {
-            app.process(&parts.method, &parts.headers, &collected.to_bytes())
+            let body = collected.to_bytes();
+            let headers = &parts.headers;
+            let values = |name: &str| headers.get_all(name).iter().map(|v| v.as_bytes()).collect();
+            app.decide(&WebhookRequest::new(parts.method.as_str(), &body, values))
                 .await
         }
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Outcome::PayloadTooLarge,
         Err(_) => Outcome::IncompleteBody,
     };
-    let (parts, body) = outcome.response().into_parts();
-    hyper::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
+    let mut response = hyper::Response::builder()
+        .status(outcome.status())
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if let Some(allow) = outcome.allow() {
+        response = response.header(hyper::header::ALLOW, allow);
+    }
+    response
+        .body(Full::new(Bytes::from_static(outcome.body().as_bytes())))
+        .expect("static response parts are valid")
 }

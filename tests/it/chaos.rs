@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use lambda_http::http::{HeaderMap, HeaderValue, Method};
 use nango_sync::adapters::aws::dynamodb::{create_table, DynamoRecordStore, DynamoStateStore};
-use nango_sync::adapters::aws::sqs::as_lambda_event;
 use nango_sync::adapters::nango::NangoClient;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue};
 use nango_sync::core::job::reconcile_message;
@@ -347,15 +346,15 @@ impl Schedule {
         for _ in 0..3 {
             let status = self
                 .endpoint
-                .process(&Method::POST, &headers, body.as_bytes())
+                .decide(&nango_sync::lambda::http_request(
+                    &Method::POST,
+                    &headers,
+                    body.as_bytes(),
+                ))
                 .await
                 .status();
-            assert_ne!(
-                status.as_u16(),
-                401,
-                "a genuine webhook was refused (key rotation?)"
-            );
-            if status.is_success() || status.is_client_error() {
+            assert_ne!(status, 401, "a genuine webhook was refused (key rotation?)");
+            if (200..300).contains(&status) || (400..500).contains(&status) {
                 return;
             }
         }
@@ -425,21 +424,17 @@ impl Schedule {
                 } else {
                     Duration::from_secs(30)
                 };
-            let run = self.app.handle(as_lambda_event(&batch), Some(deadline));
+            let run = self.app.handle(&batch, Some(deadline));
             let response = tokio::select! {
                 response = run => Some(response),
                 () = wait_fired(&self.switch) => None,
             };
             self.switch.disarm();
             match response {
-                Some(response) => {
+                Some(failed) => {
                     for m in &batch {
                         self.tally.jobs.fetch_add(1, Ordering::Relaxed);
-                        let failed = response
-                            .batch_item_failures
-                            .iter()
-                            .any(|f| f.item_identifier == m.message_id);
-                        if failed {
+                        if failed.contains(&m.message_id) {
                             self.queue.release(&m.receipt_handle).await.unwrap();
                         } else {
                             self.queue.delete(&m.receipt_handle).await.unwrap();
@@ -738,27 +733,6 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
         .iter()
         .map(|r| format!("{r}: marked deleted, but Nango has it or must not be believed"))
         .collect();
-    let protected: Vec<_> = witness.protected.lock().unwrap().iter().cloned().collect();
-    let mut copies = std::collections::HashMap::new();
-    for (stream, id) in &protected {
-        // A record Nango purged before it was ever fetched cannot be in the copy; one that was
-        // fetched must still be live in it.
-        if !copies.contains_key(stream) {
-            copies.insert(stream.clone(), store.read_stream(stream).await.unwrap());
-        }
-        if copies[stream]
-            .get(id)
-            .is_some_and(|r| r["_nango_metadata"]["deleted_at"].is_string())
-        {
-            tally
-                .records_wrongly_deleted
-                .fetch_add(1, Ordering::Relaxed);
-            problems.push(format!(
-                "{} {id}: purged by Nango, marked deleted in the copy",
-                stream.encode()
-            ));
-        }
-    }
     for stream in &streams {
         let stored = store.read_stream(stream).await.unwrap();
         let truth = sim.snapshot(stream);

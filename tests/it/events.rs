@@ -60,7 +60,7 @@ async fn every_webhook_event_gets_its_status() {
         let request = lambda_http::request::from_str(&read(&format!("events/{file}")))
             .unwrap_or_else(|e| panic!("events/{file} is not a Lambda HTTP event: {e}"));
         let app = WebhookApp::new(test_verifier(), MemoryQueue::new(), DEFAULT_MAX_BODY_BYTES);
-        let response = app.handle(request).await;
+        let response = nango_sync::lambda::webhook(&app, request).await;
         assert_eq!(response.status(), *status, "{file}");
         let sent = app.queue().sent();
         assert_eq!(sent.len(), *messages, "{file}");
@@ -80,7 +80,10 @@ async fn sync_success_event_becomes_a_sync_job_for_its_stream() {
     let request =
         lambda_http::request::from_str(&read("events/webhook-sync-success.json")).unwrap();
     let app = WebhookApp::new(test_verifier(), MemoryQueue::new(), DEFAULT_MAX_BODY_BYTES);
-    assert_eq!(app.handle(request).await.status(), StatusCode::OK);
+    assert_eq!(
+        nango_sync::lambda::webhook(&app, request).await.status(),
+        StatusCode::OK
+    );
     let [message] = app.queue().sent().try_into().unwrap();
     let Job::Sync {
         stream, sync_name, ..
@@ -98,7 +101,10 @@ async fn a_sync_webhook_naming_no_connection_is_kept_as_an_event() {
     let request =
         lambda_http::request::from_str(&read("events/webhook-sync-empty-connection.json")).unwrap();
     let app = WebhookApp::new(test_verifier(), MemoryQueue::new(), DEFAULT_MAX_BODY_BYTES);
-    assert_eq!(app.handle(request).await.status(), StatusCode::OK);
+    assert_eq!(
+        nango_sync::lambda::webhook(&app, request).await.status(),
+        StatusCode::OK
+    );
     let [message] = app.queue().sent().try_into().unwrap();
     let job = JobMessage::decode(&message.body).unwrap().job;
     assert!(
@@ -112,15 +118,13 @@ async fn queue_failure_is_503_and_a_retry_then_succeeds() {
     let app = WebhookApp::new(test_verifier(), MemoryQueue::new(), DEFAULT_MAX_BODY_BYTES);
     app.queue().set_failing(true);
     let event = read("events/webhook-sync-success.json");
-    let response = app
-        .handle(lambda_http::request::from_str(&event).unwrap())
-        .await;
+    let response =
+        nango_sync::lambda::webhook(&app, lambda_http::request::from_str(&event).unwrap()).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(app.queue().sent().is_empty());
     app.queue().set_failing(false);
-    let response = app
-        .handle(lambda_http::request::from_str(&event).unwrap())
-        .await;
+    let response =
+        nango_sync::lambda::webhook(&app, lambda_http::request::from_str(&event).unwrap()).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.queue().sent().len(), 1);
 }
@@ -132,7 +136,7 @@ async fn body_over_the_limit_is_413_before_anything_else() {
     let size = request.body().as_ref().len();
     let app = WebhookApp::new(test_verifier(), MemoryQueue::new(), size - 1);
     assert_eq!(
-        app.handle(request).await.status(),
+        nango_sync::lambda::webhook(&app, request).await.status(),
         StatusCode::PAYLOAD_TOO_LARGE
     );
     assert!(app.queue().sent().is_empty());

@@ -152,7 +152,14 @@ fn header_names_are_case_insensitive_through_the_handler_path() {
         v.headers["X-Nango-Hmac-Sha256"].parse().unwrap(),
     );
     let verifier = Verifier::new(SigningKey::new(v.secret.as_bytes()), None);
-    assert!(
-        nango_sync::core::webhook::prepare(&verifier, &headers, v.body.as_bytes(), "t").is_ok()
-    );
+    assert!(nango_sync::core::webhook::prepare(
+        &verifier,
+        &nango_sync::lambda::http_request(
+            &lambda_http::http::Method::POST,
+            &headers,
+            v.body.as_bytes()
+        ),
+        "t"
+    )
+    .is_ok());
 }

@@ -21,9 +21,9 @@ async fn same_webhook_twice_yields_one_message() {
     let app = WebhookApp::new(test_verifier(), fifo_queue().await, DEFAULT_MAX_BODY_BYTES);
     let event = read("events/webhook-sync-success.json");
     for _ in 0..2 {
-        let response = app
-            .handle(lambda_http::request::from_str(&event).unwrap())
-            .await;
+        let response =
+            nango_sync::lambda::webhook(&app, lambda_http::request::from_str(&event).unwrap())
+                .await;
         assert_eq!(response.status(), StatusCode::OK);
     }
     let messages = drain(app.queue()).await;
@@ -46,9 +46,8 @@ async fn same_webhook_twice_yields_one_message() {
 async fn multi_model_failure_lands_as_one_message_per_stream() {
     let app = WebhookApp::new(test_verifier(), fifo_queue().await, DEFAULT_MAX_BODY_BYTES);
     let event = read("events/webhook-sync-failure.json");
-    let response = app
-        .handle(lambda_http::request::from_str(&event).unwrap())
-        .await;
+    let response =
+        nango_sync::lambda::webhook(&app, lambda_http::request::from_str(&event).unwrap()).await;
     assert_eq!(response.status(), StatusCode::OK);
     let messages = drain(app.queue()).await;
     let mut models: Vec<String> = messages
@@ -70,9 +69,11 @@ async fn rejected_requests_enqueue_nothing() {
         "webhook-missing-signature.json",
         "webhook-not-json.json",
     ] {
-        let response = app
-            .handle(lambda_http::request::from_str(&read(&format!("events/{file}"))).unwrap())
-            .await;
+        let response = nango_sync::lambda::webhook(
+            &app,
+            lambda_http::request::from_str(&read(&format!("events/{file}"))).unwrap(),
+        )
+        .await;
         assert!(response.status().is_client_error(), "{file}");
     }
     assert!(drain(app.queue()).await.is_empty());
@@ -91,8 +92,7 @@ async fn unreachable_queue_is_503() {
     );
     let app = WebhookApp::new(test_verifier(), missing, DEFAULT_MAX_BODY_BYTES);
     let event = read("events/webhook-sync-success.json");
-    let response = app
-        .handle(lambda_http::request::from_str(&event).unwrap())
-        .await;
+    let response =
+        nango_sync::lambda::webhook(&app, lambda_http::request::from_str(&event).unwrap()).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -15,7 +15,7 @@ async fn sample_batch_poison_message_fails_alone() {
         (0..20).map(|i| (format!("c{i}"), payload(i, 1))),
     );
     let event: SqsEvent = serde_json::from_str(&read("events/sqs-batch.json")).unwrap();
-    let response = rig.app.handle(event, None).await;
+    let response = nango_sync::lambda::worker(&rig.app, event, None).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -47,7 +47,7 @@ async fn after_a_failure_the_rest_of_its_group_fails_too() {
         ("a2", "group-a", &sync_job(&a)),
         ("b1", "group-b", &sync_job(&b)),
     ]);
-    let response = rig.app.handle(event, None).await;
+    let response = nango_sync::lambda::worker(&rig.app, event, None).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -76,7 +76,10 @@ async fn failure_auth_and_event_jobs_reach_the_state_table() {
             nango_sync::adapters::memory::MemoryQueue::new(),
             1 << 20,
         );
-        assert!(app.handle(request).await.status().is_success());
+        assert!(nango_sync::lambda::webhook(&app, request)
+            .await
+            .status()
+            .is_success());
         bodies.extend(app.queue().sent().into_iter().map(|m| (m.group_id, m.body)));
     }
     let messages: Vec<(String, &str, &str)> = bodies
@@ -88,7 +91,7 @@ async fn failure_auth_and_event_jobs_reach_the_state_table() {
         .iter()
         .map(|(i, g, b)| (i.as_str(), *g, *b))
         .collect();
-    let response = rig.app.handle(sqs_event(&refs), None).await;
+    let response = nango_sync::lambda::worker(&rig.app, sqs_event(&refs), None).await;
     assert!(response.batch_item_failures.is_empty());
 
     use nango_sync::ports::StateStore;

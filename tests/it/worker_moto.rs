@@ -179,7 +179,7 @@ async fn persistent_outage_fails_the_message_for_redelivery() {
     rig.server
         .inject(std::iter::repeat_n(Fault::ServerError, 8));
     let event = sqs_event(&[("m1", "g1", &sync_job(&s))]);
-    let response = rig.app.handle(event, None).await;
+    let response = nango_sync::lambda::worker(&rig.app, event, None).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     let state = rig.app.state.get_stream(&s).await.unwrap().unwrap();
     assert_eq!(state.status(), StreamStatus::Error);
@@ -194,7 +194,7 @@ async fn permanent_errors_mark_the_stream_and_are_not_retried() {
     let rig = worker_rig(25, ServerSettings::default(), None).await;
     let gone = StreamKey::new("hubspot", "deleted-connection", "Contact", "base");
     let event = sqs_event(&[("m1", "g1", &sync_job(&gone))]);
-    let response = rig.app.handle(event, None).await;
+    let response = nango_sync::lambda::worker(&rig.app, event, None).await;
     assert!(
         response.batch_item_failures.is_empty(),
         "not retried forever"

@@ -115,22 +115,3 @@ impl JobQueue for SqsQueue {
         Ok(())
     }
 }
-
-/// The Lambda SQS event for received messages, so the worker's handler runs on them as deployed.
-pub fn as_lambda_event(messages: &[ReceivedMessage]) -> aws_lambda_events::event::sqs::SqsEvent {
-    let records: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| {
-            let mut attributes = serde_json::Map::new();
-            if let Some(group) = &m.group_id {
-                attributes.insert("MessageGroupId".into(), group.clone().into());
-            }
-            serde_json::json!({
-                "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
-                "attributes": attributes, "messageAttributes": {}, "eventSource": "aws:sqs",
-            })
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records }))
-        .expect("the event is built from its own fields")
-}

@@ -1,0 +1,86 @@
+//! The Lambda edge: Lambda's events and responses, converted to and from the core's types. The
+//! only module that names Lambda's types; the local run calls the same core functions directly.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_http::http::{header, HeaderMap, Method};
+use lambda_http::{Body, Request, Response};
+
+use crate::core::webhook::{Outcome, WebhookApp, WebhookRequest};
+use crate::core::worker::WorkerApp;
+use crate::ports::{
+    JobQueue, ReceivedMessage, RecordSource, RecordStore, StateStore, StreamDiscovery,
+};
+
+/// The webhook function: a Function URL (or HTTP API) request in, its answer out. Never an error:
+/// every case has its status.
+pub async fn webhook<Q: JobQueue>(app: &WebhookApp<Q>, request: Request) -> Response<Body> {
+    let decided = http_request(request.method(), request.headers(), request.body().as_ref());
+    response(&app.decide(&decided).await)
+}
+
+/// A request given as `http` parts, as the core reads it (header names fold case).
+pub fn http_request<'a>(
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+) -> WebhookRequest<'a> {
+    let values = |name: &str| headers.get_all(name).iter().map(|v| v.as_bytes()).collect();
+    WebhookRequest::new(method.as_str(), body, values)
+}
+
+/// The HTTP answer for an outcome.
+pub fn response(outcome: &Outcome) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(outcome.status())
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(allow) = outcome.allow() {
+        builder = builder.header(header::ALLOW, allow);
+    }
+    builder
+        .body(Body::from(outcome.body()))
+        .expect("static response parts are valid")
+}
+
+/// The worker function: an SQS batch in, the failed messages as a partial batch response out
+/// (`ReportBatchItemFailures`). `deadline` is when the invocation is cut off.
+pub async fn worker<S, R, T, Q>(
+    app: &WorkerApp<S, R, T, Q>,
+    event: SqsEvent,
+    deadline: Option<Instant>,
+) -> SqsBatchResponse
+where
+    S: RecordSource + StreamDiscovery,
+    R: RecordStore,
+    T: StateStore,
+    Q: JobQueue,
+{
+    let batch: Vec<ReceivedMessage> = event
+        .records
+        .into_iter()
+        .map(|m| ReceivedMessage {
+            message_id: m.message_id.unwrap_or_default(),
+            receipt_handle: m.receipt_handle.unwrap_or_default(),
+            body: m.body.unwrap_or_default(),
+            group_id: m.attributes.get("MessageGroupId").cloned(),
+        })
+        .collect();
+    let mut response = SqsBatchResponse::default();
+    for id in app.handle(&batch, deadline).await {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// An invocation deadline (milliseconds since the epoch, as the Lambda context gives it) as an
+/// `Instant`.
+pub fn deadline(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
