@@ -1,5 +1,7 @@
-//! Typed configuration, read once at cold start. `from_lookup` takes any name → value function,
-//! so tests pass a map instead of changing the process environment.
+//! Typed configuration, read once at cold start: the only reader of the environment.
+//! `from_lookup` takes any name -> value function, so tests pass a map instead of changing the
+//! process environment. Each part is read on its own, so the local CLI asks only for what it uses
+//! (Nango's key, the signing key) and never for the deployed stack's names.
 
 use std::collections::HashMap;
 
@@ -7,6 +9,8 @@ use crate::core::reconcile::{ConnectionDeletedMode, SweepGuard};
 
 /// SQS's limit less room for the job envelope, so any accepted body fits in one message.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 255 * 1024;
+/// Nango's cloud API.
+pub const DEFAULT_NANGO_BASE_URL: &str = "https://api.nango.dev";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -16,53 +20,6 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
     #[error("set only one of {0} and {1}")]
     Conflict(&'static str, &'static str),
-}
-
-/// Where the webhook signing key(s) come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SigningKeySource {
-    /// Straight from the environment.
-    Env {
-        current: String,
-        previous: Option<String>,
-    },
-    /// A Secrets Manager secret (name or ARN), fetched once at cold start. Its value is the key
-    /// itself, or `{"current": "...", "previous": "..."}` during a rotation.
-    SecretsManager { secret_id: String },
-}
-
-#[derive(Clone, PartialEq, Eq)]
-pub struct WebhookConfig {
-    pub queue_url: String,
-    pub signing_keys: SigningKeySource,
-    /// Accept the legacy `X-Nango-Signature` when no HMAC header is sent. Default false.
-    pub accept_legacy_signature: bool,
-    pub max_body_bytes: usize,
-}
-
-// Keys never reach a log line through Debug.
-impl std::fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys = match &self.signing_keys {
-            SigningKeySource::Env { previous, .. } => format!(
-                "env (current{})",
-                if previous.is_some() {
-                    " + previous"
-                } else {
-                    ""
-                }
-            ),
-            SigningKeySource::SecretsManager { secret_id } => {
-                format!("secrets manager {secret_id}")
-            }
-        };
-        f.debug_struct("WebhookConfig")
-            .field("queue_url", &self.queue_url)
-            .field("signing_keys", &keys)
-            .field("accept_legacy_signature", &self.accept_legacy_signature)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .finish()
-    }
 }
 
 /// Configuration read from named variables: the environment when deployed, a map in tests.
@@ -79,6 +36,59 @@ pub trait FromVars: Sized {
     }
 }
 
+/// Where the webhook signing key(s) come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningKeySource {
+    /// Straight from the environment.
+    Env {
+        current: String,
+        previous: Option<String>,
+    },
+    /// A Secrets Manager secret (name or ARN), fetched once at cold start. Its value is the key
+    /// itself, or `{"current": "...", "previous": "..."}` during a rotation.
+    SecretsManager { secret_id: String },
+}
+
+/// How webhooks are verified and bounded: the webhook function's, and the local endpoint's.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningConfig {
+    pub signing_keys: SigningKeySource,
+    /// Accept the legacy `X-Nango-Signature` when no HMAC header is sent. Default false.
+    pub accept_legacy_signature: bool,
+    pub max_body_bytes: usize,
+}
+
+/// The webhook function: its queue, and how it verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub queue_url: String,
+    pub signing: SigningConfig,
+}
+
+// Keys never reach a log line through Debug.
+impl std::fmt::Debug for SigningConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = match &self.signing_keys {
+            SigningKeySource::Env { previous, .. } => format!(
+                "env (current{})",
+                if previous.is_some() {
+                    " + previous"
+                } else {
+                    ""
+                }
+            ),
+            SigningKeySource::SecretsManager { secret_id } => {
+                format!("secrets manager {secret_id}")
+            }
+        };
+        f.debug_struct("SigningConfig")
+            .field("signing_keys", &keys)
+            .field("accept_legacy_signature", &self.accept_legacy_signature)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
 /// Where the Nango API key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiKeySource {
@@ -89,21 +99,40 @@ pub enum ApiKeySource {
     },
 }
 
-/// The worker's settings.
-#[derive(Clone, PartialEq)]
-pub struct WorkerConfig {
-    pub records_table: String,
-    pub state_table: String,
-    /// The ingest queue, for continuations of long backfills.
-    pub queue_url: String,
+/// How to reach Nango's API: the worker's, the local run's and `status`'s.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NangoConfig {
     pub api_key: ApiKeySource,
-    pub nango_base_url: String,
+    pub base_url: String,
     pub page_limit: u32,
+    /// The share of Nango's per-account rate limit that reconciliation's discovery may use.
+    pub discovery_requests_per_minute: u32,
+}
+
+impl std::fmt::Debug for NangoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = match &self.api_key {
+            ApiKeySource::Env(_) => "env".to_owned(),
+            ApiKeySource::SecretsManager { secret_id } => format!("secrets manager {secret_id}"),
+        };
+        f.debug_struct("NangoConfig")
+            .field("api_key", &key)
+            .field("base_url", &self.base_url)
+            .field("page_limit", &self.page_limit)
+            .field(
+                "discovery_requests_per_minute",
+                &self.discovery_requests_per_minute,
+            )
+            .finish()
+    }
+}
+
+/// What the worker does, wherever it runs (the Lambda, `nango-sync serve` or `work`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerBehaviour {
     pub hard_delete: bool,
     pub deadline_margin_seconds: u64,
     pub write_concurrency: usize,
-    /// The share of Nango's per-account rate limit that reconciliation's discovery may use.
-    pub discovery_requests_per_minute: u32,
     /// Compare live counts with Nango's recordCount on reconcile, and sweep on drift.
     pub drift_check: bool,
     /// A sweep deletes at most this many records without an operator...
@@ -114,42 +143,25 @@ pub struct WorkerConfig {
     pub connection_deleted: ConnectionDeletedMode,
 }
 
-impl std::fmt::Debug for WorkerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerConfig")
-            .field("records_table", &self.records_table)
-            .field("state_table", &self.state_table)
-            .field("queue_url", &self.queue_url)
-            .field(
-                "api_key",
-                &match &self.api_key {
-                    ApiKeySource::Env(_) => "env".to_owned(),
-                    ApiKeySource::SecretsManager { secret_id } => {
-                        format!("secrets manager {secret_id}")
-                    }
-                },
-            )
-            .field("nango_base_url", &self.nango_base_url)
-            .field("page_limit", &self.page_limit)
-            .field("hard_delete", &self.hard_delete)
-            .field("deadline_margin_seconds", &self.deadline_margin_seconds)
-            .field("write_concurrency", &self.write_concurrency)
-            .field(
-                "discovery_requests_per_minute",
-                &self.discovery_requests_per_minute,
-            )
-            .field("drift_check", &self.drift_check)
-            .field("sweep_max_deletes", &self.sweep_max_deletes)
-            .field("sweep_max_delete_fraction", &self.sweep_max_delete_fraction)
-            .field("connection_deleted", &self.connection_deleted)
-            .finish()
-    }
+/// The deployed worker: its tables and queue, Nango, and its behaviour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerConfig {
+    pub records_table: String,
+    pub state_table: String,
+    /// The ingest queue, for continuations of long backfills.
+    pub queue_url: String,
+    pub nango: NangoConfig,
+    pub behaviour: WorkerBehaviour,
 }
 
-impl FromVars for WorkerConfig {
+/// A variable's value, blank counting as unset.
+fn getter(lookup: impl Fn(&str) -> Option<String>) -> impl Fn(&str) -> Option<String> {
+    move |name| lookup(name).filter(|v| !v.trim().is_empty())
+}
+
+impl FromVars for NangoConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let get = getter(lookup);
         let api_key = match (get(vars::API_KEY), get(vars::API_KEY_SECRET)) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Conflict(vars::API_KEY, vars::API_KEY_SECRET))
@@ -158,11 +170,29 @@ impl FromVars for WorkerConfig {
             (None, Some(secret_id)) => ApiKeySource::SecretsManager { secret_id },
             (None, None) => return Err(ConfigError::Missing(vars::API_KEY)),
         };
-        let delete_mode = get(vars::DELETE_MODE).unwrap_or_else(|| "tombstone".into());
-        let hard_delete = match delete_mode.as_str() {
-            "tombstone" => false,
-            "hard" => true,
-            other => {
+        Ok(Self {
+            api_key,
+            base_url: get(vars::NANGO_BASE_URL)
+                .unwrap_or_else(|| DEFAULT_NANGO_BASE_URL.to_owned()),
+            page_limit: number(&get, vars::PAGE_LIMIT, 1000, 1, 10_000)? as u32,
+            discovery_requests_per_minute: number(
+                &get,
+                vars::DISCOVERY_REQUESTS_PER_MINUTE,
+                100,
+                1,
+                60_000,
+            )? as u32,
+        })
+    }
+}
+
+impl FromVars for WorkerBehaviour {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = getter(lookup);
+        let hard_delete = match get(vars::DELETE_MODE).as_deref() {
+            None | Some("tombstone") => false,
+            Some("hard") => true,
+            Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: vars::DELETE_MODE,
                     reason: format!("expected tombstone or hard, got {other:?}"),
@@ -203,23 +233,9 @@ impl FromVars for WorkerConfig {
                 })?,
         };
         Ok(Self {
-            records_table: required(vars::RECORDS_TABLE)?,
-            state_table: required(vars::STATE_TABLE)?,
-            queue_url: required(vars::QUEUE_URL)?,
-            api_key,
-            nango_base_url: get(vars::NANGO_BASE_URL)
-                .unwrap_or_else(|| crate::adapters::nango::DEFAULT_BASE_URL.to_owned()),
-            page_limit: number(&get, vars::PAGE_LIMIT, 1000, 1, 10_000)? as u32,
             hard_delete,
             deadline_margin_seconds: number(&get, vars::DEADLINE_MARGIN_SECONDS, 60, 1, 840)?,
             write_concurrency: number(&get, vars::WRITE_CONCURRENCY, 4, 1, 64)? as usize,
-            discovery_requests_per_minute: number(
-                &get,
-                vars::DISCOVERY_REQUESTS_PER_MINUTE,
-                100,
-                1,
-                60_000,
-            )? as u32,
             drift_check,
             sweep_max_deletes: number(
                 &get,
@@ -234,54 +250,26 @@ impl FromVars for WorkerConfig {
     }
 }
 
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    match get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| ConfigError::Invalid {
-                name,
-                reason: format!("expected a whole number from {min} to {max}, got {v:?}"),
-            }),
+impl FromVars for WorkerConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        // Nango's key first: the error a new user meets first names what they must give.
+        let nango = NangoConfig::from_lookup(&lookup)?;
+        let behaviour = WorkerBehaviour::from_lookup(&lookup)?;
+        let get = getter(&lookup);
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        Ok(Self {
+            records_table: required(vars::RECORDS_TABLE)?,
+            state_table: required(vars::STATE_TABLE)?,
+            queue_url: required(vars::QUEUE_URL)?,
+            nango,
+            behaviour,
+        })
     }
 }
 
-pub mod vars {
-    pub const QUEUE_URL: &str = "QUEUE_URL";
-    pub const SIGNING_KEY: &str = "NANGO_WEBHOOK_SIGNING_KEY";
-    pub const SIGNING_KEY_PREVIOUS: &str = "NANGO_WEBHOOK_SIGNING_KEY_PREVIOUS";
-    pub const SIGNING_KEY_SECRET: &str = "NANGO_WEBHOOK_SIGNING_KEY_SECRET";
-    pub const ACCEPT_LEGACY_SIGNATURE: &str = "NANGO_ACCEPT_LEGACY_SIGNATURE";
-    pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
-    pub const RECORDS_TABLE: &str = "RECORDS_TABLE";
-    pub const STATE_TABLE: &str = "STATE_TABLE";
-    pub const API_KEY: &str = "NANGO_API_KEY";
-    pub const API_KEY_SECRET: &str = "NANGO_API_KEY_SECRET";
-    pub const NANGO_BASE_URL: &str = "NANGO_BASE_URL";
-    pub const PAGE_LIMIT: &str = "PAGE_LIMIT";
-    pub const DELETE_MODE: &str = "DELETE_MODE";
-    pub const DEADLINE_MARGIN_SECONDS: &str = "DEADLINE_MARGIN_SECONDS";
-    pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
-    pub const DISCOVERY_REQUESTS_PER_MINUTE: &str = "DISCOVERY_REQUESTS_PER_MINUTE";
-    pub const DRIFT_CHECK: &str = "DRIFT_CHECK";
-    pub const SWEEP_MAX_DELETES: &str = "SWEEP_MAX_DELETES";
-    pub const SWEEP_MAX_DELETE_FRACTION: &str = "SWEEP_MAX_DELETE_FRACTION";
-    pub const CONNECTION_DELETED: &str = "CONNECTION_DELETED";
-}
-
-impl FromVars for WebhookConfig {
+impl FromVars for SigningConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let queue_url = get(vars::QUEUE_URL).ok_or(ConfigError::Missing(vars::QUEUE_URL))?;
+        let get = getter(lookup);
         let signing_keys = match (get(vars::SIGNING_KEY), get(vars::SIGNING_KEY_SECRET)) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Conflict(
@@ -317,11 +305,68 @@ impl FromVars for WebhookConfig {
                 })?,
         };
         Ok(Self {
-            queue_url,
             signing_keys,
             accept_legacy_signature,
             max_body_bytes,
         })
+    }
+}
+
+impl FromVars for WebhookConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let queue_url =
+            getter(&lookup)(vars::QUEUE_URL).ok_or(ConfigError::Missing(vars::QUEUE_URL))?;
+        Ok(Self {
+            queue_url,
+            signing: SigningConfig::from_lookup(&lookup)?,
+        })
+    }
+}
+
+/// What the CLI finds of a deployed stack in the environment (the stack's outputs), all optional:
+/// asked for only when a command uses DynamoDB or SQS without `--local-aws`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackConfig {
+    pub records_table: Option<String>,
+    pub state_table: Option<String>,
+    pub queue_url: Option<String>,
+    pub dead_letter_queue_url: Option<String>,
+    /// Nango's key or the signing key is to be read from Secrets Manager.
+    pub reads_secrets: bool,
+}
+
+impl FromVars for StackConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = getter(lookup);
+        Ok(Self {
+            records_table: get(vars::RECORDS_TABLE),
+            state_table: get(vars::STATE_TABLE),
+            queue_url: get(vars::QUEUE_URL),
+            dead_letter_queue_url: get(vars::DEAD_LETTER_QUEUE_URL),
+            reads_secrets: get(vars::API_KEY_SECRET).is_some()
+                || get(vars::SIGNING_KEY_SECRET).is_some(),
+        })
+    }
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                reason: format!("expected a whole number from {min} to {max}, got {v:?}"),
+            }),
     }
 }
 
@@ -331,6 +376,30 @@ fn parse_bool(v: &str) -> Option<bool> {
         "false" | "0" | "no" => Some(false),
         _ => None,
     }
+}
+
+pub mod vars {
+    pub const QUEUE_URL: &str = "QUEUE_URL";
+    pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
+    pub const SIGNING_KEY: &str = "NANGO_WEBHOOK_SIGNING_KEY";
+    pub const SIGNING_KEY_PREVIOUS: &str = "NANGO_WEBHOOK_SIGNING_KEY_PREVIOUS";
+    pub const SIGNING_KEY_SECRET: &str = "NANGO_WEBHOOK_SIGNING_KEY_SECRET";
+    pub const ACCEPT_LEGACY_SIGNATURE: &str = "NANGO_ACCEPT_LEGACY_SIGNATURE";
+    pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+    pub const RECORDS_TABLE: &str = "RECORDS_TABLE";
+    pub const STATE_TABLE: &str = "STATE_TABLE";
+    pub const API_KEY: &str = "NANGO_API_KEY";
+    pub const API_KEY_SECRET: &str = "NANGO_API_KEY_SECRET";
+    pub const NANGO_BASE_URL: &str = "NANGO_BASE_URL";
+    pub const PAGE_LIMIT: &str = "PAGE_LIMIT";
+    pub const DELETE_MODE: &str = "DELETE_MODE";
+    pub const DEADLINE_MARGIN_SECONDS: &str = "DEADLINE_MARGIN_SECONDS";
+    pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
+    pub const DISCOVERY_REQUESTS_PER_MINUTE: &str = "DISCOVERY_REQUESTS_PER_MINUTE";
+    pub const DRIFT_CHECK: &str = "DRIFT_CHECK";
+    pub const SWEEP_MAX_DELETES: &str = "SWEEP_MAX_DELETES";
+    pub const SWEEP_MAX_DELETE_FRACTION: &str = "SWEEP_MAX_DELETE_FRACTION";
+    pub const CONNECTION_DELETED: &str = "CONNECTION_DELETED";
 }
 
 #[cfg(test)]
@@ -345,6 +414,8 @@ mod tests {
     fn minimal_env_gives_defaults() {
         let c = WebhookConfig::from_map(&base()).unwrap();
         assert_eq!(c.queue_url, "http://q");
+        let debug = format!("{c:?}");
+        let c = c.signing;
         assert_eq!(
             c.signing_keys,
             SigningKeySource::Env {
@@ -354,7 +425,7 @@ mod tests {
         );
         assert!(!c.accept_legacy_signature);
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-        assert!(!format!("{c:?}").contains("k1"));
+        assert!(!debug.contains("k1"));
     }
 
     #[test]
@@ -397,9 +468,9 @@ mod tests {
             (vars::API_KEY, "secret-api-key"),
         ]);
         let c = WorkerConfig::from_map(&m).unwrap();
-        assert_eq!(c.page_limit, 1000);
-        assert_eq!(c.nango_base_url, "https://api.nango.dev");
-        assert!(!c.hard_delete);
+        assert_eq!(c.nango.page_limit, 1000);
+        assert_eq!(c.nango.base_url, "https://api.nango.dev");
+        assert!(!c.behaviour.hard_delete);
         assert!(!format!("{c:?}").contains("secret-api-key"));
         m.insert(vars::PAGE_LIMIT, "20000");
         assert!(WorkerConfig::from_map(&m)
@@ -408,7 +479,7 @@ mod tests {
             .starts_with("PAGE_LIMIT is invalid"));
         m.insert(vars::PAGE_LIMIT, "500");
         m.insert(vars::DELETE_MODE, "hard");
-        assert!(WorkerConfig::from_map(&m).unwrap().hard_delete);
+        assert!(WorkerConfig::from_map(&m).unwrap().behaviour.hard_delete);
         m.remove(vars::STATE_TABLE);
         assert_eq!(
             WorkerConfig::from_map(&m),
@@ -424,7 +495,7 @@ mod tests {
             (vars::QUEUE_URL, "http://q"),
             (vars::API_KEY, "k"),
         ]);
-        let c = WorkerConfig::from_map(&m).unwrap();
+        let c = WorkerConfig::from_map(&m).unwrap().behaviour;
         assert_eq!(
             (c.sweep_max_deletes, c.sweep_max_delete_fraction),
             (100, 0.05)
@@ -433,7 +504,7 @@ mod tests {
         m.insert(vars::SWEEP_MAX_DELETES, "0");
         m.insert(vars::SWEEP_MAX_DELETE_FRACTION, "0.2");
         m.insert(vars::CONNECTION_DELETED, "purge");
-        let c = WorkerConfig::from_map(&m).unwrap();
+        let c = WorkerConfig::from_map(&m).unwrap().behaviour;
         assert_eq!((c.sweep_max_deletes, c.sweep_max_delete_fraction), (0, 0.2));
         assert_eq!(c.connection_deleted, ConnectionDeletedMode::Purge);
         for (name, bad) in [
@@ -447,5 +518,18 @@ mod tests {
             let error = WorkerConfig::from_map(&m).unwrap_err().to_string();
             assert!(error.starts_with(&format!("{name} is invalid")), "{error}");
         }
+    }
+
+    #[test]
+    fn the_local_parts_need_no_stack_names() {
+        // `nango-sync serve` on the embedded backend: Nango's key, the signing key, nothing else.
+        let m = HashMap::from([(vars::API_KEY, "k"), (vars::SIGNING_KEY, "s")]);
+        assert!(NangoConfig::from_map(&m).is_ok());
+        assert!(WorkerBehaviour::from_map(&m).is_ok());
+        assert!(SigningConfig::from_map(&m).is_ok());
+        assert_eq!(
+            WorkerConfig::from_map(&m),
+            Err(ConfigError::Missing(vars::RECORDS_TABLE))
+        );
     }
 }

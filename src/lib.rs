@@ -8,14 +8,23 @@
 //! - [`local`]: the whole pipeline in one process, and the operator actions; [`cli`] drives it,
 //!   [`simulator`] fakes Nango for it.
 //! - [`config`] reads the environment, [`setup`] builds the deployed functions from it.
+//!
+//! Features: `local` (default) adds the CLI, the embedded backend, the local server and the
+//! simulator; the Lambda bootstraps build without it. `test-util` adds the memory adapters and
+//! the fuzzers' properties.
 
 pub mod adapters;
+#[cfg(feature = "local")]
+pub mod cli;
 pub mod config;
 pub mod core;
+#[cfg(feature = "test-util")]
 pub mod fuzzing;
 pub mod lambda;
+#[cfg(feature = "local")]
 pub mod local;
 pub mod ports;
 pub mod setup;
+#[cfg(feature = "local")]
 pub mod simulator;
 pub mod telemetry;

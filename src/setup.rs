@@ -8,7 +8,10 @@ use crate::adapters::aws::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteS
 use crate::adapters::aws::secrets::{fetch_plain, fetch_signing_keys, SecretError};
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::adapters::nango::{NangoClient, RetryPolicy};
-use crate::config::{ApiKeySource, SigningKeySource, WebhookConfig, WorkerConfig};
+use crate::config::{
+    ApiKeySource, NangoConfig, SigningConfig, SigningKeySource, WebhookConfig, WorkerBehaviour,
+    WorkerConfig,
+};
 use crate::core::signature::{SigningKey, Verifier};
 use crate::core::webhook::WebhookApp;
 use crate::core::worker::{WorkerApp, WorkerSettings};
@@ -19,7 +22,7 @@ pub async fn aws_config() -> SdkConfig {
 }
 
 /// Builds the verifier from wherever the keys live.
-pub async fn verifier(config: &WebhookConfig, sdk: &SdkConfig) -> Result<Verifier, SecretError> {
+pub async fn verifier(config: &SigningConfig, sdk: &SdkConfig) -> Result<Verifier, SecretError> {
     let (current, previous) = match &config.signing_keys {
         SigningKeySource::Env { current, previous } => (
             SigningKey::new(current.as_bytes()),
@@ -38,9 +41,13 @@ pub async fn webhook_app(
     config: &WebhookConfig,
     sdk: &SdkConfig,
 ) -> Result<WebhookApp<SqsQueue>, SecretError> {
-    let verifier = verifier(config, sdk).await?;
+    let verifier = verifier(&config.signing, sdk).await?;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
-    Ok(WebhookApp::new(verifier, queue, config.max_body_bytes))
+    Ok(WebhookApp::new(
+        verifier,
+        queue,
+        config.signing.max_body_bytes,
+    ))
 }
 
 /// The worker as deployed: Nango over HTTPS, DynamoDB tables, the SQS queue for continuations.
@@ -52,22 +59,22 @@ pub async fn worker_app(
 ) -> Result<DeployedWorker, SecretError> {
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let write = WriteSettings {
-        concurrency: config.write_concurrency,
-        hard_delete: config.hard_delete,
+        concurrency: config.behaviour.write_concurrency,
+        hard_delete: config.behaviour.hard_delete,
         ..WriteSettings::default()
     };
     Ok(WorkerApp {
-        source: nango_client(config, sdk).await?,
+        source: nango_client(&config.nango, sdk).await?,
         records: DynamoRecordStore::new(dynamo.clone(), &config.records_table, write),
         state: DynamoStateStore::new(dynamo, &config.state_table),
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url),
-        settings: worker_settings(config),
+        settings: worker_settings(&config.behaviour),
     })
 }
 
 /// The records API client, with the key from wherever it lives.
 pub async fn nango_client(
-    config: &WorkerConfig,
+    config: &NangoConfig,
     sdk: &SdkConfig,
 ) -> Result<NangoClient, SecretError> {
     let api_key = match &config.api_key {
@@ -77,7 +84,7 @@ pub async fn nango_client(
         }
     };
     Ok(NangoClient::new(
-        &config.nango_base_url,
+        &config.base_url,
         api_key,
         config.page_limit,
         RetryPolicy::default(),
@@ -85,7 +92,7 @@ pub async fn nango_client(
     .with_discovery_rate(config.discovery_requests_per_minute))
 }
 
-pub fn worker_settings(config: &WorkerConfig) -> WorkerSettings {
+pub fn worker_settings(config: &WorkerBehaviour) -> WorkerSettings {
     WorkerSettings {
         deadline_margin: Duration::from_secs(config.deadline_margin_seconds),
         drift: crate::core::reconcile::DriftSettings {

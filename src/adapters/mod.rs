@@ -2,6 +2,8 @@
 //! settings; none reads the configuration.
 
 pub mod aws;
+#[cfg(feature = "test-util")]
 pub mod memory;
 pub mod nango;
+#[cfg(feature = "local")]
 pub mod sqlite;

@@ -12,7 +12,6 @@ use crate::ports::{
     StreamDiscovery,
 };
 
-pub const DEFAULT_BASE_URL: &str = "https://api.nango.dev";
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
 pub const MAX_PAGE_LIMIT: u32 = 10_000;
 /// Half of Nango's default per-account limit (200 requests a minute), leaving the rest to syncs.

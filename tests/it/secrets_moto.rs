@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use nango_sync::config::{vars, FromVars, WebhookConfig};
+use nango_sync::config::{vars, FromVars, SigningConfig};
 use nango_sync::core::signature::{sign, KeyUsed, SignatureHeaders};
 use nango_sync::setup;
 
@@ -22,12 +22,8 @@ async fn put_secret(value: &str) -> String {
     name
 }
 
-fn config_for(secret_id: &str) -> WebhookConfig {
-    WebhookConfig::from_map(&HashMap::from([
-        (vars::QUEUE_URL, "http://unused"),
-        (vars::SIGNING_KEY_SECRET, secret_id),
-    ]))
-    .unwrap()
+fn config_for(secret_id: &str) -> SigningConfig {
+    SigningConfig::from_map(&HashMap::from([(vars::SIGNING_KEY_SECRET, secret_id)])).unwrap()
 }
 
 #[tokio::test]

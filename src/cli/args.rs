@@ -1,0 +1,313 @@
+//! The command line: every command and its arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "nango-sync",
+    version,
+    about = "Keep a copy of Nango-synced records in your own AWS account (or, locally, a SQLite file)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Try it: a simulated Nango, the whole pipeline in this process, a summary per stream.
+    Demo(DemoArgs),
+    /// Run the pipeline: the webhook endpoint on localhost, the queue, the worker and the store.
+    Serve(ServeArgs),
+    /// Run only the worker on the queue's jobs, as the Lambda does.
+    Work(WorkArgs),
+    /// Serve a simulated Nango (records API, sync status) and send it signed webhooks.
+    Simulate(SimulateArgs),
+    /// Show every stream: status, records, cursor, last sync, errors (and Nango's own count).
+    Status(StatusArgs),
+    /// Enqueue a sync now, for one stream or every known stream.
+    Sync(SyncArgs),
+    /// Clear a stream's cursor so that its next sync re-reads it from the start.
+    Reset(ResetArgs),
+    /// Move the dead-letter queue's jobs back to the ingest queue.
+    Replay(ReplayArgs),
+    /// Sign a body as Nango does and print the headers, or POST it signed to a URL.
+    Sign(SignArgs),
+    /// Take the jobs off the queue and print them (one JSON per line).
+    Drain(DrainArgs),
+    /// Enqueue a reconcile now: every stream brought up to date and checked against Nango.
+    Reconcile(ReconcileArgs),
+    /// Decide a held sweep: apply its deletes (--confirm) or keep the copy (--discard).
+    Sweep(SweepArgs),
+    /// Forget a connection: its streams stop syncing and their records are marked deleted
+    /// (or, with --purge, removed).
+    Forget(ForgetArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    Sqlite,
+    Dynamodb,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueKind {
+    Embedded,
+    Sqs,
+}
+
+/// Where records, state and jobs are: the embedded SQLite file by default.
+#[derive(clap::Args)]
+pub struct BackendArgs {
+    /// The embedded backend's SQLite file: records, state and the job queue.
+    #[arg(long, env = "NANGO_SYNC_DB", default_value = "nango-sync.db")]
+    pub db: PathBuf,
+    /// Records and state: `sqlite` (the --db file) or `dynamodb` (RECORDS_TABLE, STATE_TABLE).
+    #[arg(long, value_enum, env = "NANGO_SYNC_STORE")]
+    pub store: Option<StoreKind>,
+    /// Jobs: `embedded` (the --db file) or `sqs` (QUEUE_URL, DEAD_LETTER_QUEUE_URL).
+    #[arg(long, value_enum, env = "NANGO_SYNC_QUEUE")]
+    pub queue: Option<QueueKind>,
+    /// Create (or find) `<PREFIX>-ingest.fifo`, its DLQ and the `<PREFIX>-records` and
+    /// `<PREFIX>-state` tables on AWS_ENDPOINT_URL (e.g. moto) as template.yaml deploys them, and
+    /// use them: DynamoDB and SQS unless --store or --queue say otherwise.
+    #[arg(long, value_name = "PREFIX")]
+    pub local_aws: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// Models per connection (comma-separated).
+    #[arg(long, default_value = "Contact,Deal", value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Records per stream.
+    #[arg(long, default_value_t = 5_000)]
+    pub records: usize,
+    /// Rounds of changes after the initial sync.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Share of each stream's records changed per round (updates, deletes, additions).
+    #[arg(long, default_value_t = 0.1)]
+    pub churn: f64,
+    /// Records per page asked of Nango.
+    #[arg(long, default_value_t = 500)]
+    pub page_limit: u32,
+    /// Latency the simulated Nango adds to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of Nango requests answered with a 5xx, a truncated body or a reset.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Share of Nango requests answered 429.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_limit_rate: f64,
+    /// The demo's SQLite file, recreated at each run.
+    #[arg(long, default_value = "nango-sync-demo.db")]
+    pub db: PathBuf,
+    /// The summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address of the webhook endpoint.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Only the endpoint, in front of the queue (run `nango-sync work` elsewhere).
+    #[arg(long)]
+    pub webhook_only: bool,
+    /// Enqueue a reconcile at start and then this often (e.g. 15m, 90s, 1h; a bare number is
+    /// minutes; 0 turns it off), as the deployed schedule does (ReconcileEveryMinutes).
+    #[arg(long, default_value = "15m", value_parser = parse_period)]
+    pub reconcile_every: Option<std::time::Duration>,
+}
+
+/// `15m`, `90s`, `1h` or a number of minutes; `0` is none.
+pub fn parse_period(text: &str) -> Result<Option<std::time::Duration>, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "m"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a period: write e.g. 15m, 90s, 1h or 0"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        other => return Err(format!("unknown unit {other:?}: use s, m or h")),
+    };
+    Ok((seconds > 0).then(|| std::time::Duration::from_secs(seconds)))
+}
+
+#[derive(clap::Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("decision").required(true).args(["confirm", "discard"])))]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The stream, as `providerConfigKey|connectionId|model|variant`.
+    #[arg(long)]
+    pub stream: String,
+    /// Apply the held deletes, if the stream still counts what was held.
+    #[arg(long)]
+    pub confirm: bool,
+    /// Drop them: the copy is kept as it is.
+    #[arg(long)]
+    pub discard: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The connection, as `providerConfigKey|connectionId`.
+    #[arg(long)]
+    pub connection: String,
+    /// Remove the records instead of marking them deleted.
+    #[arg(long)]
+    pub purge: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Stop once the queue is empty instead of polling until Ctrl-C.
+    #[arg(long)]
+    pub until_empty: bool,
+}
+
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    #[arg(long, default_value = "127.0.0.1:3003")]
+    pub listen: SocketAddr,
+    /// Integration id (providerConfigKey) of the simulated connections.
+    #[arg(long, default_value = "demo")]
+    pub integration: String,
+    /// Connections conn-0, conn-1, ...
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+    /// Models synced per connection (comma-separated).
+    #[arg(long, default_value = "Contact", value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Records per stream.
+    #[arg(long, default_value_t = 1000)]
+    pub records: usize,
+    /// Latency added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of requests answered with a 5xx, a truncated body or a reset.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Share of requests answered 429.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_limit_rate: f64,
+    /// The API key it accepts.
+    #[arg(long, default_value = "00000000-0000-4000-8000-000000000000")]
+    pub api_key: String,
+    /// Send a signed sync webhook per stream here (your endpoint, local or deployed).
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// The key webhooks are signed with.
+    #[arg(long, env = "NANGO_WEBHOOK_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
+    /// Then change records every this many seconds (and send webhooks again).
+    #[arg(long)]
+    pub change_every: Option<u64>,
+    /// Share of each stream's records changed each time.
+    #[arg(long, default_value_t = 0.05)]
+    pub churn: f64,
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// One JSON object per stream instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The stream, as `providerConfigKey|connectionId|model|variant`.
+    #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+    pub stream: Option<String>,
+    /// Every stream the store knows.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The stream, as `providerConfigKey|connectionId|model|variant`.
+    #[arg(long)]
+    pub stream: String,
+    /// Also enqueue its sync now.
+    #[arg(long)]
+    pub sync: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Move at most this many.
+    #[arg(long, default_value_t = 1000)]
+    pub max: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// The webhook signing key.
+    #[arg(long, env = "NANGO_WEBHOOK_SIGNING_KEY", hide_env_values = true)]
+    pub key: String,
+    /// File holding the exact body; standard input when absent.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// POST the signed body to this URL and print the answer.
+    #[arg(long)]
+    pub post: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct DrainArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Stop after this many messages.
+    #[arg(long, default_value_t = 100)]
+    pub max: usize,
+}
