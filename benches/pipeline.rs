@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::config::Credentials;
 use nango_sync::adapters::aws::dynamodb::{
     create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
 };
-use nango_sync::adapters::nango::{NangoClient, RetryPolicy};
+use nango_sync::adapters::nango::{NangoClient, DEFAULT_RETRY};
 use nango_sync::core::record::RecordsPage;
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::sync::{sync_stream, Track};
@@ -132,7 +132,7 @@ async fn main() {
             server.url.clone(),
         ),
     };
-    let client = NangoClient::new(&url, API_KEY, a.page, RetryPolicy::default());
+    let client = NangoClient::new(&url, API_KEY, a.page, DEFAULT_RETRY);
     let mut table_no = 0;
     let mut fresh = || {
         table_no += 1;

@@ -20,7 +20,7 @@ use nango_sync::adapters::aws::dynamodb::{
     create_table, CapacityMeter, DynamoRecordStore, DynamoStateStore, WriteSettings,
 };
 use nango_sync::adapters::memory::MemoryQueue;
-use nango_sync::adapters::nango::{NangoClient, RetryPolicy};
+use nango_sync::adapters::nango::{NangoClient, DEFAULT_RETRY};
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
@@ -77,7 +77,7 @@ async fn main() {
     create_table(&client, &state_table).await.unwrap();
     let meter = Arc::new(CapacityMeter::default());
     let app: App = WorkerApp {
-        source: NangoClient::new(&server.url, API_KEY, 1000, RetryPolicy::default())
+        source: NangoClient::new(&server.url, API_KEY, 1000, DEFAULT_RETRY)
             .with_discovery_rate(60_000),
         records: DynamoRecordStore::new(
             client.clone(),

@@ -24,6 +24,7 @@ pub mod lambda;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod ports;
+pub mod retry;
 pub mod setup;
 #[cfg(feature = "local")]
 pub mod simulator;

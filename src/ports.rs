@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::record::{NangoRecord, RecordsPage};
 use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::retry::Class;
 
 /// Why the queue did not take a message. The webhook answers 503 so that Nango retries.
 #[derive(Debug, thiserror::Error)]
@@ -126,26 +127,103 @@ pub trait RecordSource: Send + Sync {
     ) -> impl Future<Output = Result<RecordsPage, SourceError>> + Send;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a store call failed. Each adapter decides in one place whether its error is transient
+/// (throttling, unavailability, a busy file) or permanent, and keeps its own error as the cause.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// Throttling or unavailability that outlasted the retries.
-    #[error("store unavailable: {0}")]
-    Transient(String),
+    /// Worth retrying: throttling or unavailability that outlasted the adapter's retries.
+    #[error("store unavailable: {message}")]
+    Transient {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// The stream's cursor was not where this run left it: another writer moved it.
     #[error("cursor of {stream} moved under this run (expected {expected:?})")]
     CursorConflict {
         stream: String,
         expected: Option<String>,
     },
-    #[error("store refused the write: {0}")]
-    Permanent(String),
+    #[error("store refused the write: {message}")]
+    Permanent {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+/// An adapter's own error, kept as a [`StoreError`]'s cause (shared, so the error stays cheap to
+/// clone).
+#[derive(Debug, Clone)]
+pub struct Cause(pub std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 impl StoreError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::Transient {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::Permanent {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// An adapter error, classified by the adapter, kept as the cause.
+    pub fn caused_by(
+        class: Class,
+        message: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let (message, cause) = (message.into(), Some(Cause(std::sync::Arc::new(cause))));
+        match class {
+            Class::Transient => Self::Transient { message, cause },
+            Class::Permanent => Self::Permanent { message, cause },
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Permanent(_))
+        !matches!(self, Self::Permanent { .. })
     }
 }
+
+/// Equal when they say the same; causes are not compared.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Transient { message: a, .. }, Self::Transient { message: b, .. })
+            | (Self::Permanent { message: a, .. }, Self::Permanent { message: b, .. }) => a == b,
+            (
+                Self::CursorConflict {
+                    stream: a,
+                    expected: x,
+                },
+                Self::CursorConflict {
+                    stream: b,
+                    expected: y,
+                },
+            ) => a == b && x == y,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StoreError {}
 
 /// A record that could not be stored as-is or compressed: reported, never dropped silently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::adapters::aws::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
 use crate::adapters::aws::secrets::{fetch_plain, fetch_signing_keys, SecretError};
 use crate::adapters::aws::sqs::SqsQueue;
-use crate::adapters::nango::{NangoClient, RetryPolicy};
+use crate::adapters::nango::{NangoClient, DEFAULT_RETRY};
 use crate::config::{
     ApiKeySource, NangoConfig, SigningConfig, SigningKeySource, WebhookConfig, WorkerBehaviour,
     WorkerConfig,
@@ -83,13 +83,10 @@ pub async fn nango_client(
             fetch_plain(&aws_sdk_secretsmanager::Client::new(sdk), secret_id).await?
         }
     };
-    Ok(NangoClient::new(
-        &config.base_url,
-        api_key,
-        config.page_limit,
-        RetryPolicy::default(),
+    Ok(
+        NangoClient::new(&config.base_url, api_key, config.page_limit, DEFAULT_RETRY)
+            .with_discovery_rate(config.discovery_requests_per_minute),
     )
-    .with_discovery_rate(config.discovery_requests_per_minute))
 }
 
 pub fn worker_settings(config: &WorkerBehaviour) -> WorkerSettings {

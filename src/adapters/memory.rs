@@ -127,7 +127,7 @@ impl MemoryStore {
 
     fn check_failing(&self) -> Result<(), StoreError> {
         if self.fail_writes.load(Ordering::SeqCst) {
-            Err(StoreError::Transient("memory store set to fail".into()))
+            Err(StoreError::transient("memory store set to fail"))
         } else {
             Ok(())
         }

@@ -11,35 +11,36 @@ use crate::ports::{
     DiscoveredStream, NangoSync, PermanentReason, RecordSource, RunStatus, SourceError,
     StreamDiscovery,
 };
+use crate::retry::RetryPolicy;
 
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
 pub const MAX_PAGE_LIMIT: u32 = 10_000;
 /// Half of Nango's default per-account limit (200 requests a minute), leaving the rest to syncs.
 pub const DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE: u32 = 100;
 
-/// How hard to try before a fetch is reported as failed.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts per page after errors (5xx, timeouts, resets, truncated bodies), the first included.
-    pub max_attempts: u32,
-    /// 429 answers tolerated per page: each is waited out as Nango asks, so they get their own,
-    /// larger budget; a busy shared account is not an outage.
-    pub max_rate_limited: u32,
-    /// First backoff; doubles per attempt, with full jitter.
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    /// The least wait after a 429 (Nango's Retry-After can be 0).
-    pub min_rate_limit_wait: Duration,
+/// Nango's own retry policy: 8 attempts per request after errors (5xx, timeouts, resets,
+/// truncated bodies), from 250 ms up to 30 s.
+pub const DEFAULT_RETRY: RetryPolicy =
+    RetryPolicy::new(8, Duration::from_millis(250), Duration::from_secs(30));
+
+/// How 429s are waited out: as Nango asks, within bounds, with a budget of their own (a busy
+/// shared account is not an outage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// 429 answers tolerated per request.
+    pub max_waits: u32,
+    /// The least wait (Nango's Retry-After can be 0).
+    pub min_wait: Duration,
+    /// The longest wait.
+    pub max_wait: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for RateLimits {
     fn default() -> Self {
         Self {
-            max_attempts: 8,
-            max_rate_limited: 30,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(30),
-            min_rate_limit_wait: Duration::from_secs(1),
+            max_waits: 30,
+            min_wait: Duration::from_secs(1),
+            max_wait: Duration::from_secs(120),
         }
     }
 }
@@ -52,6 +53,7 @@ pub struct NangoClient {
     api_key: String,
     page_limit: u32,
     retry: RetryPolicy,
+    rate_limits: RateLimits,
     discovery_requests_per_minute: u32,
 }
 
@@ -92,8 +94,15 @@ impl NangoClient {
             api_key: api_key.into(),
             page_limit: page_limit.clamp(1, MAX_PAGE_LIMIT),
             retry,
+            rate_limits: RateLimits::default(),
             discovery_requests_per_minute: DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE,
         }
+    }
+
+    /// How 429s are waited out (default: [`RateLimits::default`]).
+    pub fn with_rate_limits(mut self, rate_limits: RateLimits) -> Self {
+        self.rate_limits = rate_limits;
+        self
     }
 
     /// How many requests a minute discovery may make (`GET /sync/status` per connection).
@@ -215,19 +224,8 @@ impl NangoClient {
             .chain(until_reset)
             .max()
             .unwrap_or_default();
-        wait.max(self.retry.min_rate_limit_wait)
-            .min(self.retry.max_delay * 4)
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .retry
-            .base_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.retry.max_delay);
-        // Full jitter: anywhere from half the step to the whole step.
-        let half = exp / 2;
-        half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
+        wait.max(self.rate_limits.min_wait)
+            .min(self.rate_limits.max_wait)
     }
 
     /// A GET retried as the contract asks: 429s waited out, errors backed off, 4xx final.
@@ -245,7 +243,7 @@ impl NangoClient {
                 Attempt::Fail(error) => return Err(error),
                 Attempt::RateLimited { wait } => {
                     rate_limited += 1;
-                    if rate_limited >= self.retry.max_rate_limited {
+                    if rate_limited >= self.rate_limits.max_waits {
                         break format!("429 rate limited {rate_limited} times");
                     }
                     tracing::debug!(stream = %label, ?wait, "rate limited; waiting as Nango asks");
@@ -254,10 +252,10 @@ impl NangoClient {
                 Attempt::Retry { why } => {
                     errors += 1;
                     tracing::debug!(stream = %label, errors, %why, "Nango request will be retried");
-                    if errors >= self.retry.max_attempts {
+                    if !self.retry.allows_another(errors) {
                         break why;
                     }
-                    tokio::time::sleep(self.backoff(errors - 1)).await;
+                    tokio::time::sleep(self.retry.backoff(errors - 1)).await;
                 }
             }
         };
@@ -468,7 +466,7 @@ mod tests {
 
     #[test]
     fn url_matches_the_sdk_encoding() {
-        let client = NangoClient::new("https://api.nango.dev/", "k", 500, RetryPolicy::default());
+        let client = NangoClient::new("https://api.nango.dev/", "k", 500, DEFAULT_RETRY);
         let stream = StreamKey::new("hubspot", "user-42", "Contact", "eu");
         let url = client.records_url(&stream, Some("MjAy+/MQ=="), 500);
         assert_eq!(
@@ -485,18 +483,18 @@ mod tests {
     #[test]
     fn page_limit_is_clamped_to_nango_bounds() {
         assert_eq!(
-            NangoClient::new("http://x", "k", 0, RetryPolicy::default()).page_limit,
+            NangoClient::new("http://x", "k", 0, DEFAULT_RETRY).page_limit,
             1
         );
         assert_eq!(
-            NangoClient::new("http://x", "k", 50_000, RetryPolicy::default()).page_limit,
+            NangoClient::new("http://x", "k", 50_000, DEFAULT_RETRY).page_limit,
             10_000
         );
     }
 
     #[test]
     fn debug_hides_the_api_key() {
-        let client = NangoClient::new("http://x", "secret-api-key", 10, RetryPolicy::default());
+        let client = NangoClient::new("http://x", "secret-api-key", 10, DEFAULT_RETRY);
         assert!(!format!("{client:?}").contains("secret-api-key"));
     }
 }

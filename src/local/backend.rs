@@ -67,7 +67,7 @@ pub struct Backends {
 }
 
 fn sdk_for(sdk: Option<&aws_config::SdkConfig>) -> Result<&aws_config::SdkConfig, StoreError> {
-    sdk.ok_or_else(|| StoreError::Permanent("the AWS backends need the SDK's configuration".into()))
+    sdk.ok_or_else(|| StoreError::permanent("the AWS backends need the SDK's configuration"))
 }
 
 impl Backends {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::adapters::nango::{NangoClient, RetryPolicy};
+use crate::adapters::nango::{NangoClient, RateLimits, DEFAULT_RETRY};
 use crate::core::signature::{SigningKey, Verifier};
 use crate::core::stream::StreamKey;
 use crate::core::worker::WorkerSettings;
@@ -145,9 +145,10 @@ pub async fn run(
     )
     .map_err(|e| setup(&e))?;
     let store = backends.store.clone();
-    let retry = RetryPolicy {
-        min_rate_limit_wait: Duration::from_millis(200),
-        ..RetryPolicy::default()
+    // The simulated Nango's 429s say Retry-After 0 or 1: waited out quickly here.
+    let rate_limits = RateLimits {
+        min_wait: Duration::from_millis(200),
+        ..RateLimits::default()
     };
     let local = LocalRun::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -157,7 +158,8 @@ pub async fn run(
             store: backends.store,
             queue: backends.queue,
             worker: Some((
-                NangoClient::new(&nango.url, DEMO_API_KEY, options.page_limit, retry),
+                NangoClient::new(&nango.url, DEMO_API_KEY, options.page_limit, DEFAULT_RETRY)
+                    .with_rate_limits(rate_limits),
                 WorkerSettings::default(),
             )),
             reconcile_every: None,

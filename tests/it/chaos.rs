@@ -36,9 +36,7 @@ use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{decode_cursor, webhooks, Changes, Simulator};
 use serde_json::{json, Value};
 
-use crate::common::{
-    fast_retry, fast_writes, moto_endpoint, moto_sdk_config, unique_name, API_KEY,
-};
+use crate::common::{fast_writes, moto_endpoint, moto_sdk_config, nango_client, unique_name};
 use crate::fault_proxy::FaultProxy;
 
 /// What every schedule adds up to (RELIABILITY.md quotes a run).
@@ -581,8 +579,7 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
             256 * 1024,
         ),
         app: WorkerApp {
-            source: NangoClient::new(&nango.url, API_KEY, rng.u32(20..80), fast_retry())
-                .with_discovery_rate(60_000),
+            source: nango_client(&nango.url, rng.u32(20..80)).with_discovery_rate(60_000),
             records: chaos_store.clone(),
             state: chaos_store,
             queue: flaky.clone(),

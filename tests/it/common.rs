@@ -70,30 +70,38 @@ use nango_sync::adapters::aws::dynamodb::{
     create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
 };
 use nango_sync::adapters::memory::MemoryQueue;
-use nango_sync::adapters::nango::{NangoClient, RetryPolicy};
+use nango_sync::adapters::nango::{NangoClient, RateLimits};
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
+use nango_sync::retry::RetryPolicy;
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;
 use serde_json::{json, Map, Value};
 
 pub const API_KEY: &str = "00000000-0000-4000-8000-000000000000";
 
-/// Retries fast enough for tests, same shape as production.
+/// Nango's retries, fast enough for tests, same shape as production.
 pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 8,
-        max_rate_limited: 30,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(50),
-        min_rate_limit_wait: Duration::from_millis(10),
+    RetryPolicy::new(8, Duration::from_millis(5), Duration::from_millis(50))
+}
+
+/// 429s waited out fast.
+pub fn fast_rate_limits() -> RateLimits {
+    RateLimits {
+        min_wait: Duration::from_millis(10),
+        max_wait: Duration::from_millis(200),
+        ..RateLimits::default()
     }
+}
+
+/// The records client of the tests: fast retries and 429 waits.
+pub fn nango_client(url: &str, page_limit: u32) -> NangoClient {
+    NangoClient::new(url, API_KEY, page_limit, fast_retry()).with_rate_limits(fast_rate_limits())
 }
 
 pub fn fast_writes() -> WriteSettings {
     WriteSettings {
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(100),
+        retry: RetryPolicy::new(12, Duration::from_millis(5), Duration::from_millis(100)),
         ..WriteSettings::default()
     }
 }
@@ -142,8 +150,7 @@ pub async fn worker_rig(
         None => admin,
     };
     let app = WorkerApp {
-        source: NangoClient::new(&server.url, API_KEY, page_limit, fast_retry())
-            .with_discovery_rate(60_000),
+        source: nango_client(&server.url, page_limit).with_discovery_rate(60_000),
         records: DynamoRecordStore::new(dynamo.clone(), &records_table, fast_writes()),
         state: DynamoStateStore::new(dynamo, &state_table),
         queue: MemoryQueue::new(),

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nango_sync::adapters::nango::NangoClient;
 use nango_sync::core::signature::{SigningKey, Verifier};
 use nango_sync::core::stream::StreamKey;
 use nango_sync::local::backend::{Backends, QueueTarget, StoreTarget};
@@ -15,7 +14,7 @@ use nango_sync::ports::StateStore;
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{webhooks, Changes, Simulator};
 
-use crate::common::{fast_retry, unique_name, API_KEY, TEST_SIGNING_KEY};
+use crate::common::{nango_client, unique_name, TEST_SIGNING_KEY};
 
 struct Quiet;
 
@@ -61,12 +60,7 @@ fn parts(nango_url: &str, backends: &Backends, worker: bool) -> LocalParts {
         max_body_bytes: 256 * 1024,
         store: backends.store.clone(),
         queue: backends.queue.clone(),
-        worker: worker.then(|| {
-            (
-                NangoClient::new(nango_url, API_KEY, 100, fast_retry()),
-                Default::default(),
-            )
-        }),
+        worker: worker.then(|| (nango_client(nango_url, 100), Default::default())),
         reconcile_every: None,
     }
 }
@@ -200,7 +194,7 @@ async fn the_local_schedule_heals_missed_webhooks() {
     .unwrap();
     let mut parts = parts(&nango.url, &backends, false);
     parts.worker = Some((
-        NangoClient::new(&nango.url, API_KEY, 100, fast_retry()).with_discovery_rate(60_000),
+        nango_client(&nango.url, 100).with_discovery_rate(60_000),
         Default::default(),
     ));
     parts.reconcile_every = Some(Duration::from_millis(500));

@@ -25,7 +25,7 @@ use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{sample_payload, webhooks, Changes, Simulator, SyncRun};
 use serde_json::{json, value::RawValue, Map, Value};
 
-use crate::common::{fast_retry, fast_writes, moto_sdk_config, unique_name, API_KEY};
+use crate::common::{fast_writes, moto_sdk_config, nango_client, unique_name};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -97,8 +97,7 @@ pub async fn rig(backend: Backend) -> Rig {
         }
     };
     let app = WorkerApp {
-        source: NangoClient::new(&server.url, API_KEY, 500, fast_retry())
-            .with_discovery_rate(60_000),
+        source: nango_client(&server.url, 500).with_discovery_rate(60_000),
         records: store.clone(),
         state: store,
         queue: MemoryQueue::new(),

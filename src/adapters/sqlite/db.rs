@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 
 use crate::ports::StoreError;
+use crate::retry::Class;
 
 /// The whole schema. `record` and `body` hold JSON text.
 pub const SCHEMA: &str = r#"
@@ -99,8 +100,23 @@ pub struct SqliteDb {
     conn: Arc<Mutex<Connection>>,
 }
 
-pub(super) fn store_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Transient(format!("sqlite: {e}"))
+/// The one place SQLite's errors are classified: a busy or locked file, a full disk, I/O and
+/// memory failures are transient (the job is tried again); anything else (a constraint, a
+/// corrupt file, a bad statement) is permanent.
+pub(super) fn store_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let class = match &e {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::OutOfMemory => Class::Transient,
+            _ => Class::Permanent,
+        },
+        _ => Class::Permanent,
+    };
+    StoreError::caused_by(class, format!("sqlite: {e}"), e)
 }
 
 pub(super) fn now_ms() -> i64 {
@@ -114,7 +130,7 @@ impl SqliteDb {
     /// Opens (or creates) the file and its schema.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)
-            .map_err(|e| StoreError::Permanent(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| StoreError::permanent(format!("cannot open {}: {e}", path.display())))?;
         // WAL survives a crash of the process; NORMAL sync is enough for a local copy that can
         // always be re-read from Nango.
         conn.execute_batch(
@@ -139,7 +155,33 @@ impl SqliteDb {
             f(&mut guard)
         })
         .await
-        .map_err(store_error)?
+        // The blocking task was cancelled (the runtime is shutting down): try again later.
+        .map_err(|e| StoreError::caused_by(Class::Transient, "sqlite call interrupted", e))?
         .map_err(store_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_busy_file_is_retried_a_broken_one_is_not_and_the_cause_is_kept() {
+        for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_FULL] {
+            let error = store_error(failure(code));
+            assert!(error.is_retryable(), "{error}");
+            assert!(std::error::Error::source(&error).is_some(), "{error:?}");
+        }
+        for code in [
+            rusqlite::ffi::SQLITE_CONSTRAINT,
+            rusqlite::ffi::SQLITE_CORRUPT,
+        ] {
+            assert!(!store_error(failure(code)).is_retryable());
+        }
+        assert!(!store_error(rusqlite::Error::InvalidQuery).is_retryable());
     }
 }

@@ -46,7 +46,7 @@ impl SqliteStore {
             .map(|(id, json)| {
                 serde_json::from_str(&json)
                     .map(|record| (id.clone(), record))
-                    .map_err(|e| StoreError::Permanent(format!("record {id}: {e}")))
+                    .map_err(|e| StoreError::permanent(format!("record {id}: {e}")))
             })
             .collect()
     }

@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::ports::StoreError;
+use crate::retry::{Class, RetryPolicy};
 use item::{attr, Item};
 
 pub use records::{DynamoRecordStore, WriteSettings, BATCH_SIZE};
@@ -86,8 +87,10 @@ fn add_units(total: &AtomicU64, consumed: Option<&ConsumedCapacity>) {
     total.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
 }
 
-fn is_retryable<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
-    match error {
+/// The one place DynamoDB's errors are classified: throttling, unavailability and transport
+/// failures are transient, everything else permanent.
+fn class_of<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Class {
+    let transient = match error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
@@ -103,6 +106,11 @@ fn is_retryable<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
             )
         ),
         _ => false,
+    };
+    if transient {
+        Class::Transient
+    } else {
+        Class::Permanent
     }
 }
 
@@ -116,15 +124,30 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
     }
 }
 
-fn store_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
-) -> StoreError {
-    if is_retryable(&e) {
-        StoreError::Transient(describe(&e))
-    } else {
-        StoreError::Permanent(describe(&e))
-    }
+fn store_error<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::caused_by(class_of(&e), describe(&e), e)
 }
+
+/// The adapter's retry policy as the SDK's: the SDK retries failed calls (throttling included)
+/// by it, once; the adapter's own loop retries only what the SDK cannot see (UnprocessedItems).
+fn with_retry(client: Client, retry: &RetryPolicy) -> Client {
+    let sdk_retry = aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+        .with_max_attempts(retry.attempts.max(1))
+        .with_initial_backoff(retry.base)
+        .with_max_backoff(retry.cap);
+    Client::from_conf(client.config().to_builder().retry_config(sdk_retry).build())
+}
+
+/// DynamoDB's retry policy: 12 attempts from 50 ms up to 5 s.
+pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy::new(
+    12,
+    std::time::Duration::from_millis(50),
+    std::time::Duration::from_secs(5),
+);
 
 fn get_s(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
@@ -164,7 +187,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
     match result {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("ResourceInUseException") => Ok(()),
-        Err(e) => Err(StoreError::Permanent(describe(&e))),
+        Err(e) => Err(store_error(e)),
     }
 }
 

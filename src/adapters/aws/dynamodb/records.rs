@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
@@ -12,21 +11,20 @@ use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::item::{self, attr, Encoded, Item};
-use super::{describe, get_s, is_retryable, s, store_error, CapacityMeter, Read};
+use super::{get_s, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::record::NangoRecord;
 use crate::core::stream::StreamKey;
 use crate::ports::{RecordStore, RejectedRecord, Removal, StoreError, WriteReport};
+use crate::retry::RetryPolicy;
 
 /// BatchWriteItem's limit.
 pub const BATCH_SIZE: usize = 25;
 
-/// How writes retry and how many batches run at once.
+/// How many batches run at once, how calls retry, how deletes are kept.
 #[derive(Debug, Clone)]
 pub struct WriteSettings {
     pub concurrency: usize,
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
+    pub retry: RetryPolicy,
     /// DELETED records: remove the item instead of keeping a tombstone.
     pub hard_delete: bool,
 }
@@ -35,9 +33,7 @@ impl Default for WriteSettings {
     fn default() -> Self {
         Self {
             concurrency: 4,
-            max_attempts: 12,
-            base_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(5),
+            retry: DEFAULT_RETRY,
             hard_delete: false,
         }
     }
@@ -54,7 +50,7 @@ pub struct DynamoRecordStore {
 impl DynamoRecordStore {
     pub fn new(client: Client, table: impl Into<String>, settings: WriteSettings) -> Self {
         Self {
-            client,
+            client: with_retry(client, &settings.retry),
             table: table.into(),
             settings,
             meter: Arc::default(),
@@ -174,7 +170,7 @@ impl DynamoRecordStore {
             for item in page.items.unwrap_or_default() {
                 let id = get_s(&item, attr::SK).unwrap_or_default();
                 let record =
-                    item::decode_record(&item).map_err(|e| StoreError::Permanent(e.to_string()))?;
+                    item::decode_record(&item).map_err(|e| StoreError::permanent(e.to_string()))?;
                 out.insert(id, record);
             }
             match page.last_evaluated_key {
@@ -205,7 +201,7 @@ impl DynamoRecordStore {
         by: &str,
     ) -> Result<WriteRequest, StoreError> {
         let id = get_s(found, attr::SK).unwrap_or_default();
-        let unreadable = |e: String| StoreError::Permanent(format!("record {id}: {e}"));
+        let unreadable = |e: String| StoreError::permanent(format!("record {id}: {e}"));
         let mut object = item::decode_record(found).map_err(|e| unreadable(e.to_string()))?;
         crate::core::record::mark_deleted(&mut object, at);
         let record = NangoRecord::from_object(object).map_err(|e| unreadable(e.to_string()))?;
@@ -219,44 +215,38 @@ impl DynamoRecordStore {
         }
     }
 
-    /// One BatchWriteItem chunk, retried until every request is processed.
+    /// One BatchWriteItem chunk, until every request is processed. A failed call was already
+    /// retried by the SDK (by the same policy); what it returns unprocessed is retried here.
     async fn write_chunk(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        for attempt in 0..self.settings.max_attempts {
-            let result = self
+        let retry = &self.settings.retry;
+        let mut rounds = 0;
+        loop {
+            let out = self
                 .client
                 .batch_write_item()
                 .request_items(&self.table, requests.clone())
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    self.meter.write(out.consumed_capacity());
-                    requests = out
-                        .unprocessed_items
-                        .and_then(|mut m| m.remove(&self.table))
-                        .unwrap_or_default();
-                    if requests.is_empty() {
-                        return Ok(());
-                    }
-                    tracing::debug!(
-                        left = requests.len(),
-                        attempt,
-                        "unprocessed items; retrying"
-                    );
-                }
-                Err(e) if is_retryable(&e) => {
-                    tracing::debug!(error = %describe(&e), attempt, "batch write throttled or failed; retrying");
-                }
-                Err(e) => return Err(StoreError::Permanent(describe(&e))),
+                .await
+                .map_err(store_error)?;
+            self.meter.write(out.consumed_capacity());
+            requests = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(&self.table))
+                .unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
             }
-            tokio::time::sleep(backoff(&self.settings, attempt)).await;
+            rounds += 1;
+            if !retry.allows_another(rounds) {
+                return Err(StoreError::transient(format!(
+                    "{} items still unprocessed after {rounds} rounds",
+                    requests.len()
+                )));
+            }
+            tracing::debug!(left = requests.len(), rounds, "unprocessed items; retrying");
+            tokio::time::sleep(retry.backoff(rounds - 1)).await;
         }
-        Err(StoreError::Transient(format!(
-            "{} items still unwritten after {} attempts",
-            requests.len(),
-            self.settings.max_attempts
-        )))
     }
 
     /// A pruned record: keep the stored payload, move only the bookkeeping on.
@@ -304,8 +294,7 @@ impl DynamoRecordStore {
                     Encoded::TooLarge(_) => Ok(()),
                 }
             }
-            Err(e) if is_retryable(&e) => Err(StoreError::Transient(describe(&e))),
-            Err(e) => Err(StoreError::Permanent(describe(&e))),
+            Err(e) => Err(store_error(e)),
         }
     }
 }
@@ -462,13 +451,4 @@ impl AsyncPage for NoPage {
     async fn page(&mut self, _items: Vec<Item>) -> Result<(), StoreError> {
         Ok(())
     }
-}
-
-fn backoff(settings: &WriteSettings, attempt: u32) -> Duration {
-    let step = settings
-        .base_delay
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(settings.max_delay);
-    let half = step / 2;
-    half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
 }

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
 
 use super::item::{attr, Item};
-use super::{get_n, get_s, n, s, store_error, CapacityMeter, Read};
+use super::{get_n, get_s, n, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::ports::{
     ConnectionEvent, HeldSweep, NangoNotes, RejectedRecord, StateStore, StoreError, StoredEvent,
@@ -48,7 +48,7 @@ pub mod state_keys {
 impl DynamoStateStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: with_retry(client, &DEFAULT_RETRY),
             table: table.into(),
             meter: Arc::default(),
         }
@@ -167,11 +167,11 @@ fn to_map(value: &impl serde::Serialize) -> AttributeValue {
 }
 
 /// A conditional update's failed check, as a conflict; anything else as itself.
-fn conflict_or<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
-    stream: &StreamKey,
-    expected: Option<&str>,
-) -> StoreError {
+fn conflict_or<E, R>(e: SdkError<E, R>, stream: &StreamKey, expected: Option<&str>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     if e.code() == Some("ConditionalCheckFailedException") {
         StoreError::CursorConflict {
             stream: stream.encode(),
