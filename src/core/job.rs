@@ -163,6 +163,16 @@ impl Trigger {
     fn is_webhook(&self) -> bool {
         *self == Trigger::Webhook
     }
+
+    /// As the job message writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Continuation => "continuation",
+            Self::Reconcile => "reconcile",
+            Self::Manual => "manual",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -334,7 +344,7 @@ pub async fn enqueue_syncs<Q: JobQueue>(
         })
         .collect();
     let count = jobs.len();
-    let marker = format!("{trigger:?} {run}");
+    let marker = format!("{} {run}", trigger.as_str());
     for chunk in messages_for(marker.as_bytes(), jobs, &now_rfc3339()).chunks(100) {
         queue.send(chunk).await?;
     }
@@ -360,6 +370,22 @@ mod tests {
         let raw: &RawValue = serde_json::from_str(body).unwrap();
         let jobs = jobs_for(NangoWebhook::from_raw(raw), raw);
         messages_for(body.as_bytes(), jobs, "2026-11-27T14:00:00Z")
+    }
+
+    #[test]
+    fn names_as_stored_match_the_wire() {
+        use crate::core::record::LastAction;
+        for t in [
+            Trigger::Webhook,
+            Trigger::Continuation,
+            Trigger::Reconcile,
+            Trigger::Manual,
+        ] {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for a in [LastAction::Added, LastAction::Updated, LastAction::Deleted] {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
     }
 
     #[test]

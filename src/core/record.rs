@@ -14,6 +14,17 @@ pub enum LastAction {
     Deleted,
 }
 
+impl LastAction {
+    /// As Nango writes it, and as the stores keep it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Updated => "UPDATED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
 /// `_nango_metadata`. Timestamps stay strings: Postgres format with microseconds and an offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordMetadata {

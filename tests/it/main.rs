@@ -1,5 +1,8 @@
-//! The integration suite: one crate (the AWS SDK links once). Tests marked "over the wire" need
-//! the moto server that `scripts/test.sh` starts; without it they fail, they never skip.
+//! The integration suite: one crate (the AWS SDK links once). Tests over the wire need the moto
+//! server that `scripts/test.sh` starts; without it they fail, they never skip. Their paths say
+//! so, for `scripts/test.sh fast` to leave them out: `moto` in the module or test name,
+//! `on_dynamodb` / `on_sqs` for a contract or scenario run on AWS, and the `chaos`,
+//! `runtime_loop` and `worker_handler` modules.
 
 mod bad_inputs;
 mod chaos;

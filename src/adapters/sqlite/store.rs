@@ -130,7 +130,7 @@ impl RecordRow {
             id: record.id.clone(),
             json: Value::Object(record.object.clone()).to_string(),
             cursor: meta.cursor.clone(),
-            last_action: format!("{:?}", meta.last_action).to_uppercase(),
+            last_action: meta.last_action.as_str().to_owned(),
             last_modified_at: meta.last_modified_at.clone(),
             deleted_at: meta.deleted_at.clone(),
             pruned_at: meta.pruned_at.clone(),

@@ -72,7 +72,7 @@ pub fn encode_record(stream: &StreamKey, record: &NangoRecord) -> Encoded {
     item.insert(attr::CURSOR.into(), AttributeValue::S(meta.cursor.clone()));
     item.insert(
         attr::LAST_ACTION.into(),
-        AttributeValue::S(format!("{:?}", meta.last_action).to_uppercase()),
+        AttributeValue::S(meta.last_action.as_str().to_owned()),
     );
     item.insert(
         attr::LAST_MODIFIED_AT.into(),
