@@ -187,7 +187,10 @@ async fn main() {
         let mut pages: Vec<RecordsPage> = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let page = client.fetch_page(&stream, cursor.as_deref()).await.unwrap();
+            let page = client
+                .fetch_page(&stream, cursor.as_deref(), None)
+                .await
+                .unwrap();
             cursor = page.next_cursor.clone();
             pages.push(page);
             if cursor.is_none() {

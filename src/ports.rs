@@ -77,6 +77,10 @@ pub enum SourceError {
     /// 429s, 5xx, timeouts, resets or truncated bodies outlasted the retries.
     #[error("Nango records API unavailable after {attempts} attempts: {message}")]
     Transient { attempts: u32, message: String },
+    /// The next attempt (after a 429's wait, or a backoff) would start after the deadline: the
+    /// job continues in a later invocation rather than waiting out the clock.
+    #[error("Nango asked to wait {wait:?}, past this invocation's deadline")]
+    Deferred { wait: std::time::Duration },
     /// Retrying cannot help; the message says what to do.
     #[error("{reason}: {message}")]
     Permanent {
@@ -113,17 +117,19 @@ impl std::fmt::Display for PermanentReason {
 
 impl SourceError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Transient { .. })
+        matches!(self, Self::Transient { .. } | Self::Deferred { .. })
     }
 }
 
 /// Reads a stream's records page by page.
 pub trait RecordSource: Send + Sync {
-    /// The page after `cursor` (from the start when `None`).
+    /// The page after `cursor` (from the start when `None`). No wait between attempts runs past
+    /// `until`: [`SourceError::Deferred`] instead.
     fn fetch_page(
         &self,
         stream: &StreamKey,
         cursor: Option<&str>,
+        until: Option<std::time::Instant>,
     ) -> impl Future<Output = Result<RecordsPage, SourceError>> + Send;
 }
 

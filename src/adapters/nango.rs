@@ -1,6 +1,6 @@
 //! Nango's records API over HTTPS (reqwest + rustls), with the retries the contract calls for.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
@@ -22,6 +22,25 @@ pub const DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE: u32 = 100;
 /// truncated bodies), from 250 ms up to 30 s.
 pub const DEFAULT_RETRY: RetryPolicy =
     RetryPolicy::new(8, Duration::from_millis(250), Duration::from_secs(30));
+
+/// How long a 429 asks to wait (contract §4.5). `Retry-After` wins when the answer has it (its 0
+/// read as the least wait). Without it, `X-RateLimit-Reset` says when the window resets, and is
+/// waited for only when `X-RateLimit-Remaining` is 0: a proxy's or a burst limiter's 429 often
+/// carries a reset a minute away with points left. Otherwise the least wait. Bounded by `limits`.
+pub fn rate_limit_wait(
+    retry_after: Option<u64>,
+    remaining: Option<u64>,
+    reset_at: Option<u64>,
+    now_secs: u64,
+    limits: &RateLimits,
+) -> Duration {
+    let wait = match (retry_after, remaining, reset_at) {
+        (Some(seconds), _, _) => Duration::from_secs(seconds),
+        (None, Some(0), Some(reset)) => Duration::from_secs(reset.saturating_sub(now_secs)),
+        _ => Duration::ZERO,
+    };
+    wait.clamp(limits.min_wait, limits.max_wait.max(limits.min_wait))
+}
 
 /// How 429s are waited out: as Nango asks, within bounds, with a budget of their own (a busy
 /// shared account is not an outage).
@@ -214,31 +233,33 @@ impl NangoClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
-        let retry_after = number("retry-after").map(Duration::from_secs);
-        let until_reset = number("x-ratelimit-reset").and_then(|reset| {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-            Some(Duration::from_secs(reset.saturating_sub(now)))
-        });
-        let wait = retry_after
-            .into_iter()
-            .chain(until_reset)
-            .max()
-            .unwrap_or_default();
-        wait.max(self.rate_limits.min_wait)
-            .min(self.rate_limits.max_wait)
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        rate_limit_wait(
+            number("retry-after"),
+            number("x-ratelimit-remaining"),
+            number("x-ratelimit-reset"),
+            now,
+            &self.rate_limits,
+        )
     }
 
-    /// A GET retried as the contract asks: 429s waited out, errors backed off, 4xx final.
+    /// A GET retried as the contract asks: 429s waited out, errors backed off, 4xx final. No
+    /// wait runs past `until` (the invocation's deadline less its margin): the request is
+    /// deferred instead, and the job continues in a later invocation.
     async fn get_with_retries<T>(
         &self,
         url: &str,
         stream: Option<&StreamKey>,
+        until: Option<Instant>,
         parse: impl Fn(&[u8]) -> Result<T, String> + Sync,
     ) -> Result<T, SourceError> {
         let label = stream.map(StreamKey::encode).unwrap_or_default();
         let (mut errors, mut rate_limited) = (0, 0);
         let message = loop {
-            match self.attempt(url, stream, &parse).await {
+            let wait = match self.attempt(url, stream, &parse).await {
                 Attempt::Page(value) => return Ok(value),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::RateLimited { wait } => {
@@ -247,7 +268,7 @@ impl NangoClient {
                         break format!("429 rate limited {rate_limited} times");
                     }
                     tracing::debug!(stream = %label, ?wait, "rate limited; waiting as Nango asks");
-                    tokio::time::sleep(wait).await;
+                    wait
                 }
                 Attempt::Retry { why } => {
                     errors += 1;
@@ -255,9 +276,14 @@ impl NangoClient {
                     if !self.retry.allows_another(errors) {
                         break why;
                     }
-                    tokio::time::sleep(self.retry.backoff(errors - 1)).await;
+                    self.retry.backoff(errors - 1)
                 }
+            };
+            if until.is_some_and(|until| Instant::now() + wait > until) {
+                tracing::info!(stream = %label, ?wait, "the wait would outlast the invocation; deferred to a continuation");
+                return Err(SourceError::Deferred { wait });
             }
+            tokio::time::sleep(wait).await;
         };
         Err(SourceError::Transient {
             attempts: errors + rate_limited,
@@ -272,9 +298,12 @@ impl RecordSource for NangoClient {
         &self,
         stream: &StreamKey,
         cursor: Option<&str>,
+        until: Option<Instant>,
     ) -> Result<RecordsPage, SourceError> {
         let url = self.records_url(stream, cursor, self.page_limit);
-        let result = self.get_with_retries(&url, Some(stream), parse_page).await;
+        let result = self
+            .get_with_retries(&url, Some(stream), until, parse_page)
+            .await;
         // Nango answers 500 for a cursor it cannot decode. When 500s persist with a cursor but the
         // stream reads fine without one, the cursor is the problem: say so, with the remedy.
         if let (Err(SourceError::Transient { message, .. }), Some(_)) = (&result, cursor) {
@@ -356,7 +385,7 @@ impl NangoClient {
         connection_id: &str,
     ) -> Result<Vec<DiscoveredStream>, SourceError> {
         let url = self.sync_status_url(provider_config_key, connection_id);
-        let status: SyncStatusWire = self.get_with_retries(&url, None, parse_json).await?;
+        let status: SyncStatusWire = self.get_with_retries(&url, None, None, parse_json).await?;
         let mut found = Vec::new();
         for sync in status.syncs {
             let variant = sync
@@ -395,7 +424,8 @@ impl StreamDiscovery for NangoClient {
     /// at most `discovery_requests_per_minute` of the account's shared rate limit.
     async fn discover(&self) -> Result<Vec<DiscoveredStream>, SourceError> {
         let url = format!("{}/connections", self.base_url);
-        let connections: ConnectionsWire = self.get_with_retries(&url, None, parse_json).await?;
+        let connections: ConnectionsWire =
+            self.get_with_retries(&url, None, None, parse_json).await?;
         let pace = Duration::from_secs(60) / self.discovery_requests_per_minute.max(1);
         let mut found = Vec::new();
         for connection in connections.connections {
@@ -490,6 +520,28 @@ mod tests {
             NangoClient::new("http://x", "k", 50_000, DEFAULT_RETRY).page_limit,
             10_000
         );
+    }
+
+    #[test]
+    fn retry_after_wins_and_the_reset_counts_only_when_no_points_are_left() {
+        let limits = RateLimits::default();
+        let now = 1_000;
+        let wait = |retry_after, remaining, reset| {
+            rate_limit_wait(retry_after, remaining, reset, now, &limits).as_secs()
+        };
+        // A proxy's 429: Retry-After 1, the window's reset a minute away.
+        assert_eq!(wait(Some(1), Some(0), Some(now + 60)), 1);
+        assert_eq!(wait(Some(1), Some(150), Some(now + 60)), 1);
+        // Nango's own Retry-After can be 0: the least wait.
+        assert_eq!(wait(Some(0), None, None), 1);
+        // No Retry-After: the reset only when no points are left.
+        assert_eq!(wait(None, Some(0), Some(now + 30)), 30);
+        assert_eq!(wait(None, Some(5), Some(now + 60)), 1);
+        assert_eq!(wait(None, None, Some(now + 60)), 1);
+        assert_eq!(wait(None, Some(0), Some(now - 5)), 1, "a reset in the past");
+        assert_eq!(wait(None, None, None), 1);
+        // Bounded.
+        assert_eq!(wait(Some(600), None, None), 120);
     }
 
     #[test]

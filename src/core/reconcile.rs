@@ -22,7 +22,7 @@ use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::sync::{SyncError, SyncSummary};
 use crate::ports::{
     CountCheck, DiscoveredStream, HeldSweep, JobQueue, NangoNotes, NangoPurge, NangoSync,
-    QueueError, RecordSource, RecordStore, Removal, RunStatus, StateStore, StoreError,
+    QueueError, RecordSource, RecordStore, Removal, RunStatus, SourceError, StateStore, StoreError,
     StreamDiscovery, StreamState, SweepOutcome, SweepResult, SweepState,
 };
 
@@ -449,6 +449,8 @@ pub struct Drift<'a, S, R, T> {
     pub records: &'a R,
     pub state: &'a T,
     pub settings: &'a DriftSettings,
+    /// When the invocation must stop waiting on Nango (its deadline less the margin).
+    pub until: Option<std::time::Instant>,
 }
 
 impl<S, R, T> Drift<'_, S, R, T>
@@ -525,7 +527,12 @@ where
             return self.settle(stream, stored, notes).await;
         }
         if nango_count == 0 {
-            let first = self.source.fetch_page(stream, None).await?;
+            let first = match self.source.fetch_page(stream, None, self.until).await {
+                Err(SourceError::Deferred { .. }) => {
+                    return self.settle(stream, stored, notes).await
+                }
+                other => other?,
+            };
             if first.records.iter().any(|r| !r.is_deleted()) {
                 tracing::info!(stream = %stream.encode(), live, "Nango's recordCount is 0 but its records API serves live records: its count is not trusted for this stream (older Nango reports 0 for variants)");
                 notes.checked = Some(checked(false));
@@ -558,12 +565,15 @@ where
         let Some(fresh_count) = self.judge(stream, fresh.as_ref(), stored, &mut notes) else {
             return self.settle(stream, stored, notes).await;
         };
-        let quiet = self
+        let quiet = match self
             .source
-            .fetch_page(stream, summary.cursor.as_deref())
-            .await?
-            .records
-            .is_empty();
+            .fetch_page(stream, summary.cursor.as_deref(), self.until)
+            .await
+        {
+            // No time left to confirm: the next reconcile checks again.
+            Err(SourceError::Deferred { .. }) => return self.settle(stream, stored, notes).await,
+            other => other?.records.is_empty(),
+        };
         self.keep_notes(stream, stored, notes).await?;
         if !quiet || fresh_count == live {
             // Records changed since the reconcile counted them: the next reconcile checks again.

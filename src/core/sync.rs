@@ -103,7 +103,14 @@ where
                 let _ = tx.send(Ok(Fetched::Deadline)).await;
                 return;
             }
-            let result = source.fetch_page(stream, next.as_deref()).await;
+            let result = match source.fetch_page(stream, next.as_deref(), stop_at).await {
+                // Nango asks for a wait the deadline does not leave: continue later.
+                Err(SourceError::Deferred { .. }) => {
+                    let _ = tx.send(Ok(Fetched::Deadline)).await;
+                    return;
+                }
+                other => other,
+            };
             let more = match &result {
                 Ok(page) => page
                     .next_cursor

@@ -332,6 +332,7 @@ where
             records,
             state,
             settings: &self.settings.drift,
+            until: stop_at,
         };
         let sweep_state = match (stored.sweep.clone(), job.nango) {
             (Some(sweep), _) => sweep,

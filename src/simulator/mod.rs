@@ -745,6 +745,7 @@ impl crate::ports::RecordSource for InProcessSource {
         &self,
         stream: &StreamKey,
         cursor: Option<&str>,
+        _until: Option<std::time::Instant>,
     ) -> Result<crate::core::record::RecordsPage, crate::ports::SourceError> {
         let page = self.sim.page(stream, cursor, self.limit).map_err(|e| {
             crate::ports::SourceError::Permanent {

@@ -27,6 +27,13 @@ pub enum Fault {
     Unavailable,
     /// 429 with this Retry-After (seconds; Nango sends 0 too).
     TooManyRequests { retry_after: u64 },
+    /// 429 with these rate-limit headers, as Nango or a proxy in front sends them: Retry-After
+    /// (if any), X-RateLimit-Remaining, and X-RateLimit-Reset `reset_in` seconds from now.
+    RateLimited {
+        retry_after: Option<u64>,
+        remaining: u64,
+        reset_in: u64,
+    },
     /// A 200 whose body stops halfway.
     Truncated,
     /// The connection is closed without an answer.
@@ -201,6 +208,27 @@ async fn answer(
                 "retry-after",
                 retry_after.to_string().parse().expect("digits"),
             );
+            return Ok(r);
+        }
+        Some(Fault::RateLimited {
+            retry_after,
+            remaining,
+            reset_in,
+        }) => {
+            let mut r = json_response(
+                429,
+                json!({"error": {"code": "too_many_request", "method": "GET", "path": "/records"}}),
+            );
+            let reset = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() + reset_in)
+                .unwrap_or(reset_in);
+            let headers = r.headers_mut();
+            headers.insert("x-ratelimit-remaining", remaining.into());
+            headers.insert("x-ratelimit-reset", reset.into());
+            if let Some(seconds) = retry_after {
+                headers.insert("retry-after", seconds.into());
+            }
             return Ok(r);
         }
         Some(Fault::Reset) => return Err(InjectedReset),

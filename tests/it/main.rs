@@ -15,6 +15,7 @@ mod fuzz;
 mod local_run;
 mod local_server;
 mod ops_moto;
+mod rate_limits;
 mod reconcile;
 mod runtime_loop;
 mod secrets_moto;

@@ -62,7 +62,8 @@ on_both!(
 
 pub struct Rig {
     pub sim: Arc<Simulator>,
-    _server: SimServer,
+    server: SimServer,
+    pub nango_url: String,
     pub app: WorkerApp<NangoClient, Store, Store, MemoryQueue>,
     /// DynamoDB's consumed capacity (moto only).
     pub meter: Option<Arc<CapacityMeter>>,
@@ -105,7 +106,8 @@ pub async fn rig(backend: Backend) -> Rig {
     };
     Rig {
         sim,
-        _server: server,
+        nango_url: server.url.clone(),
+        server,
         app,
         meter,
         runs: Default::default(),
@@ -113,6 +115,11 @@ pub async fn rig(backend: Backend) -> Rig {
 }
 
 impl Rig {
+    /// The simulated Nango's server, for injecting faults.
+    pub fn server(&self) -> &SimServer {
+        &self.server
+    }
+
     /// A verified webhook body, as the webhook function turns it into jobs, run by the worker.
     pub async fn deliver(&self, body: &str) -> Vec<JobOutcome> {
         self.deliver_at(body, &now_rfc3339()).await

@@ -117,7 +117,7 @@ async fn crash_between_page_write_and_cursor_write_loses_nothing() {
         .save(&s, (0..35).map(|i| (format!("c{i}"), payload(i, 1))));
     // A worker that died after writing records but before moving the cursor: the records of the
     // first page are in the table, the cursor is not.
-    let page = nango_sync::ports::RecordSource::fetch_page(&rig.app.source, &s, None)
+    let page = nango_sync::ports::RecordSource::fetch_page(&rig.app.source, &s, None, None)
         .await
         .unwrap();
     nango_sync::ports::RecordStore::write_page(&rig.app.records, &s, &page.records, None)
