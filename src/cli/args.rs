@@ -214,6 +214,14 @@ pub struct SimulateArgs {
     /// Records per stream.
     #[arg(long, default_value_t = 1000)]
     pub records: usize,
+    /// Bytes of JSON per record (about; 0 keeps the 250-byte sample).
+    #[arg(long, default_value_t = 0)]
+    pub record_bytes: usize,
+    /// Every this many records, one of --large-bytes instead (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub large_every: usize,
+    #[arg(long, default_value_t = 50_000)]
+    pub large_bytes: usize,
     /// Latency added to every answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,

@@ -15,7 +15,7 @@ use crate::local::jobs;
 use crate::local::run::{LocalParts, LocalRun};
 use crate::setup;
 use crate::simulator::server::{ServerSettings, SimServer};
-use crate::simulator::{webhooks, Changes, Simulator};
+use crate::simulator::{webhooks, Changes, RecordShape, Simulator};
 
 pub async fn demo(args: DemoArgs) -> CliResult {
     for suffix in ["", "-wal", "-shm"] {
@@ -202,7 +202,18 @@ pub async fn work(args: WorkArgs) -> CliResult {
 pub async fn simulate(args: SimulateArgs) -> CliResult {
     let sim = Arc::new(Simulator::new());
     let models: Vec<&str> = args.models.iter().map(String::as_str).collect();
-    let streams = sim.populate(&args.integration, args.connections, &models, args.records);
+    let shape = RecordShape {
+        bytes: args.record_bytes,
+        large_every: args.large_every,
+        large_bytes: args.large_bytes,
+    };
+    let streams = sim.populate_shaped(
+        &args.integration,
+        args.connections,
+        &models,
+        args.records,
+        &shape,
+    );
     let Some(example) = streams.first() else {
         return Err("nothing to simulate: give at least one connection and one model".into());
     };

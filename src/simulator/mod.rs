@@ -432,6 +432,24 @@ impl Simulator {
         models: &[&str],
         records: usize,
     ) -> Vec<StreamKey> {
+        self.populate_shaped(
+            provider_config_key,
+            connections,
+            models,
+            records,
+            &RecordShape::default(),
+        )
+    }
+
+    /// [`Simulator::populate`] with records of a given size.
+    pub fn populate_shaped(
+        &self,
+        provider_config_key: &str,
+        connections: usize,
+        models: &[&str],
+        records: usize,
+        shape: &RecordShape,
+    ) -> Vec<StreamKey> {
         let mut streams = Vec::new();
         for c in 0..connections {
             for model in models {
@@ -440,7 +458,7 @@ impl Simulator {
                 self.save(
                     &stream,
                     (0..records)
-                        .map(|i| (format!("{}-{i}", model.to_lowercase()), sample_payload(i))),
+                        .map(|i| (format!("{}-{i}", model.to_lowercase()), shape.payload(i))),
                 );
                 streams.push(stream);
             }
@@ -538,6 +556,30 @@ pub fn incompressible_text(len: usize, seed: u64) -> String {
             char::from(b'!' + ((state >> 33) % 90) as u8)
         })
         .collect()
+}
+
+/// How large generated records are: [`sample_payload`] padded with a `notes` field to about
+/// `bytes` of JSON, and every `large_every`-th record to about `large_bytes` (0: never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordShape {
+    pub bytes: usize,
+    pub large_every: usize,
+    pub large_bytes: usize,
+}
+
+impl RecordShape {
+    pub fn payload(&self, i: usize) -> Map<String, Value> {
+        let mut payload = sample_payload(i);
+        let large = self.large_every > 0 && i % self.large_every == self.large_every - 1;
+        let target = if large { self.large_bytes } else { self.bytes };
+        // sample_payload is about 250 bytes of JSON; text that compresses as prose does.
+        if let Some(pad) = target.checked_sub(260).filter(|n| *n > 0) {
+            let words = "notes from the last call: follow up about the renewal; ";
+            let notes: String = words.chars().cycle().take(pad).collect();
+            payload.insert("notes".into(), Value::String(notes));
+        }
+        payload
+    }
 }
 
 /// A contact-like record of about 250 bytes.
