@@ -49,9 +49,9 @@ def wait_listening(port, seconds=120):
 
 
 def usage_of(pid):
-    """Waits for the child; returns (cpu seconds, peak RSS in MB)."""
+    """Waits for the child; returns (cpu seconds, of which system, peak RSS in MB)."""
     _, status, ru = os.wait4(pid, 0)
-    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+    return ru.ru_utime + ru.ru_stime, ru.ru_stime, ru.ru_maxrss / 1024
 
 
 def aws_env(extra):
@@ -157,7 +157,12 @@ def run_bootstrap(streams, nango_url, page):
         }
     )
     started = time.time()
-    child = subprocess.Popen([os.path.join(RELEASE, "worker")], env=env, stdout=subprocess.DEVNULL)
+    # BENCH_WORKER_WRAP runs the bootstrap under a profiler (its figures then include the profiler's):
+    # BENCH_WORKER_WRAP="perf record -e cpu-clock -g -o target/worker.perf --" with the bootstrap
+    # from `cargo build --profile profiling` (BENCH_WORKER_BIN=target/profiling/worker).
+    command = [*os.environ.get("BENCH_WORKER_WRAP", "").split(),
+               os.environ.get("BENCH_WORKER_BIN", os.path.join(RELEASE, "worker"))]
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     if not RuntimeApi.answered.wait(3600):
         sys.exit("the bootstrap did not answer within an hour")
     wall = time.time() - started
@@ -165,9 +170,9 @@ def run_bootstrap(streams, nango_url, page):
     if failures:
         sys.exit(f"the bootstrap failed jobs: {failures}")
     child.send_signal(signal.SIGTERM)
-    cpu, rss = usage_of(child.pid)
+    cpu, sys_cpu, rss = usage_of(child.pid)
     server.shutdown()
-    return cpu, rss, wall
+    return cpu, sys_cpu, rss, wall
 
 
 def run_work(streams, nango_url, page):
@@ -181,8 +186,8 @@ def run_work(streams, nango_url, page):
     started = time.time()
     child = subprocess.Popen([os.path.join(RELEASE, "nango-sync"), "work", "--until-empty", *backend],
                              env=env, stderr=subprocess.DEVNULL)
-    cpu, rss = usage_of(child.pid)
-    return cpu, rss, time.time() - started
+    cpu, sys_cpu, rss = usage_of(child.pid)
+    return cpu, sys_cpu, rss, time.time() - started
 
 
 def run_part(mode, nango_url, page, streams, records):
@@ -194,7 +199,7 @@ def run_part(mode, nango_url, page, streams, records):
     out = subprocess.run([os.environ["BENCH_WORKER_PARTS"], *args], env=aws_env({}), check=True,
                          capture_output=True, text=True).stdout
     part = json.loads(out.strip().splitlines()[-1])
-    return part["cpu"], part["rss_mb"], time.time() - started
+    return part["cpu"], None, part["rss_mb"], time.time() - started
 
 
 def main():
@@ -230,11 +235,13 @@ def main():
                   "fetch": "fetch-only (read + parse)", "write": "write-only (convert + write)"}
         print(f"{total} records: {a.connections} connections x {len(a.models.split(','))} models x {a.records}, "
               f"about 1.2 KB (every 500th about 50 KB), pages of {a.page}, {a.latency_ms} ms per page\n")
-        print(f"{'process':<36} {'CPU s':>8} {'CPU s/100k':>11} {'us/record':>10} {'peak RSS MB':>12} {'wall s':>8}")
+        print(f"{'process':<36} {'CPU s':>8} {'of it sys':>10} {'CPU s/100k':>11} {'us/record':>10} "
+              f"{'peak RSS MB':>12} {'wall s':>8}")
         for name in a.only.split(","):
-            cpu, rss, wall = runs[name]()
-            print(f"{labels[name]:<36} {cpu:>8.2f} {cpu * 100_000 / total:>11.2f} {cpu * 1e6 / total:>10.1f} "
-                  f"{rss:>12.1f} {wall:>8.1f}", flush=True)
+            cpu, sys_cpu, rss, wall = runs[name]()
+            sys_text = "-" if sys_cpu is None else f"{sys_cpu:.2f}"
+            print(f"{labels[name]:<36} {cpu:>8.2f} {sys_text:>10} {cpu * 100_000 / total:>11.2f} "
+                  f"{cpu * 1e6 / total:>10.1f} {rss:>12.1f} {wall:>8.1f}", flush=True)
     finally:
         sim.terminate()
         sim.wait()

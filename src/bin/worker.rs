@@ -5,7 +5,11 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use nango_sync::config::{FromVars, WorkerConfig};
 use nango_sync::{lambda, setup, telemetry};
 
-#[tokio::main]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// One thread: Lambda gives the function one or two vCPUs, and the work is waiting on I/O.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
     let config = setup::or_exit(WorkerConfig::from_env());

@@ -22,6 +22,9 @@ pub struct Faults {
     pub internal_error: AtomicU32,
     /// The next N BatchWriteItem calls write only their first half and return the rest unprocessed.
     pub trim: AtomicU32,
+    /// While non-zero, every BatchWriteItem call writes only its first N items and returns the
+    /// rest unprocessed: a partition that stays hot (sustained throttling), not a countdown.
+    pub admit: AtomicU32,
     /// The next N calls of any kind lose their connection without an answer.
     pub reset: AtomicU32,
     pub injected: AtomicU64,
@@ -71,6 +74,12 @@ impl FaultProxy {
     }
 }
 
+/// Which of a BatchWriteItem call's items are written.
+enum Keep {
+    Half,
+    First(usize),
+}
+
 fn take(counter: &AtomicU32) -> bool {
     counter
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -111,14 +120,26 @@ async fn handle(
             faults.injected.fetch_add(1, Ordering::Relaxed);
             return error(500, "InternalServerError", "Internal server error");
         }
-        if take(&faults.trim) {
+        let admit = faults.admit.load(Ordering::SeqCst) as usize;
+        let keep = if admit > 0 {
+            Some(Keep::First(admit))
+        } else if take(&faults.trim) {
+            Some(Keep::Half)
+        } else {
+            None
+        };
+        if let Some(keep) = keep {
             let mut request: Value = serde_json::from_slice(&body).unwrap();
             let items = request["RequestItems"].as_object_mut().unwrap();
             let table = items.keys().next().unwrap().clone();
             let list = items[&table].as_array().unwrap().clone();
-            if list.len() > 1 {
+            let at = match keep {
+                Keep::Half => list.len() / 2,
+                Keep::First(n) => n,
+            };
+            if list.len() > 1 && at < list.len() {
                 faults.injected.fetch_add(1, Ordering::Relaxed);
-                let (first, rest) = list.split_at(list.len() / 2);
+                let (first, rest) = list.split_at(at);
                 items.insert(table.clone(), Value::Array(first.to_vec()));
                 forward_body = Bytes::from(request.to_string());
                 unprocessed = Some((table, Value::Array(rest.to_vec())));

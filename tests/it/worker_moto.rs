@@ -247,6 +247,33 @@ async fn dynamodb_throttling_and_unprocessed_items_are_retried_until_written() {
     assert_in_sync(&rig, &s).await;
 }
 
+/// A partition that stays hot: every BatchWriteItem call writes one item of its 25. A fixed
+/// number of rounds per batch (the policy's 12 attempts) would give up; the write slows down
+/// instead (the calls in flight drop to one) and finishes with nothing lost.
+#[tokio::test]
+async fn sustained_throttling_slows_the_write_and_loses_nothing() {
+    let proxy = FaultProxy::start(crate::common::moto_endpoint()).await;
+    proxy.faults.admit.store(1, Ordering::SeqCst);
+    let rig = worker_rig(100, ServerSettings::default(), Some(proxy.url.clone())).await;
+    let s = contacts();
+    rig.sim
+        .save(&s, (0..100).map(|i| (format!("c{i}"), payload(i, 1))));
+    let outcome = run_job(&rig, &s).await;
+    let JobOutcome::Synced(summary) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(summary.written, 100);
+    let rounds = proxy.faults.batch_writes.load(Ordering::SeqCst);
+    assert!(rounds >= 100, "each call wrote one item: {rounds} calls");
+    assert_eq!(
+        rig.app.records.write_concurrency().1,
+        1,
+        "throttling brought the calls in flight down to one"
+    );
+    proxy.faults.admit.store(0, Ordering::SeqCst);
+    assert_in_sync(&rig, &s).await;
+}
+
 #[tokio::test]
 async fn oversized_records_are_compressed_or_reported_never_dropped() {
     let rig = worker_rig(10, ServerSettings::default(), None).await;

@@ -84,21 +84,15 @@ pub fn encode_record(stream: &StreamKey, record: &NangoRecord) -> Encoded {
     if let Some(at) = &meta.pruned_at {
         item.insert(attr::PRUNED_AT.into(), AttributeValue::S(at.clone()));
     }
-    let json = serde_json::to_vec(&record.object).expect("a JSON map always serializes");
     // The JSON length bounds the native size from above: every DynamoDB element costs no more
     // than its JSON text (quotes, colons and commas outweigh DynamoDB's per-element overhead).
-    if json.len() + BOOKKEEPING_ALLOWANCE <= MAX_ITEM_BYTES && fits_dynamodb_numbers(&record.object)
-    {
-        match serde_dynamo::to_attribute_value(&record.object) {
-            Ok(value) => {
-                item.insert(attr::RECORD.into(), value);
-                return Encoded::Native(item);
-            }
-            Err(e) => {
-                tracing::debug!(id = %record.id, error = %e, "native conversion failed; compressing")
-            }
-        }
+    // It is counted, not written out: the text itself is needed only to compress.
+    let json_len = json_length(&record.object);
+    if json_len + BOOKKEEPING_ALLOWANCE <= MAX_ITEM_BYTES && fits_dynamodb_numbers(&record.object) {
+        item.insert(attr::RECORD.into(), native_map(&record.object));
+        return Encoded::Native(item);
     }
+    let json = serde_json::to_vec(&record.object).expect("a JSON map always serializes");
     let compressed = gzip(&json);
     if compressed.len() + BOOKKEEPING_ALLOWANCE > MAX_ITEM_BYTES {
         return Encoded::TooLarge(format!(
@@ -112,6 +106,51 @@ pub fn encode_record(stream: &StreamKey, record: &NangoRecord) -> Encoded {
         AttributeValue::B(Blob::new(compressed)),
     );
     Encoded::Compressed(item)
+}
+
+/// A JSON object as a DynamoDB map, converted directly (one tree built, not an intermediate one
+/// first). Numbers are written as Rust prints them, which is what DynamoDB reads: integers as
+/// their digits, floats in plain decimal notation.
+fn native_map(object: &Map<String, Value>) -> AttributeValue {
+    AttributeValue::M(
+        object
+            .iter()
+            .map(|(key, value)| (key.clone(), native(value)))
+            .collect(),
+    )
+}
+
+fn native(value: &Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => u.to_string(),
+            (None, Some(i)) => i.to_string(),
+            // Finite: JSON has no NaN or infinities.
+            (None, None) => n.as_f64().unwrap_or(0.0).to_string(),
+        }),
+        Value::String(text) => AttributeValue::S(text.clone()),
+        Value::Array(items) => AttributeValue::L(items.iter().map(native).collect()),
+        Value::Object(map) => native_map(map),
+    }
+}
+
+/// The length of `object` as compact JSON, without building the text.
+fn json_length(object: &Map<String, Value>) -> usize {
+    struct Counter(usize);
+    impl Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, object).expect("a JSON map always serializes");
+    counter.0
 }
 
 /// Whether every number in the record is one DynamoDB's number type accepts: magnitude from
@@ -249,6 +288,9 @@ mod tests {
             let item = match encode_record(&stream, &r) {
                 Encoded::Native(item) => {
                     proptest::prop_assert!(item.values().all(native_numbers_fit), "a native item holds a number DynamoDB refuses");
+                    // The direct conversion builds what serde_dynamo's serializer builds.
+                    let theirs: AttributeValue = serde_dynamo::to_attribute_value(&r.object).unwrap();
+                    proptest::prop_assert_eq!(&item[attr::RECORD], &theirs);
                     item
                 }
                 Encoded::Compressed(item) => item,
@@ -258,6 +300,17 @@ mod tests {
             let back = Value::Object(decode_record(&item).unwrap());
             proptest::prop_assert!(crate::fuzzing::same_value(&back, &Value::Object(r.object.clone())), "{} != {}", back, Value::Object(r.object));
         }
+    }
+
+    #[test]
+    fn the_counted_length_is_the_serialized_length() {
+        let r = record(
+            json!({"id": "é\"\n", "n": [1.5, -2, null], "m": {"k": "🚀"}, "_nango_metadata": meta()}),
+        );
+        assert_eq!(
+            json_length(&r.object),
+            serde_json::to_vec(&r.object).unwrap().len()
+        );
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! (state.rs), the record <-> item conversion ([`item`]), and what both share here: the error
 //! classification, the consumed-capacity meter, table creation for local runs.
 //!
-//! Records go through BatchWriteItem, 25 items a call, several calls in flight; UnprocessedItems
-//! and throttling are retried with backoff until written. The state table holds one item per
+//! Records go through BatchWriteItem, 25 items a call, several calls in flight (as many as the
+//! write gate allows: fewer under throttling, more again after); UnprocessedItems and
+//! throttling are retried with backoff until written. The state table holds one item per
 //! stream (its cursor, moved by a conditional write), per connection, and per stored event.
 
+mod gate;
 pub mod item;
 mod records;
 mod state;
@@ -94,17 +96,17 @@ fn class_of<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Class {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
-        SdkError::ServiceError(_) => matches!(
-            error.code(),
-            Some(
-                "ProvisionedThroughputExceededException"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "InternalServerError"
-                    | "ServiceUnavailable"
-                    | "TransactionConflictException"
-            )
-        ),
+        SdkError::ServiceError(_) => {
+            is_throttling(error)
+                || matches!(
+                    error.code(),
+                    Some(
+                        "InternalServerError"
+                            | "ServiceUnavailable"
+                            | "TransactionConflictException"
+                    )
+                )
+        }
         _ => false,
     };
     if transient {
@@ -112,6 +114,18 @@ fn class_of<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Class {
     } else {
         Class::Permanent
     }
+}
+
+/// DynamoDB saying "slower": the write gate halves the calls in flight.
+fn is_throttling<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    matches!(
+        error.code(),
+        Some(
+            "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+        )
+    )
 }
 
 fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(

@@ -10,8 +10,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
+use super::gate::WriteGate;
 use super::item::{self, attr, Encoded, Item};
-use super::{get_s, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
+use super::{get_s, is_throttling, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::record::NangoRecord;
 use crate::core::stream::StreamKey;
 use crate::ports::{RecordStore, RejectedRecord, Removal, StoreError, WriteReport};
@@ -23,6 +24,8 @@ pub const BATCH_SIZE: usize = 25;
 /// How many batches run at once, how calls retry, how deletes are kept.
 #[derive(Debug, Clone)]
 pub struct WriteSettings {
+    /// At most this many BatchWriteItem calls in flight; throttling halves it, clean calls grow
+    /// it back (see [`WriteGate`]).
     pub concurrency: usize,
     pub retry: RetryPolicy,
     /// DELETED records: remove the item instead of keeping a tombstone.
@@ -45,6 +48,7 @@ pub struct DynamoRecordStore {
     table: String,
     settings: WriteSettings,
     meter: Arc<CapacityMeter>,
+    gate: Arc<WriteGate>,
 }
 
 impl DynamoRecordStore {
@@ -52,6 +56,7 @@ impl DynamoRecordStore {
         Self {
             client: with_retry(client, &settings.retry),
             table: table.into(),
+            gate: Arc::new(WriteGate::new(settings.concurrency)),
             settings,
             meter: Arc::default(),
         }
@@ -137,7 +142,7 @@ impl DynamoRecordStore {
                     ))),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            self.write_all(requests).await
+            self.write_all(requests.into_iter()).await
         };
         self.for_items(stream, which, false, page).await
     }
@@ -181,11 +186,19 @@ impl DynamoRecordStore {
     }
 
     /// Every request, in BatchWriteItem chunks, several in flight.
-    async fn write_all(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        let chunks: Vec<Vec<WriteRequest>> =
-            requests.chunks(BATCH_SIZE).map(<[_]>::to_vec).collect();
+    /// Chunks are taken from `requests` as there is room in flight; the requests move into them
+    /// (a deep copy of every item would cost as much as building it).
+    async fn write_all(
+        &self,
+        mut requests: impl Iterator<Item = WriteRequest> + Send,
+    ) -> Result<(), StoreError> {
+        let chunks = std::iter::from_fn(|| {
+            let chunk: Vec<WriteRequest> = requests.by_ref().take(BATCH_SIZE).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        });
         stream::iter(chunks)
             .map(|chunk| self.write_chunk(chunk))
+            // The gate decides how many of these calls are in flight.
             .buffer_unordered(self.settings.concurrency.max(1))
             .try_collect::<Vec<()>>()
             .await?;
@@ -216,37 +229,63 @@ impl DynamoRecordStore {
     }
 
     /// One BatchWriteItem chunk, until every request is processed. A failed call was already
-    /// retried by the SDK (by the same policy); what it returns unprocessed is retried here.
+    /// retried by the SDK (by the same policy); what it returns unprocessed is retried here, for
+    /// as long as the rounds keep writing some of it: sustained throttling slows the write
+    /// (the gate lowers the calls in flight) rather than failing it. Only rounds in a row that
+    /// write nothing count against the policy's attempts. The requests move into the call: the
+    /// ones to send again are the ones it hands back.
     async fn write_chunk(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         let retry = &self.settings.retry;
         let mut rounds = 0;
+        let mut stalled = 0;
         loop {
+            let sent = requests.len();
+            let permit = self.gate.acquire().await;
             let out = self
                 .client
                 .batch_write_item()
-                .request_items(&self.table, requests.clone())
+                .request_items(&self.table, requests)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
-                .await
-                .map_err(store_error)?;
+                .await;
+            drop(permit);
+            let out = out.map_err(|e| {
+                if is_throttling(&e) {
+                    self.gate.throttled();
+                }
+                store_error(e)
+            })?;
             self.meter.write(out.consumed_capacity());
             requests = out
                 .unprocessed_items
                 .and_then(|mut m| m.remove(&self.table))
                 .unwrap_or_default();
             if requests.is_empty() {
+                self.gate.clean();
                 return Ok(());
             }
+            self.gate.throttled();
             rounds += 1;
-            if !retry.allows_another(rounds) {
+            stalled = if requests.len() < sent {
+                0
+            } else {
+                stalled + 1
+            };
+            if !retry.allows_another(stalled) {
                 return Err(StoreError::transient(format!(
-                    "{} items still unprocessed after {rounds} rounds",
+                    "{} items still unprocessed after {stalled} rounds that wrote none of them",
                     requests.len()
                 )));
             }
             tracing::debug!(left = requests.len(), rounds, "unprocessed items; retrying");
-            tokio::time::sleep(retry.backoff(rounds - 1)).await;
+            // A round that wrote something waits the least: the gate sets the pace then.
+            tokio::time::sleep(retry.backoff(stalled)).await;
         }
+    }
+
+    /// The calls in flight now, and the fewest throttling has allowed so far.
+    pub fn write_concurrency(&self) -> (usize, usize) {
+        (self.gate.limit(), self.gate.lowest())
     }
 
     /// A pruned record: keep the stored payload, move only the bookkeeping on.
@@ -339,36 +378,39 @@ impl RecordStore for DynamoRecordStore {
             latest.insert(&record.id, record);
         }
         let mut report = WriteReport::default();
-        let mut requests = Vec::with_capacity(latest.len());
         let mut pruned = Vec::new();
-        for record in latest.into_values() {
+        // Items are built as their chunk is sent, so that only the chunks in flight are held
+        // as items, not the whole page a second time.
+        let requests = latest.into_values().filter_map(|record| {
             if record.is_pruned() {
                 pruned.push(record);
-            } else if record.is_deleted() && self.settings.hard_delete {
-                requests.push(delete(item::record_key(stream, &record.id)));
+                return None;
+            }
+            if record.is_deleted() && self.settings.hard_delete {
+                report.deleted += 1;
+                return Some(delete(item::record_key(stream, &record.id)));
+            }
+            let item = match item::encode_record(stream, record) {
+                Encoded::Native(item) => item,
+                Encoded::Compressed(item) => {
+                    report.compressed += 1;
+                    item
+                }
+                Encoded::TooLarge(reason) => {
+                    report.rejected.push(RejectedRecord {
+                        id: record.id.clone(),
+                        reason,
+                    });
+                    return None;
+                }
+            };
+            if record.is_deleted() {
                 report.deleted += 1;
             } else {
-                match item::encode_record(stream, record) {
-                    Encoded::Native(item) => requests.push(put(stamped(item, seen_in))),
-                    Encoded::Compressed(item) => {
-                        report.compressed += 1;
-                        requests.push(put(stamped(item, seen_in)));
-                    }
-                    Encoded::TooLarge(reason) => {
-                        report.rejected.push(RejectedRecord {
-                            id: record.id.clone(),
-                            reason,
-                        });
-                        continue;
-                    }
-                }
-                if record.is_deleted() {
-                    report.deleted += 1;
-                } else {
-                    report.upserted += 1;
-                }
+                report.upserted += 1;
             }
-        }
+            Some(put(stamped(item, seen_in)))
+        });
         self.write_all(requests).await?;
         for record in pruned {
             self.write_pruned(stream, record, seen_in).await?;
