@@ -70,6 +70,8 @@ async fn fetch(url: &str, page: u32, streams: &str) {
             let page = client
                 .fetch_page(&stream, cursor.as_deref(), None)
                 .await
+                .unwrap()
+                .parse()
                 .unwrap();
             records += page.records.len();
             match (page.last_cursor(), page.next_cursor.as_deref()) {

@@ -4,9 +4,6 @@ use lambda_http::{run, service_fn, Error, Request};
 use nango_sync::config::{FromVars, WebhookConfig};
 use nango_sync::{lambda, setup, telemetry};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 // One thread: Lambda gives the function one or two vCPUs, and the work is waiting on I/O.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

@@ -531,7 +531,7 @@ where
                 Err(SourceError::Deferred { .. }) => {
                     return self.settle(stream, stored, notes).await
                 }
-                other => other?,
+                other => other?.parse().map_err(SourceError::from)?,
             };
             if first.records.iter().any(|r| !r.is_deleted()) {
                 tracing::info!(stream = %stream.encode(), live, "Nango's recordCount is 0 but its records API serves live records: its count is not trusted for this stream (older Nango reports 0 for variants)");
@@ -572,7 +572,7 @@ where
         {
             // No time left to confirm: the next reconcile checks again.
             Err(SourceError::Deferred { .. }) => return self.settle(stream, stored, notes).await,
-            other => other?.records.is_empty(),
+            other => other?.is_empty(),
         };
         self.keep_notes(stream, stored, notes).await?;
         if !quiet || fresh_count == live {

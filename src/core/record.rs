@@ -74,20 +74,7 @@ pub fn mark_deleted(object: &mut Map<String, Value>, at: &str) {
 
 impl NangoRecord {
     pub fn from_object(object: Map<String, Value>) -> Result<Self, RecordError> {
-        // The API returns ids as strings; a number is accepted and read as its decimal text.
-        let id = match object.get("id") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => return Err(RecordError::MissingId),
-        };
-        let metadata = object
-            .get(METADATA_FIELD)
-            .ok_or_else(|| "missing".to_owned())
-            .and_then(|m| RecordMetadata::deserialize(m).map_err(|e| e.to_string()))
-            .map_err(|reason| RecordError::BadMetadata {
-                id: id.clone(),
-                reason,
-            })?;
+        let (id, metadata) = identify(object.get("id"), object.get(METADATA_FIELD))?;
         Ok(Self {
             id,
             metadata,
@@ -103,6 +90,27 @@ impl NangoRecord {
     pub fn is_pruned(&self) -> bool {
         self.metadata.pruned_at.is_some()
     }
+}
+
+/// A record's id and metadata from its `id` and `_nango_metadata` fields: what makes it a record.
+fn identify(
+    id: Option<&Value>,
+    metadata: Option<&Value>,
+) -> Result<(String, RecordMetadata), RecordError> {
+    // The API returns ids as strings; a number is accepted and read as its decimal text.
+    let id = match id {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(RecordError::MissingId),
+    };
+    let metadata = metadata
+        .ok_or_else(|| "missing".to_owned())
+        .and_then(|m| RecordMetadata::deserialize(m).map_err(|e| e.to_string()))
+        .map_err(|reason| RecordError::BadMetadata {
+            id: id.clone(),
+            reason,
+        })?;
+    Ok((id, metadata))
 }
 
 #[derive(Deserialize)]
@@ -135,6 +143,121 @@ impl RecordsPage {
     }
 }
 
+/// A page as received: checked to be a records page whose every record has an id and valid
+/// metadata, and kept as its text until its turn to be written. The sync loop holds a few pages
+/// ahead of the writer; as text a page takes about a third of the memory of its parsed form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPage {
+    body: Vec<u8>,
+    next_cursor: Option<String>,
+    len: usize,
+}
+
+impl RawPage {
+    /// Checks a response body without building its records: it fails exactly where
+    /// [`RecordsPage::parse`] would, so [`RawPage::parse`] cannot fail afterwards.
+    pub fn check(body: Vec<u8>) -> Result<Self, PageParseError> {
+        let shape: PageShape = serde_json::from_slice(&body).map_err(PageParseError::Body)?;
+        let len = shape.records.len();
+        for record in shape.records {
+            record.0.map_err(PageParseError::Record)?;
+        }
+        Ok(Self {
+            body,
+            next_cursor: shape.next_cursor.filter(|c| !c.is_empty()),
+            len,
+        })
+    }
+
+    /// The records, built now; the text is let go.
+    pub fn parse(self) -> Result<RecordsPage, PageParseError> {
+        RecordsPage::parse(&self.body)
+    }
+
+    /// Nango's cursor for the page after this one.
+    pub fn next_cursor(&self) -> Option<&str> {
+        self.next_cursor.as_deref()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// [`PageWire`] without the records' payloads.
+#[derive(Deserialize)]
+struct PageShape {
+    #[serde(default)]
+    next_cursor: Option<String>,
+    records: Vec<RecordShape>,
+}
+
+/// A record's object read for its id and metadata only; every other field is skipped unbuilt.
+/// Like a JSON map, a field given twice counts by its last occurrence.
+struct RecordShape(Result<(), RecordError>);
+
+impl<'de> Deserialize<'de> for RecordShape {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = RecordShape;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RecordShape, A::Error> {
+                let (mut id, mut metadata) = (None, None);
+                while let Some(key) = map.next_key::<FieldName>()? {
+                    match key {
+                        FieldName::Id => id = Some(map.next_value::<Value>()?),
+                        FieldName::Metadata => metadata = Some(map.next_value::<Value>()?),
+                        FieldName::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RecordShape(
+                    identify(id.as_ref(), metadata.as_ref()).map(|_| ()),
+                ))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// A record's field name, as far as [`RecordShape`] cares.
+enum FieldName {
+    Id,
+    Metadata,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = FieldName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<FieldName, E> {
+                Ok(match name {
+                    "id" => FieldName::Id,
+                    METADATA_FIELD => FieldName::Metadata,
+                    _ => FieldName::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PageParseError {
     #[error("response body is not a records page: {0}")]
@@ -163,6 +286,50 @@ mod tests {
         assert!(RecordsPage::parse(br#"{"next_cursor":null,"records":[{"id":"a""#).is_err());
         assert!(RecordsPage::parse(br#"{"records":[{"id":"a"}]}"#).is_err());
         assert!(RecordsPage::parse(br#"{"records":[{"_nango_metadata":{}}]}"#).is_err());
+    }
+
+    const META: &str = r#"{"last_modified_at":"t","last_action":"ADDED","cursor":"c"}"#;
+
+    /// The check refuses exactly what the parse refuses, for the same reason, and a page it
+    /// passes parses.
+    #[test]
+    fn the_check_and_the_parse_agree() {
+        let bodies = [
+            format!(
+                r#"{{"next_cursor":"n","records":[{{"id":"a","x":[1,{{"id":5}}],"_nango_metadata":{META}}}]}}"#
+            ),
+            format!(r#"{{"records":[{{"id":7,"_nango_metadata":{META}}}]}}"#),
+            format!(r#"{{"records":[{{"id":"a","id":null,"_nango_metadata":{META}}}]}}"#),
+            format!(r#"{{"records":[{{"id":null,"id":"b","_nango_metadata":{META}}}]}}"#),
+            format!(
+                r#"{{"records":[{{"id":"a","_nango_metadata":{META},"_nango_metadata":{{}}}}]}}"#
+            ),
+            format!(r#"{{"records":[{{"\u0069d":"escaped key","_nango_metadata":{META}}}]}}"#),
+            format!(r#"{{"records":[{{"id":true,"_nango_metadata":{META}}}]}}"#),
+            format!(r#"{{"records":[{{"id":"a","_nango_metadata":{META}}}],"records":[]}}"#),
+            r#"{"records":[{"id":"a"}]}"#.to_owned(),
+            r#"{"records":[[1]]}"#.to_owned(),
+            r#"{"next_cursor":"","records":[]}"#.to_owned(),
+            r#"{"next_cursor":null,"records":[{"id":"a""#.to_owned(),
+            r#"[]"#.to_owned(),
+        ];
+        for body in bodies {
+            let parsed = RecordsPage::parse(body.as_bytes());
+            let checked = RawPage::check(body.clone().into_bytes());
+            match (&parsed, &checked) {
+                (Ok(page), Ok(raw)) => {
+                    assert_eq!(raw.len(), page.records.len(), "{body}");
+                    assert_eq!(raw.next_cursor(), page.next_cursor.as_deref(), "{body}");
+                    assert_eq!(&raw.clone().parse().unwrap(), page, "{body}");
+                }
+                // A record's reason word for word; a body error may name the other struct.
+                (Err(PageParseError::Record(p)), Err(PageParseError::Record(c))) => {
+                    assert_eq!(p, c, "{body}")
+                }
+                (Err(PageParseError::Body(_)), Err(PageParseError::Body(_))) => {}
+                _ => panic!("{body}: parse {parsed:?}, check {checked:?}"),
+            }
+        }
     }
 
     #[test]

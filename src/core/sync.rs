@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::core::record::RecordsPage;
+use crate::core::record::RawPage;
 use crate::core::stream::StreamKey;
 use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError};
 
@@ -57,7 +57,8 @@ const PAGES_AHEAD: usize = 2;
 
 /// What the fetcher hands the writer.
 enum Fetched {
-    Page(RecordsPage),
+    /// Checked, not yet parsed: parsed when its turn to be written comes.
+    Page(RawPage),
     /// More pages exist, but the deadline came before fetching them.
     Deadline,
 }
@@ -113,9 +114,9 @@ where
             };
             let more = match &result {
                 Ok(page) => page
-                    .next_cursor
-                    .clone()
-                    .filter(|_| !page.records.is_empty()),
+                    .next_cursor()
+                    .filter(|_| !page.is_empty())
+                    .map(str::to_owned),
                 Err(_) => None,
             };
             // The writer hung up (it failed): stop fetching.
@@ -139,7 +140,7 @@ where
         };
         while let Some(fetched) = rx.recv().await {
             let page = match fetched? {
-                Fetched::Page(page) => page,
+                Fetched::Page(page) => page.parse().map_err(SourceError::from)?,
                 Fetched::Deadline => {
                     summary.end = SyncEnd::DeadlineReached;
                     break;
