@@ -1,16 +1,15 @@
 //! The two halves of the worker's job, for `scripts/bench-worker.py` to set beside the whole
-//! worker: `fetch` reads and parses every page of the given streams from a (simulated) Nango and
-//! drops them; `write` converts and writes pages of the same shape, generated here, to DynamoDB
-//! (moto) as the sync loop writes them. Each prints one JSON line: the CPU seconds (user + sys)
-//! the measured part took, the records, and the process's peak RSS.
+//! worker: `fetch` reads, checks and parses every page of the given streams from a (simulated)
+//! Nango and drops them; `write` converts and writes pages of the same shape, generated here, to
+//! DynamoDB (moto, configured from the environment as the bootstrap is) as the sync loop writes
+//! them. Both run on the bootstraps' current-thread runtime. Each prints one JSON line: the CPU
+//! seconds (user + sys) the measured part took, the records, and the process's peak RSS.
 //!
 //! `cargo bench --bench worker_parts -- fetch URL PAGE STREAMS` or `-- write RECORDS PAGE`; under
 //! `cargo test` (no arguments) it does nothing.
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::config::Credentials;
 use nango_sync::adapters::aws::dynamodb::{create_table, DynamoRecordStore, WriteSettings};
 use nango_sync::adapters::nango::{NangoClient, DEFAULT_RETRY};
 use nango_sync::core::record::NangoRecord;
@@ -46,7 +45,8 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-#[tokio::main]
+// The bootstraps' runtime, so that the parts compare with the whole.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let argv: Vec<String> = std::env::args()
         .skip(1)
@@ -74,9 +74,10 @@ async fn fetch(url: &str, page: u32, streams: &str) {
                 .parse()
                 .unwrap();
             records += page.records.len();
-            match (page.last_cursor(), page.next_cursor.as_deref()) {
-                (Some(last), Some(_)) => cursor = Some(last.to_owned()),
-                _ => break,
+            // As the sync loop reads on: Nango's next_cursor, until a page is empty or the last.
+            match page.next_cursor.filter(|_| !page.records.is_empty()) {
+                Some(next) => cursor = Some(next),
+                None => break,
             }
         }
     }
@@ -84,13 +85,8 @@ async fn fetch(url: &str, page: u32, streams: &str) {
 }
 
 async fn write(records: usize, page: usize) {
-    let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
+    // Configured from the environment as the bootstrap is (AWS_ENDPOINT_URL points at moto).
+    let sdk = nango_sync::setup::aws_config().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let table = format!("bench-write-{}", std::process::id());
     create_table(&client, &table).await.unwrap();
