@@ -190,8 +190,6 @@ async fn main() {
             let page = client
                 .fetch_page(&stream, cursor.as_deref(), None)
                 .await
-                .unwrap()
-                .parse()
                 .unwrap();
             cursor = page.next_cursor.clone();
             pages.push(page);

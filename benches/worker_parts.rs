@@ -70,8 +70,6 @@ async fn fetch(url: &str, page: u32, streams: &str) {
             let page = client
                 .fetch_page(&stream, cursor.as_deref(), None)
                 .await
-                .unwrap()
-                .parse()
                 .unwrap();
             records += page.records.len();
             // As the sync loop reads on: Nango's next_cursor, until a page is empty or the last.

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::record::{NangoRecord, PageParseError, RawPage};
+use crate::core::record::{NangoRecord, RecordsPage};
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::retry::Class;
 
@@ -91,15 +91,6 @@ pub enum SourceError {
 
 /// A checked page that then fails to parse. The check refuses whatever the parse would, so this
 /// is not expected; if it happens, the job is retried like any transient failure.
-impl From<PageParseError> for SourceError {
-    fn from(error: PageParseError) -> Self {
-        Self::Transient {
-            attempts: 1,
-            message: error.to_string(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PermanentReason {
     /// 400 unknown_connection: the connection is gone from Nango.
@@ -141,7 +132,7 @@ pub trait RecordSource: Send + Sync {
         stream: &StreamKey,
         cursor: Option<&str>,
         until: Option<std::time::Instant>,
-    ) -> impl Future<Output = Result<RawPage, SourceError>> + Send;
+    ) -> impl Future<Output = Result<RecordsPage, SourceError>> + Send;
 }
 
 /// Why a store call failed. Each adapter decides in one place whether its error is transient

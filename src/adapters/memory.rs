@@ -152,17 +152,23 @@ impl RecordStore for MemoryStore {
             }
             if record.is_pruned() {
                 // Keep the payload already stored; only the metadata moves on.
-                let entry = inner
-                    .records
-                    .entry(slot)
-                    .or_insert_with(|| record.object.clone());
-                entry.insert(METADATA_FIELD.into(), record.object[METADATA_FIELD].clone());
+                let mut object = record.object();
+                match inner.records.entry(slot) {
+                    std::collections::btree_map::Entry::Vacant(new) => {
+                        new.insert(object);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut stored) => {
+                        if let Some(meta) = object.remove(METADATA_FIELD) {
+                            stored.get_mut().insert(METADATA_FIELD.into(), meta);
+                        }
+                    }
+                }
                 report.pruned += 1;
             } else if record.is_deleted() && self.hard_delete {
                 inner.records.remove(&slot);
                 report.deleted += 1;
             } else {
-                inner.records.insert(slot, record.object.clone());
+                inner.records.insert(slot, record.object());
                 if record.is_deleted() {
                     report.deleted += 1;
                 } else {

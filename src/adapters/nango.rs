@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
 
-use crate::core::record::RawPage;
+use crate::core::record::RecordsPage;
 use crate::core::stream::{StreamKey, BASE_VARIANT};
 use crate::ports::{
     DiscoveredStream, NangoSync, PermanentReason, RecordSource, RunStatus, SourceError,
@@ -299,7 +299,7 @@ impl RecordSource for NangoClient {
         stream: &StreamKey,
         cursor: Option<&str>,
         until: Option<Instant>,
-    ) -> Result<RawPage, SourceError> {
+    ) -> Result<RecordsPage, SourceError> {
         let url = self.records_url(stream, cursor, self.page_limit);
         let result = self
             .get_with_retries(&url, Some(stream), until, parse_page)
@@ -325,8 +325,8 @@ impl RecordSource for NangoClient {
     }
 }
 
-fn parse_page(body: &[u8]) -> Result<RawPage, String> {
-    RawPage::check(body.to_vec()).map_err(|e| e.to_string())
+fn parse_page(body: &[u8]) -> Result<RecordsPage, String> {
+    RecordsPage::parse(body).map_err(|e| e.to_string())
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {

@@ -531,7 +531,7 @@ where
                 Err(SourceError::Deferred { .. }) => {
                     return self.settle(stream, stored, notes).await
                 }
-                other => other?.parse().map_err(SourceError::from)?,
+                other => other?,
             };
             if first.records.iter().any(|r| !r.is_deleted()) {
                 tracing::info!(stream = %stream.encode(), live, "Nango's recordCount is 0 but its records API serves live records: its count is not trusted for this stream (older Nango reports 0 for variants)");

@@ -1,6 +1,7 @@
 //! Records as Nango's records API returns them (contract §4.3, §5).
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The attribute Nango puts its bookkeeping under, inside every record.
@@ -40,12 +41,21 @@ pub struct RecordMetadata {
 }
 
 /// One record: its id, its metadata, and the whole object as received (id and metadata included),
-/// which is what gets stored.
-#[derive(Debug, Clone, PartialEq)]
+/// kept as its JSON text: that is what gets stored, and the stores read from the text what they
+/// need (DynamoDB transcodes it into the item, SQLite keeps it as it is) without building the
+/// object in between.
+#[derive(Debug, Clone)]
 pub struct NangoRecord {
     pub id: String,
     pub metadata: RecordMetadata,
-    pub object: Map<String, Value>,
+    json: Box<RawValue>,
+}
+
+/// Records are the same when their text is: the text is what gets stored.
+impl PartialEq for NangoRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.metadata == other.metadata && self.json() == other.json()
+    }
 }
 
 /// One page of `GET /records`.
@@ -75,11 +85,30 @@ pub fn mark_deleted(object: &mut Map<String, Value>, at: &str) {
 impl NangoRecord {
     pub fn from_object(object: Map<String, Value>) -> Result<Self, RecordError> {
         let (id, metadata) = identify(object.get("id"), object.get(METADATA_FIELD))?;
-        Ok(Self {
+        let json = serde_json::value::to_raw_value(&object).expect("a JSON map always serializes");
+        Ok(Self { id, metadata, json })
+    }
+
+    /// A record from its JSON text. The outer error is the text's (not an object, not JSON);
+    /// the inner one says why the object is not a record.
+    pub fn from_json(json: &str) -> Result<Result<Self, RecordError>, serde_json::Error> {
+        let RecordShape(identity) = serde_json::from_str(json)?;
+        Ok(identity.map(|(id, metadata)| Self {
             id,
             metadata,
-            object,
-        })
+            json: RawValue::from_string(json.to_owned()).expect("the text was just read as JSON"),
+        }))
+    }
+
+    /// The record's JSON object, as Nango sent it.
+    pub fn json(&self) -> &str {
+        self.json.get()
+    }
+
+    /// The record's object, built from its text (for the stores that keep objects).
+    pub fn object(&self) -> Map<String, Value> {
+        serde_json::from_str(self.json())
+            .expect("the text was read as a JSON object when the record was made")
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -113,24 +142,30 @@ fn identify(
     Ok((id, metadata))
 }
 
+/// A page as the body has it: the records' texts borrowed from the body, to be read one by one.
 #[derive(Deserialize)]
-struct PageWire {
+struct PageWire<'a> {
     #[serde(default)]
     next_cursor: Option<String>,
-    records: Vec<Map<String, Value>>,
+    #[serde(borrow)]
+    records: Vec<&'a RawValue>,
 }
 
 impl RecordsPage {
     /// Parses a response body. A body that is not a page (truncated, or another shape) is an
-    /// error of its own: the caller retries it.
+    /// error of its own: the caller retries it. Each record is kept as its text (one copy of it,
+    /// besides its id and metadata): a page held ahead of the writer takes about the memory of
+    /// its body, not the several times more of built objects.
     pub fn parse(body: &[u8]) -> Result<Self, PageParseError> {
         let wire: PageWire = serde_json::from_slice(body).map_err(PageParseError::Body)?;
         let records = wire
             .records
             .into_iter()
-            .map(NangoRecord::from_object)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(PageParseError::Record)?;
+            .map(|raw| match NangoRecord::from_json(raw.get()) {
+                Ok(record) => record.map_err(PageParseError::Record),
+                Err(e) => Err(PageParseError::Body(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             records,
             next_cursor: wire.next_cursor.filter(|c| !c.is_empty()),
@@ -141,38 +176,6 @@ impl RecordsPage {
     pub fn last_cursor(&self) -> Option<&str> {
         self.records.last().map(|r| r.metadata.cursor.as_str())
     }
-}
-
-/// A page as received: checked to be a records page whose every record has an id and valid
-/// metadata, and kept as its text until its turn to be written. The sync loop holds a few pages
-/// ahead of the writer; as text a page takes about a third of the memory of its parsed form.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawPage {
-    body: Vec<u8>,
-    next_cursor: Option<String>,
-    len: usize,
-}
-
-impl RawPage {
-    /// Checks a response body without building its records: it fails exactly where
-    /// [`RecordsPage::parse`] would, so [`RawPage::parse`] cannot fail afterwards.
-    pub fn check(body: Vec<u8>) -> Result<Self, PageParseError> {
-        let shape: PageShape = serde_json::from_slice(&body).map_err(PageParseError::Body)?;
-        let len = shape.records.len();
-        for record in shape.records {
-            record.0.map_err(PageParseError::Record)?;
-        }
-        Ok(Self {
-            body,
-            next_cursor: shape.next_cursor.filter(|c| !c.is_empty()),
-            len,
-        })
-    }
-
-    /// The records, built now; the text is let go.
-    pub fn parse(self) -> Result<RecordsPage, PageParseError> {
-        RecordsPage::parse(&self.body)
-    }
 
     /// Nango's cursor for the page after this one.
     pub fn next_cursor(&self) -> Option<&str> {
@@ -180,25 +183,17 @@ impl RawPage {
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.records.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.records.is_empty()
     }
-}
-
-/// [`PageWire`] without the records' payloads.
-#[derive(Deserialize)]
-struct PageShape {
-    #[serde(default)]
-    next_cursor: Option<String>,
-    records: Vec<RecordShape>,
 }
 
 /// A record's object read for its id and metadata only; every other field is skipped unbuilt.
 /// Like a JSON map, a field given twice counts by its last occurrence.
-struct RecordShape(Result<(), RecordError>);
+struct RecordShape(Result<(String, RecordMetadata), RecordError>);
 
 impl<'de> Deserialize<'de> for RecordShape {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -222,9 +217,7 @@ impl<'de> Deserialize<'de> for RecordShape {
                         }
                     }
                 }
-                Ok(RecordShape(
-                    identify(id.as_ref(), metadata.as_ref()).map(|_| ()),
-                ))
+                Ok(RecordShape(identify(id.as_ref(), metadata.as_ref())))
             }
         }
         deserializer.deserialize_map(Fields)
@@ -276,7 +269,7 @@ mod tests {
         let page = RecordsPage::parse(body).unwrap();
         assert_eq!(page.records.len(), 1);
         assert_eq!(page.records[0].id, "contact-1");
-        assert_eq!(page.records[0].object["name"], "Alice");
+        assert_eq!(page.records[0].object()["name"], "Alice");
         assert_eq!(page.last_cursor(), Some("Yw=="));
         assert!(!page.records[0].is_deleted());
     }
@@ -290,10 +283,30 @@ mod tests {
 
     const META: &str = r#"{"last_modified_at":"t","last_action":"ADDED","cursor":"c"}"#;
 
-    /// The check refuses exactly what the parse refuses, for the same reason, and a page it
-    /// passes parses.
+    /// Reading records as text refuses exactly what building them as objects refuses, for the
+    /// same reason, and the records it reads are the objects' records.
     #[test]
-    fn the_check_and_the_parse_agree() {
+    fn the_text_and_the_object_readings_agree() {
+        /// The page read by building every record's object first.
+        fn by_objects(body: &[u8]) -> Result<RecordsPage, PageParseError> {
+            #[derive(Deserialize)]
+            struct Wire {
+                #[serde(default)]
+                next_cursor: Option<String>,
+                records: Vec<Map<String, Value>>,
+            }
+            let wire: Wire = serde_json::from_slice(body).map_err(PageParseError::Body)?;
+            let records = wire
+                .records
+                .into_iter()
+                .map(NangoRecord::from_object)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(PageParseError::Record)?;
+            Ok(RecordsPage {
+                records,
+                next_cursor: wire.next_cursor.filter(|c| !c.is_empty()),
+            })
+        }
         let bodies = [
             format!(
                 r#"{{"next_cursor":"n","records":[{{"id":"a","x":[1,{{"id":5}}],"_nango_metadata":{META}}}]}}"#
@@ -314,20 +327,23 @@ mod tests {
             r#"[]"#.to_owned(),
         ];
         for body in bodies {
-            let parsed = RecordsPage::parse(body.as_bytes());
-            let checked = RawPage::check(body.clone().into_bytes());
-            match (&parsed, &checked) {
-                (Ok(page), Ok(raw)) => {
-                    assert_eq!(raw.len(), page.records.len(), "{body}");
-                    assert_eq!(raw.next_cursor(), page.next_cursor.as_deref(), "{body}");
-                    assert_eq!(&raw.clone().parse().unwrap(), page, "{body}");
+            let as_text = RecordsPage::parse(body.as_bytes());
+            let as_objects = by_objects(body.as_bytes());
+            match (&as_text, &as_objects) {
+                (Ok(text), Ok(objects)) => {
+                    assert_eq!(text.len(), objects.len(), "{body}");
+                    assert_eq!(text.next_cursor(), objects.next_cursor(), "{body}");
+                    for (t, o) in text.records.iter().zip(&objects.records) {
+                        assert_eq!((&t.id, &t.metadata), (&o.id, &o.metadata), "{body}");
+                        assert_eq!(t.object(), o.object(), "{body}");
+                    }
                 }
                 // A record's reason word for word; a body error may name the other struct.
-                (Err(PageParseError::Record(p)), Err(PageParseError::Record(c))) => {
-                    assert_eq!(p, c, "{body}")
+                (Err(PageParseError::Record(t)), Err(PageParseError::Record(o))) => {
+                    assert_eq!(t, o, "{body}")
                 }
                 (Err(PageParseError::Body(_)), Err(PageParseError::Body(_))) => {}
-                _ => panic!("{body}: parse {parsed:?}, check {checked:?}"),
+                _ => panic!("{body}: as text {as_text:?}, as objects {as_objects:?}"),
             }
         }
     }

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::core::record::RawPage;
+use crate::core::record::RecordsPage;
 use crate::core::stream::StreamKey;
 use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError};
 
@@ -57,8 +57,7 @@ const PAGES_AHEAD: usize = 2;
 
 /// What the fetcher hands the writer.
 enum Fetched {
-    /// Checked, not yet parsed: parsed when its turn to be written comes.
-    Page(RawPage),
+    Page(RecordsPage),
     /// More pages exist, but the deadline came before fetching them.
     Deadline,
 }
@@ -140,7 +139,7 @@ where
         };
         while let Some(fetched) = rx.recv().await {
             let page = match fetched? {
-                Fetched::Page(page) => page.parse().map_err(SourceError::from)?,
+                Fetched::Page(page) => page,
                 Fetched::Deadline => {
                     summary.end = SyncEnd::DeadlineReached;
                     break;

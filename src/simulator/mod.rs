@@ -788,7 +788,7 @@ impl crate::ports::RecordSource for InProcessSource {
         stream: &StreamKey,
         cursor: Option<&str>,
         _until: Option<std::time::Instant>,
-    ) -> Result<crate::core::record::RawPage, crate::ports::SourceError> {
+    ) -> Result<crate::core::record::RecordsPage, crate::ports::SourceError> {
         let page = self.sim.page(stream, cursor, self.limit).map_err(|e| {
             crate::ports::SourceError::Permanent {
                 reason: crate::ports::PermanentReason::BadRequest,
@@ -796,7 +796,7 @@ impl crate::ports::RecordSource for InProcessSource {
             }
         })?;
         let bytes = serde_json::to_vec(&page).expect("a JSON value serializes");
-        crate::core::record::RawPage::check(bytes).map_err(|e| {
+        crate::core::record::RecordsPage::parse(&bytes).map_err(|e| {
             crate::ports::SourceError::Transient {
                 attempts: 1,
                 message: e.to_string(),

@@ -119,8 +119,6 @@ async fn crash_between_page_write_and_cursor_write_loses_nothing() {
     // first page are in the table, the cursor is not.
     let page = nango_sync::ports::RecordSource::fetch_page(&rig.app.source, &s, None, None)
         .await
-        .unwrap()
-        .parse()
         .unwrap();
     nango_sync::ports::RecordStore::write_page(&rig.app.records, &s, &page.records, None)
         .await

@@ -128,7 +128,7 @@ impl RecordRow {
         let meta = &record.metadata;
         Self {
             id: record.id.clone(),
-            json: Value::Object(record.object.clone()).to_string(),
+            json: record.json().to_owned(),
             cursor: meta.cursor.clone(),
             last_action: meta.last_action.as_str().to_owned(),
             last_modified_at: meta.last_modified_at.clone(),

@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 
+use super::wire;
 use crate::core::record::NangoRecord;
 use crate::core::stream::StreamKey;
 
@@ -40,11 +40,20 @@ pub mod attr {
 
 pub type Item = HashMap<String, AttributeValue>;
 
-/// How a record became an item.
+/// One request of a BatchWriteItem call as its JSON (`{"PutRequest":…}` or `{"DeleteRequest":…}`),
+/// and the id of the record it writes: DynamoDB hands back the requests it did not process, and
+/// the id finds them.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: String,
+    pub json: Vec<u8>,
+}
+
+/// How a record became a put request.
 #[derive(Debug)]
 pub enum Encoded {
-    Native(Item),
-    Compressed(Item),
+    Native(Request),
+    Compressed(Request),
     /// Too large even compressed: the reason says how large.
     TooLarge(String),
 }
@@ -65,111 +74,121 @@ pub fn record_key(stream: &StreamKey, id: &str) -> Item {
     ])
 }
 
-/// Builds the item for a record, compressing it when the native form would be too large.
-pub fn encode_record(stream: &StreamKey, record: &NangoRecord) -> Encoded {
-    let mut item = record_key(stream, &record.id);
+/// The request that removes a record's item.
+pub fn delete_request(stream: &StreamKey, id: &str) -> Request {
+    let mut json = br#"{"DeleteRequest":{"Key":"#.to_vec();
+    ItemJson::start(&mut json, stream, id);
+    json.extend_from_slice(b"}}}");
+    Request {
+        id: id.to_owned(),
+        json,
+    }
+}
+
+/// The request that puts a record's item, with `stamps` as extra string attributes (the sweep
+/// that saw it, who deleted it). The record goes in native form when it fits, compressed when
+/// the native form would be too large (or hold a number DynamoDB refuses).
+pub fn put_request(stream: &StreamKey, record: &NangoRecord, stamps: &[(&str, &str)]) -> Encoded {
+    // Room for the record's text in DynamoDB's form (about 1.5 times as long) and the
+    // bookkeeping, so that the request is written without growing it.
+    let mut json = Vec::with_capacity(record.json().len() * 3 / 2 + 512);
+    json.extend_from_slice(br#"{"PutRequest":{"Item":"#);
+    let mut item = ItemJson::start(&mut json, stream, &record.id);
     let meta = &record.metadata;
-    item.insert(attr::CURSOR.into(), AttributeValue::S(meta.cursor.clone()));
-    item.insert(
-        attr::LAST_ACTION.into(),
-        AttributeValue::S(meta.last_action.as_str().to_owned()),
-    );
-    item.insert(
-        attr::LAST_MODIFIED_AT.into(),
-        AttributeValue::S(meta.last_modified_at.clone()),
-    );
+    item.s(attr::CURSOR, &meta.cursor);
+    item.s(attr::LAST_ACTION, meta.last_action.as_str());
+    item.s(attr::LAST_MODIFIED_AT, &meta.last_modified_at);
     if let Some(at) = &meta.deleted_at {
-        item.insert(attr::DELETED_AT.into(), AttributeValue::S(at.clone()));
+        item.s(attr::DELETED_AT, at);
     }
     if let Some(at) = &meta.pruned_at {
-        item.insert(attr::PRUNED_AT.into(), AttributeValue::S(at.clone()));
+        item.s(attr::PRUNED_AT, at);
     }
-    // The JSON length bounds the native size from above: every DynamoDB element costs no more
-    // than its JSON text (quotes, colons and commas outweigh DynamoDB's per-element overhead).
-    // It is counted, not written out: the text itself is needed only to compress.
-    let json_len = json_length(&record.object);
-    if json_len + BOOKKEEPING_ALLOWANCE <= MAX_ITEM_BYTES && fits_dynamodb_numbers(&record.object) {
-        item.insert(attr::RECORD.into(), native_map(&record.object));
-        return Encoded::Native(item);
+    for (name, value) in stamps {
+        item.s(name, value);
     }
-    let json = serde_json::to_vec(&record.object).expect("a JSON map always serializes");
-    let compressed = gzip(&json);
-    if compressed.len() + BOOKKEEPING_ALLOWANCE > MAX_ITEM_BYTES {
-        return Encoded::TooLarge(format!(
-            "record is {} bytes as JSON and {} bytes gzipped; a DynamoDB item holds at most {MAX_ITEM_BYTES}",
-            json.len(),
-            compressed.len()
-        ));
-    }
-    item.insert(
-        attr::RECORD_GZ.into(),
-        AttributeValue::B(Blob::new(compressed)),
-    );
-    Encoded::Compressed(item)
-}
-
-/// A JSON object as a DynamoDB map, converted directly (one tree built, not an intermediate one
-/// first). Numbers are written as Rust prints them, which is what DynamoDB reads: integers as
-/// their digits, floats in plain decimal notation.
-fn native_map(object: &Map<String, Value>) -> AttributeValue {
-    AttributeValue::M(
-        object
-            .iter()
-            .map(|(key, value)| (key.clone(), native(value)))
-            .collect(),
-    )
-}
-
-fn native(value: &Value) -> AttributeValue {
-    match value {
-        Value::Null => AttributeValue::Null(true),
-        Value::Bool(b) => AttributeValue::Bool(*b),
-        Value::Number(n) => AttributeValue::N(match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => u.to_string(),
-            (None, Some(i)) => i.to_string(),
-            // Finite: JSON has no NaN or infinities.
-            (None, None) => n.as_f64().unwrap_or(0.0).to_string(),
-        }),
-        Value::String(text) => AttributeValue::S(text.clone()),
-        Value::Array(items) => AttributeValue::L(items.iter().map(native).collect()),
-        Value::Object(map) => native_map(map),
-    }
-}
-
-/// The length of `object` as compact JSON, without building the text.
-fn json_length(object: &Map<String, Value>) -> usize {
-    struct Counter(usize);
-    impl Write for Counter {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
+    // The text's length bounds the native size from above: every DynamoDB element costs no more
+    // than its JSON text (quotes, colons and commas outweigh DynamoDB's per-element overhead, and
+    // a number takes about half a byte per significant digit).
+    let text = record.json();
+    let native = text.len() + BOOKKEEPING_ALLOWANCE <= MAX_ITEM_BYTES
+        && match item.native(attr::RECORD, text) {
+            Ok(()) => true,
+            // The object as a map reads it, without the duplicate key.
+            Err(wire::Refusal::DuplicateKey) => {
+                let deduplicated =
+                    serde_json::to_string(&record.object()).expect("a JSON map always serializes");
+                item.native(attr::RECORD, &deduplicated).is_ok()
+            }
+            Err(wire::Refusal::Number | wire::Refusal::NotJson) => false,
+        };
+    let encoded = if native {
+        Encoded::Native
+    } else {
+        let compressed = gzip(text.as_bytes());
+        if compressed.len() + BOOKKEEPING_ALLOWANCE > MAX_ITEM_BYTES {
+            return Encoded::TooLarge(format!(
+                "record is {} bytes as JSON and {} bytes gzipped; a DynamoDB item holds at most {MAX_ITEM_BYTES}",
+                text.len(),
+                compressed.len()
+            ));
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    serde_json::to_writer(&mut counter, object).expect("a JSON map always serializes");
-    counter.0
+        item.b(attr::RECORD_GZ, &compressed);
+        Encoded::Compressed
+    };
+    json.extend_from_slice(b"}}}");
+    encoded(Request {
+        id: record.id.clone(),
+        json,
+    })
 }
 
-/// Whether every number in the record is one DynamoDB's number type accepts: magnitude from
-/// 1e-130 to below 1e126 (or zero). A record with any other number (a float such as 1e300, which
-/// JSON allows) is stored compressed instead, so it is kept exactly rather than refused.
-fn fits_dynamodb_numbers(object: &Map<String, Value>) -> bool {
-    fn fits(value: &Value) -> bool {
-        match value {
-            // i64 and u64 have at most 20 digits: always in range.
-            Value::Number(n) if n.is_i64() || n.is_u64() => true,
-            Value::Number(n) => n
-                .as_f64()
-                .is_some_and(|f| f == 0.0 || (1e-130..1e126).contains(&f.abs())),
-            Value::Array(items) => items.iter().all(fits),
-            Value::Object(map) => map.values().all(fits),
-            _ => true,
-        }
+/// An item's attributes being written as DynamoDB JSON, the key first.
+struct ItemJson<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'o> ItemJson<'o> {
+    /// Opens the item with its key.
+    fn start(out: &'o mut Vec<u8>, stream: &StreamKey, id: &str) -> Self {
+        out.push(b'{');
+        wire::write_str(out, attr::PK);
+        out.extend_from_slice(br#":{"S":"#);
+        wire::write_str(out, &stream.encode());
+        let mut item = Self { out };
+        item.out.push(b'}');
+        item.s(attr::SK, id);
+        item
     }
-    object.values().all(fits)
+
+    fn name(&mut self, name: &str) {
+        self.out.push(b',');
+        wire::write_str(self.out, name);
+        self.out.push(b':');
+    }
+
+    fn s(&mut self, name: &str, value: &str) {
+        self.name(name);
+        self.out.extend_from_slice(br#"{"S":"#);
+        wire::write_str(self.out, value);
+        self.out.push(b'}');
+    }
+
+    fn b(&mut self, name: &str, bytes: &[u8]) {
+        use base64::Engine;
+        self.name(name);
+        self.out.extend_from_slice(br#"{"B":""#);
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(br#""}"#);
+    }
+
+    /// The JSON value in `text` as a native attribute; on a refusal, nothing of it is left.
+    fn native(&mut self, name: &str, text: &str) -> Result<(), wire::Refusal> {
+        let mark = self.out.len();
+        self.name(name);
+        wire::write_value(text, self.out).inspect_err(|_| self.out.truncate(mark))
+    }
 }
 
 /// Reads the record back out of an item, whichever form it was stored in.
@@ -208,6 +227,22 @@ mod tests {
         NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
     }
 
+    /// A put request as the item DynamoDB reads from it.
+    enum Put {
+        Native(Item),
+        Compressed(Item),
+        TooLarge(String),
+    }
+
+    fn encode(stream: &StreamKey, record: &NangoRecord) -> Put {
+        let item = |request: Request| wire::item_from_wire(&request.json).unwrap();
+        match put_request(stream, record, &[]) {
+            Encoded::Native(request) => Put::Native(item(request)),
+            Encoded::Compressed(request) => Put::Compressed(item(request)),
+            Encoded::TooLarge(reason) => Put::TooLarge(reason),
+        }
+    }
+
     fn meta() -> Value {
         json!({"last_modified_at":"2026-01-01T00:00:00.1+00:00","last_action":"UPDATED","deleted_at":null,"pruned_at":null,"cursor":"Yw=="})
     }
@@ -220,14 +255,14 @@ mod tests {
             "record_gz": "", "cursor": "theirs", "": "empty key", "unicode": "zoë 🚀",
             "float": 1.5, "neg": -3, "empty_list": [], "empty_map": {}, "_nango_metadata": meta()
         }));
-        let Encoded::Native(item) = encode_record(&stream, &r) else {
+        let Put::Native(item) = encode(&stream, &r) else {
             panic!("not native")
         };
         assert_eq!(item[attr::PK], AttributeValue::S("p|c|Contact|base".into()));
         assert_eq!(item[attr::SK], AttributeValue::S("1".into()));
         assert_eq!(item[attr::CURSOR], AttributeValue::S("Yw==".into()));
         assert_eq!(item[attr::LAST_ACTION], AttributeValue::S("UPDATED".into()));
-        assert_eq!(decode_record(&item).unwrap(), r.object);
+        assert_eq!(decode_record(&item).unwrap(), r.object());
     }
 
     /// Arbitrary JSON: unicode and empty strings and keys, empty arrays and maps, nesting,
@@ -285,31 +320,52 @@ mod tests {
             object.insert("_nango_metadata".into(), meta());
             let r = record(Value::Object(object));
             let stream = StreamKey::new("p", "c", "Contact", "base");
-            let item = match encode_record(&stream, &r) {
-                Encoded::Native(item) => {
+            let item = match encode(&stream, &r) {
+                Put::Native(item) => {
                     proptest::prop_assert!(item.values().all(native_numbers_fit), "a native item holds a number DynamoDB refuses");
                     // The direct conversion builds what serde_dynamo's serializer builds.
-                    let theirs: AttributeValue = serde_dynamo::to_attribute_value(&r.object).unwrap();
+                    let theirs: AttributeValue = serde_dynamo::to_attribute_value(r.object()).unwrap();
                     proptest::prop_assert_eq!(&item[attr::RECORD], &theirs);
                     item
                 }
-                Encoded::Compressed(item) => item,
-                Encoded::TooLarge(reason) => return Err(proptest::test_runner::TestCaseError::fail(reason)),
+                Put::Compressed(item) => item,
+                Put::TooLarge(reason) => return Err(proptest::test_runner::TestCaseError::fail(reason)),
             };
             proptest::prop_assert_eq!(&item[attr::SK], &AttributeValue::S(id));
             let back = Value::Object(decode_record(&item).unwrap());
-            proptest::prop_assert!(crate::fuzzing::same_value(&back, &Value::Object(r.object.clone())), "{} != {}", back, Value::Object(r.object));
+            proptest::prop_assert!(crate::fuzzing::same_value(&back, &Value::Object(r.object())), "{} != {}", back, Value::Object(r.object()));
         }
     }
 
     #[test]
-    fn the_counted_length_is_the_serialized_length() {
-        let r = record(
-            json!({"id": "é\"\n", "n": [1.5, -2, null], "m": {"k": "🚀"}, "_nango_metadata": meta()}),
+    fn a_key_given_twice_is_stored_once_by_its_last_value() {
+        let stream = StreamKey::new("p", "c", "Contact", "base");
+        let text = format!(
+            r#"{{"id":"a","x":1,"m":{{"k":1,"k":"two"}},"x":2,"_nango_metadata":{}}}"#,
+            meta()
         );
+        let r = NangoRecord::from_json(&text).unwrap().unwrap();
+        let Put::Native(item) = encode(&stream, &r) else {
+            panic!("not native")
+        };
+        let back = decode_record(&item).unwrap();
+        assert_eq!((&back["x"], &back["m"]), (&json!(2), &json!({"k": "two"})));
+    }
+
+    #[test]
+    fn extra_stamps_and_deletes_are_written_as_dynamodb_reads_them() {
+        let stream = StreamKey::new("p", "c", "Contact", "base");
+        let r = record(json!({"id": "q\"1", "_nango_metadata": meta()}));
+        let Encoded::Native(put) = put_request(&stream, &r, &[(attr::SEEN_IN, "sweep-1")]) else {
+            panic!("not native")
+        };
+        let item = wire::item_from_wire(&put.json).unwrap();
+        assert_eq!(item[attr::SEEN_IN], AttributeValue::S("sweep-1".into()));
+        assert_eq!(put.id, "q\"1");
+        let delete = delete_request(&stream, "q\"1");
         assert_eq!(
-            json_length(&r.object),
-            serde_json::to_vec(&r.object).unwrap().len()
+            wire::item_from_wire(&delete.json).unwrap(),
+            record_key(&stream, "q\"1")
         );
     }
 
@@ -318,7 +374,7 @@ mod tests {
         let stream = StreamKey::new("p", "c", "Contact", "base");
         for n in [1e300, -1e200, 1e-200, 1e126] {
             let r = record(json!({"id": "x", "n": n, "_nango_metadata": meta()}));
-            let Encoded::Compressed(item) = encode_record(&stream, &r) else {
+            let Put::Compressed(item) = encode(&stream, &r) else {
                 panic!("{n} must not go native")
             };
             assert_eq!(decode_record(&item).unwrap()["n"], json!(n));
@@ -326,7 +382,7 @@ mod tests {
         let r = record(
             json!({"id": "x", "n": 9.99e125, "big": u64::MAX, "neg": i64::MIN, "_nango_metadata": meta()}),
         );
-        assert!(matches!(encode_record(&stream, &r), Encoded::Native(_)));
+        assert!(matches!(encode(&stream, &r), Put::Native(_)));
     }
 
     #[test]
@@ -334,18 +390,15 @@ mod tests {
         let stream = StreamKey::new("p", "c", "Contact", "base");
         let big =
             record(json!({"id": "big", "blob": "a".repeat(500_000), "_nango_metadata": meta()}));
-        let Encoded::Compressed(item) = encode_record(&stream, &big) else {
+        let Put::Compressed(item) = encode(&stream, &big) else {
             panic!("not compressed")
         };
         assert!(!item.contains_key(attr::RECORD));
-        assert_eq!(decode_record(&item).unwrap(), big.object);
+        assert_eq!(decode_record(&item).unwrap(), big.object());
 
         // Incompressible: distinct pseudo-random text, larger than an item even gzipped.
         let noise = crate::simulator::incompressible_text(600_000, 7);
         let huge = record(json!({"id": "huge", "blob": noise, "_nango_metadata": meta()}));
-        assert!(matches!(
-            encode_record(&stream, &huge),
-            Encoded::TooLarge(_)
-        ));
+        assert!(matches!(encode(&stream, &huge), Put::TooLarge(_)));
     }
 }

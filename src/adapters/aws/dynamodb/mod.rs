@@ -11,6 +11,7 @@ mod gate;
 pub mod item;
 mod records;
 mod state;
+pub mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,17 +1,16 @@
 //! The records table: one item per (stream, record id).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, Select, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, Select, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::gate::WriteGate;
-use super::item::{self, attr, Encoded, Item};
+use super::item::{self, attr, Encoded, Item, Request};
+use super::wire;
 use super::{get_s, is_throttling, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::record::NangoRecord;
 use crate::core::stream::StreamKey;
@@ -136,10 +135,10 @@ impl DynamoRecordStore {
                 .iter()
                 .map(|found| match tombstone {
                     Some((at, by)) => self.tombstone(stream, found, at, by),
-                    None => Ok(delete(item::record_key(
+                    None => Ok(item::delete_request(
                         stream,
                         &get_s(found, attr::SK).unwrap_or_default(),
-                    ))),
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             self.write_all(requests.into_iter()).await
@@ -190,10 +189,10 @@ impl DynamoRecordStore {
     /// (a deep copy of every item would cost as much as building it).
     async fn write_all(
         &self,
-        mut requests: impl Iterator<Item = WriteRequest> + Send,
+        mut requests: impl Iterator<Item = Request> + Send,
     ) -> Result<(), StoreError> {
         let chunks = std::iter::from_fn(|| {
-            let chunk: Vec<WriteRequest> = requests.by_ref().take(BATCH_SIZE).collect();
+            let chunk: Vec<Request> = requests.by_ref().take(BATCH_SIZE).collect();
             (!chunk.is_empty()).then_some(chunk)
         });
         stream::iter(chunks)
@@ -212,17 +211,14 @@ impl DynamoRecordStore {
         found: &Item,
         at: &str,
         by: &str,
-    ) -> Result<WriteRequest, StoreError> {
+    ) -> Result<Request, StoreError> {
         let id = get_s(found, attr::SK).unwrap_or_default();
         let unreadable = |e: String| StoreError::permanent(format!("record {id}: {e}"));
         let mut object = item::decode_record(found).map_err(|e| unreadable(e.to_string()))?;
         crate::core::record::mark_deleted(&mut object, at);
         let record = NangoRecord::from_object(object).map_err(|e| unreadable(e.to_string()))?;
-        match item::encode_record(stream, &record) {
-            Encoded::Native(mut item) | Encoded::Compressed(mut item) => {
-                item.insert(attr::DELETED_BY.to_owned(), s(by));
-                Ok(put(item))
-            }
+        match item::put_request(stream, &record, &[(attr::DELETED_BY, by)]) {
+            Encoded::Native(request) | Encoded::Compressed(request) => Ok(request),
             // It fitted before; the metadata change cannot grow it past the allowance.
             Encoded::TooLarge(reason) => Err(unreadable(reason)),
         }
@@ -232,20 +228,30 @@ impl DynamoRecordStore {
     /// retried by the SDK (by the same policy); what it returns unprocessed is retried here, for
     /// as long as the rounds keep writing some of it: sustained throttling slows the write
     /// (the gate lowers the calls in flight) rather than failing it. Only rounds in a row that
-    /// write nothing count against the policy's attempts. The requests move into the call: the
-    /// ones to send again are the ones it hands back.
-    async fn write_chunk(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    /// write nothing count against the policy's attempts.
+    ///
+    /// The call's body is written here from the requests' JSON, not by the SDK from item trees
+    /// (see [`wire`](super::wire)); the SDK still signs, sends, retries and reads the answer.
+    async fn write_chunk(&self, mut requests: Vec<Request>) -> Result<(), StoreError> {
         let retry = &self.settings.retry;
         let mut rounds = 0;
         let mut stalled = 0;
         loop {
             let sent = requests.len();
+            let body = batch_body(&self.table, &requests);
             let permit = self.gate.acquire().await;
             let out = self
                 .client
                 .batch_write_item()
-                .request_items(&self.table, requests)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                // Empty: the body below replaces what the SDK serializes.
+                .set_request_items(Some(HashMap::new()))
+                .customize()
+                .mutate_request(move |request| {
+                    request
+                        .headers_mut()
+                        .insert("content-length", body.len().to_string());
+                    *request.body_mut() = body.clone().into();
+                })
                 .send()
                 .await;
             drop(permit);
@@ -256,13 +262,23 @@ impl DynamoRecordStore {
                 store_error(e)
             })?;
             self.meter.write(out.consumed_capacity());
-            requests = out
+            let unprocessed = out
                 .unprocessed_items
                 .and_then(|mut m| m.remove(&self.table))
                 .unwrap_or_default();
-            if requests.is_empty() {
+            if unprocessed.is_empty() {
                 self.gate.clean();
                 return Ok(());
+            }
+            let left: HashSet<&str> = unprocessed.iter().filter_map(request_id).collect();
+            requests.retain(|r| left.contains(r.id.as_str()));
+            // Every request handed back must be found again, or it would go unwritten.
+            if requests.len() != unprocessed.len() {
+                return Err(StoreError::transient(format!(
+                    "DynamoDB handed back {} unprocessed requests, {} of them found in the call",
+                    unprocessed.len(),
+                    requests.len()
+                )));
             }
             self.gate.throttled();
             rounds += 1;
@@ -326,9 +342,9 @@ impl DynamoRecordStore {
             Ok(_) => Ok(()),
             // Never seen before: there is no payload to keep, store what Nango has.
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                match item::encode_record(stream, record) {
-                    Encoded::Native(item) | Encoded::Compressed(item) => {
-                        self.write_chunk(vec![put(stamped(item, seen_in))]).await
+                match item::put_request(stream, record, &stamps(seen_in)) {
+                    Encoded::Native(request) | Encoded::Compressed(request) => {
+                        self.write_chunk(vec![request]).await
                     }
                     Encoded::TooLarge(_) => Ok(()),
                 }
@@ -338,30 +354,42 @@ impl DynamoRecordStore {
     }
 }
 
-fn stamped(mut item: Item, seen_in: Option<&str>) -> Item {
-    if let Some(sweep) = seen_in {
-        item.insert(attr::SEEN_IN.to_owned(), s(sweep));
+/// The attribute that says which sweep saw a record, when one is running.
+fn stamps(seen_in: Option<&str>) -> Vec<(&'static str, &str)> {
+    seen_in
+        .map(|sweep| (attr::SEEN_IN, sweep))
+        .into_iter()
+        .collect()
+}
+
+/// A BatchWriteItem call's body for `requests` on `table`.
+fn batch_body(table: &str, requests: &[Request]) -> bytes::Bytes {
+    let size = requests.iter().map(|r| r.json.len() + 1).sum::<usize>() + table.len() + 64;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(br#"{"RequestItems":{"#);
+    wire::write_str(&mut body, table);
+    body.extend_from_slice(b":[");
+    for (i, request) in requests.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&request.json);
     }
-    item
+    body.extend_from_slice(br#"]},"ReturnConsumedCapacity":"TOTAL"}"#);
+    body.into()
 }
 
-fn delete(key: Item) -> WriteRequest {
-    let request = DeleteRequest::builder()
-        .set_key(Some(key))
-        .build()
-        .expect("key is set");
-    WriteRequest::builder().delete_request(request).build()
-}
-
-fn put(item: Item) -> WriteRequest {
-    WriteRequest::builder()
-        .put_request(
-            PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .expect("item is set"),
-        )
-        .build()
+/// The record id an unprocessed request is for.
+fn request_id(request: &WriteRequest) -> Option<&str> {
+    let item = match (&request.put_request, &request.delete_request) {
+        (Some(put), _) => &put.item,
+        (None, Some(delete)) => &delete.key,
+        (None, None) => return None,
+    };
+    match item.get(attr::SK) {
+        Some(AttributeValue::S(id)) => Some(id),
+        _ => None,
+    }
 }
 
 impl RecordStore for DynamoRecordStore {
@@ -379,6 +407,7 @@ impl RecordStore for DynamoRecordStore {
         }
         let mut report = WriteReport::default();
         let mut pruned = Vec::new();
+        let stamps = stamps(seen_in);
         // Items are built as their chunk is sent, so that only the chunks in flight are held
         // as items, not the whole page a second time.
         let requests = latest.into_values().filter_map(|record| {
@@ -388,13 +417,13 @@ impl RecordStore for DynamoRecordStore {
             }
             if record.is_deleted() && self.settings.hard_delete {
                 report.deleted += 1;
-                return Some(delete(item::record_key(stream, &record.id)));
+                return Some(item::delete_request(stream, &record.id));
             }
-            let item = match item::encode_record(stream, record) {
-                Encoded::Native(item) => item,
-                Encoded::Compressed(item) => {
+            let request = match item::put_request(stream, record, &stamps) {
+                Encoded::Native(request) => request,
+                Encoded::Compressed(request) => {
                     report.compressed += 1;
-                    item
+                    request
                 }
                 Encoded::TooLarge(reason) => {
                     report.rejected.push(RejectedRecord {
@@ -409,7 +438,7 @@ impl RecordStore for DynamoRecordStore {
             } else {
                 report.upserted += 1;
             }
-            Some(put(stamped(item, seen_in)))
+            Some(request)
         });
         self.write_all(requests).await?;
         for record in pruned {
