@@ -89,8 +89,6 @@ pub enum SourceError {
     },
 }
 
-/// A checked page that then fails to parse. The check refuses whatever the parse would, so this
-/// is not expected; if it happens, the job is retried like any transient failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PermanentReason {
     /// 400 unknown_connection: the connection is gone from Nango.

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::core::record::RecordsPage;
+use crate::core::record::{LastAction, RecordsPage};
 use crate::core::stream::StreamKey;
 use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError};
 
@@ -26,9 +26,15 @@ pub struct SyncSummary {
     pub end: SyncEnd,
     pub pages: u64,
     pub written: u64,
+    /// Of the records written, those Nango says were added or updated (by `last_action`).
+    pub added: u64,
+    pub updated: u64,
     pub deleted: u64,
+    pub pruned: u64,
     pub rejected: u64,
     pub cursor: Option<String>,
+    /// Whether the run moved the cursor on from where it started.
+    pub cursor_moved: bool,
     /// The sweep that followed the sync, if one ran (its `deleted` counts the records it marked
     /// deleted).
     pub sweep: Option<Box<SyncSummary>>,
@@ -132,9 +138,13 @@ where
             end: SyncEnd::UpToDate,
             pages: 0,
             written: 0,
+            added: 0,
+            updated: 0,
             deleted: 0,
+            pruned: 0,
             rejected: 0,
             cursor: cursor.clone(),
+            cursor_moved: false,
             sweep: None,
         };
         while let Some(fetched) = rx.recv().await {
@@ -147,6 +157,16 @@ where
             };
             summary.pages += 1;
             let report = records.write_page(stream, &page.records, seen_in).await?;
+            for record in &page.records {
+                if record.is_deleted() || record.is_pruned() {
+                    continue;
+                }
+                match record.metadata.last_action {
+                    LastAction::Added => summary.added += 1,
+                    LastAction::Updated => summary.updated += 1,
+                    LastAction::Deleted => {}
+                }
+            }
             if let Some(last) = page.last_cursor() {
                 match track {
                     Track::Main => {
@@ -166,10 +186,12 @@ where
                             .await?
                     }
                 }
+                summary.cursor_moved |= cursor.as_deref() != Some(last);
                 cursor = Some(last.to_owned());
             }
             summary.written += report.written();
             summary.deleted += report.deleted;
+            summary.pruned += report.pruned;
             summary.rejected += report.rejected.len() as u64;
             summary.cursor = cursor.clone();
             for rejected in &report.rejected {

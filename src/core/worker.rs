@@ -21,7 +21,7 @@ use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
 use crate::ports::{
     ConnectionEvent, JobQueue, NangoSync, QueueError, ReceivedMessage, RecordSource, RecordStore,
-    StateStore, StoreError, StoredEvent, StreamDiscovery, SyncReport,
+    SourceError, StateStore, StoreError, StoredEvent, StreamDiscovery, SyncReport,
 };
 
 #[derive(Debug, Clone)]
@@ -121,17 +121,32 @@ where
                 failed.push(id.clone());
                 continue;
             }
-            let span = tracing::info_span!("job", message_id = %id);
-            match self
+            // `process` fills in the stream and trigger of a sync job.
+            let span = tracing::info_span!(
+                "job",
+                message_id = %id,
+                stream = tracing::field::Empty,
+                trigger = tracing::field::Empty
+            );
+            let started = Instant::now();
+            let result = self
                 .process(&message.body, stop_at)
                 .instrument(span.clone())
-                .await
-            {
-                Ok(outcome) => {
-                    span.in_scope(|| tracing::info!(outcome = ?outcome_name(&outcome), "job done"))
-                }
+                .await;
+            let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match result {
+                Ok(outcome) => span.in_scope(|| log_done(&outcome, duration_ms)),
                 Err(error) => {
-                    span.in_scope(|| tracing::error!(%error, "job failed; it will be redelivered"));
+                    let (class, remedy) = error.class_and_remedy();
+                    span.in_scope(|| {
+                        tracing::error!(
+                            %error,
+                            class,
+                            remedy,
+                            duration_ms,
+                            "job failed; it will be redelivered"
+                        )
+                    });
                     failed_groups.insert(group);
                     failed.push(id.clone());
                 }
@@ -167,6 +182,9 @@ where
                         })
                     })
                 });
+                let span = tracing::Span::current();
+                span.record("stream", tracing::field::display(stream.encode()));
+                span.record("trigger", trigger.as_str());
                 let job = SyncJob {
                     stream: &stream,
                     sync_name: &sync_name,
@@ -383,6 +401,44 @@ struct SyncJob<'a> {
     received_at: &'a str,
     checkpoints: Option<&'a Checkpoints>,
     nango: Option<&'a NangoReport>,
+}
+
+/// A job's completion line: what it did, in fields an operator can query (CloudWatch Logs
+/// Insights on Lambda's JSON logs). The span adds the message id, and the stream and trigger of a
+/// sync job.
+fn log_done(outcome: &JobOutcome, duration_ms: u64) {
+    let outcome_name = outcome_name(outcome);
+    match outcome {
+        JobOutcome::Synced(summary) | JobOutcome::Continued(summary) => tracing::info!(
+            outcome = outcome_name,
+            pages = summary.pages,
+            added = summary.added,
+            updated = summary.updated,
+            deleted = summary.deleted,
+            pruned = summary.pruned,
+            rejected = summary.rejected,
+            cursor_moved = summary.cursor_moved,
+            swept = summary.sweep.as_ref().map_or(0, |sweep| sweep.deleted),
+            duration_ms,
+            "job done"
+        ),
+        _ => tracing::info!(outcome = outcome_name, duration_ms, "job done"),
+    }
+}
+
+impl JobError {
+    /// What kind of failure, as a word to filter on, and what to do about it if it does not pass
+    /// by itself on redelivery.
+    pub fn class_and_remedy(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Malformed(_) => ("malformed_message", "not a nango-sync job: after its receives it moves to the dead-letter queue; inspect it there"),
+            Self::Sync(SyncError::Source(SourceError::Deferred { .. })) => ("nango_deferred", "none: the job runs again after Nango's wait"),
+            Self::Sync(SyncError::Source(SourceError::Transient { .. })) => ("nango_unavailable", "usually none; if it persists, check Nango's status and the account's rate limit"),
+            Self::Sync(SyncError::Source(SourceError::Permanent { .. })) => ("nango_refused", "the error says what to change; the stream stays in error until then"),
+            Self::Sync(SyncError::Store(_)) | Self::Store(_) => ("store_unavailable", "usually none; if it persists, check the tables exist and the function may write them"),
+            Self::Enqueue(_) => ("queue_unavailable", "usually none; if it persists, check the queue exists and the function may send to it"),
+        }
+    }
 }
 
 fn outcome_name(outcome: &JobOutcome) -> &'static str {

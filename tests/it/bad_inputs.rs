@@ -2,17 +2,15 @@
 //! and what it may enqueue, with every log line (all levels) captured and searched for secrets,
 //! signatures and payloads.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use nango_sync::adapters::memory::MemoryQueue;
 use nango_sync::core::job::JobMessage;
 use nango_sync::core::signature::{sign, sign_legacy, HMAC_HEADER, LEGACY_HEADER};
 use nango_sync::core::webhook::WebhookApp;
+
 use serde_json::json;
 
-use crate::common::{test_verifier, TEST_SIGNING_KEY};
+use crate::common::{test_verifier, Captured, TEST_SIGNING_KEY};
 
 /// A value that only ever appears inside request bodies: it must never reach the logs.
 const PAYLOAD_MARKER: &str = "payload-marker-7f3a";
@@ -135,19 +133,6 @@ fn catalogue() -> Vec<Case> {
                    "model": "Contact,Deal", "error": {"type": "script_error", "description": PAYLOAD_MARKER}}).to_string().into_bytes(), 200, 2),
     ];
     cases
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

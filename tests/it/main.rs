@@ -12,6 +12,7 @@ mod contract;
 mod events;
 mod fault_proxy;
 mod fuzz;
+mod job_log;
 mod local_run;
 mod local_server;
 mod ops_moto;
