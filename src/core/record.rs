@@ -92,11 +92,17 @@ impl NangoRecord {
     /// A record from its JSON text. The outer error is the text's (not an object, not JSON);
     /// the inner one says why the object is not a record.
     pub fn from_json(json: &str) -> Result<Result<Self, RecordError>, serde_json::Error> {
-        let RecordShape(identity) = serde_json::from_str(json)?;
+        Self::from_raw(serde_json::from_str(json)?)
+    }
+
+    /// A record from JSON text already read as JSON (a page's record): the text is copied, not
+    /// read again, besides the pass that finds its id and metadata.
+    fn from_raw(raw: &RawValue) -> Result<Result<Self, RecordError>, serde_json::Error> {
+        let RecordShape(identity) = serde_json::from_str(raw.get())?;
         Ok(identity.map(|(id, metadata)| Self {
             id,
             metadata,
-            json: RawValue::from_string(json.to_owned()).expect("the text was just read as JSON"),
+            json: raw.to_owned(),
         }))
     }
 
@@ -161,7 +167,7 @@ impl RecordsPage {
         let records = wire
             .records
             .into_iter()
-            .map(|raw| match NangoRecord::from_json(raw.get()) {
+            .map(|raw| match NangoRecord::from_raw(raw) {
                 Ok(record) => record.map_err(PageParseError::Record),
                 Err(e) => Err(PageParseError::Body(e)),
             })

@@ -122,25 +122,26 @@ pub fn put_request(stream: &StreamKey, record: &NangoRecord, stamps: &[(&str, &s
             }
             Err(wire::Refusal::Number | wire::Refusal::NotJson) => false,
         };
-    let encoded = if native {
-        Encoded::Native
-    } else {
-        let compressed = gzip(text.as_bytes());
-        if compressed.len() + BOOKKEEPING_ALLOWANCE > MAX_ITEM_BYTES {
-            return Encoded::TooLarge(format!(
-                "record is {} bytes as JSON and {} bytes gzipped; a DynamoDB item holds at most {MAX_ITEM_BYTES}",
-                text.len(),
-                compressed.len()
-            ));
+    let finish = |mut json: Vec<u8>| {
+        json.extend_from_slice(b"}}}");
+        Request {
+            id: record.id.clone(),
+            json,
         }
-        item.b(attr::RECORD_GZ, &compressed);
-        Encoded::Compressed
     };
-    json.extend_from_slice(b"}}}");
-    encoded(Request {
-        id: record.id.clone(),
-        json,
-    })
+    if native {
+        return Encoded::Native(finish(json));
+    }
+    let compressed = gzip(text.as_bytes());
+    if compressed.len() + BOOKKEEPING_ALLOWANCE > MAX_ITEM_BYTES {
+        return Encoded::TooLarge(format!(
+            "record is {} bytes as JSON and {} bytes gzipped; a DynamoDB item holds at most {MAX_ITEM_BYTES}",
+            text.len(),
+            compressed.len()
+        ));
+    }
+    item.b(attr::RECORD_GZ, &compressed);
+    Encoded::Compressed(finish(json))
 }
 
 /// An item's attributes being written as DynamoDB JSON, the key first.

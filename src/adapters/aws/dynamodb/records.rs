@@ -342,7 +342,7 @@ impl DynamoRecordStore {
             Ok(_) => Ok(()),
             // Never seen before: there is no payload to keep, store what Nango has.
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                match item::put_request(stream, record, &stamps(seen_in)) {
+                match item::put_request(stream, record, stamp(seen_in).as_slice()) {
                     Encoded::Native(request) | Encoded::Compressed(request) => {
                         self.write_chunk(vec![request]).await
                     }
@@ -355,11 +355,8 @@ impl DynamoRecordStore {
 }
 
 /// The attribute that says which sweep saw a record, when one is running.
-fn stamps(seen_in: Option<&str>) -> Vec<(&'static str, &str)> {
-    seen_in
-        .map(|sweep| (attr::SEEN_IN, sweep))
-        .into_iter()
-        .collect()
+fn stamp(seen_in: Option<&str>) -> Option<(&'static str, &str)> {
+    seen_in.map(|sweep| (attr::SEEN_IN, sweep))
 }
 
 /// A BatchWriteItem call's body for `requests` on `table`.
@@ -407,7 +404,7 @@ impl RecordStore for DynamoRecordStore {
         }
         let mut report = WriteReport::default();
         let mut pruned = Vec::new();
-        let stamps = stamps(seen_in);
+        let stamp = stamp(seen_in);
         // Items are built as their chunk is sent, so that only the chunks in flight are held
         // as items, not the whole page a second time.
         let requests = latest.into_values().filter_map(|record| {
@@ -419,7 +416,7 @@ impl RecordStore for DynamoRecordStore {
                 report.deleted += 1;
                 return Some(item::delete_request(stream, &record.id));
             }
-            let request = match item::put_request(stream, record, &stamps) {
+            let request = match item::put_request(stream, record, stamp.as_slice()) {
                 Encoded::Native(request) => request,
                 Encoded::Compressed(request) => {
                     report.compressed += 1;
