@@ -84,7 +84,10 @@ pub fn mark_deleted(object: &mut Map<String, Value>, at: &str) {
 
 impl NangoRecord {
     pub fn from_object(object: Map<String, Value>) -> Result<Self, RecordError> {
-        let (id, metadata) = identify(object.get("id"), object.get(METADATA_FIELD))?;
+        let metadata = object
+            .get(METADATA_FIELD)
+            .map(|m| RecordMetadata::deserialize(m).map_err(|e| e.to_string()));
+        let (id, metadata) = identify(object.get("id"), metadata)?;
         let json = serde_json::value::to_raw_value(&object).expect("a JSON map always serializes");
         Ok(Self { id, metadata, json })
     }
@@ -128,9 +131,11 @@ impl NangoRecord {
 }
 
 /// A record's id and metadata from its `id` and `_nango_metadata` fields: what makes it a record.
+/// `metadata` is the field already read (or why it could not be), so each caller reads it from
+/// what it holds (an object's value, or a page's text) without building the other.
 fn identify(
     id: Option<&Value>,
-    metadata: Option<&Value>,
+    metadata: Option<Result<RecordMetadata, String>>,
 ) -> Result<(String, RecordMetadata), RecordError> {
     // The API returns ids as strings; a number is accepted and read as its decimal text.
     let id = match id {
@@ -139,8 +144,7 @@ fn identify(
         _ => return Err(RecordError::MissingId),
     };
     let metadata = metadata
-        .ok_or_else(|| "missing".to_owned())
-        .and_then(|m| RecordMetadata::deserialize(m).map_err(|e| e.to_string()))
+        .unwrap_or_else(|| Err("missing".to_owned()))
         .map_err(|reason| RecordError::BadMetadata {
             id: id.clone(),
             reason,
@@ -217,17 +221,29 @@ impl<'de> Deserialize<'de> for RecordShape {
                 while let Some(key) = map.next_key::<FieldName>()? {
                     match key {
                         FieldName::Id => id = Some(map.next_value::<Value>()?),
-                        FieldName::Metadata => metadata = Some(map.next_value::<Value>()?),
+                        // Borrowed as text and read straight into the struct: no object built.
+                        FieldName::Metadata => metadata = Some(map.next_value::<&RawValue>()?),
                         FieldName::Other => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
-                Ok(RecordShape(identify(id.as_ref(), metadata.as_ref())))
+                let metadata = metadata.map(|m| {
+                    serde_json::from_str::<RecordMetadata>(m.get()).map_err(|e| reason_of(&e))
+                });
+                Ok(RecordShape(identify(id.as_ref(), metadata)))
             }
         }
         deserializer.deserialize_map(Fields)
     }
+}
+
+/// A parse error's message without its position: the position is within the field's own text,
+/// which says nothing to whoever reads the reason (an object's reading has none either).
+fn reason_of(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    text.strip_suffix(&position).unwrap_or(&text).to_owned()
 }
 
 /// A record's field name, as far as [`RecordShape`] cares.
