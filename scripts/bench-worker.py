@@ -202,6 +202,16 @@ def run_part(mode, nango_url, page, streams, records):
     return part["cpu"], None, part["rss_mb"], time.time() - started
 
 
+def start_relay():
+    """Starts the keep-alive relay in front of moto; the measured processes talk to it instead."""
+    port = free_port()
+    relay = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "keepalive-relay.py"), str(port),
+                              os.environ["MOTO_ENDPOINT"]], stdout=subprocess.PIPE, text=True)
+    relay.stdout.readline()
+    os.environ["MOTO_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    return relay
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--connections", type=int, default=3)
@@ -210,7 +220,11 @@ def main():
     p.add_argument("--page", type=int, default=1000)
     p.add_argument("--latency-ms", type=int, default=50)
     p.add_argument("--only", default="bootstrap,work,fetch,write")
+    p.add_argument("--keepalive", action="store_true",
+                   help="reach moto through scripts/keepalive-relay.py, which keeps connections open "
+                        "as DynamoDB does (moto closes every one)")
     a = p.parse_args()
+    relay = start_relay() if a.keepalive else None
     port = free_port()
     sim = subprocess.Popen(
         [os.path.join(RELEASE, "nango-sync"), "simulate", "--listen", f"127.0.0.1:{port}",
@@ -233,6 +247,8 @@ def main():
         }
         labels = {"bootstrap": "worker bootstrap (Lambda handler)", "work": "nango-sync work",
                   "fetch": "fetch-only (read + parse)", "write": "write-only (convert + write)"}
+        via = "moto through the keep-alive relay" if a.keepalive else "moto directly (a connection per call)"
+        print(f"DynamoDB: {via}")
         print(f"{total} records: {a.connections} connections x {len(a.models.split(','))} models x {a.records}, "
               f"about 1.2 KB (every 500th about 50 KB), pages of {a.page}, {a.latency_ms} ms per page\n")
         print(f"{'process':<36} {'CPU s':>8} {'of it sys':>10} {'CPU s/100k':>11} {'us/record':>10} "
@@ -245,6 +261,9 @@ def main():
     finally:
         sim.terminate()
         sim.wait()
+        if relay:
+            relay.terminate()
+            relay.wait()
 
 
 if __name__ == "__main__":
