@@ -9,6 +9,8 @@ use crate::core::reconcile::{ConnectionDeletedMode, SweepGuard};
 
 /// SQS's limit less room for the job envelope, so any accepted body fits in one message.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 255 * 1024;
+/// The worker's CloudWatch metrics namespace unless `METRICS_NAMESPACE` says otherwise.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "NangoSync";
 /// Nango's cloud API.
 pub const DEFAULT_NANGO_BASE_URL: &str = "https://api.nango.dev";
 
@@ -152,6 +154,10 @@ pub struct WorkerConfig {
     pub queue_url: String,
     pub nango: NangoConfig,
     pub behaviour: WorkerBehaviour,
+    /// The CloudWatch namespace of the worker's metrics.
+    pub metrics_namespace: String,
+    /// The function's name, as Lambda gives it: the metrics' one dimension.
+    pub function_name: String,
 }
 
 /// A variable's value, blank counting as unset.
@@ -263,6 +269,9 @@ impl FromVars for WorkerConfig {
             queue_url: required(vars::QUEUE_URL)?,
             nango,
             behaviour,
+            metrics_namespace: get(vars::METRICS_NAMESPACE)
+                .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned()),
+            function_name: get(vars::FUNCTION_NAME).unwrap_or_else(|| "worker".to_owned()),
         })
     }
 }
@@ -400,6 +409,9 @@ pub mod vars {
     pub const SWEEP_MAX_DELETES: &str = "SWEEP_MAX_DELETES";
     pub const SWEEP_MAX_DELETE_FRACTION: &str = "SWEEP_MAX_DELETE_FRACTION";
     pub const CONNECTION_DELETED: &str = "CONNECTION_DELETED";
+    pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+    /// Set by Lambda.
+    pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 }
 
 #[cfg(test)]

@@ -131,6 +131,39 @@ pub trait RecordSource: Send + Sync {
         cursor: Option<&str>,
         until: Option<std::time::Instant>,
     ) -> impl Future<Output = Result<RecordsPage, SourceError>> + Send;
+
+    /// The requests made so far by this source, for a job's metrics (the difference between two
+    /// readings). A source that does not count reports zeros.
+    fn tally(&self) -> RequestTally {
+        RequestTally::default()
+    }
+}
+
+/// Requests made to Nango, counted since the source was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTally {
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    /// Of those, the ones answered 429.
+    pub rate_limited: u64,
+    /// Time spent waiting out 429s.
+    pub waited_ms: u64,
+}
+
+impl RequestTally {
+    /// What was counted between `earlier` and this reading.
+    pub fn since(self, earlier: RequestTally) -> RequestTally {
+        RequestTally {
+            requests: self.requests.saturating_sub(earlier.requests),
+            rate_limited: self.rate_limited.saturating_sub(earlier.rate_limited),
+            waited_ms: self.waited_ms.saturating_sub(earlier.waited_ms),
+        }
+    }
+}
+
+/// Where each job's figures go once it ends (on Lambda: CloudWatch metrics, as EMF log lines).
+pub trait MetricsSink: Send + Sync + std::fmt::Debug {
+    fn job_done(&self, job: &crate::core::metrics::JobMetrics);
 }
 
 /// Why a store call failed. Each adapter decides in one place whether its error is transient

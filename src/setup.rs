@@ -1,10 +1,12 @@
 //! The composition root shared by the binaries: config in, ready-to-serve apps out.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::aws::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
+use crate::adapters::aws::emf::EmfMetrics;
 use crate::adapters::aws::secrets::{fetch_plain, fetch_signing_keys, SecretError};
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::adapters::nango::{NangoClient, DEFAULT_RETRY};
@@ -68,7 +70,13 @@ pub async fn worker_app(
         records: DynamoRecordStore::new(dynamo.clone(), &config.records_table, write),
         state: DynamoStateStore::new(dynamo, &config.state_table),
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url),
-        settings: worker_settings(&config.behaviour),
+        settings: WorkerSettings {
+            metrics: Some(Arc::new(EmfMetrics {
+                namespace: config.metrics_namespace.clone(),
+                function: config.function_name.clone(),
+            })),
+            ..worker_settings(&config.behaviour)
+        },
     })
 }
 
@@ -100,6 +108,7 @@ pub fn worker_settings(config: &WorkerBehaviour) -> WorkerSettings {
             },
         },
         connection_deleted: config.connection_deleted,
+        metrics: None,
     }
 }
 

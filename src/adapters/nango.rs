@@ -1,5 +1,7 @@
 //! Nango's records API over HTTPS (reqwest + rustls), with the retries the contract calls for.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, AUTHORIZATION};
@@ -8,8 +10,8 @@ use reqwest::StatusCode;
 use crate::core::record::RecordsPage;
 use crate::core::stream::{StreamKey, BASE_VARIANT};
 use crate::ports::{
-    DiscoveredStream, NangoSync, PermanentReason, RecordSource, RunStatus, SourceError,
-    StreamDiscovery,
+    DiscoveredStream, NangoSync, PermanentReason, RecordSource, RequestTally, RunStatus,
+    SourceError, StreamDiscovery,
 };
 use crate::retry::RetryPolicy;
 
@@ -74,6 +76,16 @@ pub struct NangoClient {
     retry: RetryPolicy,
     rate_limits: RateLimits,
     discovery_requests_per_minute: u32,
+    /// Shared by clones, so a job's metrics see every request made on its behalf.
+    counters: Arc<Counters>,
+}
+
+/// What [`RecordSource::tally`] reads: requests sent, 429s, and time spent waiting them out.
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    rate_limited: AtomicU64,
+    waited_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for NangoClient {
@@ -115,6 +127,7 @@ impl NangoClient {
             retry,
             rate_limits: RateLimits::default(),
             discovery_requests_per_minute: DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE,
+            counters: Arc::default(),
         }
     }
 
@@ -160,6 +173,7 @@ impl NangoClient {
         stream: Option<&StreamKey>,
         parse: &(impl Fn(&[u8]) -> Result<T, String> + Sync),
     ) -> Attempt<T> {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = self
             .http
             .get(url)
@@ -259,16 +273,17 @@ impl NangoClient {
         let label = stream.map(StreamKey::encode).unwrap_or_default();
         let (mut errors, mut rate_limited) = (0, 0);
         let message = loop {
-            let wait = match self.attempt(url, stream, &parse).await {
+            let (wait, for_rate_limit) = match self.attempt(url, stream, &parse).await {
                 Attempt::Page(value) => return Ok(value),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::RateLimited { wait } => {
                     rate_limited += 1;
+                    self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                     if rate_limited >= self.rate_limits.max_waits {
                         break format!("429 rate limited {rate_limited} times");
                     }
                     tracing::debug!(stream = %label, ?wait, "rate limited; waiting as Nango asks");
-                    wait
+                    (wait, true)
                 }
                 Attempt::Retry { why } => {
                     errors += 1;
@@ -276,7 +291,7 @@ impl NangoClient {
                     if !self.retry.allows_another(errors) {
                         break why;
                     }
-                    self.retry.backoff(errors - 1)
+                    (self.retry.backoff(errors - 1), false)
                 }
             };
             if until.is_some_and(|until| Instant::now() + wait > until) {
@@ -284,6 +299,10 @@ impl NangoClient {
                 return Err(SourceError::Deferred { wait });
             }
             tokio::time::sleep(wait).await;
+            if for_rate_limit {
+                let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                self.counters.waited_ms.fetch_add(ms, Ordering::Relaxed);
+            }
         };
         Err(SourceError::Transient {
             attempts: errors + rate_limited,
@@ -322,6 +341,14 @@ impl RecordSource for NangoClient {
             }
         }
         result
+    }
+
+    fn tally(&self) -> RequestTally {
+        RequestTally {
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            rate_limited: self.counters.rate_limited.load(Ordering::Relaxed),
+            waited_ms: self.counters.waited_ms.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! It reaches the world through [`crate::ports`].
 
 pub mod job;
+pub mod metrics;
 pub mod payload;
 pub mod reconcile;
 pub mod record;

@@ -35,6 +35,9 @@ pub struct SyncSummary {
     pub cursor: Option<String>,
     /// Whether the run moved the cursor on from where it started.
     pub cursor_moved: bool,
+    /// The `last_modified_at` of the last record written: the newest, as Nango serves records
+    /// in `last_modified_at` order.
+    pub newest_modified_at: Option<String>,
     /// The sweep that followed the sync, if one ran (its `deleted` counts the records it marked
     /// deleted).
     pub sweep: Option<Box<SyncSummary>>,
@@ -145,6 +148,7 @@ where
             rejected: 0,
             cursor: cursor.clone(),
             cursor_moved: false,
+            newest_modified_at: None,
             sweep: None,
         };
         while let Some(fetched) = rx.recv().await {
@@ -166,6 +170,9 @@ where
                     LastAction::Updated => summary.updated += 1,
                     LastAction::Deleted => {}
                 }
+            }
+            if let Some(last) = page.records.last() {
+                summary.newest_modified_at = Some(last.metadata.last_modified_at.clone());
             }
             if let Some(last) = page.last_cursor() {
                 match track {

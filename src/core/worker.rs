@@ -6,6 +6,7 @@
 //! stream's jobs never run out of order.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
@@ -13,6 +14,7 @@ use tracing::Instrument;
 use crate::core::job::{
     messages_for, now_rfc3339, Checkpoints, Job, JobDecodeError, JobMessage, NangoReport, Trigger,
 };
+use crate::core::metrics::JobMetrics;
 use crate::core::reconcile::{
     reconcile, restore_connection, retire_connection, ConnectionDeletedMode, Drift, DriftSettings,
     ReconcileError,
@@ -20,8 +22,8 @@ use crate::core::reconcile::{
 use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
 use crate::ports::{
-    ConnectionEvent, JobQueue, NangoSync, QueueError, ReceivedMessage, RecordSource, RecordStore,
-    SourceError, StateStore, StoreError, StoredEvent, StreamDiscovery, SyncReport,
+    ConnectionEvent, JobQueue, MetricsSink, NangoSync, QueueError, ReceivedMessage, RecordSource,
+    RecordStore, SourceError, StateStore, StoreError, StoredEvent, StreamDiscovery, SyncReport,
 };
 
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct WorkerSettings {
     pub drift: DriftSettings,
     /// What becomes of a deleted connection's records.
     pub connection_deleted: ConnectionDeletedMode,
+    /// Where each job's metrics go; none locally, where the completion line says it all.
+    pub metrics: Option<Arc<dyn MetricsSink>>,
 }
 
 impl Default for WorkerSettings {
@@ -40,6 +44,7 @@ impl Default for WorkerSettings {
             deadline_margin: Duration::from_secs(60),
             drift: DriftSettings::default(),
             connection_deleted: ConnectionDeletedMode::default(),
+            metrics: None,
         }
     }
 }
@@ -128,12 +133,21 @@ where
                 stream = tracing::field::Empty,
                 trigger = tracing::field::Empty
             );
-            let started = Instant::now();
+            let (started, tally) = (Instant::now(), self.source.tally());
             let result = self
                 .process(&message.body, stop_at)
                 .instrument(span.clone())
                 .await;
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let nango = self.source.tally().since(tally);
+            if let Some(sink) = &self.settings.metrics {
+                sink.job_done(&match &result {
+                    Ok(outcome) => {
+                        JobMetrics::of_outcome(outcome, outcome_name(outcome), duration_ms, nango)
+                    }
+                    Err(_) => JobMetrics::of_failure(duration_ms, nango),
+                });
+            }
             match result {
                 Ok(outcome) => span.in_scope(|| log_done(&outcome, duration_ms)),
                 Err(error) => {

@@ -13,6 +13,7 @@ mod events;
 mod fault_proxy;
 mod fuzz;
 mod job_log;
+mod job_metrics;
 mod local_run;
 mod local_server;
 mod ops_moto;

@@ -1,0 +1,185 @@
+//! CloudWatch metrics as embedded metric format (EMF) lines: one JSON line per job on stdout,
+//! which CloudWatch Logs turns into metrics. No client, no permission beyond the log group's.
+//! One dimension, the function: a stream dimension would make a metric per stream, unbounded.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use crate::core::metrics::JobMetrics;
+use crate::ports::MetricsSink;
+
+#[derive(Debug, Clone)]
+pub struct EmfMetrics {
+    pub namespace: String,
+    /// The `Function` dimension's value: the Lambda function's name.
+    pub function: String,
+}
+
+impl MetricsSink for EmfMetrics {
+    fn job_done(&self, job: &JobMetrics) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let line = emf_line(
+            job,
+            &self.namespace,
+            &self.function,
+            u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+        );
+        println!("{line}");
+    }
+}
+
+/// One job's EMF document, as one line. Every metric named in `CloudWatchMetrics` is a
+/// top-level number, as the format requires; the outcome rides along as a property (searchable
+/// in Logs Insights, not a dimension).
+pub fn emf_line(job: &JobMetrics, namespace: &str, function: &str, timestamp_ms: u64) -> String {
+    let mut values: Vec<(&str, &str, Value)> = vec![
+        ("RecordsWritten", "Count", job.written.into()),
+        ("RecordsDeleted", "Count", job.deleted.into()),
+        ("RecordsPruned", "Count", job.pruned.into()),
+        ("RecordsRejected", "Count", job.rejected.into()),
+        ("RecordsSwept", "Count", job.swept.into()),
+        ("Pages", "Count", job.pages.into()),
+        ("JobDuration", "Milliseconds", job.duration_ms.into()),
+        ("JobsFailed", "Count", u64::from(job.failed).into()),
+        (
+            "StreamsInError",
+            "Count",
+            u64::from(job.stream_in_error).into(),
+        ),
+        ("NangoRequests", "Count", job.nango.requests.into()),
+        ("NangoRateLimited", "Count", job.nango.rate_limited.into()),
+        (
+            "NangoRateLimitWait",
+            "Milliseconds",
+            job.nango.waited_ms.into(),
+        ),
+    ];
+    if let Some(lag) = job.sync_lag_seconds {
+        values.push(("SyncLag", "Seconds", json!(lag)));
+    }
+    let definitions: Vec<Value> = values
+        .iter()
+        .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    let mut document = Map::new();
+    document.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Function"]],
+                "Metrics": definitions,
+            }],
+        }),
+    );
+    document.insert("Function".into(), function.into());
+    document.insert("Outcome".into(), job.outcome.into());
+    for (name, _, value) in values {
+        document.insert(name.into(), value);
+    }
+    Value::Object(document).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::RequestTally;
+
+    fn job(lag: Option<f64>) -> JobMetrics {
+        JobMetrics {
+            outcome: "synced",
+            duration_ms: 1234,
+            pages: 3,
+            written: 250,
+            deleted: 2,
+            pruned: 1,
+            rejected: 1,
+            swept: 4,
+            failed: false,
+            stream_in_error: false,
+            nango: RequestTally {
+                requests: 4,
+                rate_limited: 1,
+                waited_ms: 1000,
+            },
+            sync_lag_seconds: lag,
+        }
+    }
+
+    /// The specification's rules, checked on the line as CloudWatch would read it.
+    fn assert_valid_emf(line: &str) -> Value {
+        assert!(!line.contains('\n'), "one line: {line}");
+        let doc: Value = serde_json::from_str(line).expect("a JSON object");
+        let aws = &doc["_aws"];
+        assert!(aws["Timestamp"].is_u64(), "{aws}");
+        let directives = aws["CloudWatchMetrics"].as_array().expect("directives");
+        assert_eq!(directives.len(), 1);
+        let directive = &directives[0];
+        assert!(directive["Namespace"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()));
+        for set in directive["Dimensions"].as_array().expect("dimension sets") {
+            let set = set.as_array().expect("a dimension set");
+            assert!(!set.is_empty() && set.len() <= 30);
+            for name in set {
+                let name = name.as_str().expect("a dimension name");
+                assert!(
+                    doc[name].is_string(),
+                    "dimension {name} is a top-level string"
+                );
+            }
+        }
+        let metrics = directive["Metrics"].as_array().expect("metric definitions");
+        assert!(!metrics.is_empty() && metrics.len() <= 100);
+        let units = ["Count", "Milliseconds", "Seconds"];
+        for metric in metrics {
+            let name = metric["Name"].as_str().expect("a metric name");
+            assert!(
+                units.contains(&metric["Unit"].as_str().unwrap()),
+                "{metric}"
+            );
+            assert!(doc[name].is_number(), "metric {name} is a top-level number");
+        }
+        doc
+    }
+
+    #[test]
+    fn a_jobs_line_is_valid_emf_with_its_counts() {
+        let doc = assert_valid_emf(&emf_line(
+            &job(Some(12.5)),
+            "NangoSync",
+            "worker-fn",
+            1_700_000_000_000,
+        ));
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "NangoSync"
+        );
+        assert_eq!(doc["Function"], "worker-fn");
+        assert_eq!(doc["Outcome"], "synced");
+        assert_eq!(doc["RecordsWritten"], 250);
+        assert_eq!(doc["RecordsSwept"], 4);
+        assert_eq!(doc["NangoRateLimited"], 1);
+        assert_eq!(doc["NangoRateLimitWait"], 1000);
+        assert_eq!(doc["JobsFailed"], 0);
+        assert_eq!(doc["SyncLag"], 12.5);
+    }
+
+    #[test]
+    fn a_job_that_wrote_nothing_reports_no_lag() {
+        let doc = assert_valid_emf(&emf_line(&job(None), "NS", "f", 1));
+        assert!(doc.get("SyncLag").is_none());
+        let names: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert!(!names.contains(&"SyncLag"), "{names:?}");
+        assert!(names.contains(&"StreamsInError"), "{names:?}");
+    }
+}

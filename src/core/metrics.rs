@@ -1,0 +1,106 @@
+//! A job's figures as metrics: built once when the job ends, from what it did, and handed to the
+//! worker's [`MetricsSink`](crate::ports::MetricsSink). The completion log line says the same.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::core::worker::JobOutcome;
+use crate::ports::RequestTally;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobMetrics {
+    /// As the completion line has it ("synced", "continued", ...), or "failed".
+    pub outcome: &'static str,
+    pub duration_ms: u64,
+    pub pages: u64,
+    pub written: u64,
+    pub deleted: u64,
+    pub pruned: u64,
+    pub rejected: u64,
+    /// Records the sweep that followed the sync marked deleted.
+    pub swept: u64,
+    /// The job failed and will be redelivered.
+    pub failed: bool,
+    /// The job put its stream in error (retrying cannot help).
+    pub stream_in_error: bool,
+    /// What the job asked of Nango.
+    pub nango: RequestTally,
+    /// Now less the newest `last_modified_at` the job wrote: how far the copy trails the source.
+    /// None when the job wrote nothing.
+    pub sync_lag_seconds: Option<f64>,
+}
+
+impl JobMetrics {
+    /// A job that ended, from its outcome.
+    pub fn of_outcome(
+        outcome: &JobOutcome,
+        outcome_name: &'static str,
+        duration_ms: u64,
+        nango: RequestTally,
+    ) -> Self {
+        let mut metrics = Self::empty(outcome_name, duration_ms, nango);
+        match outcome {
+            JobOutcome::Synced(summary) | JobOutcome::Continued(summary) => {
+                metrics.pages = summary.pages;
+                metrics.written = summary.written;
+                metrics.deleted = summary.deleted;
+                metrics.pruned = summary.pruned;
+                metrics.rejected = summary.rejected;
+                metrics.swept = summary.sweep.as_ref().map_or(0, |sweep| sweep.deleted);
+                metrics.sync_lag_seconds = summary
+                    .newest_modified_at
+                    .as_deref()
+                    .and_then(|at| lag_seconds(at, OffsetDateTime::now_utc()));
+            }
+            JobOutcome::StreamInError(_) => metrics.stream_in_error = true,
+            _ => {}
+        }
+        metrics
+    }
+
+    /// A job that failed and will be redelivered.
+    pub fn of_failure(duration_ms: u64, nango: RequestTally) -> Self {
+        Self {
+            failed: true,
+            ..Self::empty("failed", duration_ms, nango)
+        }
+    }
+
+    fn empty(outcome: &'static str, duration_ms: u64, nango: RequestTally) -> Self {
+        Self {
+            outcome,
+            duration_ms,
+            pages: 0,
+            written: 0,
+            deleted: 0,
+            pruned: 0,
+            rejected: 0,
+            swept: 0,
+            failed: false,
+            stream_in_error: false,
+            nango,
+            sync_lag_seconds: None,
+        }
+    }
+}
+
+/// Seconds from `modified_at` (Nango's timestamp: RFC 3339 with microseconds and an offset) to
+/// `now`; None when the timestamp does not read. A clock behind Nango's gives 0, not a negative.
+fn lag_seconds(modified_at: &str, now: OffsetDateTime) -> Option<f64> {
+    let at = OffsetDateTime::parse(modified_at, &Rfc3339).ok()?;
+    Some((now - at).as_seconds_f64().max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lag_reads_nangos_timestamps() {
+        let now = OffsetDateTime::parse("2026-01-15T10:01:30+00:00", &Rfc3339).unwrap();
+        let lag = lag_seconds("2026-01-15T10:00:00.500000+00:00", now).unwrap();
+        assert!((lag - 89.5).abs() < 1e-6, "{lag}");
+        assert_eq!(lag_seconds("2026-01-15T11:00:00+00:00", now), Some(0.0));
+        assert_eq!(lag_seconds("yesterday", now), None);
+    }
+}
