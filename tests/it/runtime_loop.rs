@@ -37,6 +37,8 @@ struct Invocations {
     pending: Mutex<VecDeque<(String, String)>>,
     results: Mutex<HashMap<String, (String, Value, Instant)>>,
     init_error: Mutex<Option<String>>,
+    /// When the binary first asked for an invocation: the end of its init.
+    first_poll: Mutex<Option<Instant>>,
     arrived: Notify,
     answered: Notify,
 }
@@ -70,6 +72,18 @@ impl RuntimeApi {
             }
         });
         Self { address, state }
+    }
+
+    /// Process start to the first poll for an invocation: the bootstrap's init, on its own.
+    fn init_time(&self, started: Instant, answered: Instant) -> Duration {
+        let polled = self
+            .state
+            .first_poll
+            .lock()
+            .unwrap()
+            .expect("an answer came, so a poll did");
+        assert!(polled <= answered, "the first poll comes before any answer");
+        polled - started
     }
 
     fn invoke(&self, id: &str, event: String) {
@@ -111,6 +125,11 @@ async fn route(state: &Invocations, request: Request<Incoming>) -> Response<Full
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     if path == format!("{PREFIX}/invocation/next") {
+        state
+            .first_poll
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Instant::now);
         loop {
             let next = state.pending.lock().unwrap().pop_front();
             if let Some((id, event)) = next {
@@ -240,8 +259,9 @@ async fn webhook_bootstrap_answers_every_sample_event() {
         let (kind, body, at) = api.answer(&id, &mut child.0).await;
         if i == 0 {
             println!(
-                "cold start, webhook ({}): {} ms to the first response",
+                "cold start, webhook ({}): init {:.1} ms, {} ms to the first response",
                 binary("webhook"),
+                api.init_time(started, at).as_secs_f64() * 1e3,
                 (at - started).as_millis()
             );
         }
@@ -295,8 +315,9 @@ async fn worker_bootstrap_processes_the_sample_batch() {
     api.invoke("batch-1", read("events/sqs-batch.json"));
     let (kind, body, at) = api.answer("batch-1", &mut child.0).await;
     println!(
-        "cold start, worker ({}): {} ms to the first response (40 records synced)",
+        "cold start, worker ({}): init {:.1} ms, {} ms to the first response (40 records synced)",
         binary("worker"),
+        api.init_time(started, at).as_secs_f64() * 1e3,
         (at - started).as_millis()
     );
     assert_eq!(kind, "response", "{body}");
