@@ -207,5 +207,115 @@ fn metric_filters_match_lines_the_worker_logs() {
             scalar(name)
         );
     }
-    assert!(filters >= 3, "found {filters} metric filters");
+    assert!(filters >= 2, "found {filters} metric filters");
+}
+
+/// The metrics the stack's own log filters make, by name.
+fn filter_metrics(t: &Value) -> Vec<String> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| scalar(&r["Type"]) == "AWS::Logs::MetricFilter")
+        .flat_map(|r| {
+            r["Properties"]["MetricTransformations"]
+                .as_sequence()
+                .unwrap()
+                .clone()
+        })
+        .map(|m| scalar(&m["MetricName"]))
+        .collect()
+}
+
+/// The metrics one job's EMF line defines, by name (a job that wrote records: all of them).
+fn emf_metrics() -> Vec<String> {
+    use nango_sync::core::metrics::JobMetrics;
+    use nango_sync::ports::RequestTally;
+    let job = JobMetrics {
+        outcome: "synced",
+        duration_ms: 1,
+        pages: 1,
+        written: 1,
+        deleted: 0,
+        pruned: 0,
+        rejected: 0,
+        swept: 0,
+        failed: false,
+        stream_in_error: false,
+        nango: RequestTally::default(),
+        sync_lag_seconds: Some(1.0),
+    };
+    let line = nango_sync::adapters::aws::emf::emf_line(&job, "NangoSync", "f", 1);
+    let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+    doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every alarm and dashboard graph on the NangoSync namespace names a metric that exists: one the
+/// worker's EMF line defines (with the Function dimension) or one a log filter makes (without).
+#[test]
+fn alarms_and_the_dashboard_name_metrics_the_worker_emits() {
+    let t = template();
+    let (emf, filtered) = (emf_metrics(), filter_metrics(&t));
+    assert!(emf.contains(&"StreamsInError".to_owned()), "{emf:?}");
+    let check = |name: &str, by_function: bool, at: &str| {
+        if by_function {
+            assert!(
+                emf.contains(&name.to_owned()),
+                "{at}: {name} is not an EMF metric"
+            );
+        } else {
+            assert!(
+                filtered.contains(&name.to_owned()),
+                "{at}: no filter makes {name}"
+            );
+        }
+    };
+    let mut alarms = 0;
+    for (name, resource) in t["Resources"].as_mapping().unwrap() {
+        let props = &resource["Properties"];
+        if scalar(&resource["Type"]) != "AWS::CloudWatch::Alarm"
+            || scalar(&props["Namespace"]) != "NangoSync"
+        {
+            continue;
+        }
+        alarms += 1;
+        let by_function = props["Dimensions"]
+            .as_sequence()
+            .is_some_and(|d| d.iter().any(|d| scalar(&d["Name"]) == "Function"));
+        check(&scalar(&props["MetricName"]), by_function, &scalar(name));
+    }
+    assert!(alarms >= 3, "found {alarms} NangoSync alarms");
+
+    let Value::Tagged(body) = &t["Resources"]["Dashboard"]["Properties"]["DashboardBody"] else {
+        panic!("the dashboard body is a !Sub")
+    };
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&scalar(&body.value)).expect("the dashboard body is JSON");
+    let mut graphed = 0;
+    for widget in dashboard["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().unwrap() {
+            let metric = metric.as_array().unwrap();
+            if metric[0] != "NangoSync" {
+                continue;
+            }
+            graphed += 1;
+            let by_function = metric.get(2).is_some_and(|d| d == "Function");
+            check(metric[1].as_str().unwrap(), by_function, "Dashboard");
+        }
+    }
+    assert!(
+        graphed >= emf.len(),
+        "every EMF metric is graphed ({graphed} graphs)"
+    );
+    for name in &emf {
+        assert!(
+            dashboard.to_string().contains(&format!("\"{name}\"")),
+            "{name} is not on the dashboard"
+        );
+    }
 }
