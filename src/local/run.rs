@@ -15,6 +15,7 @@ use crate::core::webhook::WebhookApp;
 use crate::core::worker::{WorkerApp, WorkerSettings};
 use crate::local::backend::{Queue, Store};
 use crate::local::jobs::{run_jobs, RunTotals};
+use crate::local::server::ServerLimits;
 use crate::ports::QueueError;
 
 /// The parts of a local run.
@@ -51,9 +52,14 @@ impl LocalRun {
             parts.max_body_bytes,
         ));
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::local::server::serve(webhook, listener, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(crate::local::server::serve(
+            webhook,
+            listener,
+            ServerLimits::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let stop = Arc::new(AtomicBool::new(false));
         let schedule = parts.reconcile_every.map(|period| {
             let queue = parts.queue.clone();
