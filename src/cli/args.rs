@@ -318,4 +318,7 @@ pub struct DrainArgs {
     /// Stop after this many messages.
     #[arg(long, default_value_t = 100)]
     pub max: usize,
+    /// One JSON object per message: `message_id`, `group_id` and `job` (the message as JSON).
+    #[arg(long)]
+    pub json: bool,
 }

@@ -4,7 +4,7 @@ use super::args::{DrainArgs, ReplayArgs};
 use super::backend::resolve;
 use super::{report, CliResult};
 use crate::local::ops;
-use crate::ports::JobConsumer;
+use crate::ports::{JobConsumer, ReceivedMessage};
 
 pub async fn replay(args: ReplayArgs) -> CliResult {
     let resolved = resolve(&args.backend).await?;
@@ -32,11 +32,27 @@ pub async fn drain(args: DrainArgs) -> CliResult {
             break;
         }
         for message in batch {
-            println!("{}", message.body);
+            if args.json {
+                println!("{}", drained_json(&message));
+            } else {
+                println!("{}", message.body);
+            }
             queue.delete(&message.receipt_handle).await?;
             taken += 1;
         }
     }
     eprintln!("{taken} message(s) taken off the queue");
     Ok(())
+}
+
+/// One drained message for `--json`: the body as JSON when it is (a job message always is),
+/// else as a string, so every line parses.
+fn drained_json(message: &ReceivedMessage) -> serde_json::Value {
+    let job = serde_json::from_str(&message.body)
+        .unwrap_or_else(|_| serde_json::Value::String(message.body.clone()));
+    serde_json::json!({
+        "message_id": message.message_id,
+        "group_id": message.group_id,
+        "job": job,
+    })
 }

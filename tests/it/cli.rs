@@ -155,3 +155,76 @@ async fn a_held_sweep_is_shown_confirmed_and_bad_decisions_change_nothing() {
         StreamStatus::ConnectionDeleted
     );
 }
+
+#[tokio::test]
+async fn drain_json_prints_one_parsable_line_per_message() {
+    let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli-drain")));
+    let store = SqliteStore::new(SqliteDb::open(&db).unwrap(), false);
+    let streams = [
+        StreamKey::new("crm", "conn-0", "Contact", "base"),
+        StreamKey::new("crm", "conn-0", "Deal", "base"),
+    ];
+    for s in &streams {
+        store.write_page(s, &[record("r0")], None).await.unwrap();
+        store
+            .advance_cursor(s, None, "cursor-r0", 1, &[])
+            .await
+            .unwrap();
+    }
+    let (ok, out, stderr) = cli(&db, &["sync", "--all", "--json"]);
+    assert!(ok, "{stderr}");
+    let enqueued: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(enqueued["enqueued"], 2, "{out}");
+
+    let (ok, out, stderr) = cli(&db, &["drain", "--json"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let mut drained: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            assert!(line["message_id"].is_string(), "{line}");
+            assert!(line["group_id"].is_string(), "{line}");
+            assert_eq!(line["job"]["v"], 1, "{line}");
+            serde_json::from_value::<StreamKey>(line["job"]["job"]["sync"]["stream"].clone())
+                .unwrap()
+                .encode()
+        })
+        .collect();
+    drained.sort();
+    let mut expected: Vec<String> = streams.iter().map(StreamKey::encode).collect();
+    expected.sort();
+    assert_eq!(drained, expected);
+
+    let (ok, out, _) = cli(&db, &["drain", "--json"]);
+    assert!(ok && out.is_empty(), "drained: nothing left ({out})");
+}
+
+/// The README promises `--json` on every command that reports.
+#[test]
+fn every_reporting_command_takes_json() {
+    let commands = [
+        "status",
+        "sync",
+        "reset",
+        "replay",
+        "drain",
+        "reconcile",
+        "sweep",
+        "forget",
+        "sign",
+        "demo",
+    ];
+    for command in commands {
+        let out = Command::new(env!("CARGO_BIN_EXE_nango-sync"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{command} --help");
+        assert!(help.contains("--json"), "{command} has no --json:\n{help}");
+    }
+}
