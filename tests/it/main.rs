@@ -5,6 +5,7 @@
 //! `runtime_loop` and `worker_handler` modules.
 
 mod bad_inputs;
+mod change_feed_moto;
 mod chaos;
 mod cli;
 mod common;

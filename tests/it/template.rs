@@ -181,6 +181,22 @@ async fn local_setup_creates_the_stack_resources_on_moto() {
             .collect();
         assert_eq!(keys, ["pk", "sk"]);
     }
+    // The records table's change feed, as template.yaml's StreamSpecification has it.
+    let t = template();
+    let feed = &t["Resources"]["RecordsTable"]["Properties"]["StreamSpecification"];
+    assert_eq!(scalar(&feed["StreamViewType"]), "NEW_AND_OLD_IMAGES");
+    let described = dynamo
+        .describe_table()
+        .table_name(&resources.records_table)
+        .send()
+        .await
+        .unwrap();
+    let local = described.table.unwrap().stream_specification.unwrap();
+    assert!(local.stream_enabled);
+    assert_eq!(
+        local.stream_view_type.unwrap().as_str(),
+        scalar(&feed["StreamViewType"])
+    );
 }
 
 /// Every alarm's metric filter matches a line the worker writes: a renamed log message must not

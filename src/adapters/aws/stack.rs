@@ -4,7 +4,7 @@
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use crate::adapters::aws::dynamodb::create_table;
+use crate::adapters::aws::dynamodb::{create_records_table, create_table};
 use crate::ports::{QueueError, StoreError, DEFAULT_MAX_RECEIVE_COUNT};
 
 /// The ingest queue's attributes, as in template.yaml's `IngestQueue`.
@@ -90,7 +90,7 @@ pub async fn create(sdk: &SdkConfig, prefix: &str) -> Result<LocalResources, Set
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let records_table = format!("{prefix}-records");
     let state_table = format!("{prefix}-state");
-    create_table(&dynamo, &records_table).await?;
+    create_records_table(&dynamo, &records_table).await?;
     create_table(&dynamo, &state_table).await?;
     Ok(LocalResources {
         queue_url,

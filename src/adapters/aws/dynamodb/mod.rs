@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -189,6 +189,25 @@ fn n(value: u64) -> AttributeValue {
 /// Creates a table keyed on `pk` (S) and `sk` (S), billed on demand, if it does not exist. For
 /// local runs and tests; deployed tables come from template.yaml.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    create(client, table, None).await
+}
+
+/// The records table as the stack has it: [`create_table`] with the change feed on (a DynamoDB
+/// stream of new and old images, as template.yaml's `StreamSpecification`).
+pub async fn create_records_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let feed = StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewAndOldImages)
+        .build()
+        .expect("enabled is set");
+    create(client, table, Some(feed)).await
+}
+
+async fn create(
+    client: &Client,
+    table: &str,
+    stream: Option<StreamSpecification>,
+) -> Result<(), StoreError> {
     let result = client
         .create_table()
         .table_name(table)
@@ -197,6 +216,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attribute(attr::SK))
         .key_schema(key(attr::PK, KeyType::Hash))
         .key_schema(key(attr::SK, KeyType::Range))
+        .set_stream_specification(stream)
         .send()
         .await;
     match result {
