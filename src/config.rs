@@ -158,6 +158,8 @@ pub struct WorkerConfig {
     pub metrics_namespace: String,
     /// The function's name, as Lambda gives it: the metrics' one dimension.
     pub function_name: String,
+    /// The EventBridge bus for stream events; none (unset or blank) publishes none.
+    pub event_bus: Option<String>,
 }
 
 /// A variable's value, blank counting as unset.
@@ -272,6 +274,7 @@ impl FromVars for WorkerConfig {
             metrics_namespace: get(vars::METRICS_NAMESPACE)
                 .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned()),
             function_name: get(vars::FUNCTION_NAME).unwrap_or_else(|| "worker".to_owned()),
+            event_bus: get(vars::EVENT_BUS_NAME),
         })
     }
 }
@@ -410,6 +413,7 @@ pub mod vars {
     pub const SWEEP_MAX_DELETE_FRACTION: &str = "SWEEP_MAX_DELETE_FRACTION";
     pub const CONNECTION_DELETED: &str = "CONNECTION_DELETED";
     pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+    pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
     /// Set by Lambda.
     pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 }

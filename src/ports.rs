@@ -161,6 +161,15 @@ impl RequestTally {
     }
 }
 
+/// Where a completed sync job's event goes (on Lambda: EventBridge). A failed publish is the
+/// publisher's error to report; it never fails the sync.
+pub trait EventPublisher: Send + Sync + std::fmt::Debug {
+    fn publish<'a>(
+        &'a self,
+        event: &'a crate::core::events::StreamEvent,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>>;
+}
+
 /// Where each job's figures go once it ends (on Lambda: CloudWatch metrics, as EMF log lines).
 pub trait MetricsSink: Send + Sync + std::fmt::Debug {
     fn job_done(&self, job: &crate::core::metrics::JobMetrics);

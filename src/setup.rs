@@ -7,6 +7,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::aws::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
 use crate::adapters::aws::emf::EmfMetrics;
+use crate::adapters::aws::eventbridge::EventBridgePublisher;
 use crate::adapters::aws::secrets::{fetch_plain, fetch_signing_keys, SecretError};
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::adapters::nango::{NangoClient, DEFAULT_RETRY};
@@ -17,6 +18,7 @@ use crate::config::{
 use crate::core::signature::{SigningKey, Verifier};
 use crate::core::webhook::WebhookApp;
 use crate::core::worker::{WorkerApp, WorkerSettings};
+use crate::ports::EventPublisher;
 
 /// AWS settings from the environment; `AWS_ENDPOINT_URL(_SQS)` points the SDK at a local emulator.
 pub async fn aws_config() -> SdkConfig {
@@ -75,6 +77,10 @@ pub async fn worker_app(
                 namespace: config.metrics_namespace.clone(),
                 function: config.function_name.clone(),
             })),
+            events: config.event_bus.as_ref().map(|bus| {
+                let client = aws_sdk_eventbridge::Client::new(sdk);
+                Arc::new(EventBridgePublisher::new(client, bus)) as Arc<dyn EventPublisher>
+            }),
             ..worker_settings(&config.behaviour)
         },
     })
@@ -109,6 +115,7 @@ pub fn worker_settings(config: &WorkerBehaviour) -> WorkerSettings {
         },
         connection_deleted: config.connection_deleted,
         metrics: None,
+        events: None,
     }
 }
 

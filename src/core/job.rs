@@ -184,6 +184,16 @@ pub enum JobDecodeError {
 }
 
 impl JobMessage {
+    /// The stream and trigger of a sync job; None for other jobs.
+    pub fn sync_target(&self) -> Option<(StreamKey, Trigger)> {
+        match &self.job {
+            Job::Sync {
+                stream, trigger, ..
+            } => Some((stream.clone(), *trigger)),
+            _ => None,
+        }
+    }
+
     pub fn new(received_at: String, job: Job) -> Self {
         Self {
             v: JOB_VERSION,

@@ -25,6 +25,8 @@ pub struct JobMetrics {
     pub stream_in_error: bool,
     /// What the job asked of Nango.
     pub nango: RequestTally,
+    /// The job's stream event could not be published (the sync itself stands).
+    pub event_failed: bool,
     /// Now less the newest `last_modified_at` the job wrote: how far the copy trails the source.
     /// None when the job wrote nothing.
     pub sync_lag_seconds: Option<f64>,
@@ -79,6 +81,7 @@ impl JobMetrics {
             failed: false,
             stream_in_error: false,
             nango,
+            event_failed: false,
             sync_lag_seconds: None,
         }
     }

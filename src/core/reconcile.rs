@@ -593,12 +593,12 @@ where
 
     /// Ends a sweep that has read the whole stream: its deletes apply if Nango still vouches for
     /// its cache and the guard allows them, are held beyond the guard's bound, and are dropped
-    /// if Nango started a pass meanwhile. Returns how many records it marked deleted.
+    /// if Nango started a pass meanwhile. Returns how it ended.
     pub async fn end_sweep(
         &self,
         stream: &StreamKey,
         sweep: &SweepState,
-    ) -> Result<u64, SyncError> {
+    ) -> Result<SweepResult, SyncError> {
         let stored = self.state.get_stream(stream).await?.unwrap_or_default();
         let mut notes = stored.nango.clone();
         let fresh = self.source.sync_of(stream).await?;
@@ -615,7 +615,7 @@ where
         let Some(nango_count) = judged else {
             tracing::info!(stream = %stream.encode(), "sweep abandoned: Nango no longer vouches for its cache; nothing marked deleted");
             self.state.end_sweep(stream, &sweep.id, &result).await?;
-            return Ok(0);
+            return Ok(result);
         };
         let would_delete = self.records.count_unseen(stream, &sweep.id).await?;
         match self.settings.guard.judge(would_delete, live, nango_count) {
@@ -635,7 +635,7 @@ where
                         .await?;
                 }
                 tracing::info!(stream = %stream.encode(), tombstoned = result.tombstoned, live_count = result.live_count, "sweep finished: records Nango no longer has are marked deleted");
-                Ok(result.tombstoned)
+                Ok(result)
             }
             Verdict::Hold(reason) => {
                 let held = HeldSweep {
@@ -650,7 +650,7 @@ where
                 self.hold(stream, held).await?;
                 result.outcome = SweepOutcome::Held;
                 self.state.end_sweep(stream, &sweep.id, &result).await?;
-                Ok(0)
+                Ok(result)
             }
         }
     }

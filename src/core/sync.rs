@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::core::record::{LastAction, RecordsPage};
 use crate::core::stream::StreamKey;
-use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError};
+use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError, SweepOutcome};
 
 /// How a sync run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct SyncSummary {
     pub pruned: u64,
     pub rejected: u64,
     pub cursor: Option<String>,
+    /// The cursor the run started from.
+    pub cursor_before: Option<String>,
     /// Whether the run moved the cursor on from where it started.
     pub cursor_moved: bool,
     /// The `last_modified_at` of the last record written: the newest, as Nango serves records
@@ -41,6 +43,8 @@ pub struct SyncSummary {
     /// The sweep that followed the sync, if one ran (its `deleted` counts the records it marked
     /// deleted).
     pub sweep: Option<Box<SyncSummary>>,
+    /// How that sweep ended, once it read the whole stream (applied, held, abandoned...).
+    pub sweep_outcome: Option<SweepOutcome>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -147,9 +151,11 @@ where
             pruned: 0,
             rejected: 0,
             cursor: cursor.clone(),
+            cursor_before: cursor.clone(),
             cursor_moved: false,
             newest_modified_at: None,
             sweep: None,
+            sweep_outcome: None,
         };
         while let Some(fetched) = rx.recv().await {
             let page = match fetched? {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+use crate::core::events::StreamEvent;
 use crate::core::job::{
     messages_for, now_rfc3339, Checkpoints, Job, JobDecodeError, JobMessage, NangoReport, Trigger,
 };
@@ -22,8 +23,9 @@ use crate::core::reconcile::{
 use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
 use crate::ports::{
-    ConnectionEvent, JobQueue, MetricsSink, NangoSync, QueueError, ReceivedMessage, RecordSource,
-    RecordStore, SourceError, StateStore, StoreError, StoredEvent, StreamDiscovery, SyncReport,
+    ConnectionEvent, EventPublisher, JobQueue, MetricsSink, NangoSync, QueueError, ReceivedMessage,
+    RecordSource, RecordStore, SourceError, StateStore, StoreError, StoredEvent, StreamDiscovery,
+    SyncReport,
 };
 
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct WorkerSettings {
     pub connection_deleted: ConnectionDeletedMode,
     /// Where each job's metrics go; none locally, where the completion line says it all.
     pub metrics: Option<Arc<dyn MetricsSink>>,
+    /// Where each sync job's event goes; none unless configured.
+    pub events: Option<Arc<dyn EventPublisher>>,
 }
 
 impl Default for WorkerSettings {
@@ -45,6 +49,7 @@ impl Default for WorkerSettings {
             drift: DriftSettings::default(),
             connection_deleted: ConnectionDeletedMode::default(),
             metrics: None,
+            events: None,
         }
     }
 }
@@ -134,19 +139,30 @@ where
                 trigger = tracing::field::Empty
             );
             let (started, tally) = (Instant::now(), self.source.tally());
-            let result = self
-                .process(&message.body, stop_at)
-                .instrument(span.clone())
-                .await;
+            let decoded = JobMessage::decode(&message.body);
+            let target = decoded.as_ref().ok().and_then(JobMessage::sync_target);
+            let result = match decoded {
+                Ok(job) => self.run(job, stop_at).instrument(span.clone()).await,
+                Err(error) => Err(error.into()),
+            };
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let nango = self.source.tally().since(tally);
+            let event_failed = match (&result, &target) {
+                (Ok(outcome), Some((stream, trigger))) => {
+                    let event = StreamEvent::of_outcome(stream, *trigger, outcome, duration_ms);
+                    !self.publish(event).instrument(span.clone()).await
+                }
+                _ => false,
+            };
             if let Some(sink) = &self.settings.metrics {
-                sink.job_done(&match &result {
+                let mut metrics = match &result {
                     Ok(outcome) => {
                         JobMetrics::of_outcome(outcome, outcome_name(outcome), duration_ms, nango)
                     }
                     Err(_) => JobMetrics::of_failure(duration_ms, nango),
-                });
+                };
+                metrics.event_failed = event_failed;
+                sink.job_done(&metrics);
             }
             match result {
                 Ok(outcome) => span.in_scope(|| log_done(&outcome, duration_ms)),
@@ -169,13 +185,36 @@ where
         failed
     }
 
+    /// Publishes a sync job's event, if there is one and a publisher; false when the publish
+    /// failed (logged: the sync stands, and the job is done).
+    async fn publish(&self, event: Option<StreamEvent>) -> bool {
+        let (Some(events), Some(event)) = (&self.settings.events, event) else {
+            return true;
+        };
+        match events.publish(&event).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, detail_type = event.detail_type, "stream event not published; the sync stands");
+                false
+            }
+        }
+    }
+
     /// One job message, from its body.
     pub async fn process(
         &self,
         body: &str,
         stop_at: Option<Instant>,
     ) -> Result<JobOutcome, JobError> {
-        let message = JobMessage::decode(body)?;
+        self.run(JobMessage::decode(body)?, stop_at).await
+    }
+
+    /// One decoded job message.
+    async fn run(
+        &self,
+        message: JobMessage,
+        stop_at: Option<Instant>,
+    ) -> Result<JobOutcome, JobError> {
         let received_at = message.received_at;
         match message.job {
             Job::Sync {
@@ -384,8 +423,10 @@ where
             summary.sweep = Some(Box::new(sweep));
             return Ok(summary);
         }
-        sweep.deleted += drift.end_sweep(stream, &sweep_state).await?;
+        let ended = drift.end_sweep(stream, &sweep_state).await?;
+        sweep.deleted += ended.tombstoned;
         summary.sweep = Some(Box::new(sweep));
+        summary.sweep_outcome = Some(ended.outcome);
         Ok(summary)
     }
 

@@ -24,6 +24,7 @@ mod runtime_loop;
 mod secrets_moto;
 mod signature_vectors;
 mod sqs_moto;
+mod stream_events_moto;
 mod sync_loop;
 mod template;
 mod worker_handler;

@@ -259,6 +259,7 @@ fn emf_metrics() -> Vec<String> {
         failed: false,
         stream_in_error: false,
         nango: RequestTally::default(),
+        event_failed: false,
         sync_lag_seconds: Some(1.0),
     };
     let line = nango_sync::adapters::aws::emf::emf_line(&job, "NangoSync", "f", 1);

@@ -56,6 +56,7 @@ pub fn emf_line(job: &JobMetrics, namespace: &str, function: &str, timestamp_ms:
             "Milliseconds",
             job.nango.waited_ms.into(),
         ),
+        ("EventsFailed", "Count", u64::from(job.event_failed).into()),
     ];
     if let Some(lag) = job.sync_lag_seconds {
         values.push(("SyncLag", "Seconds", json!(lag)));
@@ -106,6 +107,7 @@ mod tests {
                 rate_limited: 1,
                 waited_ms: 1000,
             },
+            event_failed: false,
             sync_lag_seconds: lag,
         }
     }
@@ -166,6 +168,7 @@ mod tests {
         assert_eq!(doc["NangoRateLimited"], 1);
         assert_eq!(doc["NangoRateLimitWait"], 1000);
         assert_eq!(doc["JobsFailed"], 0);
+        assert_eq!(doc["EventsFailed"], 0);
         assert_eq!(doc["SyncLag"], 12.5);
     }
 

@@ -1,8 +1,9 @@
-//! AWS: the DynamoDB stores, the SQS queue, Secrets Manager, CloudWatch metrics (EMF), and the stack's resources created on
+//! AWS: the DynamoDB stores, the SQS queue, Secrets Manager, CloudWatch metrics (EMF), EventBridge, and the stack's resources created on
 //! any endpoint (moto) for local runs and tests.
 
 pub mod dynamodb;
 pub mod emf;
+pub mod eventbridge;
 pub mod secrets;
 pub mod sqs;
 pub mod stack;

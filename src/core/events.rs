@@ -1,0 +1,138 @@
+//! The event a completed sync job publishes for applications downstream ("Stream synced",
+//! "Stream held", "Stream in error"): what the job did to one stream, counts only, no records.
+//! Built here, once, from the job's outcome; the worker hands it to its
+//! [`EventPublisher`](crate::ports::EventPublisher).
+
+use serde_json::{json, Value};
+
+use crate::core::job::Trigger;
+use crate::core::stream::StreamKey;
+use crate::core::worker::JobOutcome;
+use crate::ports::SweepOutcome;
+
+/// The events' `source`.
+pub const SOURCE: &str = "nango-sync";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    pub detail_type: &'static str,
+    pub detail: Value,
+}
+
+impl StreamEvent {
+    /// The event for a sync job's outcome; None for a job that is not about one stream's sync.
+    pub fn of_outcome(
+        stream: &StreamKey,
+        trigger: Trigger,
+        outcome: &JobOutcome,
+        duration_ms: u64,
+    ) -> Option<Self> {
+        let (detail_type, mut detail) = match outcome {
+            JobOutcome::Synced(summary) | JobOutcome::Continued(summary) => {
+                let held = summary.sweep_outcome == Some(SweepOutcome::Held);
+                let sweep = summary.sweep.as_ref().map(|sweep| {
+                    json!({
+                        "outcome": summary.sweep_outcome,
+                        "pages": sweep.pages,
+                        "deleted": sweep.deleted,
+                    })
+                });
+                let detail = json!({
+                    "continued": matches!(outcome, JobOutcome::Continued(_)),
+                    "pages": summary.pages,
+                    "added": summary.added,
+                    "updated": summary.updated,
+                    "deleted": summary.deleted,
+                    "pruned": summary.pruned,
+                    "rejected": summary.rejected,
+                    "cursor_before": summary.cursor_before,
+                    "cursor_after": summary.cursor,
+                    "cursor_moved": summary.cursor_moved,
+                    "sweep": sweep,
+                });
+                let detail_type = if held { "Stream held" } else { "Stream synced" };
+                (detail_type, detail)
+            }
+            JobOutcome::StreamInError(error) => ("Stream in error", json!({ "error": error })),
+            _ => return None,
+        };
+        let fields = detail.as_object_mut().expect("built as an object");
+        fields.insert("stream".into(), json!(stream.encode()));
+        fields.insert(
+            "provider_config_key".into(),
+            json!(stream.provider_config_key),
+        );
+        fields.insert("connection_id".into(), json!(stream.connection_id));
+        fields.insert("model".into(), json!(stream.model));
+        fields.insert("variant".into(), json!(stream.variant));
+        fields.insert("trigger".into(), json!(trigger.as_str()));
+        fields.insert("duration_ms".into(), json!(duration_ms));
+        Some(Self {
+            detail_type,
+            detail,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::sync::{SyncEnd, SyncSummary};
+
+    fn summary(deleted: u64) -> SyncSummary {
+        SyncSummary {
+            end: SyncEnd::UpToDate,
+            pages: 2,
+            written: 10,
+            added: 7,
+            updated: 3,
+            deleted,
+            pruned: 0,
+            rejected: 0,
+            cursor: Some("c2".into()),
+            cursor_before: Some("c1".into()),
+            cursor_moved: true,
+            newest_modified_at: None,
+            sweep: None,
+            sweep_outcome: None,
+        }
+    }
+
+    fn event(outcome: &JobOutcome) -> Option<StreamEvent> {
+        let stream = StreamKey::new("crm", "conn-0", "Deal", "base");
+        StreamEvent::of_outcome(&stream, Trigger::Reconcile, outcome, 12)
+    }
+
+    #[test]
+    fn a_held_sweep_makes_the_event_stream_held_with_the_sweeps_result() {
+        let mut held = summary(0);
+        held.sweep = Some(Box::new(summary(0)));
+        held.sweep_outcome = Some(SweepOutcome::Held);
+        let e = event(&JobOutcome::Synced(held)).unwrap();
+        assert_eq!(e.detail_type, "Stream held");
+        assert_eq!(e.detail["sweep"]["outcome"], "held");
+        assert_eq!(e.detail["trigger"], "reconcile");
+        assert_eq!(e.detail["stream"], "crm|conn-0|Deal|base");
+
+        let e = event(&JobOutcome::Synced(summary(1))).unwrap();
+        assert_eq!(e.detail_type, "Stream synced");
+        assert_eq!(
+            (e.detail["deleted"].as_u64(), e.detail["sweep"].is_null()),
+            (Some(1), true)
+        );
+        assert_eq!(
+            (&e.detail["cursor_before"], &e.detail["cursor_after"]),
+            (&json!("c1"), &json!("c2"))
+        );
+    }
+
+    #[test]
+    fn a_stream_in_error_says_why_and_other_jobs_have_no_event() {
+        let e = event(&JobOutcome::StreamInError("connection gone".into())).unwrap();
+        assert_eq!(e.detail_type, "Stream in error");
+        assert_eq!(e.detail["error"], "connection gone");
+        assert_eq!(e.detail["duration_ms"], 12);
+        assert!(event(&JobOutcome::EventStored).is_none());
+        assert!(event(&JobOutcome::Continued(summary(0))).unwrap().detail["continued"] == true);
+    }
+}
