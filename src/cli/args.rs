@@ -36,6 +36,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Sign a body as Nango does and print the headers, or POST it signed to a URL.
     Sign(SignArgs),
+    /// Print the embedded backend's changes to records as they happen (the change feed).
+    Watch(WatchArgs),
     /// Take the jobs off the queue and print them (one JSON per line).
     Drain(DrainArgs),
     /// Enqueue a reconcile now: every stream brought up to date and checked against Nango.
@@ -319,6 +321,26 @@ pub struct DrainArgs {
     #[arg(long, default_value_t = 100)]
     pub max: usize,
     /// One JSON object per message: `message_id`, `group_id` and `job` (the message as JSON).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct WatchArgs {
+    /// The embedded backend's SQLite file.
+    #[arg(long, env = "NANGO_SYNC_DB", default_value = "nango-sync.db")]
+    pub db: PathBuf,
+    /// Only this stream's changes (providerConfigKey|connectionId|model|variant).
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Start after this sequence number (the `seq` of the last change seen); default: only
+    /// changes from now on. 0 prints every change kept.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Print the changes there are and stop, instead of waiting for more.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// One JSON object per change: `seq`, `at`, `stream`, `id`, `change`.
     #[arg(long)]
     pub json: bool,
 }

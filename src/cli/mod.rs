@@ -7,6 +7,7 @@ mod queue;
 mod run;
 mod sign;
 mod streams;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,7 @@ pub async fn main() -> ExitCode {
         Command::Replay(args) => queue::replay(args).await,
         Command::Drain(args) => queue::drain(args).await,
         Command::Sign(args) => sign::sign(args).await,
+        Command::Watch(args) => watch::watch(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -217,6 +217,7 @@ fn every_reporting_command_takes_json() {
         "forget",
         "sign",
         "demo",
+        "watch",
     ];
     for command in commands {
         let out = Command::new(env!("CARGO_BIN_EXE_nango-sync"))

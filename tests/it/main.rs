@@ -15,6 +15,7 @@ mod fault_proxy;
 mod fuzz;
 mod job_log;
 mod job_metrics;
+mod local_feed;
 mod local_run;
 mod local_server;
 mod ops_moto;

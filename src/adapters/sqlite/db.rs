@@ -68,7 +68,43 @@ CREATE TABLE IF NOT EXISTS sent_dedup_ids (
     queue TEXT NOT NULL, dedup_id TEXT NOT NULL, sent_at_ms INTEGER NOT NULL,
     PRIMARY KEY (queue, dedup_id)
 );
+-- The change feed, the DynamoDB stream's twin: one row per write to a record that a reader
+-- cares about, kept by the triggers below, whichever code path wrote it. The newest
+-- CHANGES_KEPT rows are kept.
+CREATE TABLE IF NOT EXISTS changes (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     TEXT NOT NULL,                -- when it was written, UTC
+    stream TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    change TEXT NOT NULL                 -- added, updated, deleted, pruned or removed
+);
+CREATE INDEX IF NOT EXISTS changes_by_stream ON changes (stream, seq);
+CREATE TRIGGER IF NOT EXISTS records_added AFTER INSERT ON records BEGIN
+    INSERT INTO changes (at, stream, id, change) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+        NEW.stream, NEW.id, CASE WHEN NEW.deleted_at IS NULL THEN 'added' ELSE 'deleted' END);
+END;
+-- A sweep stamping `seen_in` on a record it re-read changes nothing a reader cares about.
+CREATE TRIGGER IF NOT EXISTS records_changed AFTER UPDATE ON records
+    WHEN NEW.last_modified_at IS NOT OLD.last_modified_at OR NEW.deleted_at IS NOT OLD.deleted_at
+        OR NEW.pruned_at IS NOT OLD.pruned_at
+BEGIN
+    INSERT INTO changes (at, stream, id, change) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+        NEW.stream, NEW.id, CASE
+            WHEN NEW.deleted_at IS NOT NULL AND OLD.deleted_at IS NULL THEN 'deleted'
+            WHEN NEW.pruned_at IS NOT NULL AND OLD.pruned_at IS NULL THEN 'pruned'
+            ELSE 'updated' END);
+END;
+CREATE TRIGGER IF NOT EXISTS records_removed AFTER DELETE ON records BEGIN
+    INSERT INTO changes (at, stream, id, change) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+        OLD.stream, OLD.id, 'removed');
+END;
+CREATE TRIGGER IF NOT EXISTS changes_kept AFTER INSERT ON changes BEGIN
+    DELETE FROM changes WHERE seq <= NEW.seq - 100000;
+END;
 "#;
+
+/// How many of the newest changes the feed keeps (the `changes_kept` trigger's bound).
+pub const CHANGES_KEPT: u64 = 100_000;
 
 /// Columns added since the first schema: a file made before them gains them when opened.
 const ADDED_COLUMNS: &[(&str, &str)] = &[

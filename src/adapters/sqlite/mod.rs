@@ -8,12 +8,15 @@
 //!
 //! - [`db`]: the file, its schema and the connection;
 //! - [`store`]: records and state ([`SqliteStore`]);
-//! - [`queue`]: the FIFO job queue and its dead-letter queue ([`SqliteQueue`]).
+//! - [`queue`]: the FIFO job queue and its dead-letter queue ([`SqliteQueue`]);
+//! - [`feed`]: the change feed the schema's triggers keep ([`SqliteFeed`]).
 
 mod db;
+mod feed;
 mod queue;
 mod store;
 
-pub use db::{SqliteDb, SCHEMA};
+pub use db::{SqliteDb, CHANGES_KEPT, SCHEMA};
+pub use feed::{Change, SqliteFeed};
 pub use queue::{QueueSettings, SqliteQueue};
 pub use store::SqliteStore;
