@@ -15,7 +15,7 @@ use nango_sync::local::backend::Store;
 use nango_sync::simulator::sample_payload;
 use serde_json::{json, Map, Value};
 
-use crate::common::{fast_writes, moto_sdk_config, unique_name};
+use crate::common::{change_kinds, fast_writes, moto_sdk_config, unique_name};
 use crate::reconcile::{rig, Backend};
 
 /// Every stream record of `table` so far, in order (moto keeps one shard).
@@ -245,16 +245,7 @@ async fn a_sync_puts_one_change_per_record_on_the_records_stream_on_moto() {
         "a pruned record keeps its stored payload"
     );
 
-    let mut kinds: Vec<(String, String)> = consumer_changes(later)
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_owned(),
-                c["change"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    kinds.sort();
+    let kinds = change_kinds(&consumer_changes(later));
     let expected = [
         ("c0", "updated"),
         ("c1", "updated"),

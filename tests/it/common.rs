@@ -218,3 +218,16 @@ impl std::io::Write for Captured {
         Ok(())
     }
 }
+
+/// A change feed's changes as sorted (id, change) pairs: the change feed tests' comparison.
+pub fn change_kinds(changes: &[serde_json::Value]) -> Vec<(String, String)> {
+    let mut kinds: Vec<(String, String)> = changes
+        .iter()
+        .map(|c| {
+            let text = |name: &str| c[name].as_str().unwrap_or_default().to_owned();
+            (text("id"), text("change"))
+        })
+        .collect();
+    kinds.sort();
+    kinds
+}

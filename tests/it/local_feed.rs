@@ -13,7 +13,7 @@ use nango_sync::ports::{RecordStore, Removal};
 use nango_sync::simulator::sample_payload;
 use serde_json::Value;
 
-use crate::common::unique_name;
+use crate::common::{change_kinds, unique_name};
 use crate::reconcile::{rig, Backend};
 
 fn watch(db: &std::path::Path, args: &[&str]) -> Vec<Value> {
@@ -34,20 +34,6 @@ fn watch(db: &std::path::Path, args: &[&str]) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn kinds(changes: &[Value]) -> Vec<(String, String)> {
-    let mut kinds: Vec<(String, String)> = changes
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_owned(),
-                c["change"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    kinds.sort();
-    kinds
 }
 
 #[tokio::test]
@@ -100,7 +86,7 @@ async fn watch_shows_each_change_once_resumes_from_a_seq_and_follows() {
         ("c3", "pruned"),
     ];
     assert_eq!(
-        kinds(&later),
+        change_kinds(&later),
         expected.map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
     let other = "crm|conn-0|Deal|base";
