@@ -6,8 +6,8 @@ pub fn init_lambda() {
     lambda_http::tracing::init_default_subscriber();
 }
 
-/// For the CLI: human-readable lines on stderr, filtered by `RUST_LOG` (default `info`).
-/// Logs for the CLI on stderr, at `default_level` unless RUST_LOG says otherwise.
+/// For the CLI: human-readable lines on stderr, at `default_level` unless `RUST_LOG` says
+/// otherwise.
 pub fn init_cli(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));

@@ -5,7 +5,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::core::worker::JobOutcome;
-use crate::ports::RequestTally;
+use crate::ports::{RequestTally, SweepOutcome};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobMetrics {
@@ -19,6 +19,8 @@ pub struct JobMetrics {
     pub rejected: u64,
     /// Records the sweep that followed the sync marked deleted.
     pub swept: u64,
+    /// That sweep would have deleted more than the guard allows: held for an operator.
+    pub sweep_held: bool,
     /// The job failed and will be redelivered.
     pub failed: bool,
     /// The job put its stream in error (retrying cannot help).
@@ -49,6 +51,7 @@ impl JobMetrics {
                 metrics.pruned = summary.pruned;
                 metrics.rejected = summary.rejected;
                 metrics.swept = summary.sweep.as_ref().map_or(0, |sweep| sweep.deleted);
+                metrics.sweep_held = summary.sweep_outcome == Some(SweepOutcome::Held);
                 metrics.sync_lag_seconds = summary
                     .newest_modified_at
                     .as_deref()
@@ -78,6 +81,7 @@ impl JobMetrics {
             pruned: 0,
             rejected: 0,
             swept: 0,
+            sweep_held: false,
             failed: false,
             stream_in_error: false,
             nango,

@@ -13,6 +13,7 @@ use nango_sync::adapters::memory::MemoryQueue;
 use nango_sync::adapters::nango::NangoClient;
 use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
 use nango_sync::core::job::{jobs_for, messages_for, now_rfc3339};
+use nango_sync::core::metrics::JobMetrics;
 use nango_sync::core::payload::NangoWebhook;
 use nango_sync::core::reconcile::{decide_held, ConnectionDeletedMode, HoldDecision, HoldError};
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
@@ -377,6 +378,16 @@ async fn deletes_beyond_the_bound_are_held_then_confirmed(backend: Backend) {
         .hard_delete(&s, &lost.iter().map(String::as_str).collect::<Vec<_>>());
     let outcomes = rig.reconcile().await;
     assert_eq!(sweeps(&outcomes), 1, "the drift is real: a sweep ran");
+    // The job says so too: its event is "Stream held" and its metrics count a held sweep.
+    let held_jobs: Vec<_> = outcomes
+        .iter()
+        .filter(
+            |o| matches!(o, JobOutcome::Synced(s) if s.sweep_outcome == Some(SweepOutcome::Held)),
+        )
+        .collect();
+    assert_eq!(held_jobs.len(), 1, "{outcomes:?}");
+    let metrics = JobMetrics::of_outcome(held_jobs[0], "synced", 1, Default::default());
+    assert!(metrics.sweep_held && metrics.swept == 0, "{metrics:?}");
     assert_eq!(rig.live(&s).await, 300, "held: nothing marked deleted");
     let state = rig.state(&s).await;
     assert_eq!(state.status(), StreamStatus::Held);

@@ -41,6 +41,7 @@ pub fn emf_line(job: &JobMetrics, namespace: &str, function: &str, timestamp_ms:
         ("RecordsPruned", "Count", job.pruned.into()),
         ("RecordsRejected", "Count", job.rejected.into()),
         ("RecordsSwept", "Count", job.swept.into()),
+        ("SweepsHeld", "Count", u64::from(job.sweep_held).into()),
         ("Pages", "Count", job.pages.into()),
         ("JobDuration", "Milliseconds", job.duration_ms.into()),
         ("JobsFailed", "Count", u64::from(job.failed).into()),
@@ -100,6 +101,7 @@ mod tests {
             pruned: 1,
             rejected: 1,
             swept: 4,
+            sweep_held: false,
             failed: false,
             stream_in_error: false,
             nango: RequestTally {
