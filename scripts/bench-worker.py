@@ -220,6 +220,10 @@ def main():
     p.add_argument("--page", type=int, default=1000)
     p.add_argument("--latency-ms", type=int, default=50)
     p.add_argument("--only", default="bootstrap,work,fetch,write")
+    p.add_argument("--fault-rate", type=float, default=0.0,
+                   help="share of Nango requests the simulator answers with a 5xx, a truncated body or a reset")
+    p.add_argument("--rate-limit-rate", type=float, default=0.0,
+                   help="share of Nango requests the simulator answers 429")
     p.add_argument("--keepalive", action="store_true",
                    help="reach moto through scripts/keepalive-relay.py, which keeps connections open "
                         "as DynamoDB does (moto closes every one)")
@@ -230,7 +234,8 @@ def main():
         [os.path.join(RELEASE, "nango-sync"), "simulate", "--listen", f"127.0.0.1:{port}",
          "--integration", "bench", "--connections", str(a.connections), "--models", a.models,
          "--records", str(a.records), "--record-bytes", "1200", "--large-every", "500",
-         "--large-bytes", "50000", "--latency-ms", str(a.latency_ms)],
+         "--large-bytes", "50000", "--latency-ms", str(a.latency_ms),
+         "--fault-rate", str(a.fault_rate), "--rate-limit-rate", str(a.rate_limit_rate)],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -249,6 +254,8 @@ def main():
                   "fetch": "fetch-only (read + parse)", "write": "write-only (convert + write)"}
         via = "moto through the keep-alive relay" if a.keepalive else "moto directly (a connection per call)"
         print(f"DynamoDB: {via}")
+        if a.fault_rate or a.rate_limit_rate:
+            print(f"Nango faults: {a.fault_rate:.0%} 5xx/truncated/reset, {a.rate_limit_rate:.0%} 429")
         print(f"{total} records: {a.connections} connections x {len(a.models.split(','))} models x {a.records}, "
               f"about 1.2 KB (every 500th about 50 KB), pages of {a.page}, {a.latency_ms} ms per page\n")
         print(f"{'process':<36} {'CPU s':>8} {'of it sys':>10} {'CPU s/100k':>11} {'us/record':>10} "
