@@ -129,11 +129,20 @@ pub struct ServeArgs {
     /// Enqueue a reconcile at start and then this often (e.g. 15m, 90s, 1h; a bare number is
     /// minutes; 0 turns it off), as the deployed schedule does (ReconcileEveryMinutes).
     #[arg(long, default_value = "15m", value_parser = parse_period)]
-    pub reconcile_every: Option<std::time::Duration>,
+    reconcile_every: std::time::Duration,
 }
 
-/// `15m`, `90s`, `1h` or a number of minutes; `0` is none.
-pub fn parse_period(text: &str) -> Result<Option<std::time::Duration>, String> {
+impl ServeArgs {
+    /// The reconcile period, `None` when `--reconcile-every 0` turned it off.
+    pub fn reconcile_every(&self) -> Option<std::time::Duration> {
+        (!self.reconcile_every.is_zero()).then_some(self.reconcile_every)
+    }
+}
+
+/// `15m`, `90s`, `1h` or a number of minutes; `0` (zero) is off. A plain `Duration`, not an
+/// `Option`: clap's derive reads an `Option` field as an optional argument of the inner type, and
+/// a parser returning `Option` then fails at run time on every invocation.
+pub fn parse_period(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
@@ -148,7 +157,7 @@ pub fn parse_period(text: &str) -> Result<Option<std::time::Duration>, String> {
         "h" => n * 3600,
         other => return Err(format!("unknown unit {other:?}: use s, m or h")),
     };
-    Ok((seconds > 0).then(|| std::time::Duration::from_secs(seconds)))
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 #[derive(clap::Args)]
@@ -343,4 +352,67 @@ pub struct WatchArgs {
     /// One JSON object per change: `seq`, `at`, `stream`, `id`, `change`.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::time::Duration;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("nango-sync").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command with its defaults: clap checks a field's type against its parser only when
+    /// the value is read, so a mismatch panics here rather than at build time.
+    #[test]
+    fn every_command_parses_with_its_defaults() {
+        let invocations: [&[&str]; 14] = [
+            &["demo"],
+            &["serve"],
+            &["work"],
+            &["simulate"],
+            &["status"],
+            &["sync", "--all"],
+            &["reset", "--stream", "p|c|M|base"],
+            &["replay"],
+            &["sign", "--key", "k"],
+            &["watch"],
+            &["drain"],
+            &["reconcile"],
+            &["sweep", "--stream", "p|c|M|base", "--discard"],
+            &["forget", "--connection", "p|c"],
+        ];
+        for args in invocations {
+            if let Err(e) = parse(args) {
+                panic!("{args:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn serve_reads_its_reconcile_period() {
+        let period = |args: &[&str]| match parse(args).unwrap() {
+            Command::Serve(serve) => serve.reconcile_every(),
+            _ => unreachable!("serve parses as serve"),
+        };
+        assert_eq!(period(&["serve"]), Some(Duration::from_secs(15 * 60)));
+        assert_eq!(
+            period(&["serve", "--reconcile-every", "90s"]),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            period(&["serve", "--reconcile-every", "2"]),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(period(&["serve", "--reconcile-every", "0"]), None);
+        assert!(parse(&["serve", "--reconcile-every", "1d"]).is_err());
+    }
 }

@@ -150,7 +150,7 @@ pub async fn serve(args: ServeArgs) -> CliResult {
             store: resolved.backends.store.clone(),
             queue: resolved.backends.queue.clone(),
             worker,
-            reconcile_every: args.reconcile_every,
+            reconcile_every: args.reconcile_every(),
         },
     )
     .await

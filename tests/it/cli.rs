@@ -9,7 +9,7 @@ use nango_sync::core::stream::StreamKey;
 use nango_sync::ports::{HeldSweep, RecordStore, StateStore, StreamStatus};
 use serde_json::{json, Value};
 
-use crate::common::unique_name;
+use crate::common::{replay, unique_name, TEST_SIGNING_KEY};
 
 fn record(id: &str) -> NangoRecord {
     let object = json!({"id": id, "name": id, "_nango_metadata": {"first_seen_at": "2026-11-27T00:00:00+00:00",
@@ -201,6 +201,58 @@ async fn drain_json_prints_one_parsable_line_per_message() {
 
     let (ok, out, _) = cli(&db, &["drain", "--json"]);
     assert!(ok && out.is_empty(), "drained: nothing left ({out})");
+}
+
+/// The README's `nango-sync serve --webhook-only`, as a user runs it: it says where it listens, a
+/// signed sample webhook is answered 200, and the job it acknowledged is on the queue even after
+/// the process is killed.
+#[tokio::test]
+async fn serve_answers_a_signed_webhook_and_its_job_outlives_the_process() {
+    use std::io::BufRead;
+    let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli-serve")));
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_nango-sync"))
+        .args([
+            "serve",
+            "--webhook-only",
+            "--reconcile-every",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .env("NANGO_WEBHOOK_SIGNING_KEY", TEST_SIGNING_KEY)
+        .env_remove("NANGO_API_KEY")
+        .env_remove("NANGO_SYNC_STORE")
+        .env_remove("NANGO_SYNC_QUEUE")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the nango-sync binary runs");
+    let mut stderr = std::io::BufReader::new(serve.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    // Keep reading: a closed pipe would make its next log line fail.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let url = first
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("serve says where it listens: {first:?}"))
+        .to_owned();
+    let client = reqwest::Client::new();
+    let answered = replay(&client, &url, "webhook-sync-success.json").await;
+    let forged = replay(&client, &url, "webhook-bad-signature.json").await;
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert_eq!((answered.as_u16(), forged.as_u16()), (200, 401));
+
+    let (ok, out, stderr) = cli(&db, &["drain", "--json"]);
+    assert!(ok, "{stderr}");
+    let jobs: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 1, "only the genuine webhook is queued: {out}");
+    assert!(jobs[0]["job"]["job"]["sync"].is_object(), "{out}");
 }
 
 /// The README promises `--json` on every command that reports.

@@ -19,6 +19,23 @@ pub fn read(relative: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
+/// Replays a Lambda HTTP event as a plain request: same method, headers and body bytes.
+pub async fn replay(client: &reqwest::Client, url: &str, file: &str) -> reqwest::StatusCode {
+    let request = lambda_http::request::from_str(&read(&format!("events/{file}"))).unwrap();
+    let mut builder = client.request(request.method().clone(), url);
+    for (name, value) in request.headers() {
+        if name != "host" {
+            builder = builder.header(name, value);
+        }
+    }
+    builder
+        .body(request.body().as_ref().to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 pub fn test_verifier() -> Verifier {
     Verifier::new(SigningKey::new(TEST_SIGNING_KEY), None)
 }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use crate::common::{read, test_verifier};
+use crate::common::{replay, test_verifier};
 use crate::events::EXPECTED;
 
 struct Running {
@@ -50,23 +50,6 @@ async fn start_with(max_body_bytes: usize, limits: ServerLimits) -> Running {
         app,
         stop: Some(stop),
     }
-}
-
-/// Replays a Lambda HTTP event as a plain request: same method, headers and body bytes.
-async fn replay(client: &reqwest::Client, url: &str, file: &str) -> reqwest::StatusCode {
-    let request = lambda_http::request::from_str(&read(&format!("events/{file}"))).unwrap();
-    let mut builder = client.request(request.method().clone(), url);
-    for (name, value) in request.headers() {
-        if name != "host" {
-            builder = builder.header(name, value);
-        }
-    }
-    builder
-        .body(request.body().as_ref().to_vec())
-        .send()
-        .await
-        .unwrap()
-        .status()
 }
 
 #[tokio::test]
