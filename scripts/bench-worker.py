@@ -7,6 +7,8 @@ from wait4's rusage, so the simulated Nango and moto, in processes of their own,
 - bootstrap: the worker's Lambda bootstrap (release, built as it ships) against a Runtime API
   emulated here, given one SQS batch with a sync job per stream;
 - nango-sync work: the local job loop on the same jobs (embedded queue, DynamoDB on moto);
+- nango-sync serve: the whole local pipeline on its embedded defaults (SQLite, embedded queue),
+  sent one signed sync webhook per stream, measured until every stream holds all its records;
 - fetch-only: every page of the same streams read and parsed, nothing written;
 - write-only: the same pages read first (not counted), then written as the sync loop writes them.
 
@@ -14,15 +16,19 @@ The shape (issue "A lean worker"): 3 connections x 2 models x 20,000 records of 
 every 500th about 50 KB, pages of 1,000, 50 ms per page. Options scale it down for a quick run.
 """
 import argparse
+import hashlib
+import hmac
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "release")
@@ -190,6 +196,60 @@ def run_work(streams, nango_url, page):
     return cpu, sys_cpu, rss, time.time() - started
 
 
+SIGNING_KEY = "bench-signing-key"
+
+
+def post_webhook(url, stream):
+    """POSTs the sync webhook a successful INITIAL run sends (contract section 2), signed."""
+    body = json.dumps({
+        "type": "sync", "from": "nango", "success": True, "connectionId": stream["connection_id"],
+        "providerConfigKey": stream["provider_config_key"], "syncName": stream["model"].lower() + "s",
+        "model": stream["model"], "syncVariant": stream["variant"], "syncType": "INITIAL",
+        "modifiedAfter": "2026-12-03T12:00:00.000Z", "queryTimeStamp": "2026-12-03T12:00:00.000Z",
+        "responseResults": {"added": 0, "updated": 0, "deleted": 0},
+    }).encode()
+    signature = hmac.new(SIGNING_KEY.encode(), body, hashlib.sha256).hexdigest()
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "X-Nango-Hmac-Sha256": signature})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        if answer.status != 200:
+            sys.exit(f"the endpoint answered {answer.status} to a signed webhook")
+
+
+def run_serve(streams, nango_url, page, records):
+    db = os.path.join(ROOT, "target", f"bench-serve-{os.getpid()}.db")
+    for leftover in (db, db + "-wal", db + "-shm"):
+        if os.path.exists(leftover):
+            os.remove(leftover)
+    env = aws_env({"NANGO_API_KEY": API_KEY, "NANGO_BASE_URL": nango_url, "PAGE_LIMIT": str(page),
+                   "NANGO_WEBHOOK_SIGNING_KEY": SIGNING_KEY})
+    port = free_port()
+    child = subprocess.Popen([os.path.join(RELEASE, "nango-sync"), "serve", "--listen", f"127.0.0.1:{port}",
+                              "--db", db, "--reconcile-every", "0"], env=env, stderr=subprocess.PIPE, text=True)
+    line = child.stderr.readline()
+    match = re.search(r"(http://\S+)", line)
+    if not match:
+        sys.exit(f"serve did not say where it listens: {line!r}")
+    threading.Thread(target=lambda: child.stderr.read(), daemon=True).start()
+    started = time.time()
+    for s in streams:
+        post_webhook(match.group(1), s)
+    # Without the API key, status reads the SQLite file alone and does not ask the simulator.
+    quiet = {k: v for k, v in env.items() if k != "NANGO_API_KEY"}
+    while True:
+        out = nango_sync(["status", "--db", db, "--json"], quiet, capture_output=True, text=True).stdout
+        counts = [json.loads(l)["records"] for l in out.splitlines() if l.strip()]
+        if len(counts) == len(streams) and all(n == records for n in counts):
+            break
+        if time.time() - started > 3600:
+            sys.exit(f"serve did not sync every stream within an hour: {counts}")
+        time.sleep(0.5)
+    wall = time.time() - started
+    child.send_signal(signal.SIGINT)
+    cpu, sys_cpu, rss = usage_of(child.pid)
+    return cpu, sys_cpu, rss, wall
+
+
 def run_part(mode, nango_url, page, streams, records):
     """benches/worker_parts.rs measures its own part (generating write-only's pages is not counted)."""
     keys = ",".join("|".join([s["provider_config_key"], s["connection_id"], s["model"], s["variant"]])
@@ -219,7 +279,7 @@ def main():
     p.add_argument("--records", type=int, default=20_000)
     p.add_argument("--page", type=int, default=1000)
     p.add_argument("--latency-ms", type=int, default=50)
-    p.add_argument("--only", default="bootstrap,work,fetch,write")
+    p.add_argument("--only", default="bootstrap,work,serve,fetch,write")
     p.add_argument("--fault-rate", type=float, default=0.0,
                    help="share of Nango requests the simulator answers with a 5xx, a truncated body or a reset")
     p.add_argument("--rate-limit-rate", type=float, default=0.0,
@@ -247,10 +307,12 @@ def main():
         runs = {
             "bootstrap": lambda: run_bootstrap(streams, url, a.page),
             "work": lambda: run_work(streams, url, a.page),
+            "serve": lambda: run_serve(streams, url, a.page, a.records),
             "fetch": lambda: run_part("fetch", url, a.page, streams, total),
             "write": lambda: run_part("write", url, a.page, streams, total),
         }
         labels = {"bootstrap": "worker bootstrap (Lambda handler)", "work": "nango-sync work",
+                  "serve": "nango-sync serve (SQLite)",
                   "fetch": "fetch-only (read + parse)", "write": "write-only (convert + write)"}
         via = "moto through the keep-alive relay" if a.keepalive else "moto directly (a connection per call)"
         print(f"DynamoDB: {via}")
