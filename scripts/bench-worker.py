@@ -16,8 +16,6 @@ The shape (issue "A lean worker"): 3 connections x 2 models x 20,000 records of 
 every 500th about 50 KB, pages of 1,000, 50 ms per page. Options scale it down for a quick run.
 """
 import argparse
-import hashlib
-import hmac
 import http.server
 import json
 import os
@@ -28,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "release")
@@ -199,21 +196,17 @@ def run_work(streams, nango_url, page):
 SIGNING_KEY = "bench-signing-key"
 
 
-def post_webhook(url, stream):
-    """POSTs the sync webhook a successful INITIAL run sends (contract section 2), signed."""
+def post_webhook(url, stream, env):
+    """POSTs the sync webhook a successful INITIAL run sends (contract section 2), signed by
+    `nango-sync sign --post` as Nango signs it (the key from NANGO_WEBHOOK_SIGNING_KEY)."""
     body = json.dumps({
         "type": "sync", "from": "nango", "success": True, "connectionId": stream["connection_id"],
         "providerConfigKey": stream["provider_config_key"], "syncName": stream["model"].lower() + "s",
         "model": stream["model"], "syncVariant": stream["variant"], "syncType": "INITIAL",
         "modifiedAfter": "2026-12-03T12:00:00.000Z", "queryTimeStamp": "2026-12-03T12:00:00.000Z",
         "responseResults": {"added": 0, "updated": 0, "deleted": 0},
-    }).encode()
-    signature = hmac.new(SIGNING_KEY.encode(), body, hashlib.sha256).hexdigest()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "X-Nango-Hmac-Sha256": signature})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        if answer.status != 200:
-            sys.exit(f"the endpoint answered {answer.status} to a signed webhook")
+    })
+    nango_sync(["sign", "--post", url], env, input=body, text=True, stdout=subprocess.DEVNULL)
 
 
 def run_serve(streams, nango_url, page, records):
@@ -233,7 +226,7 @@ def run_serve(streams, nango_url, page, records):
     threading.Thread(target=lambda: child.stderr.read(), daemon=True).start()
     started = time.time()
     for s in streams:
-        post_webhook(match.group(1), s)
+        post_webhook(match.group(1), s, env)
     # Without the API key, status reads the SQLite file alone and does not ask the simulator.
     quiet = {k: v for k, v in env.items() if k != "NANGO_API_KEY"}
     while True:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The worker benchmark (issue "A lean worker"): CPU (user + sys) and peak RSS of the worker's
 # Lambda bootstrap, of `nango-sync work`, of `nango-sync serve` (on SQLite), and of fetch-only
-# and write-only, on one shape, each a process of its own. Starts moto and builds the release binaries (the bootstrap as it ships,
-# without the local feature). Arguments go to scripts/bench-worker.py (e.g. --records 2000 for a
-# quick run, --only bootstrap).
+# and write-only, on one shape, each a process of its own. Starts moto and builds the release
+# binaries (the bootstrap as it ships, without the local feature). Arguments go to
+# scripts/bench-worker.py (e.g. --records 2000 for a quick run, --only bootstrap).
 set -euo pipefail
 source "$(dirname "$0")/moto.sh"
 trap moto_stop EXIT

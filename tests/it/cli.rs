@@ -18,15 +18,22 @@ fn record(id: &str) -> NangoRecord {
     NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
 }
 
-/// Runs the CLI on `db`; returns (success, stdout, stderr).
-fn cli(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nango-sync"))
+/// The CLI on `db`, blind to the caller's Nango key and backend choice.
+fn command(db: &std::path::Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nango-sync"));
+    command
         .args(args)
         .arg("--db")
         .arg(db)
         .env_remove("NANGO_API_KEY")
         .env_remove("NANGO_SYNC_STORE")
-        .env_remove("NANGO_SYNC_QUEUE")
+        .env_remove("NANGO_SYNC_QUEUE");
+    command
+}
+
+/// Runs the CLI on `db`; returns (success, stdout, stderr).
+fn cli(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = command(db, args)
         .output()
         .expect("the nango-sync binary runs");
     (
@@ -34,6 +41,17 @@ fn cli(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `drain --json` on `db`: one parsed line per message taken off, and the raw output.
+fn drain_json(db: &std::path::Path) -> (Vec<Value>, String) {
+    let (ok, out, stderr) = cli(db, &["drain", "--json"]);
+    assert!(ok, "{stderr}");
+    let lines = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, out)
 }
 
 #[tokio::test]
@@ -176,12 +194,7 @@ async fn drain_json_prints_one_parsable_line_per_message() {
     let enqueued: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(enqueued["enqueued"], 2, "{out}");
 
-    let (ok, out, stderr) = cli(&db, &["drain", "--json"]);
-    assert!(ok, "{stderr}");
-    let lines: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (lines, out) = drain_json(&db);
     assert_eq!(lines.len(), 2, "{out}");
     let mut drained: Vec<String> = lines
         .iter()
@@ -210,21 +223,16 @@ async fn drain_json_prints_one_parsable_line_per_message() {
 async fn serve_answers_a_signed_webhook_and_its_job_outlives_the_process() {
     use std::io::BufRead;
     let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli-serve")));
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_nango-sync"))
-        .args([
-            "serve",
-            "--webhook-only",
-            "--reconcile-every",
-            "0",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--db")
-        .arg(&db)
+    let serve_args = [
+        "serve",
+        "--webhook-only",
+        "--reconcile-every",
+        "0",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let mut serve = command(&db, &serve_args)
         .env("NANGO_WEBHOOK_SIGNING_KEY", TEST_SIGNING_KEY)
-        .env_remove("NANGO_API_KEY")
-        .env_remove("NANGO_SYNC_STORE")
-        .env_remove("NANGO_SYNC_QUEUE")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the nango-sync binary runs");
@@ -245,12 +253,7 @@ async fn serve_answers_a_signed_webhook_and_its_job_outlives_the_process() {
     serve.wait().unwrap();
     assert_eq!((answered.as_u16(), forged.as_u16()), (200, 401));
 
-    let (ok, out, stderr) = cli(&db, &["drain", "--json"]);
-    assert!(ok, "{stderr}");
-    let jobs: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (jobs, out) = drain_json(&db);
     assert_eq!(jobs.len(), 1, "only the genuine webhook is queued: {out}");
     assert!(jobs[0]["job"]["job"]["sync"].is_object(), "{out}");
 }
