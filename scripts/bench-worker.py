@@ -217,9 +217,11 @@ def run_serve(streams, nango_url, page, records):
     env = aws_env({"NANGO_API_KEY": API_KEY, "NANGO_BASE_URL": nango_url, "PAGE_LIMIT": str(page),
                    "NANGO_WEBHOOK_SIGNING_KEY": SIGNING_KEY})
     port = free_port()
-    child = subprocess.Popen([*os.environ.get("BENCH_WORKER_WRAP", "").split(),
-                              os.environ.get("BENCH_NANGO_SYNC_BIN", os.path.join(RELEASE, "nango-sync")), "serve", "--listen", f"127.0.0.1:{port}",
-                              "--db", db, "--reconcile-every", "0"], env=env, stderr=subprocess.PIPE, text=True)
+    # BENCH_WORKER_WRAP as for the bootstrap; BENCH_NANGO_SYNC_BIN=target/profiling/nango-sync.
+    binary = os.environ.get("BENCH_NANGO_SYNC_BIN", os.path.join(RELEASE, "nango-sync"))
+    child = subprocess.Popen([*os.environ.get("BENCH_WORKER_WRAP", "").split(), binary, "serve",
+                              "--listen", f"127.0.0.1:{port}", "--db", db, "--reconcile-every", "0"],
+                             env=env, stderr=subprocess.PIPE, text=True)
     line = child.stderr.readline()
     match = re.search(r"(http://\S+)", line)
     if not match:

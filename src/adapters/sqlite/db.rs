@@ -169,9 +169,10 @@ impl SqliteDb {
             .map_err(|e| StoreError::permanent(format!("cannot open {}: {e}", path.display())))?;
         // WAL survives a crash of the process; NORMAL sync is enough for a local copy that can
         // always be re-read from Nango.
-        // A page of records (1,000 of about 1.2 KB, say) with its index and feed pages fits in
-        // the 8 MiB page cache, which the default 2 MiB did not: the cache spilled mid-write
-        // and read pages back. The statement journals of the upserts stay in memory.
+        // The default 2 MiB page cache is smaller than one page of records (1,000 of about
+        // 1.2 KB), so it spilled mid-write and read pages back (perf); 8 MiB holds a page with
+        // its index and feed pages. The upserts' statement journals stay in memory, not in a
+        // temp file.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
              PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;",

@@ -176,7 +176,6 @@ impl RecordStore for SqliteStore {
                 let mut report = WriteReport::default();
                 for (row, pruned, deleted) in &rows {
                     if *pruned {
-                        // Keep the stored payload: only the bookkeeping moves on.
                         let changed = tx.prepare_cached(UPDATE_PRUNED)?.execute(params![
                             key,
                             row.id,
@@ -306,19 +305,17 @@ fn remove_live(
     };
     for (id, json) in &doomed {
         let Some((at, by)) = tombstone else {
-            tx.execute(
-                "DELETE FROM records WHERE stream = ?1 AND id = ?2",
-                params![key, id],
-            )?;
+            tx.prepare_cached(DELETE_RECORD)?
+                .execute(params![key, id])?;
             continue;
         };
         let mut object: Map<String, Value> = serde_json::from_str(json).unwrap_or_default();
         mark_deleted(&mut object, at);
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE records SET record = ?3, deleted_at = ?4, last_action = 'DELETED',
                deleted_by = ?5 WHERE stream = ?1 AND id = ?2",
-            params![key, id, Value::Object(object).to_string(), at, by],
-        )?;
+        )?
+        .execute(params![key, id, Value::Object(object).to_string(), at, by])?;
     }
     Ok(doomed.len() as u64)
 }
