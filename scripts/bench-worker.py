@@ -10,7 +10,10 @@ from wait4's rusage, so the simulated Nango and moto, in processes of their own,
 - nango-sync serve: the whole local pipeline on its embedded defaults (SQLite, embedded queue),
   sent one signed sync webhook per stream, measured until every stream holds all its records;
 - fetch-only: every page of the same streams read and parsed, nothing written;
-- write-only: the same pages read first (not counted), then written as the sync loop writes them.
+- write-only: the same pages read first (not counted), then written as the sync loop writes them;
+- round (asked for by name, `--only round`): the bootstrap backfills cleanly (not counted), then
+  the simulator changes --round-churn of every stream's records and turns on the faults given
+  (--fault-rate, --rate-limit-rate), and a fresh bootstrap syncs that round of changes.
 
 The shape (issue "A lean worker"): 3 connections x 2 models x 20,000 records of about 1.2 KB,
 every 500th about 50 KB, pages of 1,000, 50 ms per page. Options scale it down for a quick run.
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "release")
@@ -132,8 +136,10 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
         RuntimeApi.answered.set()
 
 
-def run_bootstrap(streams, nango_url, page):
-    env = aws_env(stack(f"bench-boot-{os.getpid()}", aws_env({})))
+def run_bootstrap(streams, nango_url, page, prefix=None):
+    env = aws_env(stack(prefix or f"bench-boot-{os.getpid()}", aws_env({})))
+    RuntimeApi.served = False
+    RuntimeApi.answered.clear()
     records = [
         {"messageId": f"m{i}", "receiptHandle": f"r{i}", "body": json.dumps(job),
          "attributes": {"MessageGroupId": f"g{i}"}, "messageAttributes": {},
@@ -176,6 +182,22 @@ def run_bootstrap(streams, nango_url, page):
     cpu, sys_cpu, rss = usage_of(child.pid)
     server.shutdown()
     return cpu, sys_cpu, rss, wall
+
+
+def run_round(streams, nango_url, page, churn, fault_rate, rate_limit_rate):
+    """A round of changes under faults: the bootstrap backfills the streams cleanly (not counted),
+    then the simulator changes `churn` of every stream's records and turns its faults on
+    (`POST /_simulator/round`), and the bootstrap, a fresh process on the same tables, syncs the
+    changes: that second process is the one measured."""
+    prefix = f"bench-round-{os.getpid()}"
+    run_bootstrap(streams, nango_url, page, prefix)
+    query = f"churn={churn}&fault_rate={fault_rate}&rate_limit_rate={rate_limit_rate}"
+    request = urllib.request.Request(f"{nango_url}/_simulator/round?{query}", method="POST",
+                                     headers={"Authorization": f"Bearer {API_KEY}"})
+    changed = json.load(urllib.request.urlopen(request))
+    print(f"round of changes: {changed['added']} added, {changed['updated']} updated, "
+          f"{changed['deleted']} deleted", flush=True)
+    return run_bootstrap(streams, nango_url, page, prefix)
 
 
 def run_work(streams, nango_url, page):
@@ -280,10 +302,14 @@ def main():
                    help="share of Nango requests the simulator answers with a 5xx, a truncated body or a reset")
     p.add_argument("--rate-limit-rate", type=float, default=0.0,
                    help="share of Nango requests the simulator answers 429")
+    p.add_argument("--round-churn", type=float, default=0.05,
+                   help="share of each stream's records the round mode changes")
     p.add_argument("--keepalive", action="store_true",
                    help="reach moto through scripts/keepalive-relay.py, which keeps connections open "
                         "as DynamoDB does (moto closes every one)")
     a = p.parse_args()
+    # In the round mode the faults start with the round (the backfill before it is clean).
+    sim_faults = (0.0, 0.0) if "round" in a.only.split(",") else (a.fault_rate, a.rate_limit_rate)
     relay = start_relay() if a.keepalive else None
     port = free_port()
     sim = subprocess.Popen(
@@ -291,7 +317,7 @@ def main():
          "--integration", "bench", "--connections", str(a.connections), "--models", a.models,
          "--records", str(a.records), "--record-bytes", "1200", "--large-every", "500",
          "--large-bytes", "50000", "--latency-ms", str(a.latency_ms),
-         "--fault-rate", str(a.fault_rate), "--rate-limit-rate", str(a.rate_limit_rate)],
+         "--fault-rate", str(sim_faults[0]), "--rate-limit-rate", str(sim_faults[1])],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -302,12 +328,14 @@ def main():
         total = len(streams) * a.records
         runs = {
             "bootstrap": lambda: run_bootstrap(streams, url, a.page),
+            "round": lambda: run_round(streams, url, a.page, a.round_churn, a.fault_rate, a.rate_limit_rate),
             "work": lambda: run_work(streams, url, a.page),
             "serve": lambda: run_serve(streams, url, a.page, a.records),
             "fetch": lambda: run_part("fetch", url, a.page, streams, total),
             "write": lambda: run_part("write", url, a.page, streams, total),
         }
         labels = {"bootstrap": "worker bootstrap (Lambda handler)", "work": "nango-sync work",
+                  "round": "bootstrap, a round of changes",
                   "serve": "nango-sync serve (SQLite)",
                   "fetch": "fetch-only (read + parse)", "write": "write-only (convert + write)"}
         via = "moto through the keep-alive relay" if a.keepalive else "moto directly (a connection per call)"

@@ -54,7 +54,9 @@ pub struct ServerSettings {
     /// Share of requests (0 to 1) answered with a random fault: 500, 503, a truncated body, a
     /// slow answer (50 to 400 ms late) or a reset connection.
     pub fault_rate: f64,
-    /// Share of requests (0 to 1) answered 429 with `Retry-After: 0` or `1`.
+    /// Share of requests (0 to 1) answered 429 as a burst limiter in front of Nango answers:
+    /// `Retry-After: 0` or `1`, with `X-RateLimit-Remaining` 0 to 3 and `X-RateLimit-Reset` up to
+    /// 60 s away (so a client that waits for the reset instead of Retry-After waits long).
     pub rate_limit_rate: f64,
 }
 
@@ -106,6 +108,10 @@ impl SimServer {
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let state = Arc::new(State {
             sim: Arc::clone(&sim),
+            rates: Mutex::new(FaultRates {
+                fault: settings.fault_rate,
+                rate_limit: settings.rate_limit_rate,
+            }),
             settings,
             stats: Arc::clone(&stats),
             faults: Arc::clone(&faults),
@@ -146,8 +152,16 @@ impl Drop for SimServer {
 struct State {
     sim: Arc<Simulator>,
     settings: ServerSettings,
+    /// The random fault rates, as set at start or by the last `POST /_simulator/round`.
+    rates: Mutex<FaultRates>,
     stats: Arc<ServerStats>,
     faults: Arc<Mutex<VecDeque<Fault>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FaultRates {
+    fault: f64,
+    rate_limit: f64,
 }
 
 async fn serve(state: Arc<State>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
@@ -181,6 +195,9 @@ async fn answer(
     state: &State,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, InjectedReset> {
+    if request.uri().path() == ROUND_PATH {
+        return Ok(round(state, &request));
+    }
     state.stats.requests.fetch_add(1, Ordering::Relaxed);
     if !state.settings.latency.is_zero() {
         tokio::time::sleep(state.settings.latency).await;
@@ -190,7 +207,7 @@ async fn answer(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .pop_front()
-        .or_else(|| random_fault(&state.settings));
+        .or_else(|| random_fault(*state.rates.lock().unwrap_or_else(|e| e.into_inner())));
     if fault.is_some() {
         state.stats.faults.fetch_add(1, Ordering::Relaxed);
     }
@@ -238,15 +255,17 @@ async fn answer(
     Ok(records(state, &request, fault == Some(Fault::Truncated)))
 }
 
-/// A fault drawn at the configured rates, if any.
-fn random_fault(settings: &ServerSettings) -> Option<Fault> {
+/// A fault drawn at the current rates, if any.
+fn random_fault(rates: FaultRates) -> Option<Fault> {
     let roll = fastrand::f64();
-    if roll < settings.rate_limit_rate {
-        return Some(Fault::TooManyRequests {
-            retry_after: fastrand::u64(0..=1),
+    if roll < rates.rate_limit {
+        return Some(Fault::RateLimited {
+            retry_after: Some(fastrand::u64(0..=1)),
+            remaining: fastrand::u64(0..=3),
+            reset_in: fastrand::u64(1..=60),
         });
     }
-    if roll < settings.rate_limit_rate + settings.fault_rate {
+    if roll < rates.rate_limit + rates.fault {
         return Some(match fastrand::u8(0..5) {
             0 => Fault::ServerError,
             1 => Fault::Unavailable,
@@ -258,14 +277,69 @@ fn random_fault(settings: &ServerSettings) -> Option<Fault> {
     None
 }
 
+/// The simulator's own control path (not Nango's API): `POST /_simulator/round?churn=F` runs a
+/// round of changes on every stream (`Simulator::churn`, one tick later) and, with `fault_rate`
+/// and `rate_limit_rate`, sets the random fault rates from then on. Benchmarks use it to sync a
+/// clean backfill first and then time a round of changes under faults.
+const ROUND_PATH: &str = "/_simulator/round";
+
+fn round(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Some(refused) = refuse_auth(state, request) {
+        return refused;
+    }
+    if request.method() != hyper::Method::POST {
+        return text(405, "Method Not Allowed");
+    }
+    let mut churn = 0.0;
+    let mut rates = *state.rates.lock().unwrap_or_else(|e| e.into_inner());
+    let query = request.uri().query().unwrap_or("");
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match key.as_ref() {
+            "churn" => &mut churn,
+            "fault_rate" => &mut rates.fault,
+            "rate_limit_rate" => &mut rates.rate_limit,
+            _ => return query_error("unrecognized_keys", &key),
+        };
+        match value.parse::<f64>() {
+            Ok(share) if (0.0..=1.0).contains(&share) => *slot = share,
+            _ => return query_error("invalid_type", &key),
+        }
+    }
+    state.sim.tick();
+    let mut rng = fastrand::Rng::new();
+    let mut total = super::Changes::default();
+    for stream in state.sim.streams() {
+        let changes = state.sim.churn(&stream, churn, &mut rng);
+        total.added += changes.added;
+        total.updated += changes.updated;
+        total.deleted += changes.deleted;
+    }
+    *state.rates.lock().unwrap_or_else(|e| e.into_inner()) = rates;
+    json_response(
+        200,
+        json!({"added": total.added, "updated": total.updated, "deleted": total.deleted}),
+    )
+}
+
+/// Nango's 401 when the request lacks the API key as a bearer token.
+fn refuse_auth(state: &State, request: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    let expected = format!("Bearer {}", state.settings.api_key);
+    match request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    {
+        None => Some(auth_error("missing_auth_header")),
+        Some(v) if v != expected => Some(auth_error("unknown_account")),
+        Some(_) => None,
+    }
+}
+
 fn records(state: &State, request: &Request<Incoming>, truncate: bool) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     let headers = request.headers();
-    let expected = format!("Bearer {}", state.settings.api_key);
-    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
-        None => return auth_error("missing_auth_header"),
-        Some(v) if v != expected => return auth_error("unknown_account"),
-        Some(_) => {}
+    if let Some(refused) = refuse_auth(state, request) {
+        return refused;
     }
     match path {
         "/records" | "/records/" => {}

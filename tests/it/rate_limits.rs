@@ -133,3 +133,55 @@ async fn a_wait_past_the_deadline_becomes_a_continuation() {
         "{outcome:?}"
     );
 }
+
+/// The simulator's round control, which the fault-round benchmark drives: a round changes every
+/// stream and turns random faults on; its random 429s are a burst limiter's (Retry-After 0 or 1,
+/// the window's reset up to a minute away), so a client that waits for the reset waits long.
+#[tokio::test]
+async fn a_simulated_round_changes_records_and_turns_on_burst_limiter_429s() {
+    let (rig, s) = deployed_waits().await;
+    let http = reqwest::Client::new();
+    let round = |query: &str| {
+        http.post(format!("{}/_simulator/round?{query}", rig.nango_url))
+            .bearer_auth(API_KEY)
+            .send()
+    };
+    assert_eq!(round("churn=2").await.unwrap().status(), 400);
+    assert_eq!(round("surprise=1").await.unwrap().status(), 400);
+    let answer = round("churn=0.4&rate_limit_rate=1").await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let changed: serde_json::Value = answer.json().await.unwrap();
+    // 40 % of 250: half updated, a quarter deleted, a quarter as many added.
+    assert_eq!(
+        changed,
+        json!({"added": 25, "updated": 50, "deleted": 25}),
+        "{changed}"
+    );
+    for _ in 0..5 {
+        let answer = http
+            .get(format!("{}/records?model=Contact", rig.nango_url))
+            .bearer_auth(API_KEY)
+            .header("Connection-Id", &s.connection_id)
+            .header("Provider-Config-Key", &s.provider_config_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 429);
+        let number =
+            |name: &str| -> u64 { answer.headers()[name].to_str().unwrap().parse().unwrap() };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(number("retry-after") <= 1);
+        assert!(number("x-ratelimit-remaining") <= 3);
+        assert!((now..=now + 61).contains(&number("x-ratelimit-reset")));
+    }
+    // Turned off again, the changes are there to sync.
+    assert_eq!(round("rate_limit_rate=0").await.unwrap().status(), 200);
+    let outcome = rig.app.process(&sync_job(&s), None).await.unwrap();
+    assert!(
+        matches!(outcome, JobOutcome::Synced(ref summary) if summary.written == 275),
+        "{outcome:?}"
+    );
+}
