@@ -314,6 +314,20 @@ pub trait RecordStore: Send + Sync {
         stream: &StreamKey,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// [`RecordStore::count_live`] in pieces, for partitions too large to count within one
+    /// invocation: counts on from `from` (a previous piece's key and count) and, once `until`
+    /// has passed, stops after the page in hand. Stores that count at once (SQLite, memory)
+    /// always finish, and a whole count needs no `from`.
+    fn count_live_until(
+        &self,
+        stream: &StreamKey,
+        from: Option<(&str, u64)>,
+        until: Option<std::time::Instant>,
+    ) -> impl Future<Output = Result<LiveCount, StoreError>> + Send {
+        let _ = (from, until);
+        async move { Ok(LiveCount::Done(self.count_live(stream).await?)) }
+    }
+
     /// How many live records of the stream sweep `sweep_id` did not stamp: what
     /// [`RecordStore::tombstone_unseen`] would mark deleted.
     fn count_unseen(
@@ -536,6 +550,17 @@ pub struct HeldSweep {
     pub reason: String,
 }
 
+/// A live count, whole or stopped at a deadline ([`RecordStore::count_live_until`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveCount {
+    Done(u64),
+    /// `counted` live records up to and including the record with key `after`.
+    Partial {
+        after: String,
+        counted: u64,
+    },
+}
+
 /// What the worker learned of a stream's sync from Nango (`/sync/status`, sync webhooks), kept
 /// so that a reconcile can judge Nango's counts without asking twice.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -552,6 +577,21 @@ pub struct NangoNotes {
     /// The last count check, kept while nothing changes so the next needs no partition read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked: Option<CountCheck>,
+    /// A live count that stopped at an invocation's deadline, for the next check to go on with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counting: Option<CountProgress>,
+}
+
+/// How far a live count in pieces got. It goes on only while nothing is written to the stream
+/// (a write could land behind it); otherwise the next check starts over.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountProgress {
+    /// The key of the last record counted.
+    pub after: String,
+    pub counted: u64,
+    /// The stream's `records_written` when the count began.
+    pub records_written: u64,
+    pub started_at: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

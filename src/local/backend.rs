@@ -12,9 +12,9 @@ use crate::core::record::NangoRecord;
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::ports::OutgoingMessage;
 use crate::ports::{
-    ConnectionEvent, HeldSweep, JobConsumer, JobQueue, NangoNotes, QueueError, ReceivedMessage,
-    RecordStore, RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState,
-    SweepResult, SweepState, SyncReport, WriteReport,
+    ConnectionEvent, HeldSweep, JobConsumer, JobQueue, LiveCount, NangoNotes, QueueError,
+    ReceivedMessage, RecordStore, RejectedRecord, Removal, StateStore, StoreError, StoredEvent,
+    StreamState, SweepResult, SweepState, SyncReport, WriteReport,
 };
 
 /// Where records and state live.
@@ -159,6 +159,18 @@ impl RecordStore for Store {
         match self {
             Self::Sqlite(s) => s.count_live(stream).await,
             Self::Dynamo { records, .. } => records.count_live(stream).await,
+        }
+    }
+
+    async fn count_live_until(
+        &self,
+        stream: &StreamKey,
+        from: Option<(&str, u64)>,
+        until: Option<std::time::Instant>,
+    ) -> Result<LiveCount, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.count_live_until(stream, from, until).await,
+            Self::Dynamo { records, .. } => records.count_live_until(stream, from, until).await,
         }
     }
 

@@ -17,9 +17,9 @@ use nango_sync::core::stream::StreamKey;
 use nango_sync::local::backend::{Queue, Store};
 use nango_sync::ports::OutgoingMessage;
 use nango_sync::ports::{
-    CountCheck, HeldSweep, JobConsumer, JobQueue, NangoNotes, NangoPurge, RecordStore,
-    RejectedRecord, Removal, StateStore, StoreError, StreamStatus, SweepOutcome, SweepResult,
-    SweepState, SyncReport,
+    CountCheck, CountProgress, HeldSweep, JobConsumer, JobQueue, LiveCount, NangoNotes, NangoPurge,
+    RecordStore, RejectedRecord, Removal, StateStore, StoreError, StreamStatus, SweepOutcome,
+    SweepResult, SweepState, SyncReport,
 };
 use serde_json::{json, Map, Value};
 
@@ -268,6 +268,11 @@ async fn store_contract(store: impl ReadBack) {
     assert_eq!(stored["c"]["_nango_metadata"]["last_action"], "DELETED");
     assert_eq!(stored["a"]["name"], "a v3");
     assert_eq!(store.count_live(&s).await.unwrap(), 1);
+    // Without a deadline, the count in pieces is one whole count.
+    assert_eq!(
+        store.count_live_until(&s, None, None).await.unwrap(),
+        LiveCount::Done(1)
+    );
     let state = store.get_stream(&s).await.unwrap().unwrap();
     assert_eq!((state.sweep, state.last_sweep), (None, Some(result)));
 
@@ -290,6 +295,12 @@ async fn store_contract(store: impl ReadBack) {
             records_written: 6,
             at: "t2".into(),
             trusted: false,
+        }),
+        counting: Some(CountProgress {
+            after: "c-41".into(),
+            counted: 41,
+            records_written: 6,
+            started_at: "t1".into(),
         }),
     };
     store.set_nango_notes(&s, &notes).await.unwrap();

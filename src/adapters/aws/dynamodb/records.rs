@@ -14,7 +14,7 @@ use super::wire;
 use super::{get_s, is_throttling, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::record::NangoRecord;
 use crate::core::stream::StreamKey;
-use crate::ports::{RecordStore, RejectedRecord, Removal, StoreError, WriteReport};
+use crate::ports::{LiveCount, RecordStore, RejectedRecord, Removal, StoreError, WriteReport};
 use crate::retry::RetryPolicy;
 
 /// BatchWriteItem's limit.
@@ -78,10 +78,28 @@ impl DynamoRecordStore {
         stream: &StreamKey,
         which: Items<'_>,
         count_only: bool,
-        mut each: impl AsyncPage,
+        each: impl AsyncPage,
     ) -> Result<u64, StoreError> {
+        let (total, _) = self
+            .for_items_from(stream, which, count_only, each, None, None)
+            .await?;
+        Ok(total)
+    }
+
+    /// [`Self::for_items`] from after the record with key `after`, stopping after the page in
+    /// hand once `until` has passed. Returns how many matched, and the last key read if it
+    /// stopped before the end.
+    async fn for_items_from(
+        &self,
+        stream: &StreamKey,
+        which: Items<'_>,
+        count_only: bool,
+        mut each: impl AsyncPage,
+        after: Option<&str>,
+        until: Option<std::time::Instant>,
+    ) -> Result<(u64, Option<String>), StoreError> {
         let mut total = 0u64;
-        let mut start: Option<Item> = None;
+        let mut start: Option<Item> = after.map(|id| item::record_key(stream, id));
         loop {
             let mut query = self
                 .client
@@ -116,8 +134,13 @@ impl DynamoRecordStore {
                 each.page(page.items.unwrap_or_default()).await?;
             }
             match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(total),
+                Some(key) if !key.is_empty() => {
+                    if until.is_some_and(|until| std::time::Instant::now() >= until) {
+                        return Ok((total, Some(get_s(&key, attr::SK).unwrap_or_default())));
+                    }
+                    start = Some(key);
+                }
+                _ => return Ok((total, None)),
             }
         }
     }
@@ -450,6 +473,27 @@ impl RecordStore for DynamoRecordStore {
     /// only when a count may have changed.
     async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
         self.for_items(stream, Items::Live, true, NoPage).await
+    }
+
+    /// Reads as [`Self::count_live`] does, in pieces of whole Query pages (1 MB each, about 256
+    /// read units) so that a partition too large for one invocation is counted over several.
+    async fn count_live_until(
+        &self,
+        stream: &StreamKey,
+        from: Option<(&str, u64)>,
+        until: Option<std::time::Instant>,
+    ) -> Result<LiveCount, StoreError> {
+        let (after, before) = from.map_or((None, 0), |(after, counted)| (Some(after), counted));
+        let (counted, stopped) = self
+            .for_items_from(stream, Items::Live, true, NoPage, after, until)
+            .await?;
+        Ok(match stopped {
+            None => LiveCount::Done(before + counted),
+            Some(after) => LiveCount::Partial {
+                after,
+                counted: before + counted,
+            },
+        })
     }
 
     async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
