@@ -136,8 +136,8 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
         RuntimeApi.answered.set()
 
 
-def run_bootstrap(streams, nango_url, page, prefix=None):
-    env = aws_env(stack(prefix or f"bench-boot-{os.getpid()}", aws_env({})))
+def run_bootstrap(streams, nango_url, page, tables=None):
+    env = aws_env(tables or stack(f"bench-boot-{os.getpid()}", aws_env({})))
     RuntimeApi.served = False
     RuntimeApi.answered.clear()
     records = [
@@ -189,15 +189,16 @@ def run_round(streams, nango_url, page, churn, fault_rate, rate_limit_rate):
     then the simulator changes `churn` of every stream's records and turns its faults on
     (`POST /_simulator/round`), and the bootstrap, a fresh process on the same tables, syncs the
     changes: that second process is the one measured."""
-    prefix = f"bench-round-{os.getpid()}"
-    run_bootstrap(streams, nango_url, page, prefix)
+    # The tables once: `status` on a filled stack counts every stream's partition.
+    tables = stack(f"bench-round-{os.getpid()}", aws_env({}))
+    run_bootstrap(streams, nango_url, page, tables)
     query = f"churn={churn}&fault_rate={fault_rate}&rate_limit_rate={rate_limit_rate}"
     request = urllib.request.Request(f"{nango_url}/_simulator/round?{query}", method="POST",
                                      headers={"Authorization": f"Bearer {API_KEY}"})
     changed = json.load(urllib.request.urlopen(request))
     print(f"round of changes: {changed['added']} added, {changed['updated']} updated, "
           f"{changed['deleted']} deleted", flush=True)
-    return run_bootstrap(streams, nango_url, page, prefix)
+    return (*run_bootstrap(streams, nango_url, page, tables), sum(changed.values()))
 
 
 def run_work(streams, nango_url, page):
@@ -347,10 +348,11 @@ def main():
         print(f"{'process':<36} {'CPU s':>8} {'of it sys':>10} {'CPU s/100k':>11} {'us/record':>10} "
               f"{'peak RSS MB':>12} {'wall s':>8}")
         for name in a.only.split(","):
-            cpu, sys_cpu, rss, wall = runs[name]()
+            # The round's per-record figures are per changed record.
+            cpu, sys_cpu, rss, wall, records = (*runs[name](), total)[:5]
             sys_text = "-" if sys_cpu is None else f"{sys_cpu:.2f}"
-            print(f"{labels[name]:<36} {cpu:>8.2f} {sys_text:>10} {cpu * 100_000 / total:>11.2f} "
-                  f"{cpu * 1e6 / total:>10.1f} {rss:>12.1f} {wall:>8.1f}", flush=True)
+            print(f"{labels[name]:<36} {cpu:>8.2f} {sys_text:>10} {cpu * 100_000 / records:>11.2f} "
+                  f"{cpu * 1e6 / records:>10.1f} {rss:>12.1f} {wall:>8.1f}", flush=True)
     finally:
         sim.terminate()
         sim.wait()
