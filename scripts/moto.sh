@@ -22,7 +22,13 @@ moto_start() {
   port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
   MOTO_LOG="${MOTO_LOG:-$ROOT/target/moto.log}"
   mkdir -p "$(dirname "$MOTO_LOG")"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$MOTO_LOG" 2>&1 &
+  if [ "${MOTO_GC:-on}" = off ]; then
+    # For benchmarks: Python's cyclic GC pauses moto for a second or more once it holds a few
+    # hundred thousand items, which stalls writes as no DynamoDB does. Off, moto only grows.
+    "$VENV/bin/python" -c "import gc, sys; gc.disable(); from moto.server import main; sys.argv = ['moto_server', '-H', '127.0.0.1', '-p', '$port']; main()" >"$MOTO_LOG" 2>&1 &
+  else
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$MOTO_LOG" 2>&1 &
+  fi
   MOTO_PID=$!
   export MOTO_ENDPOINT="http://127.0.0.1:$port"
   for _ in $(seq 1 100); do
