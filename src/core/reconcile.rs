@@ -667,10 +667,13 @@ where
         stored: &StreamState,
         notes: &mut NangoNotes,
     ) -> Result<Option<u64>, StoreError> {
-        let progress = notes
-            .counting
-            .take()
-            .filter(|p| p.records_written == stored.records_written);
+        let progress = notes.counting.take().filter(|p| {
+            let quiet = p.records_written == stored.records_written;
+            if !quiet {
+                tracing::info!(stream = %stream.encode(), counted = p.counted, since = %p.started_at, "live count starts over: records were written since it began");
+            }
+            quiet
+        });
         let from = progress.as_ref().map(|p| (p.after.as_str(), p.counted));
         match self
             .records
