@@ -135,10 +135,12 @@ impl DynamoRecordStore {
             }
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => {
-                    if until.is_some_and(|until| std::time::Instant::now() >= until) {
-                        return Ok((total, Some(get_s(&key, attr::SK).unwrap_or_default())));
+                    let stop = until.is_some_and(|until| std::time::Instant::now() >= until);
+                    match get_s(&key, attr::SK) {
+                        // Only a key it can go on from: without one, it reads on to the end.
+                        Some(after) if stop => return Ok((total, Some(after))),
+                        _ => start = Some(key),
                     }
-                    start = Some(key);
                 }
                 _ => return Ok((total, None)),
             }
