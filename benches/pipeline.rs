@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use aws_sdk_dynamodb::config::Credentials;
 use nango_sync::adapters::aws::dynamodb::{
     create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
@@ -108,7 +108,7 @@ async fn main() {
     let a = args();
     let endpoint =
         std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run scripts/bench-pipeline.sh");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    let sdk = aws_config::defaults(nango_sync::setup::behavior_version())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
         .endpoint_url(endpoint)

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use aws_sdk_dynamodb::config::Credentials;
 use nango_sync::adapters::aws::dynamodb::{
     create_table, CapacityMeter, DynamoRecordStore, DynamoStateStore, WriteSettings,
@@ -61,7 +61,7 @@ async fn main() {
     let server = SimServer::start(Arc::clone(&sim), ServerSettings::default())
         .await
         .unwrap();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    let sdk = aws_config::defaults(nango_sync::setup::behavior_version())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
         .endpoint_url(endpoint)

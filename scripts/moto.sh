@@ -3,17 +3,22 @@
 # point the SDK at it. The caller's EXIT trap stops it (moto_stop).
 
 MOTO_VERSION="5.2.5"
+# SAM CLI brings samtranslator, which the deploy rehearsal (scripts/rehearse-deploy.py) uses to
+# transform template.yaml as `sam deploy` would; .ci/run uses the same one for `sam build`.
+SAM_CLI_VERSION="1.170.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 
 moto_install() {
-  if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  if [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/sam" ] && "$VENV/bin/python" -c "
+import sys, moto, importlib.metadata as m
+sys.exit(moto.__version__ != '$MOTO_VERSION' or m.version('aws-sam-cli') != '$SAM_CLI_VERSION')" 2>/dev/null; then
     return 0
   fi
-  echo "installing moto[server]==$MOTO_VERSION into $VENV" >&2
-  python3 -m venv "$VENV" || { echo "error: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2; return 1; }
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
-    || { echo "error: could not install moto[server]==$MOTO_VERSION from PyPI" >&2; return 1; }
+  echo "installing moto[server]==$MOTO_VERSION and aws-sam-cli==$SAM_CLI_VERSION into $VENV (a minute or two)" >&2
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || { echo "error: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2; return 1; }
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" \
+    || { echo "error: could not install moto[server]==$MOTO_VERSION and aws-sam-cli==$SAM_CLI_VERSION from PyPI" >&2; return 1; }
 }
 
 moto_start() {

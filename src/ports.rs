@@ -170,9 +170,11 @@ pub trait EventPublisher: Send + Sync + std::fmt::Debug {
     ) -> futures_util::future::BoxFuture<'a, Result<(), String>>;
 }
 
-/// Where each job's figures go once it ends (on Lambda: CloudWatch metrics, as EMF log lines).
+/// Where each job's figures go once it ends, and each webhook's answer (on Lambda: CloudWatch
+/// metrics, as EMF log lines).
 pub trait MetricsSink: Send + Sync + std::fmt::Debug {
     fn job_done(&self, job: &crate::core::metrics::JobMetrics);
+    fn webhook_answered(&self, answer: crate::core::metrics::WebhookAnswer);
 }
 
 /// Why a store call failed. Each adapter decides in one place whether its error is transient

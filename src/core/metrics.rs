@@ -111,3 +111,49 @@ mod tests {
         assert_eq!(lag_seconds("yesterday", now), None);
     }
 }
+
+/// What one webhook request came to, as its metrics count it: one metric per answer, each with
+/// the function as its only dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookAnswer {
+    Accepted,
+    /// Accepted, verified by the previous key: Nango still signs with it (a rotation under way).
+    AcceptedWithPreviousKey,
+    /// A signature was sent and matches no configured key: the keys differ from Nango's.
+    RefusedSignature,
+    /// No signature, or not one well-formed value (scanners, or not Nango).
+    RefusedUnsigned,
+    RefusedNotJson,
+    RefusedTooLarge,
+    RefusedMethod,
+    /// The queue did not take the jobs (answered 503, which Nango retries).
+    EnqueueFailed,
+}
+
+impl WebhookAnswer {
+    /// Every answer, in the order an EMF line lists them.
+    pub const ALL: [Self; 8] = [
+        Self::Accepted,
+        Self::AcceptedWithPreviousKey,
+        Self::RefusedSignature,
+        Self::RefusedUnsigned,
+        Self::RefusedNotJson,
+        Self::RefusedTooLarge,
+        Self::RefusedMethod,
+        Self::EnqueueFailed,
+    ];
+
+    /// The CloudWatch metric that counts it (template.yaml's alarms and dashboard name these).
+    pub fn metric(self) -> &'static str {
+        match self {
+            Self::Accepted => "WebhooksAccepted",
+            Self::AcceptedWithPreviousKey => "WebhooksSignedWithPreviousKey",
+            Self::RefusedSignature => "WebhooksRefusedSignature",
+            Self::RefusedUnsigned => "WebhooksRefusedUnsigned",
+            Self::RefusedNotJson => "WebhooksRefusedNotJson",
+            Self::RefusedTooLarge => "WebhooksRefusedTooLarge",
+            Self::RefusedMethod => "WebhooksRefusedMethod",
+            Self::EnqueueFailed => "WebhookEnqueueFailed",
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use nango_sync::ports::JobConsumer;
 use std::path::PathBuf;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
 use nango_sync::core::signature::{SigningKey, Verifier};
 
@@ -55,7 +55,7 @@ pub async fn moto_sdk_config() -> SdkConfig {
     let retry = aws_config::retry::RetryConfig::standard()
         .with_initial_backoff(std::time::Duration::from_millis(5))
         .with_max_backoff(std::time::Duration::from_millis(50));
-    aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(nango_sync::setup::behavior_version())
         .retry_config(retry)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))

@@ -25,6 +25,9 @@ impl MetricsSink for Kept {
     fn job_done(&self, job: &JobMetrics) {
         self.0.lock().unwrap().push(job.clone());
     }
+
+    // A worker's sink: no webhook passes through it (tests/it/webhook_metrics.rs has those).
+    fn webhook_answered(&self, _: nango_sync::core::metrics::WebhookAnswer) {}
 }
 
 fn received(id: &str, body: String) -> ReceivedMessage {

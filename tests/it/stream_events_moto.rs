@@ -24,6 +24,9 @@ impl MetricsSink for Kept {
     fn job_done(&self, job: &JobMetrics) {
         self.0.lock().unwrap().push(job.clone());
     }
+
+    // A worker's sink: no webhook passes through it.
+    fn webhook_answered(&self, _: nango_sync::core::metrics::WebhookAnswer) {}
 }
 
 /// A bus of its own, whose rule sends every nango-sync event to a queue; returns (bus, queue URL).

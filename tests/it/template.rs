@@ -3,12 +3,12 @@
 
 use nango_sync::adapters::aws::stack::{self, INGEST_QUEUE_ATTRIBUTES};
 use nango_sync::ports::DEFAULT_MAX_RECEIVE_COUNT;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::common::{moto_sdk_config, read, unique_name};
 
 fn template() -> Value {
-    serde_yaml::from_str(&read("template.yaml")).expect("template.yaml is YAML")
+    yaml_serde::from_str(&read("template.yaml")).expect("template.yaml is YAML")
 }
 
 fn scalar(v: &Value) -> String {
@@ -243,9 +243,11 @@ fn filter_metrics(t: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The metrics one job's EMF line defines, by name (a job that wrote records: all of them).
-fn emf_metrics() -> Vec<String> {
-    use nango_sync::core::metrics::JobMetrics;
+/// The metrics an EMF line defines, by name, with the function that writes it: a job's (one
+/// that wrote records: all of them) by the worker, a webhook's by the webhook function.
+fn emf_metrics() -> Vec<(String, &'static str)> {
+    use nango_sync::adapters::aws::emf::{emf_line, webhook_emf_line};
+    use nango_sync::core::metrics::{JobMetrics, WebhookAnswer};
     use nango_sync::ports::RequestTally;
     let job = JobMetrics {
         outcome: "synced",
@@ -263,35 +265,52 @@ fn emf_metrics() -> Vec<String> {
         event_failed: false,
         sync_lag_seconds: Some(1.0),
     };
-    let line = nango_sync::adapters::aws::emf::emf_line(&job, "NangoSync", "f", 1);
-    let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
-    doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["Name"].as_str().unwrap().to_owned())
+    let names = |line: String| -> Vec<String> {
+        let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+        doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let worker = names(emf_line(&job, "NangoSync", "f", 1));
+    let webhook = names(webhook_emf_line(
+        WebhookAnswer::Accepted,
+        "NangoSync",
+        "f",
+        1,
+    ));
+    worker
+        .into_iter()
+        .map(|n| (n, "WorkerFunction"))
+        .chain(webhook.into_iter().map(|n| (n, "WebhookFunction")))
         .collect()
 }
 
-/// Every alarm and dashboard graph on the NangoSync namespace names a metric that exists: one the
-/// worker's EMF line defines (with the Function dimension) or one a log filter makes (without).
+/// Every alarm and dashboard graph on the NangoSync namespace names a metric that exists: one an
+/// EMF line defines, with the Function dimension naming the function that writes it, or one a
+/// log filter makes (without the dimension).
 #[test]
-fn alarms_and_the_dashboard_name_metrics_the_worker_emits() {
+fn alarms_and_the_dashboard_name_metrics_the_functions_emit() {
     let t = template();
     let (emf, filtered) = (emf_metrics(), filter_metrics(&t));
-    assert!(emf.contains(&"StreamsInError".to_owned()), "{emf:?}");
-    let check = |name: &str, by_function: bool, at: &str| {
-        if by_function {
-            assert!(
-                emf.contains(&name.to_owned()),
-                "{at}: {name} is not an EMF metric"
-            );
-        } else {
-            assert!(
-                filtered.contains(&name.to_owned()),
-                "{at}: no filter makes {name}"
-            );
-        }
+    let has = |name: &str, function: &str| emf.iter().any(|(n, f)| n == name && *f == function);
+    assert!(has("StreamsInError", "WorkerFunction"), "{emf:?}");
+    assert!(
+        has("WebhooksRefusedSignature", "WebhookFunction"),
+        "{emf:?}"
+    );
+    // `function`: the Function dimension's value (the function's logical id), if there is one.
+    let check = |name: &str, function: Option<&str>, at: &str| match function {
+        Some(function) => assert!(
+            has(name, function),
+            "{at}: {function} writes no EMF metric {name}"
+        ),
+        None => assert!(
+            filtered.contains(&name.to_owned()),
+            "{at}: no filter makes {name}"
+        ),
     };
     let mut alarms = 0;
     for (name, resource) in t["Resources"].as_mapping().unwrap() {
@@ -302,12 +321,24 @@ fn alarms_and_the_dashboard_name_metrics_the_worker_emits() {
             continue;
         }
         alarms += 1;
-        let by_function = props["Dimensions"]
-            .as_sequence()
-            .is_some_and(|d| d.iter().any(|d| scalar(&d["Name"]) == "Function"));
-        check(&scalar(&props["MetricName"]), by_function, &scalar(name));
+        let function = props["Dimensions"].as_sequence().and_then(|d| {
+            d.iter()
+                .find(|d| scalar(&d["Name"]) == "Function")
+                .map(|d| match &d["Value"] {
+                    Value::Tagged(r) if r.tag == "!Ref" => scalar(&r.value),
+                    other => panic!(
+                        "{}: the Function dimension is a !Ref: {other:?}",
+                        scalar(name)
+                    ),
+                })
+        });
+        check(
+            &scalar(&props["MetricName"]),
+            function.as_deref(),
+            &scalar(name),
+        );
     }
-    assert!(alarms >= 3, "found {alarms} NangoSync alarms");
+    assert!(alarms >= 5, "found {alarms} NangoSync alarms");
 
     let Value::Tagged(body) = &t["Resources"]["Dashboard"]["Properties"]["DashboardBody"] else {
         panic!("the dashboard body is a !Sub")
@@ -322,18 +353,56 @@ fn alarms_and_the_dashboard_name_metrics_the_worker_emits() {
                 continue;
             }
             graphed += 1;
-            let by_function = metric.get(2).is_some_and(|d| d == "Function");
-            check(metric[1].as_str().unwrap(), by_function, "Dashboard");
+            let function = (metric.get(2).is_some_and(|d| d == "Function")).then(|| {
+                let value = metric[3].as_str().unwrap();
+                value
+                    .trim_start_matches("${")
+                    .trim_end_matches('}')
+                    .to_owned()
+            });
+            check(
+                metric[1].as_str().unwrap(),
+                function.as_deref(),
+                "Dashboard",
+            );
         }
     }
     assert!(
         graphed >= emf.len(),
         "every EMF metric is graphed ({graphed} graphs)"
     );
-    for name in &emf {
+    for (name, _) in &emf {
         assert!(
             dashboard.to_string().contains(&format!("\"{name}\"")),
             "{name} is not on the dashboard"
         );
     }
+}
+
+/// The stack deploys on any account: no function reserves concurrency unless asked (a new
+/// account's quota of 10 refuses a reservation), and the worker is capped by its event source.
+#[test]
+fn no_reserved_concurrency_by_default_and_the_worker_capped_by_its_queue() {
+    let t = template();
+    let worker = &t["Resources"]["WorkerFunction"]["Properties"];
+    assert!(worker.get("ReservedConcurrentExecutions").is_none());
+    let scaling = &worker["Events"]["Jobs"]["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+    let Value::Tagged(r) = scaling else {
+        panic!("MaximumConcurrency is a !Ref of a parameter: {scaling:?}")
+    };
+    let parameter = &t["Parameters"][scalar(&r.value).as_str()];
+    let default: u64 = scalar(&parameter["Default"]).parse().unwrap();
+    assert!((2..=1000).contains(&default), "{default}");
+    assert_eq!(scalar(&parameter["MinValue"]), "2");
+    // The webhook's reservation is a parameter whose default reserves none.
+    let webhook = &t["Resources"]["WebhookFunction"]["Properties"];
+    let reserved = format!("{:?}", webhook["ReservedConcurrentExecutions"]);
+    assert!(
+        reserved.contains("CapsWebhookConcurrency") && reserved.contains("AWS::NoValue"),
+        "{reserved}"
+    );
+    assert_eq!(
+        scalar(&t["Parameters"]["WebhookReservedConcurrency"]["Default"]),
+        "0"
+    );
 }

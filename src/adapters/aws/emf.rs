@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use crate::core::metrics::JobMetrics;
+use crate::core::metrics::{JobMetrics, WebhookAnswer};
 use crate::ports::MetricsSink;
 
 #[derive(Debug, Clone)]
@@ -18,17 +18,40 @@ pub struct EmfMetrics {
 
 impl MetricsSink for EmfMetrics {
     fn job_done(&self, job: &JobMetrics) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let line = emf_line(
-            job,
-            &self.namespace,
-            &self.function,
-            u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+        println!(
+            "{}",
+            emf_line(job, &self.namespace, &self.function, now_ms())
         );
-        println!("{line}");
     }
+
+    fn webhook_answered(&self, answer: WebhookAnswer) {
+        println!(
+            "{}",
+            webhook_emf_line(answer, &self.namespace, &self.function, now_ms())
+        );
+    }
+}
+
+fn now_ms() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One webhook's EMF document: every answer's metric, 1 for this one and 0 for the others, so
+/// each metric has a data point whenever webhooks arrive (an alarm reads 0, not missing data).
+pub fn webhook_emf_line(
+    answer: WebhookAnswer,
+    namespace: &str,
+    function: &str,
+    timestamp_ms: u64,
+) -> String {
+    let values: Vec<(&str, &str, Value)> = WebhookAnswer::ALL
+        .iter()
+        .map(|a| (a.metric(), "Count", u64::from(*a == answer).into()))
+        .collect();
+    emf_document(&values, namespace, function, timestamp_ms, None)
 }
 
 /// One job's EMF document, as one line. Every metric named in `CloudWatchMetrics` is a
@@ -62,6 +85,24 @@ pub fn emf_line(job: &JobMetrics, namespace: &str, function: &str, timestamp_ms:
     if let Some(lag) = job.sync_lag_seconds {
         values.push(("SyncLag", "Seconds", json!(lag)));
     }
+    emf_document(
+        &values,
+        namespace,
+        function,
+        timestamp_ms,
+        Some(("Outcome", job.outcome)),
+    )
+}
+
+/// An EMF document of `values` (name, unit, value) with the function as the one dimension, and
+/// an optional searchable property.
+fn emf_document(
+    values: &[(&str, &str, Value)],
+    namespace: &str,
+    function: &str,
+    timestamp_ms: u64,
+    property: Option<(&str, &str)>,
+) -> String {
     let definitions: Vec<Value> = values
         .iter()
         .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
@@ -79,9 +120,11 @@ pub fn emf_line(job: &JobMetrics, namespace: &str, function: &str, timestamp_ms:
         }),
     );
     document.insert("Function".into(), function.into());
-    document.insert("Outcome".into(), job.outcome.into());
+    if let Some((name, value)) = property {
+        document.insert(name.into(), value.into());
+    }
     for (name, _, value) in values {
-        document.insert(name.into(), value);
+        document.insert((*name).into(), value.clone());
     }
     Value::Object(document).to_string()
 }
@@ -186,5 +229,21 @@ mod tests {
             .collect();
         assert!(!names.contains(&"SyncLag"), "{names:?}");
         assert!(names.contains(&"StreamsInError"), "{names:?}");
+    }
+
+    #[test]
+    fn a_webhooks_line_counts_its_answer_once_and_the_others_zero() {
+        for answer in WebhookAnswer::ALL {
+            let doc = assert_valid_emf(&webhook_emf_line(answer, "NangoSync", "webhook-fn", 1));
+            assert_eq!(doc["Function"], "webhook-fn");
+            for other in WebhookAnswer::ALL {
+                assert_eq!(
+                    doc[other.metric()],
+                    u64::from(other == answer),
+                    "{answer:?}: {}",
+                    other.metric()
+                );
+            }
+        }
     }
 }

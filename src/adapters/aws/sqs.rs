@@ -26,6 +26,24 @@ impl SqsQueue {
         &self.queue_url
     }
 
+    /// The messages in the queue, visible or in flight (SQS's approximate counts).
+    pub async fn approximate_depth(&self) -> Result<u64, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| QueueError(Box::new(e)))?;
+        Ok(out
+            .attributes()
+            .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+            .unwrap_or(0))
+    }
+
     /// Creates (or finds) a FIFO queue by name and returns a handle on it. For local set-ups and
     /// tests; deployed stacks get their queues from template.yaml.
     pub async fn create_fifo(client: Client, name: &str) -> Result<Self, QueueError> {
@@ -102,7 +120,8 @@ impl JobQueue for SqsQueue {
     async fn send(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
         // One at a time keeps them in order within their groups; a webhook yields few messages.
         for message in messages {
-            self.client
+            let sent = self
+                .client
                 .send_message()
                 .queue_url(&self.queue_url)
                 .message_body(&message.body)
@@ -111,6 +130,13 @@ impl JobQueue for SqsQueue {
                 .send()
                 .await
                 .map_err(|e| QueueError(Box::new(e)))?;
+            // The worker's job span carries the same MessageId: a webhook can be followed to
+            // its job. (A duplicate SQS dropped in its 5-minute window gets the first's id.)
+            tracing::info!(
+                message_id = sent.message_id().unwrap_or_default(),
+                group_id = %message.group_id,
+                "job enqueued"
+            );
         }
         Ok(())
     }
