@@ -5,11 +5,14 @@
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
 use crate::core::reconcile::{ConnectionDeletedMode, SweepGuard};
+use crate::core::rotation::RereadPolicy;
 
 /// SQS's limit less room for the job envelope, so any accepted body fits in one message.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 255 * 1024;
-/// The worker's CloudWatch metrics namespace unless `METRICS_NAMESPACE` says otherwise.
+/// The functions' CloudWatch metrics namespace unless `METRICS_NAMESPACE` says otherwise.
 pub const DEFAULT_METRICS_NAMESPACE: &str = "NangoSync";
 /// Nango's cloud API.
 pub const DEFAULT_NANGO_BASE_URL: &str = "https://api.nango.dev";
@@ -46,8 +49,9 @@ pub enum SigningKeySource {
         current: String,
         previous: Option<String>,
     },
-    /// A Secrets Manager secret (name or ARN), fetched once at cold start. Its value is the key
-    /// itself, or `{"current": "...", "previous": "..."}` during a rotation.
+    /// A Secrets Manager secret (name or ARN), fetched at cold start and read again as
+    /// [`RereadPolicy`] says. Its value is the key itself, or `{"current": "...", "previous":
+    /// "..."}` during a rotation.
     SecretsManager { secret_id: String },
 }
 
@@ -58,13 +62,19 @@ pub struct SigningConfig {
     /// Accept the legacy `X-Nango-Signature` when no HMAC header is sent. Default false.
     pub accept_legacy_signature: bool,
     pub max_body_bytes: usize,
+    /// When keys from Secrets Manager are read again (a rotation under a warm function).
+    pub reread: RereadPolicy,
 }
 
-/// The webhook function: its queue, and how it verifies.
+/// The webhook function: its queue, how it verifies, and where its metrics go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
     pub queue_url: String,
     pub signing: SigningConfig,
+    /// The CloudWatch namespace of its metrics.
+    pub metrics_namespace: String,
+    /// The function's name, as Lambda gives it: the metrics' one dimension.
+    pub function_name: String,
 }
 
 // Keys never reach a log line through Debug.
@@ -87,6 +97,7 @@ impl std::fmt::Debug for SigningConfig {
             .field("signing_keys", &keys)
             .field("accept_legacy_signature", &self.accept_legacy_signature)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("reread", &self.reread)
             .finish()
     }
 }
@@ -109,6 +120,8 @@ pub struct NangoConfig {
     pub page_limit: u32,
     /// The share of Nango's per-account rate limit that reconciliation's discovery may use.
     pub discovery_requests_per_minute: u32,
+    /// When a key from Secrets Manager is read again (on a 401 from Nango, and on a TTL).
+    pub reread: RereadPolicy,
 }
 
 impl std::fmt::Debug for NangoConfig {
@@ -125,6 +138,7 @@ impl std::fmt::Debug for NangoConfig {
                 "discovery_requests_per_minute",
                 &self.discovery_requests_per_minute,
             )
+            .field("reread", &self.reread)
             .finish()
     }
 }
@@ -190,8 +204,30 @@ impl FromVars for NangoConfig {
                 1,
                 60_000,
             )? as u32,
+            reread: reread_policy(&get)?,
         })
     }
+}
+
+/// `SECRET_REREAD_SECONDS` (after a refusal, default 30) and `SECRET_TTL_SECONDS` (default 300).
+fn reread_policy(get: &impl Fn(&str) -> Option<String>) -> Result<RereadPolicy, ConfigError> {
+    let default = RereadPolicy::default();
+    Ok(RereadPolicy {
+        min_age: Duration::from_secs(number(
+            get,
+            vars::SECRET_REREAD_SECONDS,
+            default.min_age.as_secs(),
+            1,
+            3600,
+        )?),
+        ttl: Duration::from_secs(number(
+            get,
+            vars::SECRET_TTL_SECONDS,
+            default.ttl.as_secs(),
+            1,
+            86_400,
+        )?),
+    })
 }
 
 impl FromVars for WorkerBehaviour {
@@ -320,17 +356,21 @@ impl FromVars for SigningConfig {
             signing_keys,
             accept_legacy_signature,
             max_body_bytes,
+            reread: reread_policy(&get)?,
         })
     }
 }
 
 impl FromVars for WebhookConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let queue_url =
-            getter(&lookup)(vars::QUEUE_URL).ok_or(ConfigError::Missing(vars::QUEUE_URL))?;
+        let get = getter(&lookup);
+        let queue_url = get(vars::QUEUE_URL).ok_or(ConfigError::Missing(vars::QUEUE_URL))?;
         Ok(Self {
             queue_url,
             signing: SigningConfig::from_lookup(&lookup)?,
+            metrics_namespace: get(vars::METRICS_NAMESPACE)
+                .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned()),
+            function_name: get(vars::FUNCTION_NAME).unwrap_or_else(|| "webhook".to_owned()),
         })
     }
 }
@@ -359,6 +399,78 @@ impl FromVars for StackConfig {
                 || get(vars::SIGNING_KEY_SECRET).is_some(),
         })
     }
+}
+
+/// Where a variable's value is looked up: the process environment, or a map in tests.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// The variables a command reads: the environment first, then a deployed stack's outputs
+/// (the operator's CLI with `--stack`). A key given directly wins over the stack's secret for it.
+#[derive(Clone)]
+pub struct Vars {
+    env: std::sync::Arc<Lookup>,
+    stack_outputs: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Vars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vars")
+            .field("stack_outputs", &self.stack_outputs.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vars {
+    /// The process environment, and these outputs of a stack (by output key; none: empty).
+    pub fn env_and(stack_outputs: std::collections::BTreeMap<String, String>) -> Self {
+        Self::lookup_and(|name| std::env::var(name).ok(), stack_outputs)
+    }
+
+    /// `lookup` in place of the environment (tests).
+    pub fn lookup_and(
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+        stack_outputs: std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            env: std::sync::Arc::new(lookup),
+            stack_outputs,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        let env = |name: &str| (self.env)(name).filter(|v| !v.trim().is_empty());
+        if let Some(value) = env(name) {
+            return Some(value);
+        }
+        let given_directly = match name {
+            vars::API_KEY_SECRET => env(vars::API_KEY).is_some(),
+            vars::SIGNING_KEY_SECRET => env(vars::SIGNING_KEY).is_some(),
+            _ => false,
+        };
+        if given_directly {
+            return None;
+        }
+        stack_output_for(name).and_then(|output| self.stack_outputs.get(output).cloned())
+    }
+
+    /// Reads `T` from these variables.
+    pub fn read<T: FromVars>(&self) -> Result<T, ConfigError> {
+        T::from_lookup(|name| self.get(name))
+    }
+}
+
+/// The output of template.yaml's stack that holds a variable's value, if one does.
+pub fn stack_output_for(var: &str) -> Option<&'static str> {
+    Some(match var {
+        vars::RECORDS_TABLE => "RecordsTableName",
+        vars::STATE_TABLE => "StateTableName",
+        vars::QUEUE_URL => "QueueUrl",
+        vars::DEAD_LETTER_QUEUE_URL => "DeadLetterQueueUrl",
+        vars::API_KEY_SECRET => "NangoApiKeySecretArn",
+        vars::SIGNING_KEY_SECRET => "SigningKeySecretArn",
+        vars::NANGO_BASE_URL => "NangoBaseUrl",
+        _ => return None,
+    })
 }
 
 fn number(
@@ -414,6 +526,8 @@ pub mod vars {
     pub const CONNECTION_DELETED: &str = "CONNECTION_DELETED";
     pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
     pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
+    pub const SECRET_REREAD_SECONDS: &str = "SECRET_REREAD_SECONDS";
+    pub const SECRET_TTL_SECONDS: &str = "SECRET_TTL_SECONDS";
     /// Set by Lambda.
     pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 }
@@ -547,5 +661,50 @@ mod tests {
             WorkerConfig::from_map(&m),
             Err(ConfigError::Missing(vars::RECORDS_TABLE))
         );
+    }
+
+    #[test]
+    fn a_stacks_outputs_stand_for_unset_variables_and_a_direct_key_wins() {
+        let outputs = std::collections::BTreeMap::from([
+            ("RecordsTableName".to_owned(), "stack-records".to_owned()),
+            ("QueueUrl".to_owned(), "https://sqs/q.fifo".to_owned()),
+            (
+                "NangoApiKeySecretArn".to_owned(),
+                "arn:aws:secretsmanager:x".to_owned(),
+            ),
+        ]);
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let stack = Vars::lookup_and(
+            env(&[(vars::QUEUE_URL, "https://env/q.fifo")]),
+            outputs.clone(),
+        );
+        assert_eq!(
+            stack.get(vars::RECORDS_TABLE).as_deref(),
+            Some("stack-records")
+        );
+        assert_eq!(
+            stack.get(vars::QUEUE_URL).as_deref(),
+            Some("https://env/q.fifo")
+        );
+        assert_eq!(stack.get(vars::STATE_TABLE), None);
+        let nango: NangoConfig = stack.read().unwrap();
+        assert_eq!(
+            nango.api_key,
+            ApiKeySource::SecretsManager {
+                secret_id: "arn:aws:secretsmanager:x".into()
+            }
+        );
+        // NANGO_API_KEY in the environment: the stack's secret is not offered beside it.
+        let direct = Vars::lookup_and(env(&[(vars::API_KEY, "k")]), outputs);
+        assert_eq!(direct.get(vars::API_KEY_SECRET), None);
+        let nango: NangoConfig = direct.read().unwrap();
+        assert_eq!(nango.api_key, ApiKeySource::Env("k".into()));
     }
 }

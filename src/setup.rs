@@ -15,43 +15,80 @@ use crate::config::{
     ApiKeySource, NangoConfig, SigningConfig, SigningKeySource, WebhookConfig, WorkerBehaviour,
     WorkerConfig,
 };
+use crate::core::rotation::{Reread, RotatingSecret};
 use crate::core::signature::{SigningKey, Verifier};
 use crate::core::webhook::WebhookApp;
 use crate::core::worker::{WorkerApp, WorkerSettings};
 use crate::ports::EventPublisher;
 
+/// The AWS SDK behaviour this code was tested with: a dated version, as the SDK advises for
+/// services (`latest()` would change retries and timeouts under a deployed function on an SDK
+/// upgrade). Every client of the project's, its tests' and its benchmarks' uses this one.
+pub fn behavior_version() -> BehaviorVersion {
+    BehaviorVersion::v2026_01_12()
+}
+
 /// AWS settings from the environment; `AWS_ENDPOINT_URL(_SQS)` points the SDK at a local emulator.
 pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config_in(None).await
 }
 
-/// Builds the verifier from wherever the keys live.
-pub async fn verifier(config: &SigningConfig, sdk: &SdkConfig) -> Result<Verifier, SecretError> {
-    let (current, previous) = match &config.signing_keys {
-        SigningKeySource::Env { current, previous } => (
+/// The same, in `region` when one is given (the CLI's `--region`).
+pub async fn aws_config_in(region: Option<String>) -> SdkConfig {
+    let loader = aws_config::defaults(behavior_version());
+    match region {
+        Some(region) => loader.region(aws_config::Region::new(region)).load().await,
+        None => loader.load().await,
+    }
+}
+
+/// Builds the verifier from wherever the keys live: fixed keys from the environment, or keys
+/// from Secrets Manager, read again when a signature matches none of them (a rotation).
+pub async fn verifier(
+    config: &SigningConfig,
+    sdk: &SdkConfig,
+) -> Result<RotatingSecret<Verifier>, SecretError> {
+    let accept_legacy = config.accept_legacy_signature;
+    let verifier = move |(current, previous): (SigningKey, Option<SigningKey>)| {
+        Verifier::new(current, previous).accept_legacy(accept_legacy)
+    };
+    match &config.signing_keys {
+        SigningKeySource::Env { current, previous } => Ok(RotatingSecret::fixed(verifier((
             SigningKey::new(current.as_bytes()),
             previous.as_ref().map(|p| SigningKey::new(p.as_bytes())),
-        ),
+        )))),
         SigningKeySource::SecretsManager { secret_id } => {
             let client = aws_sdk_secretsmanager::Client::new(sdk);
-            fetch_signing_keys(&client, secret_id).await?
+            let first = verifier(fetch_signing_keys(&client, secret_id).await?);
+            let reread = reread_from(client, secret_id, move |client, id| async move {
+                fetch_signing_keys(&client, &id).await.map(verifier)
+            });
+            Ok(RotatingSecret::reread(
+                first,
+                "webhook signing key",
+                config.reread,
+                reread,
+            ))
         }
-    };
-    Ok(Verifier::new(current, previous).accept_legacy(config.accept_legacy_signature))
+    }
 }
 
-/// The webhook function as deployed: verifier plus the SQS queue named by `QUEUE_URL`.
+/// The webhook function as deployed: verifier, the SQS queue named by `QUEUE_URL`, and its
+/// metrics as EMF lines.
 pub async fn webhook_app(
     config: &WebhookConfig,
     sdk: &SdkConfig,
 ) -> Result<WebhookApp<SqsQueue>, SecretError> {
     let verifier = verifier(&config.signing, sdk).await?;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url);
-    Ok(WebhookApp::new(
-        verifier,
-        queue,
-        config.signing.max_body_bytes,
-    ))
+    let metrics = EmfMetrics {
+        namespace: config.metrics_namespace.clone(),
+        function: config.function_name.clone(),
+    };
+    Ok(
+        WebhookApp::new(verifier, queue, config.signing.max_body_bytes)
+            .with_metrics(Arc::new(metrics)),
+    )
 }
 
 /// The worker as deployed: Nango over HTTPS, DynamoDB tables, the SQS queue for continuations.
@@ -86,21 +123,46 @@ pub async fn worker_app(
     })
 }
 
-/// The records API client, with the key from wherever it lives.
+/// The records API client, with the key from wherever it lives: from Secrets Manager, it is
+/// read again on a 401 from Nango (a rotated key) and on a TTL.
 pub async fn nango_client(
     config: &NangoConfig,
     sdk: &SdkConfig,
 ) -> Result<NangoClient, SecretError> {
     let api_key = match &config.api_key {
-        ApiKeySource::Env(key) => key.clone(),
+        ApiKeySource::Env(key) => RotatingSecret::fixed(key.clone()),
         ApiKeySource::SecretsManager { secret_id } => {
-            fetch_plain(&aws_sdk_secretsmanager::Client::new(sdk), secret_id).await?
+            let client = aws_sdk_secretsmanager::Client::new(sdk);
+            let first = fetch_plain(&client, secret_id).await?;
+            let reread = reread_from(client, secret_id, |client, id| async move {
+                fetch_plain(&client, &id).await
+            });
+            RotatingSecret::reread(first, "Nango API key", config.reread, reread)
         }
     };
     Ok(
-        NangoClient::new(&config.base_url, api_key, config.page_limit, DEFAULT_RETRY)
+        NangoClient::new(&config.base_url, "", config.page_limit, DEFAULT_RETRY)
+            .with_api_key(api_key)
             .with_discovery_rate(config.discovery_requests_per_minute),
     )
+}
+
+/// How a secret is read again: `read` with a client and the secret's id, its error a sentence.
+fn reread_from<T, F, R>(
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    read: F,
+) -> Reread<T>
+where
+    F: Fn(aws_sdk_secretsmanager::Client, String) -> R + Send + Sync + 'static,
+    R: std::future::Future<Output = Result<T, SecretError>> + Send + 'static,
+    T: 'static,
+{
+    let secret_id = secret_id.to_owned();
+    Box::new(move || {
+        let read = read(client.clone(), secret_id.clone());
+        Box::pin(async move { read.await.map_err(|e| e.to_string()) })
+    })
 }
 
 pub fn worker_settings(config: &WorkerBehaviour) -> WorkerSettings {

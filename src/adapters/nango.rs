@@ -8,6 +8,7 @@ use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
 
 use crate::core::record::RecordsPage;
+use crate::core::rotation::RotatingSecret;
 use crate::core::stream::{StreamKey, BASE_VARIANT};
 use crate::ports::{
     DiscoveredStream, NangoSync, PermanentReason, RecordSource, RequestTally, RunStatus,
@@ -71,7 +72,8 @@ impl Default for RateLimits {
 pub struct NangoClient {
     http: reqwest::Client,
     base_url: String,
-    api_key: String,
+    /// Shared by clones; read again on a 401 when it comes from Secrets Manager (a rotation).
+    api_key: Arc<RotatingSecret<String>>,
     page_limit: u32,
     retry: RetryPolicy,
     rate_limits: RateLimits,
@@ -122,13 +124,25 @@ impl NangoClient {
         Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
-            api_key: api_key.into(),
+            api_key: Arc::new(RotatingSecret::fixed(api_key.into())),
             page_limit: page_limit.clamp(1, MAX_PAGE_LIMIT),
             retry,
             rate_limits: RateLimits::default(),
             discovery_requests_per_minute: DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE,
             counters: Arc::default(),
         }
+    }
+
+    /// Nango's API base URL, as given.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The API key as a secret that can be read again (from Secrets Manager), instead of the
+    /// fixed one `new` took.
+    pub fn with_api_key(mut self, api_key: RotatingSecret<String>) -> Self {
+        self.api_key = Arc::new(api_key);
+        self
     }
 
     /// How 429s are waited out (default: [`RateLimits::default`]).
@@ -166,9 +180,35 @@ impl NangoClient {
         format!("{}/records/?{}", self.base_url, query.finish())
     }
 
-    /// One GET; `stream` adds the connection headers the records API wants.
+    /// One GET, sent again at once if Nango refused the key and a newer one could be read (the
+    /// key was rotated under a warm process).
     async fn attempt<T>(
         &self,
+        url: &str,
+        stream: Option<&StreamKey>,
+        parse: &(impl Fn(&[u8]) -> Result<T, String> + Sync),
+    ) -> Attempt<T> {
+        let key = self.api_key.fresh().await;
+        let attempt = self.attempt_with(&key, url, stream, parse).await;
+        let refused = matches!(
+            attempt,
+            Attempt::Fail(SourceError::Permanent {
+                reason: PermanentReason::Unauthorized,
+                ..
+            })
+        );
+        if refused {
+            if let Some(newer) = self.api_key.after_refusal(&key).await {
+                return self.attempt_with(&newer, url, stream, parse).await;
+            }
+        }
+        attempt
+    }
+
+    /// One GET with `key`; `stream` adds the connection headers the records API wants.
+    async fn attempt_with<T>(
+        &self,
+        key: &str,
         url: &str,
         stream: Option<&StreamKey>,
         parse: &(impl Fn(&[u8]) -> Result<T, String> + Sync),
@@ -177,7 +217,7 @@ impl NangoClient {
         let mut request = self
             .http
             .get(url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.api_key));
+            .header(AUTHORIZATION, format!("Bearer {key}"));
         if let Some(stream) = stream {
             request = request
                 .header("Connection-Id", &stream.connection_id)
@@ -443,6 +483,16 @@ impl NangoClient {
             }
         }
         Ok(found)
+    }
+}
+
+impl NangoClient {
+    /// The connections the API key sees (`GET /connections`): Nango reached, the key taken.
+    pub async fn count_connections(&self) -> Result<usize, SourceError> {
+        let url = format!("{}/connections", self.base_url);
+        let connections: ConnectionsWire =
+            self.get_with_retries(&url, None, None, parse_json).await?;
+        Ok(connections.connections.len())
     }
 }
 

@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod payload;
 pub mod reconcile;
 pub mod record;
+pub mod rotation;
 pub mod signature;
 pub mod stream;
 pub mod sync;

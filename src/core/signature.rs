@@ -86,6 +86,11 @@ impl Verifier {
         self
     }
 
+    /// A rotation is under way: a previous key is configured too.
+    pub fn has_previous(&self) -> bool {
+        self.previous.is_some()
+    }
+
     fn keys(&self) -> impl Iterator<Item = (&SigningKey, KeyUsed)> {
         std::iter::once((&self.current, KeyUsed::Current))
             .chain(self.previous.iter().map(|k| (k, KeyUsed::Previous)))

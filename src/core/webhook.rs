@@ -4,22 +4,28 @@
 //! an unverified body is parsed or logged. Every answer is a fixed short JSON body; error details go
 //! to the logs (never the key, the signature or the payload).
 
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 
 use crate::core::job::{jobs_for, messages_for, now_rfc3339, MAX_MESSAGE_BYTES};
+use crate::core::metrics::WebhookAnswer;
 use crate::core::payload::NangoWebhook;
+use crate::core::rotation::RotatingSecret;
 use crate::core::signature::{
     KeyUsed, SignatureError, SignatureHeaders, Verifier, HMAC_HEADER, LEGACY_HEADER,
 };
-use crate::ports::JobQueue;
 use crate::ports::OutgoingMessage;
+use crate::ports::{JobQueue, MetricsSink};
 
 /// Everything the webhook function needs, built once at cold start and borrowed per request.
 #[derive(Debug)]
 pub struct WebhookApp<Q> {
-    verifier: Verifier,
+    /// The keys, re-read when a signature matches none of them (a rotation under a warm function).
+    verifier: RotatingSecret<Verifier>,
     queue: Q,
     max_body_bytes: usize,
+    metrics: Option<Arc<dyn MetricsSink>>,
 }
 
 /// A request to the webhook, as any front hands it over (Lambda's Function URL, the local
@@ -99,6 +105,24 @@ impl Outcome {
         }
     }
 
+    /// The answer its metrics count; none for a body the local server could not read (Lambda
+    /// hands over whole bodies, so the deployed function never has it).
+    pub fn answer(&self, key_used: Option<KeyUsed>) -> Option<WebhookAnswer> {
+        Some(match self {
+            Self::Accepted { .. } if key_used == Some(KeyUsed::Previous) => {
+                WebhookAnswer::AcceptedWithPreviousKey
+            }
+            Self::Accepted { .. } => WebhookAnswer::Accepted,
+            Self::MethodNotAllowed => WebhookAnswer::RefusedMethod,
+            Self::PayloadTooLarge => WebhookAnswer::RefusedTooLarge,
+            Self::Unauthorized(SignatureError::Mismatch) => WebhookAnswer::RefusedSignature,
+            Self::Unauthorized(_) => WebhookAnswer::RefusedUnsigned,
+            Self::NotJson => WebhookAnswer::RefusedNotJson,
+            Self::QueueUnavailable => WebhookAnswer::EnqueueFailed,
+            Self::IncompleteBody => return None,
+        })
+    }
+
     /// The `Allow` header the answer carries, if any.
     pub fn allow(&self) -> Option<&'static str> {
         (*self == Self::MethodNotAllowed).then_some("POST")
@@ -106,12 +130,24 @@ impl Outcome {
 }
 
 impl<Q: JobQueue> WebhookApp<Q> {
-    pub fn new(verifier: Verifier, queue: Q, max_body_bytes: usize) -> Self {
+    /// `verifier`: fixed keys, or a [`RotatingSecret`] that re-reads them.
+    pub fn new(
+        verifier: impl Into<RotatingSecret<Verifier>>,
+        queue: Q,
+        max_body_bytes: usize,
+    ) -> Self {
         Self {
-            verifier,
+            verifier: verifier.into(),
             queue,
             max_body_bytes,
+            metrics: None,
         }
+    }
+
+    /// Each request's answer counted in `metrics` (on Lambda: EMF lines).
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn queue(&self) -> &Q {
@@ -125,9 +161,18 @@ impl<Q: JobQueue> WebhookApp<Q> {
     /// The decision for one request, whichever front it came through: never an error, every
     /// case has its outcome.
     pub async fn decide(&self, request: &WebhookRequest<'_>) -> Outcome {
+        let (outcome, key_used) = self.decide_counted(request).await;
+        if let (Some(metrics), Some(answer)) = (&self.metrics, outcome.answer(key_used)) {
+            metrics.webhook_answered(answer);
+        }
+        outcome
+    }
+
+    /// The decision, and which key verified the request (when one did).
+    async fn decide_counted(&self, request: &WebhookRequest<'_>) -> (Outcome, Option<KeyUsed>) {
         let body = request.body;
         if request.method != "POST" {
-            return Outcome::MethodNotAllowed;
+            return (Outcome::MethodNotAllowed, None);
         }
         if body.len() > self.max_body_bytes {
             tracing::warn!(
@@ -135,16 +180,16 @@ impl<Q: JobQueue> WebhookApp<Q> {
                 limit = self.max_body_bytes,
                 "webhook body too large"
             );
-            return Outcome::PayloadTooLarge;
+            return (Outcome::PayloadTooLarge, None);
         }
-        let prepared = match prepare(&self.verifier, request, &now_rfc3339()) {
+        let prepared = match self.prepare_with_fresh_keys(request).await {
             Ok(prepared) => prepared,
-            Err(outcome) => return outcome,
+            Err(outcome) => return (outcome, None),
         };
         if prepared.key_used == KeyUsed::Previous {
             tracing::warn!("webhook signed with the previous signing key; finish the key rotation");
         }
-        match self.queue.send(&prepared.messages).await {
+        let outcome = match self.queue.send(&prepared.messages).await {
             Ok(()) => {
                 tracing::info!(kind = %prepared.kind, messages = prepared.messages.len(), "webhook enqueued");
                 Outcome::Accepted {
@@ -155,6 +200,27 @@ impl<Q: JobQueue> WebhookApp<Q> {
                 tracing::error!(kind = %prepared.kind, error = %error_chain(&error), "could not enqueue webhook; answering 503 so Nango retries");
                 Outcome::QueueUnavailable
             }
+        };
+        (outcome, Some(prepared.key_used))
+    }
+
+    /// [`prepare`] with the keys in hand; when the signature matches none of them, once more
+    /// with keys read again, if the rotation bound allows a read (a warm function sees a
+    /// rotation within that bound, and forged requests cannot make it read more often).
+    async fn prepare_with_fresh_keys(
+        &self,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Prepared, Outcome> {
+        let keys = self.verifier.fresh().await;
+        let received_at = now_rfc3339();
+        match prepare(&keys, request, &received_at) {
+            Err(Outcome::Unauthorized(SignatureError::Mismatch)) => {
+                match self.verifier.after_refusal(&keys).await {
+                    Some(newer) => prepare(&newer, request, &received_at),
+                    None => Err(Outcome::Unauthorized(SignatureError::Mismatch)),
+                }
+            }
+            other => other,
         }
     }
 }

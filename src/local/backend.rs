@@ -126,6 +126,16 @@ impl Backends {
     }
 }
 
+impl Queue {
+    /// The jobs in the queue, waiting or in flight (approximate on SQS).
+    pub async fn depth(&self) -> Result<u64, QueueError> {
+        match self {
+            Self::Embedded(q) => q.depth().await,
+            Self::Sqs(q) => q.approximate_depth().await,
+        }
+    }
+}
+
 impl Store {
     /// Every stored record of a stream, by id.
     pub async fn read_stream(

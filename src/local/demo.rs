@@ -153,7 +153,7 @@ pub async fn run(
     let local = LocalRun::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         LocalParts {
-            verifier: Verifier::new(SigningKey::new(DEMO_SIGNING_KEY), None),
+            verifier: Verifier::new(SigningKey::new(DEMO_SIGNING_KEY), None).into(),
             max_body_bytes: 256 * 1024,
             store: backends.store,
             queue: backends.queue,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use crate::adapters::nango::NangoClient;
+use crate::core::rotation::RotatingSecret;
 use crate::core::signature::Verifier;
 use crate::core::webhook::WebhookApp;
 use crate::core::worker::{WorkerApp, WorkerSettings};
@@ -20,7 +21,7 @@ use crate::ports::QueueError;
 
 /// The parts of a local run.
 pub struct LocalParts {
-    pub verifier: Verifier,
+    pub verifier: RotatingSecret<Verifier>,
     pub max_body_bytes: usize,
     pub store: Store,
     pub queue: Queue,

@@ -29,6 +29,8 @@ pub struct Faults {
     pub reset: AtomicU32,
     pub injected: AtomicU64,
     pub batch_writes: AtomicU64,
+    /// Secrets Manager GetSecretValue calls that went through (a function's secret reads).
+    pub secret_reads: AtomicU64,
 }
 
 pub struct FaultProxy {
@@ -104,6 +106,9 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    if target.ends_with(".GetSecretValue") {
+        faults.secret_reads.fetch_add(1, Ordering::Relaxed);
+    }
     let mut forward_body = body.clone();
     let mut unprocessed: Option<(String, Value)> = None;
     if target.ends_with(".BatchWriteItem") {

@@ -56,7 +56,7 @@ async fn the_demo_syncs_changes_rounds_and_matches_nango_despite_faults() {
 
 fn parts(nango_url: &str, backends: &Backends, worker: bool) -> LocalParts {
     LocalParts {
-        verifier: Verifier::new(SigningKey::new(TEST_SIGNING_KEY), None),
+        verifier: Verifier::new(SigningKey::new(TEST_SIGNING_KEY), None).into(),
         max_body_bytes: 256 * 1024,
         store: backends.store.clone(),
         queue: backends.queue.clone(),

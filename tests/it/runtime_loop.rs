@@ -43,13 +43,13 @@ struct Invocations {
     answered: Notify,
 }
 
-struct RuntimeApi {
+pub(crate) struct RuntimeApi {
     address: String,
     state: Arc<Invocations>,
 }
 
 impl RuntimeApi {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Invocations::default());
@@ -86,7 +86,7 @@ impl RuntimeApi {
         polled - started
     }
 
-    fn invoke(&self, id: &str, event: String) {
+    pub(crate) fn invoke(&self, id: &str, event: String) {
         self.state
             .pending
             .lock()
@@ -96,7 +96,7 @@ impl RuntimeApi {
     }
 
     /// Waits for the answer to invocation `id`: ("response" | "error", body, when it came).
-    async fn answer(&self, id: &str, child: &mut Child) -> (String, Value, Instant) {
+    pub(crate) async fn answer(&self, id: &str, child: &mut Child) -> (String, Value, Instant) {
         let give_up = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(found) = self.state.results.lock().unwrap().remove(id) {
@@ -200,8 +200,9 @@ fn binary(name: &str) -> String {
     }
 }
 
-/// Starts a bootstrap as Lambda would: the runtime variables plus the function's own.
-fn start_bootstrap(name: &str, api: &RuntimeApi, env: &[(&str, String)]) -> Child {
+/// Starts a bootstrap as Lambda would: the runtime variables plus the function's own (which
+/// may override them, `AWS_LAMBDA_FUNCTION_NAME` for one).
+pub(crate) fn start_bootstrap(name: &str, api: &RuntimeApi, env: &[(&str, String)]) -> Child {
     let mut command = Command::new(binary(name));
     command
         .env_clear()
@@ -226,7 +227,7 @@ fn start_bootstrap(name: &str, api: &RuntimeApi, env: &[(&str, String)]) -> Chil
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary(name)))
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -282,35 +283,72 @@ async fn webhook_bootstrap_answers_every_sample_event() {
     assert_eq!(enqueued, EXPECTED.iter().map(|(_, _, n)| n).sum::<usize>());
 }
 
-#[tokio::test]
-async fn worker_bootstrap_processes_the_sample_batch() {
-    let api = RuntimeApi::start().await;
-    let sim = Arc::new(Simulator::new());
-    sim.save(
-        &contacts(),
-        (0..40).map(|i| (format!("c{i}"), payload(i, 1))),
-    );
-    let nango = SimServer::start(Arc::clone(&sim), ServerSettings::default())
-        .await
-        .unwrap();
-    let dynamo = aws_sdk_dynamodb::Client::new(&moto_sdk_config().await);
-    let (records, state) = (unique_name("rt-records"), unique_name("rt-state"));
-    create_table(&dynamo, &records).await.unwrap();
-    create_table(&dynamo, &state).await.unwrap();
-    let started = Instant::now();
-    let mut child = Killed(start_bootstrap(
-        "worker",
-        &api,
-        &[
+/// What the worker bootstrap needs for events/sqs-batch.json: a Nango with the sample's stream
+/// (40 contacts), and tables on moto.
+struct SampleWorld {
+    _nango: SimServer,
+    dynamo: aws_sdk_dynamodb::Client,
+    records: String,
+    /// The worker's variables, but for Nango's key.
+    env: Vec<(&'static str, String)>,
+}
+
+impl SampleWorld {
+    async fn new() -> Self {
+        let sim = Arc::new(Simulator::new());
+        sim.save(
+            &contacts(),
+            (0..40).map(|i| (format!("c{i}"), payload(i, 1))),
+        );
+        let nango = SimServer::start(sim, ServerSettings::default())
+            .await
+            .unwrap();
+        let dynamo = aws_sdk_dynamodb::Client::new(&moto_sdk_config().await);
+        let (records, state) = (unique_name("rt-records"), unique_name("rt-state"));
+        create_table(&dynamo, &records).await.unwrap();
+        create_table(&dynamo, &state).await.unwrap();
+        let env = vec![
             ("RECORDS_TABLE", records.clone()),
             ("STATE_TABLE", state),
             (
                 "QUEUE_URL",
                 format!("{}/123456789012/unused.fifo", moto_endpoint()),
             ),
-            ("NANGO_API_KEY", API_KEY.to_owned()),
             ("NANGO_BASE_URL", nango.url.clone()),
-        ],
+        ];
+        Self {
+            _nango: nango,
+            dynamo,
+            records,
+            env,
+        }
+    }
+
+    /// The worker's variables with these added.
+    fn env_with(&self, more: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        self.env.iter().chain(more).cloned().collect()
+    }
+
+    async fn records_written(&self) -> i32 {
+        self.dynamo
+            .scan()
+            .table_name(&self.records)
+            .send()
+            .await
+            .unwrap()
+            .count
+    }
+}
+
+#[tokio::test]
+async fn worker_bootstrap_processes_the_sample_batch() {
+    let api = RuntimeApi::start().await;
+    let world = SampleWorld::new().await;
+    let started = Instant::now();
+    let mut child = Killed(start_bootstrap(
+        "worker",
+        &api,
+        &world.env_with(&[("NANGO_API_KEY", API_KEY.to_owned())]),
     ));
     api.invoke("batch-1", read("events/sqs-batch.json"));
     let (kind, body, at) = api.answer("batch-1", &mut child.0).await;
@@ -327,14 +365,7 @@ async fn worker_bootstrap_processes_the_sample_batch() {
         failures[0]["itemIdentifier"],
         "7d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a09"
     );
-    let count = dynamo
-        .scan()
-        .table_name(&records)
-        .send()
-        .await
-        .unwrap()
-        .count;
-    assert_eq!(count, 40);
+    assert_eq!(world.records_written().await, 40);
 }
 
 #[tokio::test]
@@ -366,5 +397,177 @@ async fn missing_config_stops_the_bootstrap_naming_the_variable() {
     assert!(
         stderr.contains("cold start failed: NANGO_API_KEY is not set"),
         "{stderr}"
+    );
+}
+
+/// A sample webhook event with its body signed by `key` (the sample's body, a new signature).
+fn event_signed_with(key: &str, id: usize) -> String {
+    let mut event: Value = serde_json::from_str(&read("events/webhook-sync-success.json")).unwrap();
+    // A body of its own per request, so SQS's deduplication does not hide a second job.
+    let body = event["body"].as_str().unwrap().replacen(
+        "\"syncName\"",
+        &format!("\"n\":{id},\"syncName\""),
+        1,
+    );
+    event["headers"]["x-nango-hmac-sha256"] =
+        nango_sync::core::signature::sign(key.as_bytes(), body.as_bytes()).into();
+    event["body"] = body.into();
+    event.to_string()
+}
+
+/// The status the webhook bootstrap answers to a sample webhook signed with `key`.
+async fn answer_status(api: &RuntimeApi, child: &mut Child, (n, key): (usize, &str)) -> u64 {
+    let id = format!("invocation-{n}");
+    api.invoke(&id, event_signed_with(key, n));
+    let (kind, body, _) = api.answer(&id, child).await;
+    assert_eq!(kind, "response", "{body}");
+    body["statusCode"].as_u64().unwrap()
+}
+
+/// Issue "From clone to a running stack", item 3: a warm webhook function takes a rotated
+/// secret within the re-read bound, from the same process; a flood of forged webhooks reads the
+/// secret at most once per bound.
+#[tokio::test]
+async fn a_warm_webhook_bootstrap_takes_a_rotated_signing_key_and_a_forged_flood_costs_one_read() {
+    let sdk = moto_sdk_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secret = crate::secrets_moto::put_secret("key-A").await;
+    let queue = SqsQueue::create_fifo(
+        aws_sdk_sqs::Client::new(&sdk),
+        &format!("{}.fifo", unique_name("rotation")),
+    )
+    .await
+    .unwrap();
+    let proxy = crate::fault_proxy::FaultProxy::start(moto_endpoint()).await;
+    let reads = || {
+        proxy
+            .faults
+            .secret_reads
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let api = RuntimeApi::start().await;
+    let bound = Duration::from_secs(1);
+    let mut child = Killed(start_bootstrap(
+        "webhook",
+        &api,
+        &[
+            ("QUEUE_URL", queue.queue_url().to_owned()),
+            ("NANGO_WEBHOOK_SIGNING_KEY_SECRET", secret.clone()),
+            ("SECRET_REREAD_SECONDS", bound.as_secs().to_string()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", proxy.url.clone()),
+        ],
+    ));
+    let mut n = 0;
+    let mut status = |key: &'static str| {
+        n += 1;
+        (n, key)
+    };
+    assert_eq!(
+        answer_status(&api, &mut child.0, status("key-A")).await,
+        200
+    );
+    assert_eq!(reads(), 1, "the cold start read the secret once");
+
+    // The rotation, as the README tells it: the new key current, the old one previous.
+    secrets
+        .put_secret_value()
+        .secret_id(&secret)
+        .secret_string(r#"{"current":"key-B","previous":"key-A"}"#)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(bound).await;
+
+    // A flood of forged webhooks: at most one read per bound, however many arrive.
+    let flood_started = Instant::now();
+    for _ in 0..40 {
+        assert_eq!(
+            answer_status(&api, &mut child.0, status("forged-key")).await,
+            401
+        );
+    }
+    let allowed = 1 + (flood_started.elapsed().as_secs_f64() / bound.as_secs_f64()) as u64;
+    let flood_reads = reads() - 1;
+    assert!(
+        (1..=allowed).contains(&flood_reads),
+        "40 forged webhooks in {:?} read the secret {flood_reads} times (at most {allowed})",
+        flood_started.elapsed()
+    );
+
+    // That read took the rotation: the new key is honoured by the same warm process at once,
+    // and the old one still verifies while Nango's servers finish the rotation.
+    let before = reads();
+    assert_eq!(
+        answer_status(&api, &mut child.0, status("key-B")).await,
+        200
+    );
+    assert_eq!(
+        answer_status(&api, &mut child.0, status("key-A")).await,
+        200
+    );
+    assert_eq!(reads(), before, "the rotated keys were already in hand");
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the same process answered"
+    );
+}
+
+/// The worker's side of item 3: Nango refuses the key the function read at cold start (the key
+/// was rotated in Nango, then in the secret); the next job's 401 reads the secret again and the
+/// same process syncs with the new key.
+#[tokio::test]
+async fn a_warm_worker_bootstrap_reads_a_rotated_api_key_on_a_401() {
+    let sdk = moto_sdk_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secret = crate::secrets_moto::put_secret("the-key-nango-no-longer-takes").await;
+    let world = SampleWorld::new().await;
+    let proxy = crate::fault_proxy::FaultProxy::start(moto_endpoint()).await;
+    let api = RuntimeApi::start().await;
+    let bound = Duration::from_secs(1);
+    let mut child = Killed(start_bootstrap(
+        "worker",
+        &api,
+        &world.env_with(&[
+            ("NANGO_API_KEY_SECRET", secret.clone()),
+            ("SECRET_REREAD_SECONDS", bound.as_secs().to_string()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", proxy.url.clone()),
+        ]),
+    ));
+    // The rotation comes after the cold start's read.
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while proxy
+        .faults
+        .secret_reads
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(Instant::now() < give_up, "the worker never read its secret");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    secrets
+        .put_secret_value()
+        .secret_id(&secret)
+        .secret_string(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(bound).await;
+    api.invoke("batch-1", read("events/sqs-batch.json"));
+    let (kind, body, _) = api.answer("batch-1", &mut child.0).await;
+    assert_eq!(kind, "response", "{body}");
+    // Only the malformed message fails: the sync went through with the key read again.
+    assert_eq!(
+        body["batchItemFailures"].as_array().unwrap().len(),
+        1,
+        "{body}"
+    );
+    assert_eq!(world.records_written().await, 40);
+    assert_eq!(
+        proxy
+            .faults
+            .secret_reads
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the cold start's read and one after the 401"
     );
 }
