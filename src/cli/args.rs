@@ -47,6 +47,28 @@ pub enum Command {
     /// Forget a connection: its streams stop syncing and their records are marked deleted
     /// (or, with --purge, removed).
     Forget(ForgetArgs),
+    /// Check a deployment: the stack's outputs, the secrets' shape, Nango reached with the API
+    /// key, the webhook endpoint answering, and what to check in Nango's dashboard.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (e.g. `nango-sync completions bash > ~/.local/share/bash-completion/completions/nango-sync`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `nango-sync man > nango-sync.1`.
+    Man,
+}
+
+#[derive(clap::Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// One JSON object per check.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +100,47 @@ pub struct BackendArgs {
     /// use them: DynamoDB and SQS unless --store or --queue say otherwise.
     #[arg(long, value_name = "PREFIX")]
     pub local_aws: Option<String>,
+    /// A deployed stack: its queues, tables and secrets come from its outputs (CloudFormation
+    /// DescribeStacks), and DynamoDB and SQS are used unless --store or --queue say otherwise.
+    /// Variables that are set (RECORDS_TABLE, NANGO_API_KEY, ...) win over its outputs.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "NANGO_SYNC_STACK",
+        conflicts_with = "local_aws"
+    )]
+    pub stack: Option<String>,
+    /// The AWS region of the stack, queues and tables (default: AWS_REGION, or your profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+/// One stream: by its key, or by its parts (`|` is a shell pipe, so a key must be quoted).
+#[derive(clap::Args, Default, Clone)]
+pub struct StreamArgs {
+    /// The stream, as 'providerConfigKey|connectionId|model|variant' (quoted: `|` is a pipe).
+    #[arg(long, conflicts_with_all = ["integration", "connection", "model", "variant"])]
+    pub stream: Option<String>,
+    /// The stream's integration (providerConfigKey), with --connection and --model.
+    #[arg(long, requires_all = ["connection", "model"])]
+    pub integration: Option<String>,
+    /// The stream's connection id, with --integration and --model.
+    #[arg(long, requires_all = ["integration", "model"])]
+    pub connection: Option<String>,
+    /// The stream's model, with --integration and --connection.
+    #[arg(long, requires_all = ["integration", "connection"])]
+    pub model: Option<String>,
+    /// The model's variant (default: base).
+    #[arg(long, requires = "model")]
+    pub variant: Option<String>,
+}
+
+/// Destructive commands ask first on a terminal; elsewhere they need this.
+#[derive(clap::Args, Default, Clone, Copy)]
+pub struct YesArgs {
+    /// Go ahead without asking (needed when standard input is not a terminal: cron, CI, pipes).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(clap::Args)]
@@ -173,9 +236,10 @@ pub struct ReconcileArgs {
 pub struct SweepArgs {
     #[command(flatten)]
     pub backend: BackendArgs,
-    /// The stream, as `providerConfigKey|connectionId|model|variant`.
-    #[arg(long)]
-    pub stream: String,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    #[command(flatten)]
+    pub yes: YesArgs,
     /// Apply the held deletes, if the stream still counts what was held.
     #[arg(long)]
     pub confirm: bool,
@@ -190,12 +254,17 @@ pub struct SweepArgs {
 pub struct ForgetArgs {
     #[command(flatten)]
     pub backend: BackendArgs,
-    /// The connection, as `providerConfigKey|connectionId`.
+    /// The connection: its id with --integration, or 'providerConfigKey|connectionId'.
     #[arg(long)]
     pub connection: String,
+    /// The connection's integration (providerConfigKey).
+    #[arg(long)]
+    pub integration: Option<String>,
     /// Remove the records instead of marking them deleted.
     #[arg(long)]
     pub purge: bool,
+    #[command(flatten)]
+    pub yes: YesArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -266,17 +335,20 @@ pub struct StatusArgs {
     /// One JSON object per stream instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Exit non-zero when something needs an operator: 2 when a stream is in error, held or
+    /// nango_purged; 4 when the dead-letter queue holds jobs; 6 for both (1: the command failed).
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(clap::Args)]
 pub struct SyncArgs {
     #[command(flatten)]
     pub backend: BackendArgs,
-    /// The stream, as `providerConfigKey|connectionId|model|variant`.
-    #[arg(long, conflicts_with = "all", required_unless_present = "all")]
-    pub stream: Option<String>,
+    #[command(flatten)]
+    pub stream: StreamArgs,
     /// Every stream the store knows.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["stream", "integration"])]
     pub all: bool,
     #[arg(long)]
     pub json: bool,
@@ -286,12 +358,13 @@ pub struct SyncArgs {
 pub struct ResetArgs {
     #[command(flatten)]
     pub backend: BackendArgs,
-    /// The stream, as `providerConfigKey|connectionId|model|variant`.
-    #[arg(long)]
-    pub stream: String,
+    #[command(flatten)]
+    pub stream: StreamArgs,
     /// Also enqueue its sync now.
     #[arg(long)]
     pub sync: bool,
+    #[command(flatten)]
+    pub yes: YesArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -326,6 +399,8 @@ pub struct SignArgs {
 pub struct DrainArgs {
     #[command(flatten)]
     pub backend: BackendArgs,
+    #[command(flatten)]
+    pub yes: YesArgs,
     /// Stop after this many messages.
     #[arg(long, default_value_t = 100)]
     pub max: usize,
@@ -336,16 +411,17 @@ pub struct DrainArgs {
 
 #[derive(clap::Args)]
 pub struct WatchArgs {
-    /// The embedded backend's SQLite file.
-    #[arg(long, env = "NANGO_SYNC_DB", default_value = "nango-sync.db")]
-    pub db: PathBuf,
-    /// Only this stream's changes (providerConfigKey|connectionId|model|variant).
-    #[arg(long)]
-    pub stream: Option<String>,
+    /// Where the records are: the --db file's change feed, or (--store dynamodb, --stack) the
+    /// records table's DynamoDB stream.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Only this stream's changes.
+    #[command(flatten)]
+    pub stream: StreamArgs,
     /// Start after this sequence number (the `seq` of the last change seen); default: only
-    /// changes from now on. 0 prints every change kept.
+    /// changes from now on. 0 prints every change kept (DynamoDB keeps 24 hours).
     #[arg(long)]
-    pub since: Option<u64>,
+    pub since: Option<String>,
     /// Print the changes there are and stop, instead of waiting for more.
     #[arg(long)]
     pub no_follow: bool,
@@ -374,7 +450,7 @@ mod tests {
     /// the value is read, so a mismatch panics here rather than at build time.
     #[test]
     fn every_command_parses_with_its_defaults() {
-        let invocations: [&[&str]; 14] = [
+        let invocations: [&[&str]; 22] = [
             &["demo"],
             &["serve"],
             &["work"],
@@ -389,6 +465,48 @@ mod tests {
             &["reconcile"],
             &["sweep", "--stream", "p|c|M|base", "--discard"],
             &["forget", "--connection", "p|c"],
+            &[
+                "forget",
+                "--integration",
+                "p",
+                "--connection",
+                "c",
+                "--purge",
+                "--yes",
+            ],
+            &[
+                "sync",
+                "--integration",
+                "p",
+                "--connection",
+                "c",
+                "--model",
+                "M",
+            ],
+            &[
+                "reset",
+                "--integration",
+                "p",
+                "--connection",
+                "c",
+                "--model",
+                "M",
+                "--variant",
+                "v",
+                "-y",
+            ],
+            &[
+                "status",
+                "--stack",
+                "nango-sync",
+                "--region",
+                "eu-west-1",
+                "--check",
+            ],
+            &["watch", "--store", "dynamodb", "--since", "0"],
+            &["doctor", "--stack", "nango-sync"],
+            &["completions", "bash"],
+            &["man"],
         ];
         for args in invocations {
             if let Err(e) = parse(args) {
@@ -414,5 +532,13 @@ mod tests {
         );
         assert_eq!(period(&["serve", "--reconcile-every", "0"]), None);
         assert!(parse(&["serve", "--reconcile-every", "1d"]).is_err());
+    }
+
+    #[test]
+    fn a_stream_named_half_by_parts_or_twice_is_refused() {
+        assert!(parse(&["sync", "--integration", "p", "--connection", "c"]).is_err());
+        assert!(parse(&["reset", "--stream", "p|c|M|base", "--model", "M"]).is_err());
+        assert!(parse(&["sync", "--all", "--stream", "p|c|M|base"]).is_err());
+        assert!(parse(&["status", "--stack", "s", "--local-aws", "x"]).is_err());
     }
 }

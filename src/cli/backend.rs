@@ -1,43 +1,77 @@
 //! The backends a command uses, chosen by its flags: the embedded SQLite file, DynamoDB and SQS
-//! named by the stack's outputs, or created on an endpoint with `--local-aws`.
+//! named by the environment or by a deployed stack's outputs (`--stack`), or created on an
+//! endpoint with `--local-aws`.
 
+use crate::adapters::aws::cloudformation::stack_outputs;
 use crate::adapters::aws::stack;
 use crate::adapters::nango::NangoClient;
-use crate::config::{vars, ConfigError, FromVars, NangoConfig, StackConfig, WorkerBehaviour};
+use crate::config::{vars, ConfigError, NangoConfig, StackConfig, Vars, WorkerBehaviour};
 use crate::core::worker::WorkerSettings;
 use crate::local::backend::{Backends, QueueTarget, StoreTarget};
 use crate::setup;
 
 use super::args::{BackendArgs, QueueKind, StoreKind};
 
-/// The backends chosen by the flags, and the AWS settings they were opened with.
+/// The backends chosen by the flags, the AWS settings they were opened with, and the variables
+/// the command reads (the environment, then the stack's outputs).
 pub struct Resolved {
     pub backends: Backends,
     pub sdk: aws_config::SdkConfig,
+    pub vars: Vars,
+    /// The outputs of `--stack`, when it was given.
+    pub stack_outputs: Option<std::collections::BTreeMap<String, String>>,
 }
 
-pub async fn resolve(args: &BackendArgs) -> Result<Resolved, Box<dyn std::error::Error>> {
-    let stack_env = StackConfig::from_env()?;
-    // The AWS configuration is loaded (region, credentials) only when something on AWS is used,
-    // so the embedded backend runs without AWS settings and without their warnings.
+/// Whether a command may create the embedded SQLite file. Only the runs do (serve, work): an
+/// operator command pointed at a missing file is pointed at the wrong place, and an empty file
+/// created there would answer as if nothing had ever synced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum DbFile {
+    MayCreate,
+    MustExist,
+}
+
+/// The AWS settings: the SDK's (region, credentials) with `--region` over them, loaded only when
+/// something on AWS is used, so the embedded backend runs without AWS settings and without their
+/// warnings.
+pub async fn aws_settings(args: &BackendArgs, uses_aws: bool) -> aws_config::SdkConfig {
+    if uses_aws {
+        setup::aws_config_in(args.region.clone()).await
+    } else {
+        aws_config::SdkConfig::builder()
+            .behavior_version(setup::behavior_version())
+            .build()
+    }
+}
+
+pub async fn resolve(
+    args: &BackendArgs,
+    db_file: DbFile,
+) -> Result<Resolved, Box<dyn std::error::Error>> {
+    let env = Vars::env_and(Default::default());
+    let stack_env: StackConfig = env.read()?;
     let uses_aws = args.local_aws.is_some()
+        || args.stack.is_some()
         || args.store == Some(StoreKind::Dynamodb)
         || args.queue == Some(QueueKind::Sqs)
         || stack_env.reads_secrets;
-    let sdk = if uses_aws {
-        setup::aws_config().await
-    } else {
-        aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build()
+    let sdk = aws_settings(args, uses_aws).await;
+    let outputs = match &args.stack {
+        Some(name) => {
+            let client = aws_sdk_cloudformation::Client::new(&sdk);
+            Some(stack_outputs(&client, name).await?)
+        }
+        None => None,
     };
+    let vars = Vars::env_and(outputs.clone().unwrap_or_default());
+    let stack_env: StackConfig = vars.read()?;
     let local = match &args.local_aws {
         Some(prefix) => Some(stack::create(&sdk, prefix).await.map_err(|e| {
             format!("--local-aws {prefix}: cannot create the queues and tables on AWS_ENDPOINT_URL: {e}")
         })?),
         None => None,
     };
-    let aws = local.is_some();
+    let aws = local.is_some() || outputs.is_some();
     let store = match args.store.unwrap_or(if aws {
         StoreKind::Dynamodb
     } else {
@@ -76,24 +110,52 @@ pub async fn resolve(args: &BackendArgs) -> Result<Resolved, Box<dyn std::error:
             },
         },
     };
-    let hard_delete = WorkerBehaviour::from_env()?.hard_delete;
+    if db_file == DbFile::MustExist {
+        let store_file = match &store {
+            StoreTarget::Sqlite { path } => Some(path),
+            StoreTarget::Dynamo { .. } => None,
+        };
+        let queue_file = match &queue {
+            QueueTarget::Embedded { path } => Some(path),
+            QueueTarget::Sqs { .. } => None,
+        };
+        if let Some(missing) = [store_file, queue_file]
+            .into_iter()
+            .flatten()
+            .find(|p| !p.exists())
+        {
+            let here =
+                std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
+            return Err(format!(
+                "no database at {} (in {here}): give --db PATH or NANGO_SYNC_DB where `nango-sync serve` keeps it, or --stack NAME for a deployed stack",
+                missing.display()
+            )
+            .into());
+        }
+    }
+    let hard_delete = vars.read::<WorkerBehaviour>()?.hard_delete;
     let backends = Backends::open(&store, &queue, Some(&sdk), hard_delete)?;
-    Ok(Resolved { backends, sdk })
+    Ok(Resolved {
+        backends,
+        sdk,
+        vars,
+        stack_outputs: outputs,
+    })
 }
 
-const NO_TABLE: &str = "RECORDS_TABLE and STATE_TABLE must be set: --store dynamodb needs the tables' names (the stack's outputs), or --local-aws PREFIX";
-const NO_QUEUE: &str = "QUEUE_URL is not set: --queue sqs needs the queue's URL (the stack's QueueUrl output), or --local-aws PREFIX";
-const NO_API_KEY: &str = "NANGO_API_KEY is not set: the worker reads records from Nango with your environment's secret key (or run `nango-sync demo` to try everything with a simulated Nango)";
+const NO_TABLE: &str = "RECORDS_TABLE and STATE_TABLE must be set: --store dynamodb needs the tables' names (--stack NAME reads them from the stack's outputs), or --local-aws PREFIX";
+const NO_QUEUE: &str = "QUEUE_URL is not set: --queue sqs needs the queue's URL (--stack NAME reads it from the stack's outputs), or --local-aws PREFIX";
+const NO_API_KEY: &str = "NANGO_API_KEY is not set: the worker reads records from Nango with your environment's secret key (--stack NAME reads the stack's secret; or run `nango-sync demo` to try everything with a simulated Nango)";
 
-/// The worker's Nango client and settings, from the environment.
+/// The worker's Nango client and settings, from the command's variables.
 pub async fn worker_parts(
     resolved: &Resolved,
 ) -> Result<(NangoClient, WorkerSettings), Box<dyn std::error::Error>> {
-    let nango = NangoConfig::from_env().map_err(|e| match e {
+    let nango: NangoConfig = resolved.vars.read().map_err(|e| match e {
         ConfigError::Missing(vars::API_KEY) => NO_API_KEY.to_owned(),
         other => other.to_string(),
     })?;
-    let behaviour = WorkerBehaviour::from_env()?;
+    let behaviour: WorkerBehaviour = resolved.vars.read()?;
     Ok((
         setup::nango_client(&nango, &resolved.sdk).await?,
         setup::worker_settings(&behaviour),

@@ -1,13 +1,13 @@
 //! The queues: the dead-letter queue replayed, the jobs drained.
 
 use super::args::{DrainArgs, ReplayArgs};
-use super::backend::resolve;
-use super::{report, CliResult};
+use super::backend::{resolve, DbFile};
+use super::{confirm, report, CliResult};
 use crate::local::ops;
 use crate::ports::{JobConsumer, ReceivedMessage};
 
 pub async fn replay(args: ReplayArgs) -> CliResult {
-    let resolved = resolve(&args.backend).await?;
+    let resolved = resolve(&args.backend, DbFile::MustExist).await?;
     let dead = resolved.backends.dead_letters.as_ref().ok_or(
         "DEAD_LETTER_QUEUE_URL is not set: give the stack's DeadLetterQueueUrl output (or --local-aws PREFIX)",
     )?;
@@ -21,8 +21,20 @@ pub async fn replay(args: ReplayArgs) -> CliResult {
 }
 
 pub async fn drain(args: DrainArgs) -> CliResult {
-    let resolved = resolve(&args.backend).await?;
+    let resolved = resolve(&args.backend, DbFile::MustExist).await?;
     let queue = &resolved.backends.queue;
+    let waiting = queue.depth().await?;
+    if waiting == 0 {
+        eprintln!("0 message(s) taken off the queue (it is empty)");
+        return Ok(());
+    }
+    confirm(
+        args.yes,
+        &format!(
+            "drain takes up to {} of the {waiting} job(s) off the queue and deletes them (they will not run)",
+            args.max
+        ),
+    )?;
     let mut taken = 0;
     while taken < args.max {
         let batch = queue

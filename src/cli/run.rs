@@ -5,9 +5,9 @@ use std::sync::Arc;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::args::{DemoArgs, ServeArgs, SimulateArgs, WorkArgs};
-use super::backend::{resolve, worker_parts};
+use super::backend::{resolve, worker_parts, DbFile};
 use super::CliResult;
-use crate::config::{vars, ConfigError, FromVars, SigningConfig};
+use crate::config::{vars, ConfigError, SigningConfig};
 use crate::core::stream::StreamKey;
 use crate::core::worker::WorkerApp;
 use crate::local::demo::{self, DemoObserver, DemoOptions};
@@ -131,8 +131,8 @@ impl DemoObserver for Bars {
 }
 
 pub async fn serve(args: ServeArgs) -> CliResult {
-    let resolved = resolve(&args.backend).await?;
-    let signing = SigningConfig::from_env().map_err(|e| match e {
+    let resolved = resolve(&args.backend, DbFile::MayCreate).await?;
+    let signing: SigningConfig = resolved.vars.read().map_err(|e| match e {
         ConfigError::Missing(vars::SIGNING_KEY) => "NANGO_WEBHOOK_SIGNING_KEY is not set: the endpoint verifies Nango's signature with your environment's webhook signing key".to_owned(),
         other => other.to_string(),
     })?;
@@ -174,7 +174,7 @@ pub async fn serve(args: ServeArgs) -> CliResult {
 }
 
 pub async fn work(args: WorkArgs) -> CliResult {
-    let resolved = resolve(&args.backend).await?;
+    let resolved = resolve(&args.backend, DbFile::MayCreate).await?;
     let (source, settings) = worker_parts(&resolved).await?;
     let store = resolved.backends.store.clone();
     let queue = resolved.backends.queue.clone();

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::args::{ForgetArgs, ReconcileArgs, ResetArgs, StatusArgs, SweepArgs, SyncArgs};
-use super::backend::{resolve, worker_parts};
-use super::{parse_stream, report, CliResult};
+use super::backend::{resolve, worker_parts, DbFile};
+use super::{confirm, report, CliResult, NeedsOperator};
 use crate::core::job::{enqueue_syncs, now_rfc3339, SyncRequest, Trigger};
 use crate::core::reconcile::{decide_held, HoldDecision};
 use crate::core::stream::{ConnectionKey, StreamKey};
@@ -13,7 +13,7 @@ use crate::local::ops;
 use crate::ports::{RecordStore, StateStore, StreamDiscovery, StreamStatus};
 
 pub async fn status(args: StatusArgs) -> CliResult {
-    let resolved = resolve(&args.backend).await?;
+    let resolved = resolve(&args.backend, DbFile::MustExist).await?;
     let store = &resolved.backends.store;
     let streams = store.list_streams().await?;
     // Nango's own counts, when its key is at hand.
@@ -41,18 +41,76 @@ pub async fn status(args: StatusArgs) -> CliResult {
             .and_then(|m| m.get(stream).copied().flatten());
         rows.push((stream, s, live, nango));
     }
+    let dead_letters = match &resolved.backends.dead_letters {
+        Some(queue) => Some(queue.depth().await?),
+        None => None,
+    };
     if args.json {
         for (stream, s, live, nango) in &rows {
             let line = serde_json::json!({"stream": stream, "status": s.status(), "records": live, "nango_record_count": nango, "state": s});
             println!("{line}");
         }
+    } else {
+        print_status_table(&rows, nango_counts.is_some());
+    }
+    match dead_letters {
+        Some(0) | None => {}
+        Some(n) => eprintln!("the dead-letter queue holds {n} job(s): see the README's \"Replaying the dead-letter queue\""),
+    }
+    if args.check {
+        check(&rows, dead_letters.unwrap_or(0))?;
+    }
+    Ok(())
+}
+
+type StatusRow<'a> = (
+    &'a StreamKey,
+    &'a crate::ports::StreamState,
+    u64,
+    Option<u64>,
+);
+
+/// `status --check`: 2 when a stream needs an operator (in error, held, nango_purged), 4 when the
+/// dead-letter queue holds jobs, 6 for both.
+fn check(rows: &[StatusRow<'_>], dead_letters: u64) -> CliResult {
+    let attention: Vec<String> = rows
+        .iter()
+        .filter(|(_, s, ..)| {
+            matches!(
+                s.status(),
+                StreamStatus::Error | StreamStatus::Held | StreamStatus::NangoPurged
+            )
+        })
+        .map(|(stream, s, ..)| format!("{} ({})", stream.encode(), s.status().as_str()))
+        .collect();
+    let code = if attention.is_empty() { 0 } else { 2 } + if dead_letters > 0 { 4 } else { 0 };
+    if code == 0 {
         return Ok(());
     }
+    let mut summary = Vec::new();
+    if !attention.is_empty() {
+        summary.push(format!(
+            "{} stream(s) need an operator: {}",
+            attention.len(),
+            attention.join(", ")
+        ));
+    }
+    if dead_letters > 0 {
+        summary.push(format!("the dead-letter queue holds {dead_letters} job(s)"));
+    }
+    Err(NeedsOperator {
+        code,
+        summary: format!("check: {}", summary.join("; ")),
+    }
+    .into())
+}
+
+fn print_status_table(rows: &[StatusRow<'_>], with_nango: bool) {
     println!(
         "{:<40} {:<18} {:>8} {:>8} {:<24} {:<20} NOTE",
         "STREAM", "STATUS", "RECORDS", "NANGO", "LAST SYNC", "CURSOR"
     );
-    for (stream, s, live, nango) in &rows {
+    for (stream, s, live, nango) in rows {
         let status = s.status();
         let cursor = s.cursor.as_deref().map_or("-".to_owned(), |c| {
             if c.len() > 18 {
@@ -74,14 +132,13 @@ pub async fn status(args: StatusArgs) -> CliResult {
     }
     eprintln!(
         "{} stream(s){}",
-        streams.len(),
-        if nango_counts.is_none() {
-            "; set NANGO_API_KEY to compare with Nango's counts"
-        } else {
+        rows.len(),
+        if with_nango {
             ""
+        } else {
+            "; set NANGO_API_KEY (or give --stack) to compare with Nango's counts"
         }
     );
-    Ok(())
 }
 
 /// What the status table says beside a stream: why it is held, purged or in error.
@@ -113,11 +170,17 @@ fn status_note(stream: &StreamKey, s: &crate::ports::StreamState) -> String {
 }
 
 pub async fn sync_now(args: SyncArgs) -> CliResult {
-    let resolved = resolve(&args.backend).await?;
+    let selected = args.stream.selected()?;
+    if selected.is_none() && !args.all {
+        return Err(
+            "name the stream (--stream, or --integration, --connection and --model), or give --all"
+                .into(),
+        );
+    }
+    let resolved = resolve(&args.backend, DbFile::MustExist).await?;
     let store = &resolved.backends.store;
-    let requests: Vec<SyncRequest> = match &args.stream {
-        Some(text) => {
-            let stream = parse_stream(text)?;
+    let requests: Vec<SyncRequest> = match selected {
+        Some(stream) => {
             let name = store
                 .get_stream(&stream)
                 .await?
@@ -148,9 +211,9 @@ pub async fn sync_now(args: SyncArgs) -> CliResult {
 }
 
 pub async fn reset(args: ResetArgs) -> CliResult {
-    let resolved = resolve(&args.backend).await?;
+    let stream = args.stream.required()?;
+    let resolved = resolve(&args.backend, DbFile::MustExist).await?;
     let store = &resolved.backends.store;
-    let stream = parse_stream(&args.stream)?;
     let Some(current) = store.get_stream(&stream).await? else {
         return Err(format!(
             "no stream {} in the store (see `nango-sync status`)",
@@ -158,6 +221,13 @@ pub async fn reset(args: ResetArgs) -> CliResult {
         )
         .into());
     };
+    confirm(
+        args.yes,
+        &format!(
+            "reset clears the cursor of {}: its next sync re-reads the whole stream from Nango",
+            stream.encode()
+        ),
+    )?;
     store.reset_cursor(&stream).await?;
     if args.sync {
         let request = SyncRequest::new(
@@ -186,7 +256,7 @@ pub async fn reset(args: ResetArgs) -> CliResult {
 }
 
 pub async fn reconcile(args: ReconcileArgs) -> CliResult {
-    let resolved = resolve(&args.backend).await?;
+    let resolved = resolve(&args.backend, DbFile::MustExist).await?;
     let at = ops::reconcile_now(&resolved.backends.queue).await?;
     report(
         args.json,
@@ -197,10 +267,23 @@ pub async fn reconcile(args: ReconcileArgs) -> CliResult {
 }
 
 pub async fn sweep(args: SweepArgs) -> CliResult {
-    let resolved = resolve(&args.backend).await?;
+    let stream = args.stream.required()?;
+    let resolved = resolve(&args.backend, DbFile::MustExist).await?;
     let store = &resolved.backends.store;
-    let stream = parse_stream(&args.stream)?;
     let decision = if args.confirm {
+        // Nothing held: the decision below refuses, saying why, with nothing to ask.
+        if let Some(h) = store.get_stream(&stream).await?.and_then(|s| s.held) {
+            confirm(
+                args.yes,
+                &format!(
+                    "sweep --confirm marks deleted {} of the {} live records of {} (Nango counts {})",
+                    h.would_delete,
+                    h.live_count,
+                    stream.encode(),
+                    h.nango_count
+                ),
+            )?;
+        }
         HoldDecision::Confirm
     } else {
         HoldDecision::Discard
@@ -228,14 +311,29 @@ pub async fn sweep(args: SweepArgs) -> CliResult {
 }
 
 pub async fn forget(args: ForgetArgs) -> CliResult {
-    let resolved = resolve(&args.backend).await?;
+    let connection = match &args.integration {
+        Some(integration) => ConnectionKey {
+            provider_config_key: integration.clone(),
+            connection_id: args.connection.clone(),
+        },
+        None => ConnectionKey::decode(&args.connection).map_err(|e| {
+            format!(
+                "--connection {:?}: {e}; write it as 'providerConfigKey|connectionId', or give --integration",
+                args.connection
+            )
+        })?,
+    };
+    let resolved = resolve(&args.backend, DbFile::MustExist).await?;
     let store = &resolved.backends.store;
-    let connection = ConnectionKey::decode(&args.connection).map_err(|e| {
-        format!(
-            "--connection {:?}: {e}; write it as providerConfigKey|connectionId",
-            args.connection
-        )
-    })?;
+    if args.purge {
+        confirm(
+            args.yes,
+            &format!(
+                "forget --purge removes every record of {}'s streams from the copy",
+                connection.encode()
+            ),
+        )?;
+    }
     let streams = ops::forget_connection(store, store, &connection, args.purge).await?;
     let changed: u64 = streams.iter().map(|(_, n)| n).sum();
     let verb = if args.purge {

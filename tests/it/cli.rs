@@ -43,9 +43,21 @@ fn cli(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A database at `db` with one stream synced to its one record, r0.
+async fn one_synced_stream(db: &std::path::Path) -> (SqliteStore, StreamKey) {
+    let store = SqliteStore::new(SqliteDb::open(db).unwrap(), false);
+    let s = StreamKey::new("crm", "conn-0", "Contact", "base");
+    store.write_page(&s, &[record("r0")], None).await.unwrap();
+    store
+        .advance_cursor(&s, None, "cursor-r0", 1, &[])
+        .await
+        .unwrap();
+    (store, s)
+}
+
 /// `drain --json` on `db`: one parsed line per message taken off, and the raw output.
 fn drain_json(db: &std::path::Path) -> (Vec<Value>, String) {
-    let (ok, out, stderr) = cli(db, &["drain", "--json"]);
+    let (ok, out, stderr) = cli(db, &["drain", "--json", "--yes"]);
     assert!(ok, "{stderr}");
     let lines = out
         .lines()
@@ -132,7 +144,14 @@ async fn a_held_sweep_is_shown_confirmed_and_bad_decisions_change_nothing() {
         .write_page(&held, &[record("r4")], None)
         .await
         .unwrap();
+    // A destructive decision is not taken without --yes where nobody can be asked.
     let (ok, _, stderr) = cli(&db, &["sweep", "--stream", &held_arg, "--confirm"]);
+    assert!(
+        !ok && stderr.contains("refused without --yes")
+            && stderr.contains("marks deleted 3 of the 4"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = cli(&db, &["sweep", "--stream", &held_arg, "--confirm", "--yes"]);
     assert!(
         !ok && stderr.contains("changed since its sweep was held"),
         "{stderr}"
@@ -150,7 +169,18 @@ async fn a_held_sweep_is_shown_confirmed_and_bad_decisions_change_nothing() {
     store.hold_sweep(&held, &hold).await.unwrap();
     let (ok, out, stderr) = cli(
         &db,
-        &["sweep", "--stream", &held_arg, "--confirm", "--json"],
+        &[
+            "sweep",
+            "--integration",
+            "crm",
+            "--connection",
+            "conn-0",
+            "--model",
+            "Contact",
+            "--confirm",
+            "--json",
+            "--yes",
+        ],
     );
     assert!(ok, "{stderr}");
     let result: Value = serde_json::from_str(out.trim()).unwrap();
@@ -273,6 +303,7 @@ fn every_reporting_command_takes_json() {
         "sign",
         "demo",
         "watch",
+        "doctor",
     ];
     for command in commands {
         let out = Command::new(env!("CARGO_BIN_EXE_nango-sync"))
@@ -283,4 +314,155 @@ fn every_reporting_command_takes_json() {
         assert!(out.status.success(), "{command} --help");
         assert!(help.contains("--json"), "{command} has no --json:\n{help}");
     }
+}
+
+/// Destructive commands never wait for an answer without a terminal: without --yes they refuse
+/// and change nothing; on a terminal they ask, and only "yes" goes ahead.
+#[tokio::test]
+async fn destructive_commands_ask_on_a_terminal_and_need_yes_elsewhere() {
+    let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli-yes")));
+    let (store, s) = one_synced_stream(&db).await;
+    let (ok, _, stderr) = cli(&db, &["sync", "--all"]);
+    assert!(ok, "{stderr}");
+    let stream = s.encode();
+    for args in [
+        vec!["drain"],
+        vec!["reset", "--stream", &stream],
+        vec!["forget", "--connection", "crm|conn-0", "--purge"],
+    ] {
+        let started = std::time::Instant::now();
+        let (ok, _, stderr) = cli(&db, &args);
+        assert!(
+            !ok && stderr.contains("refused without --yes"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "it did not wait"
+        );
+    }
+    assert_eq!(store.count_live(&s).await.unwrap(), 1, "nothing was purged");
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(
+        state.cursor.as_deref(),
+        Some("cursor-r0"),
+        "nothing was reset"
+    );
+
+    // On a terminal (script(1) gives the command one): "no" changes nothing, "yes" goes ahead.
+    let on_a_terminal = |args: &str, typed: &str| {
+        let command = format!(
+            "{} {args} --db {}",
+            env!("CARGO_BIN_EXE_nango-sync"),
+            db.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env_remove("NANGO_API_KEY")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) runs (util-linux)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(typed.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let reset = format!("reset --stream '{stream}'");
+    let (ok, shown) = on_a_terminal(&reset, "no\n");
+    assert!(!ok && shown.contains("Type yes to go ahead"), "{shown}");
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(
+        state.cursor.as_deref(),
+        Some("cursor-r0"),
+        "\"no\" reset nothing"
+    );
+    let (ok, shown) = on_a_terminal(&reset, "yes\n");
+    assert!(ok && shown.contains("cursor of"), "{shown}");
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.cursor, None, "\"yes\" reset it");
+}
+
+/// Read-only commands pointed at a missing database say so, and create nothing.
+#[test]
+fn a_missing_database_is_refused_not_created() {
+    let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli-missing")));
+    for args in [
+        vec!["status"],
+        vec!["watch", "--no-follow"],
+        vec!["drain"],
+        vec!["sync", "--all"],
+    ] {
+        let (ok, _, stderr) = cli(&db, &args);
+        assert!(
+            !ok && stderr.contains("no database at"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!db.exists(), "{args:?} created {}", db.display());
+    }
+}
+
+/// `status --check` for cron and CI: 0 when nothing needs an operator, 2 for a stream in error,
+/// held or purged, 4 for jobs in the dead-letter queue, 6 for both.
+#[tokio::test]
+async fn status_check_exits_with_what_needs_an_operator() {
+    use nango_sync::adapters::sqlite::{QueueSettings, SqliteQueue};
+    use nango_sync::ports::{JobConsumer, JobQueue, OutgoingMessage, SyncReport};
+    let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli-check")));
+    let (store, s) = one_synced_stream(&db).await;
+    let check = |db: &std::path::Path| {
+        let out = command(db, &["status", "--check"]).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (status, stderr) = check(&db);
+    assert_eq!(status, Some(0), "{stderr}");
+    let error = SyncReport {
+        sync_name: "contacts".into(),
+        at: "2026-12-07T00:00:00.000Z".into(),
+        webhook_at: None,
+        error: Some("Nango API key refused".into()),
+    };
+    store.report_sync(&s, &error).await.unwrap();
+    let (status, stderr) = check(&db);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&s.encode()) && stderr.contains("(error)"),
+        "{stderr}"
+    );
+    // A job in the dead-letter queue as well: one receive allowed, and it was not deleted.
+    let queue = SqliteQueue::ingest(
+        SqliteDb::open(&db).unwrap(),
+        QueueSettings {
+            max_receive_count: 1,
+            visibility_timeout: std::time::Duration::ZERO,
+            retry_delay: std::time::Duration::ZERO,
+            ..QueueSettings::default()
+        },
+    );
+    queue
+        .send(&[OutgoingMessage {
+            group_id: "g".into(),
+            dedup_id: "d".into(),
+            body: "{}".into(),
+        }])
+        .await
+        .unwrap();
+    let taken = queue.receive(1, std::time::Duration::ZERO).await.unwrap();
+    queue.release(&taken[0].receipt_handle).await.unwrap();
+    let again = queue.receive(1, std::time::Duration::ZERO).await.unwrap();
+    assert!(again.is_empty(), "moved to the dead-letter queue");
+    let (status, stderr) = check(&db);
+    assert_eq!(status, Some(6), "{stderr}");
+    assert!(stderr.contains("dead-letter queue holds 1"), "{stderr}");
 }

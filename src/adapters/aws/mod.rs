@@ -1,6 +1,8 @@
 //! AWS: the DynamoDB stores, the SQS queue, Secrets Manager, CloudWatch metrics (EMF), EventBridge, and the stack's resources created on
 //! any endpoint (moto) for local runs and tests.
 
+#[cfg(feature = "local")]
+pub mod cloudformation;
 pub mod dynamodb;
 pub mod emf;
 pub mod eventbridge;

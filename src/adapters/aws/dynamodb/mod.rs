@@ -7,6 +7,8 @@
 //! throttling are retried with backoff until written. The state table holds one item per
 //! stream (its cursor, moved by a conditional write), per connection, and per stored event.
 
+#[cfg(feature = "local")]
+pub mod feed;
 mod gate;
 pub mod item;
 mod records;

@@ -71,6 +71,11 @@ impl DynamoRecordStore {
         &self.meter
     }
 
+    /// The records table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     /// The stream's items `which` selects, a Query page at a time: `each` gets every page's
     /// items (none when `count_only`). Returns how many matched.
     async fn for_items(
