@@ -76,11 +76,41 @@ where
 }
 
 /// An invocation deadline (milliseconds since the epoch, as the Lambda context gives it) as an
-/// `Instant`.
+/// `Instant`. A value too small to be a time since the epoch is read as a duration from now:
+/// `cargo lambda watch`'s emulator sends 600000 (its 10 minutes), which read as a time would be
+/// 1970, and every job would be deferred at once.
 pub fn deadline(deadline_ms: u64) -> Instant {
+    /// 2001-09-09 in milliseconds since the epoch: no deadline Lambda sends is earlier.
+    const EARLIEST_TIME_MS: u64 = 1_000_000_000_000;
+    if deadline_ms < EARLIEST_TIME_MS {
+        return Instant::now() + Duration::from_millis(deadline_ms);
+    }
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_is_a_time_or_an_emulators_duration() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let in_a_minute = deadline(now_ms + 60_000);
+        let left = in_a_minute - Instant::now();
+        assert!(
+            left > Duration::from_secs(58) && left <= Duration::from_secs(60),
+            "{left:?}"
+        );
+        let passed = deadline(now_ms - 1_000);
+        assert!(passed <= Instant::now());
+        let emulator = deadline(600_000) - Instant::now();
+        assert!(emulator > Duration::from_secs(598), "{emulator:?}");
+    }
 }

@@ -288,6 +288,9 @@ pub struct SimulateArgs {
     /// Connections conn-0, conn-1, ...
     #[arg(long, default_value_t = 1)]
     pub connections: usize,
+    /// Connections by id instead (repeatable), e.g. the sample events' `user-42`.
+    #[arg(long, conflicts_with = "connections")]
+    pub connection_id: Vec<String>,
     /// Models synced per connection (comma-separated).
     #[arg(long, default_value = "Contact", value_delimiter = ',')]
     pub models: Vec<String>,

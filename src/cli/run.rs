@@ -207,9 +207,14 @@ pub async fn simulate(args: SimulateArgs) -> CliResult {
         large_every: args.large_every,
         large_bytes: args.large_bytes,
     };
-    let streams = sim.populate_shaped(
+    let connections: Vec<String> = if args.connection_id.is_empty() {
+        (0..args.connections).map(|c| format!("conn-{c}")).collect()
+    } else {
+        args.connection_id.clone()
+    };
+    let streams = sim.populate_connections(
         &args.integration,
-        args.connections,
+        &connections,
         &models,
         args.records,
         &shape,

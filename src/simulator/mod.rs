@@ -450,11 +450,24 @@ impl Simulator {
         records: usize,
         shape: &RecordShape,
     ) -> Vec<StreamKey> {
+        let ids: Vec<String> = (0..connections).map(|c| format!("conn-{c}")).collect();
+        self.populate_connections(provider_config_key, &ids, models, records, shape)
+    }
+
+    /// [`Simulator::populate_shaped`] with the connections' ids given.
+    pub fn populate_connections(
+        &self,
+        provider_config_key: &str,
+        connection_ids: &[String],
+        models: &[&str],
+        records: usize,
+        shape: &RecordShape,
+    ) -> Vec<StreamKey> {
         let mut streams = Vec::new();
-        for c in 0..connections {
+        for connection in connection_ids {
             for model in models {
                 let stream =
-                    StreamKey::new(provider_config_key, format!("conn-{c}"), *model, "base");
+                    StreamKey::new(provider_config_key, connection.as_str(), *model, "base");
                 self.save(
                     &stream,
                     (0..records)

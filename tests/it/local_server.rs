@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::common::{replay, test_verifier};
-use crate::events::EXPECTED;
+use crate::events::expected_webhooks;
 
 struct Running {
     url: String,
@@ -57,7 +57,7 @@ async fn sample_events_over_tcp_get_the_lambda_statuses() {
     let server = start(nango_sync::config::DEFAULT_MAX_BODY_BYTES).await;
     let client = reqwest::Client::new();
     let mut expected_messages = 0;
-    for (file, status, messages) in EXPECTED {
+    for (file, status, messages) in &expected_webhooks() {
         assert_eq!(
             replay(&client, &server.url, file).await.as_u16(),
             status.as_u16(),

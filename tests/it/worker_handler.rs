@@ -21,7 +21,7 @@ async fn sample_batch_poison_message_fails_alone() {
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(failed, ["7d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a09"]);
+    assert_eq!(failed, crate::events::expected_batch_failures());
     assert_eq!(
         rig.app
             .records
