@@ -29,7 +29,11 @@ for zip in "$release"/WebhookFunction.zip "$release"/WorkerFunction.zip; do
   echo "   $zip: arm64 bootstrap"
 done
 # No Rust from here on: PATH without cargo, as a user who only deploys has it.
-env PATH="$ROOT/.venv/bin:/usr/bin:/bin" SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 \
+DEPLOY_PATH="$ROOT/.venv/bin:/usr/bin:/bin"
+if env PATH="$DEPLOY_PATH" sh -c 'command -v cargo rustc' >/dev/null; then
+  echo "error: cargo or rustc is on $DEPLOY_PATH: the check below would not show a deploy without Rust" >&2; exit 1
+fi
+env PATH="$DEPLOY_PATH" SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 \
   sam validate --lint --template-file "$release/template.yaml"
 (cd "$release" && sha256sum --check --quiet SHA256SUMS)
 echo "release: $release"

@@ -389,7 +389,7 @@ def condition_value(p: Patcher, name: str) -> bool:
             if fn == "Ref":
                 return p.params[arg]
             if fn == "Condition":
-                return condition_value(template, arg)
+                return condition_value(p, arg)
             if fn == "Fn::Equals":
                 return str(ev(arg[0])) == str(ev(arg[1]))
             if fn == "Fn::Not":

@@ -404,8 +404,11 @@ impl FromVars for StackConfig {
 /// Where a variable's value is looked up: the process environment, or a map in tests.
 type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
-/// The variables a command reads: the environment first, then a deployed stack's outputs
-/// (the operator's CLI with `--stack`). A key given directly wins over the stack's secret for it.
+/// The variables a command reads: a deployed stack's outputs for the resources it names (the
+/// operator's CLI with `--stack`), the environment for the rest. A variable naming another
+/// resource than the stack's is overruled, with a warning (a stale `QUEUE_URL` must not point a
+/// `drain --stack` at another queue); a key given directly (`NANGO_API_KEY`) wins over the
+/// stack's secret for it.
 #[derive(Clone)]
 pub struct Vars {
     env: std::sync::Arc<Lookup>,
@@ -439,18 +442,25 @@ impl Vars {
 
     pub fn get(&self, name: &str) -> Option<String> {
         let env = |name: &str| (self.env)(name).filter(|v| !v.trim().is_empty());
-        if let Some(value) = env(name) {
-            return Some(value);
-        }
         let given_directly = match name {
             vars::API_KEY_SECRET => env(vars::API_KEY).is_some(),
             vars::SIGNING_KEY_SECRET => env(vars::SIGNING_KEY).is_some(),
             _ => false,
         };
-        if given_directly {
-            return None;
+        let from_stack = stack_output_for(name)
+            .and_then(|output| self.stack_outputs.get(output).cloned())
+            .filter(|_| !given_directly);
+        match (from_stack, env(name)) {
+            (Some(stack), Some(set)) if stack != set => {
+                tracing::warn!(
+                    variable = name,
+                    "the variable is set, but the stack names another resource: using the stack's"
+                );
+                Some(stack)
+            }
+            (Some(stack), _) => Some(stack),
+            (None, set) => set,
         }
-        stack_output_for(name).and_then(|output| self.stack_outputs.get(output).cloned())
     }
 
     /// Reads `T` from these variables.
@@ -469,6 +479,10 @@ pub fn stack_output_for(var: &str) -> Option<&'static str> {
         vars::API_KEY_SECRET => "NangoApiKeySecretArn",
         vars::SIGNING_KEY_SECRET => "SigningKeySecretArn",
         vars::NANGO_BASE_URL => "NangoBaseUrl",
+        vars::DELETE_MODE => "DeleteMode",
+        vars::CONNECTION_DELETED => "ConnectionDeleted",
+        vars::SWEEP_MAX_DELETES => "SweepMaxDeletes",
+        vars::SWEEP_MAX_DELETE_FRACTION => "SweepMaxDeleteFraction",
         _ => return None,
     })
 }
@@ -664,7 +678,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stacks_outputs_stand_for_unset_variables_and_a_direct_key_wins() {
+    fn a_stacks_outputs_win_over_stale_variables_and_a_direct_key_wins() {
         let outputs = std::collections::BTreeMap::from([
             ("RecordsTableName".to_owned(), "stack-records".to_owned()),
             ("QueueUrl".to_owned(), "https://sqs/q.fifo".to_owned()),
@@ -682,18 +696,23 @@ mod tests {
             }
         };
         let stack = Vars::lookup_and(
-            env(&[(vars::QUEUE_URL, "https://env/q.fifo")]),
+            env(&[
+                (vars::QUEUE_URL, "https://env/another-stacks-queue.fifo"),
+                (vars::STATE_TABLE, "env-state"),
+            ]),
             outputs.clone(),
         );
         assert_eq!(
             stack.get(vars::RECORDS_TABLE).as_deref(),
             Some("stack-records")
         );
+        // The stack's resource wins over a stale variable naming another one.
         assert_eq!(
             stack.get(vars::QUEUE_URL).as_deref(),
-            Some("https://env/q.fifo")
+            Some("https://sqs/q.fifo")
         );
-        assert_eq!(stack.get(vars::STATE_TABLE), None);
+        // What the stack does not name comes from the environment.
+        assert_eq!(stack.get(vars::STATE_TABLE).as_deref(), Some("env-state"));
         let nango: NangoConfig = stack.read().unwrap();
         assert_eq!(
             nango.api_key,

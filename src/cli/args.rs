@@ -102,7 +102,8 @@ pub struct BackendArgs {
     pub local_aws: Option<String>,
     /// A deployed stack: its queues, tables and secrets come from its outputs (CloudFormation
     /// DescribeStacks), and DynamoDB and SQS are used unless --store or --queue say otherwise.
-    /// Variables that are set (RECORDS_TABLE, NANGO_API_KEY, ...) win over its outputs.
+    /// Its outputs win over variables naming other resources (RECORDS_TABLE, QUEUE_URL, ...:
+    /// a warning says so); NANGO_API_KEY, if set, wins over the stack's secret.
     #[arg(
         long,
         value_name = "NAME",
@@ -338,8 +339,9 @@ pub struct StatusArgs {
     /// One JSON object per stream instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Exit non-zero when something needs an operator: 2 when a stream is in error, held or
-    /// nango_purged; 4 when the dead-letter queue holds jobs; 6 for both (1: the command failed).
+    /// Exit non-zero when something needs an operator: 8 when a stream is in error, held or
+    /// nango_purged; 16 when the dead-letter queue holds jobs; 24 for both (1: the command
+    /// failed; 2: a wrong command line). Nango's counts are not asked for (no Nango requests).
     #[arg(long)]
     pub check: bool,
 }

@@ -20,6 +20,9 @@ pub struct Resolved {
     pub vars: Vars,
     /// The outputs of `--stack`, when it was given.
     pub stack_outputs: Option<std::collections::BTreeMap<String, String>>,
+    /// Where the store and the queue are, for the questions destructive commands ask.
+    pub store_target: StoreTarget,
+    pub queue_target: QueueTarget,
 }
 
 /// Whether a command may create the embedded SQLite file. Only the runs do (serve, work): an
@@ -44,10 +47,25 @@ pub async fn aws_settings(args: &BackendArgs, uses_aws: bool) -> aws_config::Sdk
     }
 }
 
+/// Where a command's parts are, before anything is opened.
+pub struct Settings {
+    pub store: StoreTarget,
+    pub queue: QueueTarget,
+    pub sdk: aws_config::SdkConfig,
+    pub vars: Vars,
+    pub stack_outputs: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// The backends the flags choose, opened.
 pub async fn resolve(
     args: &BackendArgs,
     db_file: DbFile,
 ) -> Result<Resolved, Box<dyn std::error::Error>> {
+    settings(args).await?.open(db_file)
+}
+
+/// Where the flags, the environment and the stack's outputs put the store and the queue.
+pub async fn settings(args: &BackendArgs) -> Result<Settings, Box<dyn std::error::Error>> {
     let env = Vars::env_and(Default::default());
     let stack_env: StackConfig = env.read()?;
     let uses_aws = args.local_aws.is_some()
@@ -110,37 +128,49 @@ pub async fn resolve(
             },
         },
     };
-    if db_file == DbFile::MustExist {
-        let store_file = match &store {
-            StoreTarget::Sqlite { path } => Some(path),
-            StoreTarget::Dynamo { .. } => None,
-        };
-        let queue_file = match &queue {
-            QueueTarget::Embedded { path } => Some(path),
-            QueueTarget::Sqs { .. } => None,
-        };
-        if let Some(missing) = [store_file, queue_file]
-            .into_iter()
-            .flatten()
-            .find(|p| !p.exists())
-        {
-            let here =
-                std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
-            return Err(format!(
-                "no database at {} (in {here}): give --db PATH or NANGO_SYNC_DB where `nango-sync serve` keeps it, or --stack NAME for a deployed stack",
-                missing.display()
-            )
-            .into());
-        }
-    }
-    let hard_delete = vars.read::<WorkerBehaviour>()?.hard_delete;
-    let backends = Backends::open(&store, &queue, Some(&sdk), hard_delete)?;
-    Ok(Resolved {
-        backends,
+    Ok(Settings {
+        store,
+        queue,
         sdk,
         vars,
         stack_outputs: outputs,
     })
+}
+
+impl Settings {
+    /// Opens the store and the queue; with `MustExist`, a missing SQLite file is an error.
+    pub fn open(self, db_file: DbFile) -> Result<Resolved, Box<dyn std::error::Error>> {
+        if db_file == DbFile::MustExist {
+            if let StoreTarget::Sqlite { path } = &self.store {
+                must_exist(path, "the store")?;
+            }
+            if let QueueTarget::Embedded { path } = &self.queue {
+                must_exist(path, "the embedded queue (or give --queue sqs)")?;
+            }
+        }
+        let hard_delete = self.vars.read::<WorkerBehaviour>()?.hard_delete;
+        let backends = Backends::open(&self.store, &self.queue, Some(&self.sdk), hard_delete)?;
+        Ok(Resolved {
+            backends,
+            sdk: self.sdk,
+            vars: self.vars,
+            stack_outputs: self.stack_outputs,
+            store_target: self.store,
+            queue_target: self.queue,
+        })
+    }
+}
+
+/// An operator command's SQLite file, which it never creates.
+pub fn must_exist(path: &std::path::Path, for_what: &str) -> Result<(), String> {
+    if path.exists() {
+        return Ok(());
+    }
+    let here = std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
+    Err(format!(
+        "no database at {} (in {here}) for {for_what}: give --db PATH or NANGO_SYNC_DB where `nango-sync serve` keeps it, or --stack NAME for a deployed stack",
+        path.display()
+    ))
 }
 
 const NO_TABLE: &str = "RECORDS_TABLE and STATE_TABLE must be set: --store dynamodb needs the tables' names (--stack NAME reads them from the stack's outputs), or --local-aws PREFIX";

@@ -31,8 +31,9 @@ pub async fn drain(args: DrainArgs) -> CliResult {
     confirm(
         args.yes,
         &format!(
-            "drain takes up to {} of the {waiting} job(s) off the queue and deletes them (they will not run)",
-            args.max
+            "drain takes up to {} of the {waiting} job(s) off {} and deletes them (they will not run)",
+            args.max,
+            resolved.queue_target
         ),
     )?;
     let mut taken = 0;

@@ -130,7 +130,20 @@ impl DemoObserver for Bars {
     }
 }
 
+/// A deployed stack's worker is its Lambda function: a local run on the stack's queue would take
+/// its jobs with local settings. Operator commands (`sync`, `replay`, ...) steer it instead.
+fn refuse_a_second_worker(backend: &super::args::BackendArgs) -> CliResult {
+    match &backend.stack {
+        Some(stack) => Err(format!(
+            "--stack {stack}: the stack's worker runs in Lambda; enqueue work for it with `nango-sync sync --stack {stack}` (or `reconcile`), or run locally with --local-aws"
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
 pub async fn serve(args: ServeArgs) -> CliResult {
+    refuse_a_second_worker(&args.backend)?;
     let resolved = resolve(&args.backend, DbFile::MayCreate).await?;
     let signing: SigningConfig = resolved.vars.read().map_err(|e| match e {
         ConfigError::Missing(vars::SIGNING_KEY) => "NANGO_WEBHOOK_SIGNING_KEY is not set: the endpoint verifies Nango's signature with your environment's webhook signing key".to_owned(),
@@ -174,6 +187,7 @@ pub async fn serve(args: ServeArgs) -> CliResult {
 }
 
 pub async fn work(args: WorkArgs) -> CliResult {
+    refuse_a_second_worker(&args.backend)?;
     let resolved = resolve(&args.backend, DbFile::MayCreate).await?;
     let (source, settings) = worker_parts(&resolved).await?;
     let store = resolved.backends.store.clone();

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::args::{ForgetArgs, ReconcileArgs, ResetArgs, StatusArgs, SweepArgs, SyncArgs};
-use super::backend::{resolve, worker_parts, DbFile};
+use super::backend::{resolve, worker_parts, DbFile, Resolved};
 use super::{confirm, report, CliResult, NeedsOperator};
+use crate::config::WorkerBehaviour;
 use crate::core::job::{enqueue_syncs, now_rfc3339, SyncRequest, Trigger};
 use crate::core::reconcile::{decide_held, HoldDecision};
 use crate::core::stream::{ConnectionKey, StreamKey};
@@ -16,22 +17,12 @@ pub async fn status(args: StatusArgs) -> CliResult {
     let resolved = resolve(&args.backend, DbFile::MustExist).await?;
     let store = &resolved.backends.store;
     let streams = store.list_streams().await?;
-    // Nango's own counts, when its key is at hand.
-    let nango_counts: Option<BTreeMap<StreamKey, Option<u64>>> = match worker_parts(&resolved).await
-    {
-        Ok((client, _)) => match client.discover().await {
-            Ok(found) => Some(
-                found
-                    .into_iter()
-                    .map(|d| (d.stream, d.sync.record_count))
-                    .collect(),
-            ),
-            Err(e) => {
-                eprintln!("warning: Nango's counts unavailable: {e}");
-                None
-            }
-        },
-        Err(_) => None,
+    // Not for --check, which a cron job runs often and which should not spend the account's
+    // rate limit (discovery asks Nango once per connection).
+    let nango_counts = if args.check {
+        None
+    } else {
+        nango_counts(&resolved).await
     };
     let mut rows = Vec::new();
     for (stream, s) in &streams {
@@ -63,6 +54,27 @@ pub async fn status(args: StatusArgs) -> CliResult {
     Ok(())
 }
 
+/// `status --check`'s exit codes, combined as flags.
+const STREAMS_NEED_AN_OPERATOR: u8 = 8;
+const DEAD_LETTERS_WAIT: u8 = 16;
+
+/// Nango's own count of each stream it lists, when its key is at hand.
+async fn nango_counts(resolved: &Resolved) -> Option<BTreeMap<StreamKey, Option<u64>>> {
+    let (client, _) = worker_parts(resolved).await.ok()?;
+    match client.discover().await {
+        Ok(found) => Some(
+            found
+                .into_iter()
+                .map(|d| (d.stream, d.sync.record_count))
+                .collect(),
+        ),
+        Err(e) => {
+            eprintln!("warning: Nango's counts unavailable: {e}");
+            None
+        }
+    }
+}
+
 type StatusRow<'a> = (
     &'a StreamKey,
     &'a crate::ports::StreamState,
@@ -70,8 +82,9 @@ type StatusRow<'a> = (
     Option<u64>,
 );
 
-/// `status --check`: 2 when a stream needs an operator (in error, held, nango_purged), 4 when the
-/// dead-letter queue holds jobs, 6 for both.
+/// `status --check`: 8 when a stream needs an operator (in error, held, nango_purged), 16 when
+/// the dead-letter queue holds jobs, 24 for both: flags, clear of clap's 2 for a wrong command
+/// line and of 1 for a command that failed.
 fn check(rows: &[StatusRow<'_>], dead_letters: u64) -> CliResult {
     let attention: Vec<String> = rows
         .iter()
@@ -83,7 +96,15 @@ fn check(rows: &[StatusRow<'_>], dead_letters: u64) -> CliResult {
         })
         .map(|(stream, s, ..)| format!("{} ({})", stream.encode(), s.status().as_str()))
         .collect();
-    let code = if attention.is_empty() { 0 } else { 2 } + if dead_letters > 0 { 4 } else { 0 };
+    let code = if attention.is_empty() {
+        0
+    } else {
+        STREAMS_NEED_AN_OPERATOR
+    } | if dead_letters > 0 {
+        DEAD_LETTERS_WAIT
+    } else {
+        0
+    };
     if code == 0 {
         return Ok(());
     }
@@ -224,8 +245,9 @@ pub async fn reset(args: ResetArgs) -> CliResult {
     confirm(
         args.yes,
         &format!(
-            "reset clears the cursor of {}: its next sync re-reads the whole stream from Nango",
-            stream.encode()
+            "reset clears the cursor of {} in {}: its next sync re-reads the whole stream from Nango",
+            stream.encode(),
+            resolved.store_target
         ),
     )?;
     store.reset_cursor(&stream).await?;
@@ -273,13 +295,16 @@ pub async fn sweep(args: SweepArgs) -> CliResult {
     let decision = if args.confirm {
         // Nothing held: the decision below refuses, saying why, with nothing to ask.
         if let Some(h) = store.get_stream(&stream).await?.and_then(|s| s.held) {
+            let hard = resolved.vars.read::<WorkerBehaviour>()?.hard_delete;
             confirm(
                 args.yes,
                 &format!(
-                    "sweep --confirm marks deleted {} of the {} live records of {} (Nango counts {})",
+                    "sweep --confirm {} {} of the {} live records of {} in {} (Nango counts {})",
+                    if hard { "removes" } else { "marks deleted" },
                     h.would_delete,
                     h.live_count,
                     stream.encode(),
+                    resolved.store_target,
                     h.nango_count
                 ),
             )?;
@@ -329,8 +354,9 @@ pub async fn forget(args: ForgetArgs) -> CliResult {
         confirm(
             args.yes,
             &format!(
-                "forget --purge removes every record of {}'s streams from the copy",
-                connection.encode()
+                "forget --purge removes every record of {}'s streams from {}",
+                connection.encode(),
+                resolved.store_target
             ),
         )?;
     }

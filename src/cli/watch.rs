@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use super::args::WatchArgs;
-use super::backend::{resolve, DbFile};
+use super::backend::{must_exist, settings};
 use super::CliResult;
 use crate::adapters::aws::dynamodb::feed::{DynamoFeed, Start, StreamChange};
 use crate::adapters::sqlite::{Change, SqliteDb, SqliteFeed};
-use crate::local::backend::Store;
+use crate::local::backend::StoreTarget;
 
 /// How often the embedded feed is read for new changes while following.
 const POLL: Duration = Duration::from_millis(250);
@@ -16,9 +16,11 @@ const BATCH: usize = 1000;
 
 pub async fn watch(args: WatchArgs) -> CliResult {
     let stream = args.stream.selected()?;
-    let resolved = resolve(&args.backend, DbFile::MustExist).await?;
-    match &resolved.backends.store {
-        Store::Sqlite(_) => {
+    // Only the records are read: the queue is neither opened nor needed.
+    let settings = settings(&args.backend).await?;
+    match &settings.store {
+        StoreTarget::Sqlite { path } => {
+            must_exist(path, "the store")?;
             let since = match &args.since {
                 Some(text) => Some(text.parse::<u64>().map_err(|_| {
                     format!(
@@ -27,7 +29,7 @@ pub async fn watch(args: WatchArgs) -> CliResult {
                 })?),
                 None => None,
             };
-            let feed = SqliteFeed::new(SqliteDb::open(&args.backend.db)?);
+            let feed = SqliteFeed::new(SqliteDb::open(path)?);
             let mut after = match since {
                 Some(seq) => seq,
                 None => feed.latest().await?,
@@ -44,14 +46,22 @@ pub async fn watch(args: WatchArgs) -> CliResult {
                 }
             }
         }
-        Store::Dynamo { records, .. } => {
+        StoreTarget::Dynamo { records_table, .. } => {
             let start = match args.since.as_deref() {
                 None => Start::Now,
                 Some("0") => Start::Oldest,
-                Some(seq) => Start::After(seq.to_owned()),
+                Some(seq) if !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) => {
+                    Start::After(seq.to_owned())
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "--since {other:?}: a DynamoDB stream's sequence number is digits (the `seq` of a change)"
+                    )
+                    .into())
+                }
             };
             let only = stream.map(|s| s.encode());
-            DynamoFeed::new(&resolved.sdk, records.table())
+            DynamoFeed::new(&settings.sdk, records_table)
                 .read(start, !args.no_follow, |change| {
                     if only.as_ref().is_none_or(|s| *s == change.stream) {
                         println!("{}", dynamo_line(&change, args.json));

@@ -13,6 +13,10 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
+/// A read of the secret that takes longer is abandoned (the copy in hand serves), so a stalled
+/// Secrets Manager cannot hold up the requests waiting on a refused copy's read.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Reads the secret anew (from Secrets Manager, when deployed). The error is a sentence for the
 /// log, naming the secret, never its value.
 pub type Reread<T> = Box<dyn Fn() -> BoxFuture<'static, Result<T, String>> + Send + Sync>;
@@ -88,13 +92,15 @@ impl<T> RotatingSecret<T> {
         Arc::clone(&self.copy.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The copy to use now: read again first when it is older than the TTL.
+    /// The copy to use now: read again first when it is older than the TTL. While another
+    /// caller is reading it, the copy in hand serves (nobody waits on a TTL read but its reader).
     pub async fn fresh(&self) -> Arc<T> {
         if self.reread.is_some() {
-            let mut tried_at = self.tried_at.lock().await;
-            if tried_at.elapsed() >= self.policy.ttl {
-                self.read_again(&mut tried_at, "its copy is older than the TTL")
-                    .await;
+            if let Ok(mut tried_at) = self.tried_at.try_lock() {
+                if tried_at.elapsed() >= self.policy.ttl {
+                    self.read_again(&mut tried_at, "its copy is older than the TTL")
+                        .await;
+                }
             }
         }
         self.current()
@@ -123,7 +129,11 @@ impl<T> RotatingSecret<T> {
             return false;
         };
         *tried_at = Instant::now();
-        match reread().await {
+        let read = match tokio::time::timeout(READ_TIMEOUT, reread()).await {
+            Ok(read) => read,
+            Err(_) => Err(format!("no answer within {READ_TIMEOUT:?}")),
+        };
+        match read {
             Ok(value) => {
                 *self.copy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
                 tracing::info!(secret = self.what, why, "secret read again");
@@ -219,6 +229,20 @@ mod tests {
         assert!(secret.after_refusal(&a).await.is_none());
         assert!(secret.after_refusal(&a).await.is_none());
         assert_eq!(reads.load(Ordering::SeqCst), 1);
+        assert_eq!(*secret.current(), "A");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_that_never_answers_is_abandoned_and_the_copy_kept() {
+        let secret = RotatingSecret::reread(
+            "A".to_owned(),
+            "test key",
+            RereadPolicy::default(),
+            Box::new(|| Box::pin(futures_util::future::pending())),
+        );
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let a = secret.current();
+        assert!(secret.after_refusal(&a).await.is_none());
         assert_eq!(*secret.current(), "A");
     }
 

@@ -58,6 +58,24 @@ pub enum QueueTarget {
     },
 }
 
+impl std::fmt::Display for StoreTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { path } => write!(f, "the SQLite file {}", path.display()),
+            Self::Dynamo { records_table, .. } => write!(f, "DynamoDB table {records_table}"),
+        }
+    }
+}
+
+impl std::fmt::Display for QueueTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Embedded { path } => write!(f, "the embedded queue in {}", path.display()),
+            Self::Sqs { queue_url, .. } => write!(f, "SQS queue {queue_url}"),
+        }
+    }
+}
+
 /// The store, the ingest queue and its dead-letter queue of a run.
 #[derive(Debug, Clone)]
 pub struct Backends {

@@ -410,8 +410,8 @@ fn a_missing_database_is_refused_not_created() {
     }
 }
 
-/// `status --check` for cron and CI: 0 when nothing needs an operator, 2 for a stream in error,
-/// held or purged, 4 for jobs in the dead-letter queue, 6 for both.
+/// `status --check` for cron and CI: 0 when nothing needs an operator, 8 for a stream in error,
+/// held or purged, 16 for jobs in the dead-letter queue, 24 for both (flags clear of clap's 2).
 #[tokio::test]
 async fn status_check_exits_with_what_needs_an_operator() {
     use nango_sync::adapters::sqlite::{QueueSettings, SqliteQueue};
@@ -435,7 +435,7 @@ async fn status_check_exits_with_what_needs_an_operator() {
     };
     store.report_sync(&s, &error).await.unwrap();
     let (status, stderr) = check(&db);
-    assert_eq!(status, Some(2), "{stderr}");
+    assert_eq!(status, Some(8), "{stderr}");
     assert!(
         stderr.contains(&s.encode()) && stderr.contains("(error)"),
         "{stderr}"
@@ -463,6 +463,34 @@ async fn status_check_exits_with_what_needs_an_operator() {
     let again = queue.receive(1, std::time::Duration::ZERO).await.unwrap();
     assert!(again.is_empty(), "moved to the dead-letter queue");
     let (status, stderr) = check(&db);
-    assert_eq!(status, Some(6), "{stderr}");
+    assert_eq!(status, Some(24), "{stderr}");
+    // A wrong command line is clap's 2, never mistaken for either.
+    let out = command(&db, &["status", "--chek"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("dead-letter queue holds 1"), "{stderr}");
+}
+
+/// Shell completions and the man page come from the command-line definitions.
+#[test]
+fn completions_and_the_man_page_are_generated() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_nango-sync"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(
+        bash.contains("complete -F _nango__sync") && bash.contains("--stack"),
+        "{bash}"
+    );
+    assert!(run(&["completions", "zsh"]).contains("#compdef nango-sync"));
+    let man = run(&["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH nango-sync"),
+        "{man}"
+    );
+    assert!(man.contains("doctor") && man.contains("status"), "{man}");
 }

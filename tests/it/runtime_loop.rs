@@ -74,6 +74,19 @@ impl RuntimeApi {
         Self { address, state }
     }
 
+    /// Waits until the bootstrap asks for its first invocation: its init (config, clients,
+    /// secrets) is done.
+    pub(crate) async fn wait_for_init(&self, child: &mut Child) {
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while self.state.first_poll.lock().unwrap().is_none() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the binary exited ({status}) during its init");
+            }
+            assert!(Instant::now() < give_up, "no first poll within 60 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Process start to the first poll for an invocation: the bootstrap's init, on its own.
     fn init_time(&self, started: Instant, answered: Instant) -> Duration {
         let polled = self
@@ -535,17 +548,8 @@ async fn a_warm_worker_bootstrap_reads_a_rotated_api_key_on_a_401() {
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", proxy.url.clone()),
         ]),
     ));
-    // The rotation comes after the cold start's read.
-    let give_up = Instant::now() + Duration::from_secs(30);
-    while proxy
-        .faults
-        .secret_reads
-        .load(std::sync::atomic::Ordering::SeqCst)
-        == 0
-    {
-        assert!(Instant::now() < give_up, "the worker never read its secret");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The rotation comes after the cold start's read: once the bootstrap polls for work.
+    api.wait_for_init(&mut child.0).await;
     secrets
         .put_secret_value()
         .secret_id(&secret)

@@ -47,6 +47,10 @@ fn read_error(e: impl std::error::Error) -> FeedError {
 
 /// How often an open shard is polled again while following.
 const POLL: Duration = Duration::from_secs(1);
+/// While following, the shards are listed again this often (DynamoDB opens new ones).
+const RELIST: Duration = Duration::from_secs(60);
+/// Without following: rounds in a row with nothing read before the feed is taken as read.
+const EMPTY_ROUNDS_TO_STOP: u32 = 3;
 
 pub struct DynamoFeed {
     tables: aws_sdk_dynamodb::Client,
@@ -64,7 +68,9 @@ impl DynamoFeed {
     }
 
     /// Reads the changes from `start`, in order within each shard, and hands each to `each`.
-    /// Without `follow` it stops once every shard has nothing more; with it, it polls on.
+    /// Without `follow` it stops once every shard has had nothing more for a few rounds (a
+    /// stream can answer an empty page with more records behind it); with it, it polls on, and
+    /// picks up the shards DynamoDB opens when it closes one (about every four hours).
     pub async fn read(
         &self,
         start: Start,
@@ -81,85 +87,79 @@ impl DynamoFeed {
             .table
             .and_then(|t| t.latest_stream_arn)
             .ok_or_else(|| FeedError::NoStream(self.table.clone()))?;
-        let iterator_type = match start {
+        let after = match &start {
+            Start::After(seq) => Some(seq.clone()),
+            _ => None,
+        };
+        let mut known = std::collections::HashSet::new();
+        let mut iterators = Vec::new();
+        // The shards there are now start where asked; any found later starts at its oldest.
+        let mut first = match start {
             Start::Now => ShardIteratorType::Latest,
             Start::Oldest | Start::After(_) => ShardIteratorType::TrimHorizon,
         };
-        let after = match &start {
-            Start::After(seq) => Some(seq.as_str()),
-            _ => None,
-        };
-        let mut iterators = Vec::new();
-        for shard in self.shards(&arn).await? {
-            let iterator = self
-                .streams
-                .get_shard_iterator()
-                .stream_arn(&arn)
-                .shard_id(shard)
-                .shard_iterator_type(iterator_type.clone())
-                .send()
-                .await
-                .map_err(read_error)?
-                .shard_iterator;
-            iterators.extend(iterator);
-        }
-        while !iterators.is_empty() {
+        let mut empty_rounds = 0;
+        let mut listed_at: Option<std::time::Instant> = None;
+        let mut shard_closed = false;
+        loop {
+            // The shards are listed at the start, when one closed (its children are new), and
+            // every minute while following.
+            if listed_at.is_none_or(|at| at.elapsed() >= RELIST) || shard_closed {
+                for shard in self.shards(&arn).await? {
+                    if known.insert(shard.clone()) {
+                        iterators.extend(self.iterator(&arn, shard, first.clone()).await?);
+                    }
+                }
+                first = ShardIteratorType::TrimHorizon;
+                listed_at = Some(std::time::Instant::now());
+            }
             let mut read_any = false;
             let mut next = Vec::new();
-            for iterator in iterators {
+            for iterator in &iterators {
                 let out = self
                     .streams
                     .get_records()
-                    .shard_iterator(iterator)
+                    .shard_iterator(iterator.as_str())
                     .send()
                     .await
                     .map_err(read_error)?;
                 for record in out.records() {
                     read_any = true;
-                    let Some(data) = record.dynamodb() else {
-                        continue;
-                    };
-                    let seq = data.sequence_number().unwrap_or_default();
-                    if after.is_some_and(|after| !later(seq, after)) {
-                        continue;
+                    if let Some(change) = change_in(record, after.as_deref()) {
+                        each(change);
                     }
-                    let Some(event) = record.event_name() else {
-                        continue;
-                    };
-                    let Some(change) = change_of(event, data.old_image(), data.new_image()) else {
-                        continue;
-                    };
-                    let key = data.keys();
-                    let text = |name: &str| match key.and_then(|k| k.get(name)) {
-                        Some(AttributeValue::S(s)) => s.clone(),
-                        _ => String::new(),
-                    };
-                    each(StreamChange {
-                        seq: seq.to_owned(),
-                        at: data
-                            .approximate_creation_date_time()
-                            .and_then(|t| {
-                                t.fmt(aws_sdk_dynamodbstreams::primitives::DateTimeFormat::DateTime)
-                                    .ok()
-                            })
-                            .unwrap_or_default(),
-                        stream: text(attr::PK),
-                        id: text(attr::SK),
-                        change,
-                    });
                 }
                 // A closed shard (split or expired) has no next iterator: it is done.
                 next.extend(out.next_shard_iterator);
             }
-            if !read_any {
-                if !follow {
-                    return Ok(());
-                }
-                tokio::time::sleep(POLL).await;
-            }
+            shard_closed = next.len() < iterators.len();
             iterators = next;
+            empty_rounds = if read_any { 0 } else { empty_rounds + 1 };
+            if !follow && empty_rounds >= EMPTY_ROUNDS_TO_STOP {
+                return Ok(());
+            }
+            if !read_any {
+                tokio::time::sleep(if follow { POLL } else { POLL / 10 }).await;
+            }
         }
-        Ok(())
+    }
+
+    async fn iterator(
+        &self,
+        arn: &str,
+        shard: String,
+        kind: ShardIteratorType,
+    ) -> Result<Option<String>, FeedError> {
+        Ok(self
+            .streams
+            .get_shard_iterator()
+            .stream_arn(arn)
+            .shard_id(shard)
+            .shard_iterator_type(kind)
+            .send()
+            .await
+            .map_err(read_error)?
+            .shard_iterator)
     }
 
     /// The stream's shards, parents first (as DescribeStream lists them).
@@ -191,6 +191,36 @@ impl DynamoFeed {
             }
         }
     }
+}
+
+/// One stream record as a change, if it is one a reader cares about and comes after `after`.
+fn change_in(
+    record: &aws_sdk_dynamodbstreams::types::Record,
+    after: Option<&str>,
+) -> Option<StreamChange> {
+    let data = record.dynamodb()?;
+    let seq = data.sequence_number().unwrap_or_default();
+    if after.is_some_and(|after| !later(seq, after)) {
+        return None;
+    }
+    let change = change_of(record.event_name()?, data.old_image(), data.new_image())?;
+    let text = |name: &str| match data.keys().and_then(|k| k.get(name)) {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => String::new(),
+    };
+    Some(StreamChange {
+        seq: seq.to_owned(),
+        at: data
+            .approximate_creation_date_time()
+            .and_then(|t| {
+                t.fmt(aws_sdk_dynamodbstreams::primitives::DateTimeFormat::DateTime)
+                    .ok()
+            })
+            .unwrap_or_default(),
+        stream: text(attr::PK),
+        id: text(attr::SK),
+        change,
+    })
 }
 
 /// Whether sequence number `seq` comes after `after` (decimal strings of any length).
