@@ -2,7 +2,8 @@
 # The test suite.
 #   scripts/test.sh          all of it: starts moto's server (installing it into .venv when
 #                            missing), runs every test against it, stops it.
-#   scripts/test.sh fast     what needs no moto (the core, the memory and SQLite adapters, the
+#   scripts/test.sh fast     what needs no moto: the unit tests, and the integration suite but
+#                            for tests/it/aws/ (the core, the memory and SQLite adapters, the
 #                            handlers, the contract suite on SQLite and the embedded queue), with
 #                            no server started.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh fast signature`). Benches are not
@@ -15,14 +16,12 @@ cd "$ROOT"
 ulimit -n "$(ulimit -Hn)"
 if [ "${1:-}" = fast ]; then
   shift
-  # Tests over the wire have one of these in their path (tests/it/main.rs says so). Without
-  # MOTO_ENDPOINT, one that is misnamed fails loudly rather than passing for a fast test.
-  skips=()
-  for wire in moto on_dynamodb on_sqs chaos runtime_loop worker_handler; do
-    skips+=(--skip "$wire")
-  done
+  # Everything over the wire is in tests/it/aws/ (tests/it/main.rs says so): the library's unit
+  # tests, then the integration suite but for that folder. Without MOTO_ENDPOINT, a test outside
+  # the folder that reaches for moto fails loudly rather than leaving the fast tier.
   unset MOTO_ENDPOINT
-  exec cargo test --tests "$@" -- "${skips[@]}"
+  cargo test --lib "$@"
+  exec cargo test --test it "$@" -- --skip aws::
 fi
 source "$ROOT/scripts/moto.sh"
 trap moto_stop EXIT

@@ -1,15 +1,10 @@
 //! One behaviour, every backend: the same contract runs against the embedded SQLite store and
-//! queue and against DynamoDB and SQS (over the wire, on moto), through the `backend` enums the
-//! CLI uses.
+//! queue here, and against DynamoDB and SQS over the wire in `aws::contract` (on moto), through
+//! the `backend` enums the CLI uses.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
-use nango_sync::adapters::aws::dynamodb::{
-    create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
-};
-use nango_sync::adapters::aws::sqs::SqsQueue;
 use nango_sync::adapters::memory::MemoryStore;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
 use nango_sync::core::record::NangoRecord;
@@ -23,58 +18,11 @@ use nango_sync::ports::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::common::{moto_sdk_config, unique_name};
+use crate::common::unique_name;
 
 fn temp_db() -> SqliteDb {
     let path = std::env::temp_dir().join(format!("{}.db", unique_name("contract")));
     SqliteDb::open(&path).unwrap()
-}
-
-async fn dynamo_store() -> Store {
-    let sdk = moto_sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let (records, state) = (unique_name("c-records"), unique_name("c-state"));
-    create_table(&client, &records).await.unwrap();
-    create_table(&client, &state).await.unwrap();
-    Store::Dynamo {
-        records: DynamoRecordStore::new(client.clone(), records, WriteSettings::default()),
-        state: DynamoStateStore::new(client, state),
-    }
-}
-
-/// A FIFO queue with a 1 s visibility timeout and a DLQ after 2 receives, on moto.
-async fn sqs_queues() -> (Queue, Queue) {
-    let sdk = moto_sdk_config().await;
-    let client = aws_sdk_sqs::Client::new(&sdk);
-    let dlq_name = format!("{}.fifo", unique_name("c-dlq"));
-    let dlq = SqsQueue::create_fifo(client.clone(), &dlq_name)
-        .await
-        .unwrap();
-    let arn = client
-        .get_queue_attributes()
-        .queue_url(dlq.queue_url())
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let url = client
-        .create_queue()
-        .queue_name(format!("{}.fifo", unique_name("c-ingest")))
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(QueueAttributeName::VisibilityTimeout, "1")
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": arn, "maxReceiveCount": 2}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    (Queue::Sqs(SqsQueue::new(client, url)), Queue::Sqs(dlq))
 }
 
 fn embedded_queues() -> (Queue, Queue) {
@@ -92,7 +40,7 @@ fn embedded_queues() -> (Queue, Queue) {
 }
 
 /// A store the contract can read back: every stored record of a stream, by id.
-trait ReadBack: RecordStore + StateStore {
+pub(crate) trait ReadBack: RecordStore + StateStore {
     async fn stored(&self, stream: &StreamKey) -> BTreeMap<String, Map<String, Value>>;
 }
 
@@ -124,7 +72,7 @@ fn pruned(id: &str, n: u32) -> NangoRecord {
     NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
 }
 
-async fn store_contract(store: impl ReadBack) {
+pub(crate) async fn store_contract(store: impl ReadBack) {
     let s = StreamKey::new("hubspot", "user|42", "Contact", "base");
     assert_eq!(store.get_stream(&s).await.unwrap(), None);
 
@@ -415,7 +363,7 @@ async fn receive_one(queue: &Queue) -> Vec<nango_sync::ports::ReceivedMessage> {
     panic!("nothing delivered within 8 s")
 }
 
-async fn queue_contract(queue: Queue, dead_letters: Queue) {
+pub(crate) async fn queue_contract(queue: Queue, dead_letters: Queue) {
     // Order within a group, deduplication by id.
     let sent = [
         message("a", "a1", json!({"n": "a1"})),
@@ -484,18 +432,7 @@ async fn store_contract_on_sqlite() {
 }
 
 #[tokio::test]
-async fn store_contract_on_dynamodb() {
-    store_contract(dynamo_store().await).await;
-}
-
-#[tokio::test]
 async fn queue_contract_on_the_embedded_queue() {
     let (queue, dead) = embedded_queues();
-    queue_contract(queue, dead).await;
-}
-
-#[tokio::test]
-async fn queue_contract_on_sqs() {
-    let (queue, dead) = sqs_queues().await;
     queue_contract(queue, dead).await;
 }

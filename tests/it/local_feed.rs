@@ -1,5 +1,5 @@
 //! The embedded backend's change feed (the `changes` table its triggers keep) and
-//! `nango-sync watch`: the same changes the DynamoDB stream carries (tests/it/change_feed_moto.rs
+//! `nango-sync watch`: the same changes the DynamoDB stream carries (tests/it/aws/change_feed.rs
 //! runs the same story there), resumable from a sequence number, and followed as they happen.
 
 use std::io::{BufRead, BufReader};

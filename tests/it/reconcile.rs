@@ -1,11 +1,11 @@
 //! The copy outlives Nango's cache: each Nango behaviour that could make a reconcile wipe the
 //! copy (retention purges, hard deletes, sliced passes, emptyCache, a variant's count of 0, a
 //! deleted connection, a dropped sync), on the embedded SQLite store and on DynamoDB over the
-//! wire (moto), with Nango simulated over HTTP. Every scenario runs on both (`on_both!`).
+//! wire (moto, in `aws::reconcile`), with Nango simulated over HTTP. Every scenario runs on both
+//! (`scenarios!`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use nango_sync::adapters::aws::dynamodb::{
     create_table, CapacityMeter, DynamoRecordStore, DynamoStateStore,
@@ -13,20 +13,18 @@ use nango_sync::adapters::aws::dynamodb::{
 use nango_sync::adapters::memory::MemoryQueue;
 use nango_sync::adapters::nango::NangoClient;
 use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
-use nango_sync::core::job::{jobs_for, messages_for, now_rfc3339, NangoReport};
+use nango_sync::core::job::{jobs_for, messages_for, now_rfc3339};
 use nango_sync::core::metrics::JobMetrics;
 use nango_sync::core::payload::NangoWebhook;
-use nango_sync::core::reconcile::{
-    decide_held, ConnectionDeletedMode, Drift, HoldDecision, HoldError,
-};
+use nango_sync::core::reconcile::{decide_held, ConnectionDeletedMode, HoldDecision, HoldError};
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
 use nango_sync::core::worker::{JobOutcome, WorkerApp, WorkerSettings};
 use nango_sync::local::backend::Store;
 use nango_sync::ports::{
-    RecordStore, RunStatus, StateStore, StreamDiscovery, StreamState, StreamStatus, SweepOutcome,
+    RecordStore, RunStatus, StateStore, StreamState, StreamStatus, SweepOutcome,
 };
 use nango_sync::simulator::server::{ServerSettings, SimServer};
-use nango_sync::simulator::{sample_payload, webhooks, Changes, RecordShape, Simulator, SyncRun};
+use nango_sync::simulator::{sample_payload, webhooks, Changes, Simulator, SyncRun};
 use serde_json::{json, value::RawValue, Map, Value};
 
 use crate::common::{fast_writes, moto_sdk_config, nango_client, unique_name};
@@ -37,32 +35,40 @@ pub enum Backend {
     Dynamo,
 }
 
-/// Writes the scenario's two tests: on SQLite and on DynamoDB (moto).
-macro_rules! on_both {
-    ($($scenario:ident),* $(,)?) => {$(
+/// Every scenario, each as a module holding its test `$test`, run on `Backend::$backend`: here
+/// on SQLite, and in `aws::reconcile` on DynamoDB (moto). One list, so no scenario runs on one
+/// store only.
+macro_rules! scenarios {
+    ($test:ident, $backend:ident) => {
+        $crate::reconcile::scenario_tests!(
+            $test,
+            $backend,
+            a_purged_stream_keeps_its_copy_and_a_small_loss_is_swept,
+            a_count_of_zero_is_held_and_decided_by_an_operator,
+            deletes_beyond_the_bound_are_held_then_confirmed,
+            a_sliced_empty_cache_pass_deletes_nothing_until_it_ends,
+            a_variant_count_of_zero_is_not_trusted,
+            a_deleted_connection_stops_syncing_and_keeps_its_records,
+            a_dropped_sync_keeps_its_copy,
+            an_unchanged_stream_is_checked_without_reading_its_partition,
+        );
+    };
+}
+
+macro_rules! scenario_tests {
+    ($test:ident, $backend:ident, $($scenario:ident),* $(,)?) => {$(
         mod $scenario {
             #[tokio::test]
-            async fn on_sqlite() {
-                super::$scenario(super::Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn on_dynamodb() {
-                super::$scenario(super::Backend::Dynamo).await
+            async fn $test() {
+                $crate::reconcile::$scenario($crate::reconcile::Backend::$backend).await
             }
         }
     )*};
 }
 
-on_both!(
-    a_purged_stream_keeps_its_copy_and_a_small_loss_is_swept,
-    a_count_of_zero_is_held_and_decided_by_an_operator,
-    deletes_beyond_the_bound_are_held_then_confirmed,
-    a_sliced_empty_cache_pass_deletes_nothing_until_it_ends,
-    a_variant_count_of_zero_is_not_trusted,
-    a_deleted_connection_stops_syncing_and_keeps_its_records,
-    a_dropped_sync_keeps_its_copy,
-    an_unchanged_stream_is_checked_without_reading_its_partition,
-);
+pub(crate) use {scenario_tests, scenarios};
+
+scenarios!(on_sqlite, Sqlite);
 
 pub struct Rig {
     pub sim: Arc<Simulator>,
@@ -223,7 +229,7 @@ fn sweeps(outcomes: &[JobOutcome]) -> usize {
 /// successful run for 61 days: no tombstones, recordCount 0), and the other's cache loses 5
 /// records with no delete. One reconcile later the first keeps all 2,000 (nango_purged) and the
 /// second has 1,995 live and 5 marked deleted by the sweep.
-async fn a_purged_stream_keeps_its_copy_and_a_small_loss_is_swept(backend: Backend) {
+pub(crate) async fn a_purged_stream_keeps_its_copy_and_a_small_loss_is_swept(backend: Backend) {
     let rig = rig(backend).await;
     let streams = rig.sim.populate("crm", 1, &["Contact", "Deal"], 2_000);
     let (purged, lossy) = (&streams[0], &streams[1]);
@@ -274,7 +280,7 @@ async fn a_purged_stream_keeps_its_copy_and_a_small_loss_is_swept(backend: Backe
 /// A sync failing on dead credentials: its records hard-deleted, recordCount 0, its last
 /// success unknown to /sync/status. The guard never lets a count of 0 delete: the stream is held
 /// and an operator decides. Bad decisions are refused and change nothing.
-async fn a_count_of_zero_is_held_and_decided_by_an_operator(backend: Backend) {
+pub(crate) async fn a_count_of_zero_is_held_and_decided_by_an_operator(backend: Backend) {
     let rig = rig(backend).await;
     let streams = rig.sim.populate("crm", 1, &["Contact", "Deal"], 300);
     for s in &streams {
@@ -372,7 +378,7 @@ async fn a_count_of_zero_is_held_and_decided_by_an_operator(backend: Backend) {
 
 /// A cache that lost 150 of 300 records without a delete: a sweep confirms it, but 150 is
 /// beyond the bound (max(100, 5%)): held; confirmed, exactly those 150 are marked deleted.
-async fn deletes_beyond_the_bound_are_held_then_confirmed(backend: Backend) {
+pub(crate) async fn deletes_beyond_the_bound_are_held_then_confirmed(backend: Backend) {
     let rig = rig(backend).await;
     let s = rig.sim.populate("crm", 1, &["Contact"], 300).remove(0);
     rig.webhook_sync(&s).await;
@@ -429,7 +435,7 @@ async fn deletes_beyond_the_bound_are_held_then_confirmed(backend: Backend) {
 /// /sync/status, a RUNNING sync) no check runs and nothing is deleted; re-added records are
 /// plain upserts. Once the last slice ends the pass, the 3 records the provider no longer has
 /// are swept.
-async fn a_sliced_empty_cache_pass_deletes_nothing_until_it_ends(backend: Backend) {
+pub(crate) async fn a_sliced_empty_cache_pass_deletes_nothing_until_it_ends(backend: Backend) {
     let rig = rig(backend).await;
     let s = rig.sim.populate("crm", 1, &["Contact"], 600).remove(0);
     let name = rig.sim.sync_name(&s);
@@ -503,7 +509,7 @@ async fn a_sliced_empty_cache_pass_deletes_nothing_until_it_ends(backend: Backen
 /// Nango before 2026-09 (and older self-hosted Nango) reports recordCount 0 for every non-base
 /// variant. A count of 0 while /records still serves live records is not drift: no re-read, and
 /// the copy is left alone.
-async fn a_variant_count_of_zero_is_not_trusted(backend: Backend) {
+pub(crate) async fn a_variant_count_of_zero_is_not_trusted(backend: Backend) {
     let rig = rig(backend).await;
     let s = StreamKey::new("crm", "conn-0", "Contact", "eu");
     rig.sim
@@ -527,7 +533,7 @@ async fn a_variant_count_of_zero_is_not_trusted(backend: Backend) {
 /// Nango's `auth` deletion webhook: the connection's streams are `connection_deleted`, their
 /// records kept (CONNECTION_DELETED=keep), reconciles stop syncing them; a later creation brings
 /// them back. `tombstone` and `purge`, and an operator's `forget`, act on the records.
-async fn a_deleted_connection_stops_syncing_and_keeps_its_records(backend: Backend) {
+pub(crate) async fn a_deleted_connection_stops_syncing_and_keeps_its_records(backend: Backend) {
     let mut rig = rig(backend).await;
     let gone = rig.sim.populate("crm", 1, &["Contact", "Deal"], 40);
     let kept = rig.sim.populate("erp", 1, &["Invoice"], 10).remove(0);
@@ -598,7 +604,7 @@ async fn a_deleted_connection_stops_syncing_and_keeps_its_records(backend: Backe
 
 /// A sync Nango no longer lists for a connection it still lists (disabled or deleted: Nango
 /// hard-deletes its records a day later): never swept, status nango_purged, copy kept.
-async fn a_dropped_sync_keeps_its_copy(backend: Backend) {
+pub(crate) async fn a_dropped_sync_keeps_its_copy(backend: Backend) {
     let rig = rig(backend).await;
     let streams = rig.sim.populate("crm", 1, &["Contact", "Deal"], 120);
     for s in &streams {
@@ -619,7 +625,7 @@ async fn a_dropped_sync_keeps_its_copy(backend: Backend) {
 
 /// A reconcile of a stream whose counts agreed at the last check and which nothing was written
 /// to since reads no partition: no COUNT query (DynamoDB: at most 5 read units for the stream).
-async fn an_unchanged_stream_is_checked_without_reading_its_partition(backend: Backend) {
+pub(crate) async fn an_unchanged_stream_is_checked_without_reading_its_partition(backend: Backend) {
     let rig = rig(backend).await;
     let s = rig.sim.populate("crm", 1, &["Contact"], 1_500).remove(0);
     rig.webhook_sync(&s).await;
@@ -653,77 +659,4 @@ async fn an_unchanged_stream_is_checked_without_reading_its_partition(backend: B
     rig.reconcile().await;
     let second = rig.state(&s).await.nango.checked.unwrap();
     assert_eq!((second.nango_count, second.live_count), (1_501, 1_501));
-}
-
-/// A partition too large to count within one invocation is counted over several: each drift
-/// check stops at the invocation's deadline after the page in hand, keeps how far it got, and
-/// the next goes on from there while nothing is written; a write in between starts it over.
-/// (SQLite and memory count at once; DynamoDB reads 1 MB Query pages, so 2,400 records of about
-/// 1.2 KB take three pages.)
-#[tokio::test]
-async fn a_large_partition_is_counted_over_several_invocations_on_dynamodb() {
-    let rig = rig(Backend::Dynamo).await;
-    let shape = RecordShape {
-        bytes: 1_200,
-        ..RecordShape::default()
-    };
-    let s = rig
-        .sim
-        .populate_shaped("crm", 1, &["Contact"], 2_400, &shape)
-        .remove(0);
-    let JobOutcome::Synced(summary) = rig.webhook_sync(&s).await else {
-        panic!("the backfill did not finish")
-    };
-    // Each check runs with its invocation's time already up: one Query page, then it stops.
-    let check = || async {
-        let report = NangoReport::Listed(rig.app.source.sync_of(&s).await.unwrap().unwrap());
-        let drift = Drift {
-            source: &rig.app.source,
-            records: &rig.app.records,
-            state: &rig.app.state,
-            settings: &rig.app.settings.drift,
-            until: Some(Instant::now()),
-        };
-        let stored = rig.state(&s).await;
-        let sweep = drift
-            .check_drift(&s, &report, &summary, &stored)
-            .await
-            .unwrap();
-        assert!(sweep.is_none(), "no sweep: the counts agree");
-        rig.state(&s).await.nango
-    };
-    let first = check().await.counting.expect("stopped after one page");
-    assert!(
-        (1..2_400).contains(&first.counted),
-        "one page of the partition: {first:?}"
-    );
-    // A write lands: the count starts over rather than going on past it.
-    rig.sim.tick();
-    rig.sim.save(&s, [("new".to_owned(), sample_payload(1))]);
-    let JobOutcome::Synced(_) = rig.webhook_sync(&s).await else {
-        panic!("the write did not sync")
-    };
-    let restarted = check().await.counting.expect("stopped after one page");
-    assert!(restarted.counted < 2 * first.counted, "{restarted:?}");
-    assert_eq!(
-        restarted.records_written,
-        rig.state(&s).await.records_written
-    );
-    assert_ne!(restarted.records_written, first.records_written);
-    // Then, with nothing written, the checks go on to the end, one page each.
-    let mut checks = 1;
-    let notes = loop {
-        let notes = check().await;
-        checks += 1;
-        if notes.counting.is_none() {
-            break notes;
-        }
-        assert!(checks < 10, "the count makes progress: {notes:?}");
-    };
-    assert!(checks >= 3, "three pages, a check each: {checks}");
-    let checked = notes.checked.expect("the whole count was compared");
-    assert_eq!(
-        (checked.nango_count, checked.live_count, checked.trusted),
-        (2_401, 2_401, true)
-    );
 }

@@ -1,17 +1,18 @@
-//! template.yaml and the local set-up agree: the queues and tables created on moto for local runs
-//! and tests have the settings the stack deploys.
+//! template.yaml and the code agree: the queues and tables the local set-up creates have the
+//! settings the stack deploys (on moto: `aws::template`), the worker may make every call it
+//! makes, and every alarm and graph names a metric a function emits.
 
-use nango_sync::adapters::aws::stack::{self, INGEST_QUEUE_ATTRIBUTES};
+use nango_sync::adapters::aws::stack::INGEST_QUEUE_ATTRIBUTES;
 use nango_sync::ports::DEFAULT_MAX_RECEIVE_COUNT;
 use yaml_serde::Value;
 
-use crate::common::{moto_sdk_config, read, unique_name};
+use crate::common::read;
 
-fn template() -> Value {
+pub(crate) fn template() -> Value {
     yaml_serde::from_str(&read("template.yaml")).expect("template.yaml is YAML")
 }
 
-fn scalar(v: &Value) -> String {
+pub(crate) fn scalar(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
@@ -135,68 +136,6 @@ fn the_worker_policy_allows_every_dynamodb_call_the_adapters_make() {
             "{table}: the worker calls {missing:?} without permission"
         );
     }
-}
-
-#[tokio::test]
-async fn local_setup_creates_the_stack_resources_on_moto() {
-    let sdk = moto_sdk_config().await;
-    let resources = stack::create(&sdk, &unique_name("local")).await.unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&resources.queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    let get = |name: &str| {
-        attributes
-            .get(&aws_sdk_sqs::types::QueueAttributeName::from(name))
-            .cloned()
-    };
-    assert_eq!(get("FifoQueue").as_deref(), Some("true"));
-    assert_eq!(get("VisibilityTimeout").as_deref(), Some("1800"));
-    let redrive: serde_json::Value = serde_json::from_str(&get("RedrivePolicy").unwrap()).unwrap();
-    assert_eq!(
-        redrive["maxReceiveCount"].to_string().trim_matches('"'),
-        DEFAULT_MAX_RECEIVE_COUNT.to_string()
-    );
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    for table in [&resources.records_table, &resources.state_table] {
-        let described = dynamo
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .unwrap();
-        let keys: Vec<_> = described
-            .table
-            .unwrap()
-            .key_schema
-            .unwrap()
-            .into_iter()
-            .map(|k| k.attribute_name)
-            .collect();
-        assert_eq!(keys, ["pk", "sk"]);
-    }
-    // The records table's change feed, as template.yaml's StreamSpecification has it.
-    let t = template();
-    let feed = &t["Resources"]["RecordsTable"]["Properties"]["StreamSpecification"];
-    assert_eq!(scalar(&feed["StreamViewType"]), "NEW_AND_OLD_IMAGES");
-    let described = dynamo
-        .describe_table()
-        .table_name(&resources.records_table)
-        .send()
-        .await
-        .unwrap();
-    let local = described.table.unwrap().stream_specification.unwrap();
-    assert!(local.stream_enabled);
-    assert_eq!(
-        local.stream_view_type.unwrap().as_str(),
-        scalar(&feed["StreamViewType"])
-    );
 }
 
 /// Every alarm's metric filter matches a line the worker writes: a renamed log message must not

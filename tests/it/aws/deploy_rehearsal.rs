@@ -17,11 +17,11 @@ use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;
 use serde_json::{json, Value};
 
+use crate::aws::runtime_loop::{start_bootstrap, Killed, RuntimeApi};
 use crate::common::{
     contacts, moto_endpoint, moto_sdk_config, payload, read, repo_path, unique_name, API_KEY,
     TEST_SIGNING_KEY,
 };
-use crate::runtime_loop::{start_bootstrap, Killed, RuntimeApi};
 
 /// What the rehearsal created and read back (scripts/rehearse-deploy.py --out).
 struct Rehearsal {

@@ -9,8 +9,8 @@ use nango_sync::ports::{RecordStore, StateStore, StreamStatus};
 use nango_sync::simulator::server::{Fault, ServerSettings};
 use serde_json::{json, Value};
 
+use crate::aws::fault_proxy::FaultProxy;
 use crate::common::{contacts, payload, same_json, sqs_event, sync_job, worker_rig, WorkerRig};
-use crate::fault_proxy::FaultProxy;
 
 /// The store holds exactly Nango's records and the cursor of the last one.
 async fn assert_in_sync(rig: &WorkerRig, stream: &StreamKey) {

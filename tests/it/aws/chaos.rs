@@ -36,8 +36,8 @@ use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{decode_cursor, webhooks, Changes, Simulator};
 use serde_json::{json, Value};
 
+use crate::aws::fault_proxy::FaultProxy;
 use crate::common::{fast_writes, moto_endpoint, moto_sdk_config, nango_client, unique_name};
-use crate::fault_proxy::FaultProxy;
 
 /// What every schedule adds up to (RELIABILITY.md quotes a run).
 #[derive(Debug, Default)]

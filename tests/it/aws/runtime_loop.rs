@@ -446,14 +446,14 @@ async fn answer_status(api: &RuntimeApi, child: &mut Child, (n, key): (usize, &s
 async fn a_warm_webhook_bootstrap_takes_a_rotated_signing_key_and_a_forged_flood_costs_one_read() {
     let sdk = moto_sdk_config().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let secret = crate::secrets_moto::put_secret("key-A").await;
+    let secret = crate::aws::secrets::put_secret("key-A").await;
     let queue = SqsQueue::create_fifo(
         aws_sdk_sqs::Client::new(&sdk),
         &format!("{}.fifo", unique_name("rotation")),
     )
     .await
     .unwrap();
-    let proxy = crate::fault_proxy::FaultProxy::start(moto_endpoint()).await;
+    let proxy = crate::aws::fault_proxy::FaultProxy::start(moto_endpoint()).await;
     let reads = || {
         proxy
             .faults
@@ -534,9 +534,9 @@ async fn a_warm_webhook_bootstrap_takes_a_rotated_signing_key_and_a_forged_flood
 async fn a_warm_worker_bootstrap_reads_a_rotated_api_key_on_a_401() {
     let sdk = moto_sdk_config().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let secret = crate::secrets_moto::put_secret("the-key-nango-no-longer-takes").await;
+    let secret = crate::aws::secrets::put_secret("the-key-nango-no-longer-takes").await;
     let world = SampleWorld::new().await;
-    let proxy = crate::fault_proxy::FaultProxy::start(moto_endpoint()).await;
+    let proxy = crate::aws::fault_proxy::FaultProxy::start(moto_endpoint()).await;
     let api = RuntimeApi::start().await;
     let bound = Duration::from_secs(1);
     let mut child = Killed(start_bootstrap(

@@ -1,0 +1,70 @@
+//! The store and queue contracts (`crate::contract`) over the wire: DynamoDB and SQS on moto.
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use nango_sync::adapters::aws::dynamodb::{
+    create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
+};
+use nango_sync::adapters::aws::sqs::SqsQueue;
+use nango_sync::local::backend::{Queue, Store};
+use serde_json::json;
+
+use crate::common::{moto_sdk_config, unique_name};
+use crate::contract::{queue_contract, store_contract};
+
+async fn dynamo_store() -> Store {
+    let sdk = moto_sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let (records, state) = (unique_name("c-records"), unique_name("c-state"));
+    create_table(&client, &records).await.unwrap();
+    create_table(&client, &state).await.unwrap();
+    Store::Dynamo {
+        records: DynamoRecordStore::new(client.clone(), records, WriteSettings::default()),
+        state: DynamoStateStore::new(client, state),
+    }
+}
+
+/// A FIFO queue with a 1 s visibility timeout and a DLQ after 2 receives, on moto.
+async fn sqs_queues() -> (Queue, Queue) {
+    let sdk = moto_sdk_config().await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let dlq_name = format!("{}.fifo", unique_name("c-dlq"));
+    let dlq = SqsQueue::create_fifo(client.clone(), &dlq_name)
+        .await
+        .unwrap();
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(dlq.queue_url())
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let url = client
+        .create_queue()
+        .queue_name(format!("{}.fifo", unique_name("c-ingest")))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": arn, "maxReceiveCount": 2}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (Queue::Sqs(SqsQueue::new(client, url)), Queue::Sqs(dlq))
+}
+
+#[tokio::test]
+async fn store_contract_on_dynamodb() {
+    store_contract(dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn queue_contract_on_sqs() {
+    let (queue, dead) = sqs_queues().await;
+    queue_contract(queue, dead).await;
+}

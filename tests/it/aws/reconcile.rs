@@ -1,0 +1,87 @@
+//! The reconcile scenarios (`crate::reconcile`) on DynamoDB over the wire (moto), and what only
+//! DynamoDB does: a count that takes more than one invocation.
+
+use std::time::Instant;
+
+use nango_sync::core::job::NangoReport;
+use nango_sync::core::reconcile::Drift;
+use nango_sync::core::worker::JobOutcome;
+use nango_sync::ports::StreamDiscovery;
+use nango_sync::simulator::{sample_payload, RecordShape};
+
+use crate::reconcile::{rig, Backend};
+
+crate::reconcile::scenarios!(on_dynamodb, Dynamo);
+
+/// A partition too large to count within one invocation is counted over several: each drift
+/// check stops at the invocation's deadline after the page in hand, keeps how far it got, and
+/// the next goes on from there while nothing is written; a write in between starts it over.
+/// (SQLite and memory count at once; DynamoDB reads 1 MB Query pages, so 2,400 records of about
+/// 1.2 KB take three pages.)
+#[tokio::test]
+async fn a_large_partition_is_counted_over_several_invocations_on_dynamodb() {
+    let rig = rig(Backend::Dynamo).await;
+    let shape = RecordShape {
+        bytes: 1_200,
+        ..RecordShape::default()
+    };
+    let s = rig
+        .sim
+        .populate_shaped("crm", 1, &["Contact"], 2_400, &shape)
+        .remove(0);
+    let JobOutcome::Synced(summary) = rig.webhook_sync(&s).await else {
+        panic!("the backfill did not finish")
+    };
+    // Each check runs with its invocation's time already up: one Query page, then it stops.
+    let check = || async {
+        let report = NangoReport::Listed(rig.app.source.sync_of(&s).await.unwrap().unwrap());
+        let drift = Drift {
+            source: &rig.app.source,
+            records: &rig.app.records,
+            state: &rig.app.state,
+            settings: &rig.app.settings.drift,
+            until: Some(Instant::now()),
+        };
+        let stored = rig.state(&s).await;
+        let sweep = drift
+            .check_drift(&s, &report, &summary, &stored)
+            .await
+            .unwrap();
+        assert!(sweep.is_none(), "no sweep: the counts agree");
+        rig.state(&s).await.nango
+    };
+    let first = check().await.counting.expect("stopped after one page");
+    assert!(
+        (1..2_400).contains(&first.counted),
+        "one page of the partition: {first:?}"
+    );
+    // A write lands: the count starts over rather than going on past it.
+    rig.sim.tick();
+    rig.sim.save(&s, [("new".to_owned(), sample_payload(1))]);
+    let JobOutcome::Synced(_) = rig.webhook_sync(&s).await else {
+        panic!("the write did not sync")
+    };
+    let restarted = check().await.counting.expect("stopped after one page");
+    assert!(restarted.counted < 2 * first.counted, "{restarted:?}");
+    assert_eq!(
+        restarted.records_written,
+        rig.state(&s).await.records_written
+    );
+    assert_ne!(restarted.records_written, first.records_written);
+    // Then, with nothing written, the checks go on to the end, one page each.
+    let mut checks = 1;
+    let notes = loop {
+        let notes = check().await;
+        checks += 1;
+        if notes.counting.is_none() {
+            break notes;
+        }
+        assert!(checks < 10, "the count makes progress: {notes:?}");
+    };
+    assert!(checks >= 3, "three pages, a check each: {checks}");
+    let checked = notes.checked.expect("the whole count was compared");
+    assert_eq!(
+        (checked.nango_count, checked.live_count, checked.trusted),
+        (2_401, 2_401, true)
+    );
+}
