@@ -30,23 +30,25 @@ fn with_signature<'a>(signature: &'a [u8], body: &'a [u8]) -> WebhookRequest<'a>
 
 /// Any body, signed three ways: with its own signature it is never refused for the signature,
 /// and every job it yields decodes; with another body's signature, or with arbitrary header
-/// bytes that are not its signature, it is always refused.
-pub fn check_webhook(data: &[u8]) {
+/// bytes that are not its signature, it is always refused. True when the genuinely signed body
+/// was accepted and its jobs decoded (the deepest path), so a run can count how many got there.
+pub fn check_webhook(data: &[u8]) -> bool {
     let verifier = Verifier::new(SigningKey::new(KEY), None);
     let (body, header) = match data.iter().position(|b| *b == 0xff) {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (data, &[][..]),
     };
     let genuine = sign(KEY, body);
-    match prepare(&verifier, &with_signature(genuine.as_bytes(), body), "t") {
+    let accepted = match prepare(&verifier, &with_signature(genuine.as_bytes(), body), "t") {
         Ok(prepared) => {
             for message in &prepared.messages {
                 JobMessage::decode(&message.body).expect("an enqueued job decodes");
             }
+            true
         }
-        Err(Outcome::NotJson | Outcome::PayloadTooLarge) => {}
+        Err(Outcome::NotJson | Outcome::PayloadTooLarge) => false,
         Err(other) => panic!("a genuine signature was refused: {other:?}"),
-    }
+    };
     let mut other_body = body.to_vec();
     other_body.push(b' ');
     let foreign = sign(KEY, &other_body);
@@ -62,21 +64,23 @@ pub fn check_webhook(data: &[u8]) {
             "arbitrary signature bytes were accepted"
         );
     }
+    accepted
 }
 
 /// Any JSON object that is a record: its item decodes back to the same record (numbers by value,
-/// as DynamoDB keeps them; a key given twice by its last value, as a JSON map reads it).
-pub fn check_record(data: &[u8]) {
+/// as DynamoDB keeps them; a key given twice by its last value, as a JSON map reads it). True
+/// when the input was a record and went through the round trip, so a run can count those.
+pub fn check_record(data: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(data) else {
-        return;
+        return false;
     };
     let Ok(Ok(record)) = NangoRecord::from_json(text) else {
-        return;
+        return false;
     };
     let stream = StreamKey::new("p", "c", "Model", "base");
     let request = match put_request(&stream, &record, &[]) {
         Encoded::Native(request) | Encoded::Compressed(request) => request,
-        Encoded::TooLarge(_) => return,
+        Encoded::TooLarge(_) => return false,
     };
     let item = item_from_wire(&request.json).expect("a put request is DynamoDB JSON");
     let back = decode_record(&item).expect("an item decodes");
@@ -84,6 +88,7 @@ pub fn check_record(data: &[u8]) {
         same_value(&Value::Object(back), &Value::Object(record.object())),
         "a record changed on its way through DynamoDB's item"
     );
+    true
 }
 
 /// JSON equality with numbers compared by value.
