@@ -178,6 +178,7 @@ pub fn worker_settings(config: &WorkerBehaviour) -> WorkerSettings {
         connection_deleted: config.connection_deleted,
         metrics: None,
         events: None,
+        clock: crate::core::clock::system(),
     }
 }
 

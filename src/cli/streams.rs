@@ -7,6 +7,7 @@ use super::args::{ForgetArgs, ReconcileArgs, ResetArgs, StatusArgs, SweepArgs, S
 use super::backend::{resolve, worker_parts, DbFile, Resolved};
 use super::{confirm, report, CliResult, NeedsOperator};
 use crate::config::WorkerBehaviour;
+use crate::core::clock::SystemClock;
 use crate::core::job::{enqueue_syncs, now_rfc3339, SyncRequest, Trigger};
 use crate::core::reconcile::{decide_held, HoldDecision};
 use crate::core::stream::{ConnectionKey, StreamKey};
@@ -221,6 +222,7 @@ pub async fn sync_now(args: SyncArgs) -> CliResult {
         requests,
         Trigger::Manual,
         &now_rfc3339(),
+        &SystemClock,
     )
     .await?;
     report(
@@ -261,6 +263,7 @@ pub async fn reset(args: ResetArgs) -> CliResult {
             vec![request],
             Trigger::Manual,
             &now_rfc3339(),
+            &SystemClock,
         )
         .await?;
     }
@@ -313,7 +316,7 @@ pub async fn sweep(args: SweepArgs) -> CliResult {
     } else {
         HoldDecision::Discard
     };
-    let result = decide_held(store, store, &stream, decision).await?;
+    let result = decide_held(store, store, &stream, decision, &SystemClock).await?;
     let human = match decision {
         HoldDecision::Confirm => format!(
             "{}: {} record(s) marked deleted, {} live",

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use time::OffsetDateTime;
+use crate::core::clock::Clock;
 
 use crate::core::payload::{ErrorInfo, NangoWebhook, ResponseResults};
 use crate::core::stream::{digest_hex, ConnectionKey, StreamKey};
@@ -128,21 +128,9 @@ pub enum NangoReport {
     NotListed,
 }
 
-/// The current time as RFC 3339 UTC with milliseconds (as Nango writes times), as job messages
-/// and state items carry it.
-pub fn now_rfc3339() -> String {
-    let t = OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
+/// The system's time as job messages carry it (re-exported from [`crate::core::clock`] for the
+/// edges that build messages: core takes a clock).
+pub use crate::core::clock::now_rfc3339;
 
 /// Why a sync job exists.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,6 +326,7 @@ pub async fn enqueue_syncs<Q: JobQueue>(
     requests: Vec<SyncRequest>,
     trigger: Trigger,
     run: &str,
+    clock: &dyn Clock,
 ) -> Result<usize, QueueError> {
     let jobs: Vec<Job> = requests
         .into_iter()
@@ -355,7 +344,7 @@ pub async fn enqueue_syncs<Q: JobQueue>(
         .collect();
     let count = jobs.len();
     let marker = format!("{} {run}", trigger.as_str());
-    for chunk in messages_for(marker.as_bytes(), jobs, &now_rfc3339()).chunks(100) {
+    for chunk in messages_for(marker.as_bytes(), jobs, &clock.now_rfc3339()).chunks(100) {
         queue.send(chunk).await?;
     }
     Ok(count)

@@ -35,12 +35,13 @@ pub struct JobMetrics {
 }
 
 impl JobMetrics {
-    /// A job that ended, from its outcome.
+    /// A job that ended, from its outcome; `now` for its sync lag.
     pub fn of_outcome(
         outcome: &JobOutcome,
         outcome_name: &'static str,
         duration_ms: u64,
         nango: RequestTally,
+        now: OffsetDateTime,
     ) -> Self {
         let mut metrics = Self::empty(outcome_name, duration_ms, nango);
         match outcome {
@@ -55,7 +56,7 @@ impl JobMetrics {
                 metrics.sync_lag_seconds = summary
                     .newest_modified_at
                     .as_deref()
-                    .and_then(|at| lag_seconds(at, OffsetDateTime::now_utc()));
+                    .and_then(|at| lag_seconds(at, now));
             }
             JobOutcome::StreamInError(_) => metrics.stream_in_error = true,
             _ => {}

@@ -1,6 +1,7 @@
 //! The core: what nango-sync does, free of any edge (no AWS, Lambda, SQLite, HTTP or CLI crate).
 //! It reaches the world through [`crate::ports`].
 
+pub mod clock;
 pub mod events;
 pub mod job;
 pub mod metrics;

@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::core::job::{enqueue_syncs, now_rfc3339, NangoReport, SyncRequest, Trigger};
+use crate::core::clock::Clock;
+use crate::core::job::{enqueue_syncs, NangoReport, SyncRequest, Trigger};
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::sync::{SyncError, SyncSummary};
 use crate::ports::{
@@ -214,6 +215,7 @@ pub async fn decide_held<R: RecordStore, T: StateStore>(
     state: &T,
     stream: &StreamKey,
     decision: HoldDecision,
+    clock: &dyn Clock,
 ) -> Result<SweepResult, HoldError> {
     let stored = state
         .get_stream(stream)
@@ -223,7 +225,7 @@ pub async fn decide_held<R: RecordStore, T: StateStore>(
         .held
         .ok_or_else(|| HoldError::NoHeldSweep(stream.encode()))?;
     let live = records.count_live(stream).await?;
-    let at = now_rfc3339();
+    let at = clock.now_rfc3339();
     let mut result = SweepResult {
         finished_at: at.clone(),
         nango_count: held.nango_count,
@@ -351,6 +353,7 @@ pub async fn reconcile<S: StreamDiscovery, T: StateStore, Q: JobQueue>(
     state: &T,
     queue: &Q,
     received_at: &str,
+    clock: &dyn Clock,
 ) -> Result<Reconciled, ReconcileError> {
     let known = state.list_streams().await?;
     let discovered = match source.discover().await {
@@ -412,6 +415,7 @@ pub async fn reconcile<S: StreamDiscovery, T: StateStore, Q: JobQueue>(
         requests.into_values().collect(),
         Trigger::Reconcile,
         received_at,
+        clock,
     )
     .await?;
     tracing::info!(
@@ -451,6 +455,8 @@ pub struct Drift<'a, S, R, T> {
     pub settings: &'a DriftSettings,
     /// When the invocation must stop waiting on Nango (its deadline less the margin).
     pub until: Option<std::time::Instant>,
+    /// The time sweeps, holds and notes are stamped with, and readiness is judged at.
+    pub clock: &'a dyn Clock,
 }
 
 impl<S, R, T> Drift<'_, S, R, T>
@@ -495,7 +501,7 @@ where
             // over (a new sweep holds, or applies, with today's numbers).
             if live == nango_count {
                 let result = SweepResult {
-                    finished_at: now_rfc3339(),
+                    finished_at: self.clock.now_rfc3339(),
                     nango_count,
                     live_count: live,
                     tombstoned: 0,
@@ -515,7 +521,7 @@ where
             nango_count,
             live_count: live,
             records_written: stored.records_written,
-            at: now_rfc3339(),
+            at: self.clock.now_rfc3339(),
             trusted,
         };
         let swept_already = stored
@@ -544,7 +550,7 @@ where
                 // Nango has nothing left for the stream: no re-read can find anything, and the
                 // guard never lets a count of 0 delete. Hold at once.
                 self.keep_notes(stream, stored, notes.clone()).await?;
-                let id = format!("sweep {}", now_rfc3339());
+                let id = format!("sweep {}", self.clock.now_rfc3339());
                 let would_delete = self.records.count_unseen(stream, &id).await?;
                 let held = HeldSweep {
                     sweep_id: id,
@@ -552,7 +558,7 @@ where
                     live_count: live,
                     nango_count: 0,
                     last_success_at: notes.last_success_at.clone(),
-                    held_at: now_rfc3339(),
+                    held_at: self.clock.now_rfc3339(),
                     reason: format!(
                         "Nango reports 0 records and serves none, while the copy holds {live} \
                          live ones: a purge, not deletes"
@@ -581,7 +587,7 @@ where
             // Records changed since the reconcile counted them: the next reconcile checks again.
             return Ok(None);
         }
-        let now = now_rfc3339();
+        let now = self.clock.now_rfc3339();
         let sweep = SweepState {
             id: format!("sweep {now}"),
             cursor: None,
@@ -608,7 +614,7 @@ where
         self.keep_notes(stream, &stored, notes.clone()).await?;
         let live = self.records.count_live(stream).await?;
         let mut result = SweepResult {
-            finished_at: now_rfc3339(),
+            finished_at: self.clock.now_rfc3339(),
             nango_count: judged.unwrap_or(sweep.nango_count),
             live_count: live,
             tombstoned: 0,
@@ -622,7 +628,7 @@ where
         let would_delete = self.records.count_unseen(stream, &sweep.id).await?;
         match self.settings.guard.judge(would_delete, live, nango_count) {
             Verdict::Apply => {
-                let at = now_rfc3339();
+                let at = self.clock.now_rfc3339();
                 result.tombstoned = self
                     .records
                     .tombstone_unseen(stream, &sweep.id, &at)
@@ -646,7 +652,7 @@ where
                     live_count: live,
                     nango_count,
                     last_success_at: notes.last_success_at.clone(),
-                    held_at: now_rfc3339(),
+                    held_at: self.clock.now_rfc3339(),
                     reason,
                 };
                 self.hold(stream, held).await?;
@@ -687,7 +693,7 @@ where
                     after,
                     counted,
                     records_written: stored.records_written,
-                    started_at: progress.map_or_else(now_rfc3339, |p| p.started_at),
+                    started_at: progress.map_or_else(|| self.clock.now_rfc3339(), |p| p.started_at),
                 });
                 Ok(None)
             }
@@ -728,14 +734,14 @@ where
             sync,
             notes.last_success_at.as_deref(),
             notes.pass_open_since.as_deref(),
-            OffsetDateTime::now_utc(),
+            self.clock.now(),
         );
         match judged {
             Readiness::Purged(reason) => {
                 if notes.purged.is_none() {
                     tracing::warn!(stream = %stream.encode(), %reason, "Nango no longer keeps this stream's records: never swept, the copy is kept");
                     notes.purged = Some(NangoPurge {
-                        at: now_rfc3339(),
+                        at: self.clock.now_rfc3339(),
                         reason,
                     });
                 }

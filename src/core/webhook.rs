@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use crate::core::job::{jobs_for, messages_for, now_rfc3339, MAX_MESSAGE_BYTES};
+use crate::core::clock::Clock;
+use crate::core::job::{jobs_for, messages_for, MAX_MESSAGE_BYTES};
 use crate::core::metrics::WebhookAnswer;
 use crate::core::payload::NangoWebhook;
 use crate::core::rotation::RotatingSecret;
@@ -26,6 +27,8 @@ pub struct WebhookApp<Q> {
     queue: Q,
     max_body_bytes: usize,
     metrics: Option<Arc<dyn MetricsSink>>,
+    /// The time a webhook's jobs say it was received.
+    clock: Arc<dyn Clock>,
 }
 
 /// A request to the webhook, as any front hands it over (Lambda's Function URL, the local
@@ -141,7 +144,14 @@ impl<Q: JobQueue> WebhookApp<Q> {
             queue,
             max_body_bytes,
             metrics: None,
+            clock: crate::core::clock::system(),
         }
+    }
+
+    /// The clock received times are read from (the system's by default).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Each request's answer counted in `metrics` (on Lambda: EMF lines).
@@ -212,7 +222,7 @@ impl<Q: JobQueue> WebhookApp<Q> {
         request: &WebhookRequest<'_>,
     ) -> Result<Prepared, Outcome> {
         let keys = self.verifier.fresh().await;
-        let received_at = now_rfc3339();
+        let received_at = self.clock.now_rfc3339();
         match prepare(&keys, request, &received_at) {
             Err(Outcome::Unauthorized(SignatureError::Mismatch)) => {
                 match self.verifier.after_refusal(&keys).await {

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+use crate::core::clock::Clock;
 use crate::core::events::StreamEvent;
 use crate::core::job::{
-    messages_for, now_rfc3339, Checkpoints, Job, JobDecodeError, JobMessage, NangoReport, Trigger,
+    messages_for, Checkpoints, Job, JobDecodeError, JobMessage, NangoReport, Trigger,
 };
 use crate::core::metrics::JobMetrics;
 use crate::core::reconcile::{
@@ -40,6 +41,8 @@ pub struct WorkerSettings {
     pub metrics: Option<Arc<dyn MetricsSink>>,
     /// Where each sync job's event goes; none unless configured.
     pub events: Option<Arc<dyn EventPublisher>>,
+    /// The time the worker stamps on what it stores and judges Nango's retention by.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for WorkerSettings {
@@ -50,6 +53,7 @@ impl Default for WorkerSettings {
             connection_deleted: ConnectionDeletedMode::default(),
             metrics: None,
             events: None,
+            clock: crate::core::clock::system(),
         }
     }
 }
@@ -156,9 +160,13 @@ where
             };
             if let Some(sink) = &self.settings.metrics {
                 let mut metrics = match &result {
-                    Ok(outcome) => {
-                        JobMetrics::of_outcome(outcome, outcome_name(outcome), duration_ms, nango)
-                    }
+                    Ok(outcome) => JobMetrics::of_outcome(
+                        outcome,
+                        outcome_name(outcome),
+                        duration_ms,
+                        nango,
+                        self.settings.clock.now(),
+                    ),
                     Err(_) => JobMetrics::of_failure(duration_ms, nango),
                 };
                 metrics.event_failed = event_failed;
@@ -249,7 +257,14 @@ where
                 self.sync(job, stop_at).await
             }
             Job::Reconcile {} => {
-                let done = reconcile(&self.source, &self.state, &self.queue, &received_at).await?;
+                let done = reconcile(
+                    &self.source,
+                    &self.state,
+                    &self.queue,
+                    &received_at,
+                    &*self.settings.clock,
+                )
+                .await?;
                 Ok(JobOutcome::Reconciled {
                     streams: done.streams,
                     new_streams: done.new_streams,
@@ -266,7 +281,7 @@ where
                     .unwrap_or_else(|| "no details".into());
                 let report = SyncReport {
                     sync_name,
-                    at: now_rfc3339(),
+                    at: self.settings.clock.now_rfc3339(),
                     webhook_at: Some(received_at),
                     error: Some(format!("sync failed in Nango ({detail})")),
                 };
@@ -332,7 +347,7 @@ where
         let result = self.bring_up_to_date(&job, stop_at).await;
         let mut report = SyncReport {
             sync_name: job.sync_name.to_owned(),
-            at: now_rfc3339(),
+            at: self.settings.clock.now_rfc3339(),
             webhook_at: (job.trigger == Trigger::Webhook).then(|| job.received_at.to_owned()),
             error: None,
         };
@@ -404,6 +419,7 @@ where
             state,
             settings: &self.settings.drift,
             until: stop_at,
+            clock: &*self.settings.clock,
         };
         let sweep_state = match (stored.sweep.clone(), job.nango) {
             (Some(sweep), _) => sweep,

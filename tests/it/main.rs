@@ -6,6 +6,7 @@
 mod aws;
 mod bad_inputs;
 mod cli;
+mod clock;
 mod common;
 mod contract;
 mod events;

@@ -316,14 +316,28 @@ pub(crate) async fn a_count_of_zero_is_held_and_decided_by_an_operator(backend: 
     // Refused, changing nothing: an unknown stream, a stream with no held sweep, and a stream
     // whose counts moved since the hold.
     let unknown = StreamKey::new("crm", "conn-0", "Ticket", "base");
-    let refused = decide_held(records, state, &unknown, HoldDecision::Confirm).await;
+    let refused = decide_held(
+        records,
+        state,
+        &unknown,
+        HoldDecision::Confirm,
+        &*rig.app.settings.clock,
+    )
+    .await;
     assert!(
         matches!(refused, Err(HoldError::UnknownStream(_))),
         "{refused:?}"
     );
     let other = rig.sim.populate("other", 1, &["Contact"], 3).remove(0);
     rig.webhook_sync(&other).await;
-    let refused = decide_held(records, state, &other, HoldDecision::Confirm).await;
+    let refused = decide_held(
+        records,
+        state,
+        &other,
+        HoldDecision::Confirm,
+        &*rig.app.settings.clock,
+    )
+    .await;
     assert!(
         matches!(refused, Err(HoldError::NoHeldSweep(_))),
         "{refused:?}"
@@ -332,7 +346,14 @@ pub(crate) async fn a_count_of_zero_is_held_and_decided_by_an_operator(backend: 
     rig.sim
         .save(confirmed, [("late-1".to_owned(), sample_payload(1))]);
     rig.webhook_sync(confirmed).await;
-    let refused = decide_held(records, state, confirmed, HoldDecision::Confirm).await;
+    let refused = decide_held(
+        records,
+        state,
+        confirmed,
+        HoldDecision::Confirm,
+        &*rig.app.settings.clock,
+    )
+    .await;
     let Err(HoldError::CountsChanged { now_live, .. }) = refused else {
         panic!("{refused:?}")
     };
@@ -347,9 +368,15 @@ pub(crate) async fn a_count_of_zero_is_held_and_decided_by_an_operator(backend: 
         (held.would_delete, held.live_count, held.nango_count),
         (300, 301, 1)
     );
-    let result = decide_held(records, state, confirmed, HoldDecision::Confirm)
-        .await
-        .unwrap();
+    let result = decide_held(
+        records,
+        state,
+        confirmed,
+        HoldDecision::Confirm,
+        &*rig.app.settings.clock,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (result.outcome, result.tombstoned, result.live_count),
         (SweepOutcome::Confirmed, 300, 1)
@@ -358,9 +385,15 @@ pub(crate) async fn a_count_of_zero_is_held_and_decided_by_an_operator(backend: 
     assert_eq!(rig.state(confirmed).await.status(), StreamStatus::Ok);
 
     // Discard: the copy is kept, and that is recorded.
-    let result = decide_held(records, state, discarded, HoldDecision::Discard)
-        .await
-        .unwrap();
+    let result = decide_held(
+        records,
+        state,
+        discarded,
+        HoldDecision::Discard,
+        &*rig.app.settings.clock,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (result.outcome, result.tombstoned),
         (SweepOutcome::Discarded, 0)
@@ -372,7 +405,14 @@ pub(crate) async fn a_count_of_zero_is_held_and_decided_by_an_operator(backend: 
         state_after.last_sweep.unwrap().outcome,
         SweepOutcome::Discarded
     );
-    let again = decide_held(records, state, discarded, HoldDecision::Discard).await;
+    let again = decide_held(
+        records,
+        state,
+        discarded,
+        HoldDecision::Discard,
+        &*rig.app.settings.clock,
+    )
+    .await;
     assert!(matches!(again, Err(HoldError::NoHeldSweep(_))), "{again:?}");
 }
 
@@ -395,7 +435,13 @@ pub(crate) async fn deletes_beyond_the_bound_are_held_then_confirmed(backend: Ba
         )
         .collect();
     assert_eq!(held_jobs.len(), 1, "{outcomes:?}");
-    let metrics = JobMetrics::of_outcome(held_jobs[0], "synced", 1, Default::default());
+    let metrics = JobMetrics::of_outcome(
+        held_jobs[0],
+        "synced",
+        1,
+        Default::default(),
+        rig.app.settings.clock.now(),
+    );
     assert!(metrics.sweep_held && metrics.swept == 0, "{metrics:?}");
     assert_eq!(rig.live(&s).await, 300, "held: nothing marked deleted");
     let state = rig.state(&s).await;
@@ -413,9 +459,15 @@ pub(crate) async fn deletes_beyond_the_bound_are_held_then_confirmed(backend: Ba
 
     // Held streams are not swept again while they wait.
     assert_eq!(sweeps(&rig.reconcile().await), 0);
-    let result = decide_held(&rig.app.records, &rig.app.state, &s, HoldDecision::Confirm)
-        .await
-        .unwrap();
+    let result = decide_held(
+        &rig.app.records,
+        &rig.app.state,
+        &s,
+        HoldDecision::Confirm,
+        &*rig.app.settings.clock,
+    )
+    .await
+    .unwrap();
     assert_eq!((result.tombstoned, result.live_count), (150, 150));
     let mut deleted = rig.marked_deleted(&s).await;
     deleted.sort();

@@ -41,6 +41,7 @@ async fn sync_now_reset_and_replay() {
             .collect(),
         Trigger::Manual,
         "now",
+        &nango_sync::core::clock::SystemClock,
     )
     .await
     .unwrap();

@@ -41,6 +41,7 @@ async fn a_large_partition_is_counted_over_several_invocations_on_dynamodb() {
             state: &rig.app.state,
             settings: &rig.app.settings.drift,
             until: Some(Instant::now()),
+            clock: &*rig.app.settings.clock,
         };
         let stored = rig.state(&s).await;
         let sweep = drift
