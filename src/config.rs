@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use std::time::Duration;
 
-use crate::core::reconcile::{ConnectionDeletedMode, SweepGuard};
+use crate::core::connection::ConnectionDeletedMode;
+use crate::core::drift::SweepGuard;
 use crate::core::rotation::RereadPolicy;
 
 /// SQS's limit less room for the job envelope, so any accepted body fits in one message.

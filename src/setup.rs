@@ -168,9 +168,9 @@ where
 pub fn worker_settings(config: &WorkerBehaviour) -> WorkerSettings {
     WorkerSettings {
         deadline_margin: Duration::from_secs(config.deadline_margin_seconds),
-        drift: crate::core::reconcile::DriftSettings {
+        drift: crate::core::drift::DriftSettings {
             enabled: config.drift_check,
-            guard: crate::core::reconcile::SweepGuard {
+            guard: crate::core::drift::SweepGuard {
                 max_deletes: config.sweep_max_deletes,
                 max_delete_fraction: config.sweep_max_delete_fraction,
             },

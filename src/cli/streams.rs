@@ -8,8 +8,9 @@ use super::backend::{resolve, worker_parts, DbFile, Resolved};
 use super::{confirm, report, CliResult, NeedsOperator};
 use crate::config::WorkerBehaviour;
 use crate::core::clock::SystemClock;
+use crate::core::connection::forget_connection;
+use crate::core::drift::{decide_held, HoldDecision};
 use crate::core::job::{enqueue_syncs, now_rfc3339, SyncRequest, Trigger};
-use crate::core::reconcile::{decide_held, HoldDecision};
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::local::ops;
 use crate::ports::{RecordStore, StateStore, StreamDiscovery, StreamStatus};
@@ -363,7 +364,7 @@ pub async fn forget(args: ForgetArgs) -> CliResult {
             ),
         )?;
     }
-    let streams = ops::forget_connection(store, store, &connection, args.purge).await?;
+    let streams = forget_connection(store, store, &connection, args.purge, &SystemClock).await?;
     let changed: u64 = streams.iter().map(|(_, n)| n).sum();
     let verb = if args.purge {
         "removed"

@@ -2,6 +2,8 @@
 //! It reaches the world through [`crate::ports`].
 
 pub mod clock;
+pub mod connection;
+pub mod drift;
 pub mod events;
 pub mod job;
 pub mod metrics;

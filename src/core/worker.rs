@@ -12,15 +12,14 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use crate::core::clock::Clock;
+use crate::core::connection::{restore_connection, retire_connection, ConnectionDeletedMode};
+use crate::core::drift::{DriftCheck, DriftSettings};
 use crate::core::events::StreamEvent;
 use crate::core::job::{
     messages_for, Checkpoints, Job, JobDecodeError, JobMessage, NangoReport, Trigger,
 };
 use crate::core::metrics::JobMetrics;
-use crate::core::reconcile::{
-    reconcile, restore_connection, retire_connection, ConnectionDeletedMode, Drift, DriftSettings,
-    ReconcileError,
-};
+use crate::core::reconcile::{reconcile, ReconcileError};
 use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
 use crate::ports::{
@@ -413,7 +412,7 @@ where
         if stored.connection_deleted_at.is_some() {
             return Ok(summary);
         }
-        let drift = Drift {
+        let drift = DriftCheck {
             source,
             records,
             state,

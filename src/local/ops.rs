@@ -1,48 +1,17 @@
-//! Operator actions shared by the CLI (and usable from any tool): sync now, reconcile now,
-//! replay the dead-letter queue, forget a connection. (A held sweep is decided by
-//! `reconcile::decide_held`.)
+//! Operator actions shared by the CLI (and usable from any tool): reconcile now, replay the
+//! dead-letter queue. (A held sweep is decided by `core::drift::decide_held`, a connection
+//! forgotten by `core::connection::forget_connection`.)
 
 use crate::core::job::{now_rfc3339, reconcile_message};
-use crate::core::reconcile::{retire_connection, ConnectionDeletedMode};
-use crate::core::stream::{digest_hex, ConnectionKey, StreamKey};
+use crate::core::stream::digest_hex;
 use crate::ports::OutgoingMessage;
-use crate::ports::{
-    ConnectionEvent, JobConsumer, JobQueue, QueueError, RecordStore, StateStore, StoreError,
-};
+use crate::ports::{JobConsumer, JobQueue, QueueError};
 
 /// Enqueues a reconcile of every stream now, as the schedule does; returns the run's time.
 pub async fn reconcile_now<Q: JobQueue>(queue: &Q) -> Result<String, QueueError> {
     let at = now_rfc3339();
     queue.send(&[reconcile_message(&at)]).await?;
     Ok(at)
-}
-
-/// Forgets a connection by hand, as Nango's deletion webhook would: the connection is marked
-/// deleted, its streams `connection_deleted`, and their live records marked deleted (or, with
-/// `purge`, removed). The operator's word is the reason. Returns each stream with its count.
-pub async fn forget_connection<R: RecordStore, T: StateStore>(
-    records: &R,
-    state: &T,
-    connection: &ConnectionKey,
-    purge: bool,
-) -> Result<Vec<(StreamKey, u64)>, StoreError> {
-    let at = now_rfc3339();
-    let event = ConnectionEvent {
-        operation: Some("deletion".into()),
-        success: true,
-        provider: None,
-        auth_mode: None,
-        environment: None,
-        error: Some("forgotten by an operator (nango-sync forget)".into()),
-        received_at: at.clone(),
-    };
-    state.upsert_connection(connection, &event).await?;
-    let mode = if purge {
-        ConnectionDeletedMode::Purge
-    } else {
-        ConnectionDeletedMode::Tombstone
-    };
-    retire_connection(records, state, connection, &at, mode, "operator").await
 }
 
 /// Moves up to `max` messages from the dead-letter queue back to the ingest queue, in their

@@ -13,10 +13,11 @@ use nango_sync::adapters::aws::dynamodb::{
 use nango_sync::adapters::memory::MemoryQueue;
 use nango_sync::adapters::nango::NangoClient;
 use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
+use nango_sync::core::connection::ConnectionDeletedMode;
+use nango_sync::core::drift::{decide_held, HoldDecision, HoldError};
 use nango_sync::core::job::{jobs_for, messages_for, now_rfc3339};
 use nango_sync::core::metrics::JobMetrics;
 use nango_sync::core::payload::NangoWebhook;
-use nango_sync::core::reconcile::{decide_held, ConnectionDeletedMode, HoldDecision, HoldError};
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
 use nango_sync::core::worker::{JobOutcome, WorkerApp, WorkerSettings};
 use nango_sync::local::backend::Store;
@@ -642,10 +643,15 @@ pub(crate) async fn a_deleted_connection_stops_syncing_and_keeps_its_records(bac
         provider_config_key: "erp".into(),
         connection_id: "conn-0".into(),
     };
-    let forgotten =
-        nango_sync::local::ops::forget_connection(&rig.app.records, &rig.app.state, &erp, false)
-            .await
-            .unwrap();
+    let forgotten = nango_sync::core::connection::forget_connection(
+        &rig.app.records,
+        &rig.app.state,
+        &erp,
+        false,
+        &*rig.app.settings.clock,
+    )
+    .await
+    .unwrap();
     assert_eq!(forgotten, vec![(kept.clone(), 10)]);
     assert_eq!(
         rig.state(&kept).await.status(),

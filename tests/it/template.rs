@@ -143,10 +143,14 @@ fn the_worker_policy_allows_every_dynamodb_call_the_adapters_make() {
 #[test]
 fn metric_filters_match_lines_the_worker_logs() {
     let t = template();
-    let code: String = ["src/core/worker.rs", "src/core/reconcile.rs"]
-        .iter()
-        .map(|path| read(path))
-        .collect();
+    let code: String = [
+        "src/core/worker.rs",
+        "src/core/reconcile.rs",
+        "src/core/drift/check.rs",
+    ]
+    .iter()
+    .map(|path| read(path))
+    .collect();
     let resources = t["Resources"].as_mapping().unwrap();
     let mut filters = 0;
     for (name, resource) in resources {

@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
+use nango_sync::core::drift::DriftCheck;
 use nango_sync::core::job::NangoReport;
-use nango_sync::core::reconcile::Drift;
 use nango_sync::core::worker::JobOutcome;
 use nango_sync::ports::StreamDiscovery;
 use nango_sync::simulator::{sample_payload, RecordShape};
@@ -35,7 +35,7 @@ async fn a_large_partition_is_counted_over_several_invocations_on_dynamodb() {
     // Each check runs with its invocation's time already up: one Query page, then it stops.
     let check = || async {
         let report = NangoReport::Listed(rig.app.source.sync_of(&s).await.unwrap().unwrap());
-        let drift = Drift {
+        let drift = DriftCheck {
             source: &rig.app.source,
             records: &rig.app.records,
             state: &rig.app.state,

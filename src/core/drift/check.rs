@@ -1,0 +1,374 @@
+//! The drift check and the sweep's end for one stream, after a reconcile's sync brought it up
+//! to date.
+
+use crate::core::clock::Clock;
+use crate::core::drift::guard::{last_success, readiness, Readiness, SweepGuard, Verdict};
+use crate::core::job::NangoReport;
+use crate::core::stream::StreamKey;
+use crate::core::sync::{SyncError, SyncSummary};
+use crate::ports::{
+    CountCheck, CountProgress, HeldSweep, LiveCount, NangoNotes, NangoPurge, NangoSync,
+    RecordSource, RecordStore, SourceError, StateStore, StoreError, StreamDiscovery, StreamState,
+    SweepOutcome, SweepResult, SweepState,
+};
+
+/// What the drift check needs besides its parts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftSettings {
+    /// Compare each reconciled stream's live count with Nango's `recordCount`, and sweep on drift.
+    pub enabled: bool,
+    /// The bound on what a sweep deletes without an operator.
+    pub guard: SweepGuard,
+}
+
+impl Default for DriftSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            guard: SweepGuard::default(),
+        }
+    }
+}
+
+/// The drift check and the sweep's end for one stream, over the worker's parts.
+pub struct DriftCheck<'a, S, R, T> {
+    pub source: &'a S,
+    pub records: &'a R,
+    pub state: &'a T,
+    pub settings: &'a DriftSettings,
+    /// When the invocation must stop waiting on Nango (its deadline less the margin).
+    pub until: Option<std::time::Instant>,
+    /// The time sweeps, holds and notes are stamped with, and readiness is judged at.
+    pub clock: &'a dyn Clock,
+}
+
+impl<S, R, T> DriftCheck<'_, S, R, T>
+where
+    S: RecordSource + StreamDiscovery,
+    R: RecordStore,
+    T: StateStore,
+{
+    /// After a reconcile's sync brought the stream up to date: compares its live count with
+    /// Nango's, when Nango can be trusted now. Returns the sweep begun, if drift was confirmed.
+    /// A stream whose counts agreed at the last check, and which nothing was written to since,
+    /// costs no partition read.
+    pub async fn check_drift(
+        &self,
+        stream: &StreamKey,
+        report: &NangoReport,
+        summary: &SyncSummary,
+        stored: &StreamState,
+    ) -> Result<Option<SweepState>, SyncError> {
+        let mut notes = stored.nango.clone();
+        let sync = match report {
+            NangoReport::Listed(sync) => Some(sync),
+            NangoReport::NotListed => None,
+        };
+        let nango_count = match self.judge(stream, sync, stored, &mut notes) {
+            Some(count) => count,
+            None => return self.settle(stream, stored, notes).await,
+        };
+        let unchanged = stored.held.is_none()
+            && notes.checked.as_ref().is_some_and(|c| {
+                c.nango_count == nango_count && c.records_written == stored.records_written
+            });
+        if unchanged {
+            return self.settle(stream, stored, notes).await;
+        }
+        let Some(live) = self.live_count(stream, stored, &mut notes).await? else {
+            return self.settle(stream, stored, notes).await;
+        };
+        if let Some(held) = &stored.held {
+            // A held sweep waits for an operator. It lapses once Nango agrees with the copy
+            // again; if the numbers moved otherwise, it is stale and the check below starts
+            // over (a new sweep holds, or applies, with today's numbers).
+            if live == nango_count {
+                let result = SweepResult {
+                    finished_at: self.clock.now_rfc3339(),
+                    nango_count,
+                    live_count: live,
+                    tombstoned: 0,
+                    outcome: SweepOutcome::Resolved,
+                };
+                self.state
+                    .release_hold(stream, &held.sweep_id, &result)
+                    .await?;
+                tracing::info!(stream = %stream.encode(), live, "held sweep lapsed: Nango's count agrees with the copy again");
+                return self.settle(stream, stored, notes).await;
+            }
+            if (held.live_count, held.nango_count) == (live, nango_count) {
+                return self.settle(stream, stored, notes).await;
+            }
+        }
+        let checked = |trusted| CountCheck {
+            nango_count,
+            live_count: live,
+            records_written: stored.records_written,
+            at: self.clock.now_rfc3339(),
+            trusted,
+        };
+        let swept_already = stored
+            .last_sweep
+            .as_ref()
+            .is_some_and(|s| s.nango_count == nango_count && s.live_count == live);
+        if live == nango_count || swept_already {
+            // Agreed, or the same drift a finished sweep already settled (Nango's count is kept
+            // incrementally and can be off): no sweep.
+            notes.checked = Some(checked(true));
+            return self.settle(stream, stored, notes).await;
+        }
+        if nango_count == 0 {
+            let first = match self.source.fetch_page(stream, None, self.until).await {
+                Err(SourceError::Deferred { .. }) => {
+                    return self.settle(stream, stored, notes).await
+                }
+                other => other?,
+            };
+            if first.records.iter().any(|r| !r.is_deleted()) {
+                tracing::info!(stream = %stream.encode(), live, "Nango's recordCount is 0 but its records API serves live records: its count is not trusted for this stream (older Nango reports 0 for variants)");
+                notes.checked = Some(checked(false));
+                return self.settle(stream, stored, notes).await;
+            }
+            if first.records.is_empty() {
+                // Nango has nothing left for the stream: no re-read can find anything, and the
+                // guard never lets a count of 0 delete. Hold at once.
+                self.keep_notes(stream, stored, notes.clone()).await?;
+                let id = format!("sweep {}", self.clock.now_rfc3339());
+                let would_delete = self.records.count_unseen(stream, &id).await?;
+                let held = HeldSweep {
+                    sweep_id: id,
+                    would_delete,
+                    live_count: live,
+                    nango_count: 0,
+                    last_success_at: notes.last_success_at.clone(),
+                    held_at: self.clock.now_rfc3339(),
+                    reason: format!(
+                        "Nango reports 0 records and serves none, while the copy holds {live} \
+                         live ones: a purge, not deletes"
+                    ),
+                };
+                self.hold(stream, held).await?;
+                return Ok(None);
+            }
+        }
+        // Confirm with a fresh count, taken while no record changed after our cursor.
+        let fresh = self.source.sync_of(stream).await?;
+        let Some(fresh_count) = self.judge(stream, fresh.as_ref(), stored, &mut notes) else {
+            return self.settle(stream, stored, notes).await;
+        };
+        let quiet = match self
+            .source
+            .fetch_page(stream, summary.cursor.as_deref(), self.until)
+            .await
+        {
+            // No time left to confirm: the next reconcile checks again.
+            Err(SourceError::Deferred { .. }) => return self.settle(stream, stored, notes).await,
+            other => other?.is_empty(),
+        };
+        self.keep_notes(stream, stored, notes).await?;
+        if !quiet || fresh_count == live {
+            // Records changed since the reconcile counted them: the next reconcile checks again.
+            return Ok(None);
+        }
+        let now = self.clock.now_rfc3339();
+        let sweep = SweepState {
+            id: format!("sweep {now}"),
+            cursor: None,
+            started_at: now,
+            nango_count: fresh_count,
+        };
+        tracing::warn!(stream = %stream.encode(), live, nango_count = fresh_count, "live count differs from Nango's recordCount; sweeping the stream");
+        self.state.begin_sweep(stream, &sweep).await?;
+        Ok(Some(sweep))
+    }
+
+    /// Ends a sweep that has read the whole stream: its deletes apply if Nango still vouches for
+    /// its cache and the guard allows them, are held beyond the guard's bound, and are dropped
+    /// if Nango started a pass meanwhile. Returns how it ended.
+    pub async fn end_sweep(
+        &self,
+        stream: &StreamKey,
+        sweep: &SweepState,
+    ) -> Result<SweepResult, SyncError> {
+        let stored = self.state.get_stream(stream).await?.unwrap_or_default();
+        let mut notes = stored.nango.clone();
+        let fresh = self.source.sync_of(stream).await?;
+        let judged = self.judge(stream, fresh.as_ref(), &stored, &mut notes);
+        self.keep_notes(stream, &stored, notes.clone()).await?;
+        let live = self.records.count_live(stream).await?;
+        let mut result = SweepResult {
+            finished_at: self.clock.now_rfc3339(),
+            nango_count: judged.unwrap_or(sweep.nango_count),
+            live_count: live,
+            tombstoned: 0,
+            outcome: SweepOutcome::Abandoned,
+        };
+        let Some(nango_count) = judged else {
+            tracing::info!(stream = %stream.encode(), "sweep abandoned: Nango no longer vouches for its cache; nothing marked deleted");
+            self.state.end_sweep(stream, &sweep.id, &result).await?;
+            return Ok(result);
+        };
+        let would_delete = self.records.count_unseen(stream, &sweep.id).await?;
+        match self.settings.guard.judge(would_delete, live, nango_count) {
+            Verdict::Apply => {
+                let at = self.clock.now_rfc3339();
+                result.tombstoned = self
+                    .records
+                    .tombstone_unseen(stream, &sweep.id, &at)
+                    .await?;
+                result.live_count = self.records.count_live(stream).await?;
+                result.outcome = SweepOutcome::Applied;
+                self.state.end_sweep(stream, &sweep.id, &result).await?;
+                if let Some(stale) = &stored.held {
+                    // The numbers an operator was asked about no longer hold: this sweep's do.
+                    self.state
+                        .release_hold(stream, &stale.sweep_id, &result)
+                        .await?;
+                }
+                tracing::info!(stream = %stream.encode(), tombstoned = result.tombstoned, live_count = result.live_count, "sweep finished: records Nango no longer has are marked deleted");
+                Ok(result)
+            }
+            Verdict::Hold(reason) => {
+                let held = HeldSweep {
+                    sweep_id: sweep.id.clone(),
+                    would_delete,
+                    live_count: live,
+                    nango_count,
+                    last_success_at: notes.last_success_at.clone(),
+                    held_at: self.clock.now_rfc3339(),
+                    reason,
+                };
+                self.hold(stream, held).await?;
+                result.outcome = SweepOutcome::Held;
+                self.state.end_sweep(stream, &sweep.id, &result).await?;
+                Ok(result)
+            }
+        }
+    }
+
+    /// The stream's live count, going on from where an earlier check's count stopped if nothing
+    /// was written since. `None` when this invocation's time ran out first: how far it got is
+    /// kept in the notes, and the next check goes on from there (a partition of 10M records
+    /// takes about 21 minutes to count at 3,000 read units a second; BENCHMARKS.md "Scale").
+    async fn live_count(
+        &self,
+        stream: &StreamKey,
+        stored: &StreamState,
+        notes: &mut NangoNotes,
+    ) -> Result<Option<u64>, StoreError> {
+        let progress = notes.counting.take().filter(|p| {
+            let quiet = p.records_written == stored.records_written;
+            if !quiet {
+                tracing::info!(stream = %stream.encode(), counted = p.counted, since = %p.started_at, "live count starts over: records were written since it began");
+            }
+            quiet
+        });
+        let from = progress.as_ref().map(|p| (p.after.as_str(), p.counted));
+        match self
+            .records
+            .count_live_until(stream, from, self.until)
+            .await?
+        {
+            LiveCount::Done(live) => Ok(Some(live)),
+            LiveCount::Partial { after, counted } => {
+                tracing::info!(stream = %stream.encode(), counted, "live count stopped at the invocation's deadline; the next check goes on from here");
+                notes.counting = Some(CountProgress {
+                    after,
+                    counted,
+                    records_written: stored.records_written,
+                    started_at: progress.map_or_else(|| self.clock.now_rfc3339(), |p| p.started_at),
+                });
+                Ok(None)
+            }
+        }
+    }
+
+    /// Holds a sweep's deletes for an operator: nothing is marked deleted.
+    async fn hold(&self, stream: &StreamKey, held: HeldSweep) -> Result<(), StoreError> {
+        tracing::warn!(
+            stream = %stream.encode(),
+            would_delete = held.would_delete,
+            live = held.live_count,
+            nango_count = held.nango_count,
+            last_success_at = held.last_success_at.as_deref().unwrap_or("unknown"),
+            reason = %held.reason,
+            "sweep held: nothing marked deleted; confirm or discard it (nango-sync sweep)"
+        );
+        self.state.hold_sweep(stream, &held).await
+    }
+
+    /// Judges what Nango said of the stream, noting its last success and whether it purged the
+    /// stream. Returns Nango's count when it can be compared with ours now.
+    fn judge(
+        &self,
+        stream: &StreamKey,
+        sync: Option<&NangoSync>,
+        stored: &StreamState,
+        notes: &mut NangoNotes,
+    ) -> Option<u64> {
+        notes.last_success_at = last_success(
+            sync,
+            &[
+                notes.last_success_at.as_deref(),
+                stored.last_webhook_at.as_deref(),
+            ],
+        );
+        let judged = readiness(
+            sync,
+            notes.last_success_at.as_deref(),
+            notes.pass_open_since.as_deref(),
+            self.clock.now(),
+        );
+        match judged {
+            Readiness::Purged(reason) => {
+                if notes.purged.is_none() {
+                    tracing::warn!(stream = %stream.encode(), %reason, "Nango no longer keeps this stream's records: never swept, the copy is kept");
+                    notes.purged = Some(NangoPurge {
+                        at: self.clock.now_rfc3339(),
+                        reason,
+                    });
+                }
+                None
+            }
+            Readiness::Wait(why) => {
+                self.lift_purge(stream, notes);
+                tracing::debug!(stream = %stream.encode(), why, "no drift check now");
+                None
+            }
+            Readiness::Comparable(count) => {
+                self.lift_purge(stream, notes);
+                Some(count)
+            }
+        }
+    }
+
+    fn lift_purge(&self, stream: &StreamKey, notes: &mut NangoNotes) {
+        if notes.purged.take().is_some() {
+            tracing::info!(stream = %stream.encode(), "Nango keeps this stream's records again");
+        }
+    }
+
+    /// Ends a drift check that begins no sweep, keeping what it learned.
+    async fn settle(
+        &self,
+        stream: &StreamKey,
+        stored: &StreamState,
+        notes: NangoNotes,
+    ) -> Result<Option<SweepState>, SyncError> {
+        self.keep_notes(stream, stored, notes).await?;
+        Ok(None)
+    }
+
+    /// Writes the notes when they changed.
+    async fn keep_notes(
+        &self,
+        stream: &StreamKey,
+        stored: &StreamState,
+        notes: NangoNotes,
+    ) -> Result<(), StoreError> {
+        if notes == stored.nango {
+            return Ok(());
+        }
+        self.state.set_nango_notes(stream, &notes).await
+    }
+}
