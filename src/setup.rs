@@ -19,7 +19,7 @@ use crate::core::rotation::{Reread, RotatingSecret};
 use crate::core::signature::{SigningKey, Verifier};
 use crate::core::webhook::WebhookApp;
 use crate::core::worker::{WorkerApp, WorkerSettings};
-use crate::ports::EventPublisher;
+use crate::ports::DynEventPublisher;
 
 /// The AWS SDK behaviour this code was tested with: a dated version, as the SDK advises for
 /// services (`latest()` would change retries and timeouts under a deployed function on an SDK
@@ -116,7 +116,7 @@ pub async fn worker_app(
             })),
             events: config.event_bus.as_ref().map(|bus| {
                 let client = aws_sdk_eventbridge::Client::new(sdk);
-                Arc::new(EventBridgePublisher::new(client, bus)) as Arc<dyn EventPublisher>
+                Arc::new(EventBridgePublisher::new(client, bus)) as Arc<dyn DynEventPublisher>
             }),
             ..worker_settings(&config.behaviour)
         },

@@ -7,13 +7,14 @@ use std::sync::Mutex;
 use serde_json::{Map, Value};
 
 use crate::core::record::{mark_deleted, NangoRecord, METADATA_FIELD};
-use crate::core::stream::{ConnectionKey, StreamKey};
-use crate::ports::OutgoingMessage;
-use crate::ports::{
-    ConnectionEvent, HeldSweep, JobQueue, NangoNotes, QueueError, RecordStore, RejectedRecord,
-    Removal, StateStore, StoreError, StoredEvent, StreamState, SweepResult, SweepState,
-    SyncOutcome, SyncReport, WriteReport,
+use crate::core::state::{
+    ConnectionEvent, HeldSweep, NangoNotes, StoredEvent, StreamState, SweepResult, SweepState,
+    SyncOutcome, SyncReport,
 };
+use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::core::write::{RejectedRecord, WriteReport};
+use crate::ports::OutgoingMessage;
+use crate::ports::{JobQueue, QueueError, RecordStore, Removal, StateStore, StoreError};
 
 /// A queue that keeps what it was sent, and fails every send while `fail` is set.
 #[derive(Debug, Default)]

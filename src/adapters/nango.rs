@@ -7,13 +7,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
 
+use crate::core::metrics::RequestTally;
+use crate::core::nango_status::{DiscoveredStream, NangoSync, RunStatus};
 use crate::core::record::RecordsPage;
 use crate::core::rotation::RotatingSecret;
 use crate::core::stream::{StreamKey, BASE_VARIANT};
-use crate::ports::{
-    DiscoveredStream, NangoSync, PermanentReason, RecordSource, RequestTally, RunStatus,
-    SourceError, StreamDiscovery,
-};
+use crate::ports::{PermanentReason, RecordSource, SourceError, StreamDiscovery};
 use crate::retry::RetryPolicy;
 
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;

@@ -10,10 +10,12 @@ use crate::config::WorkerBehaviour;
 use crate::core::clock::SystemClock;
 use crate::core::connection::forget_connection;
 use crate::core::drift::{decide_held, HoldDecision};
-use crate::core::job::{enqueue_syncs, now_rfc3339, SyncRequest, Trigger};
+use crate::core::job::{now_rfc3339, Trigger};
+use crate::core::reconcile::{enqueue_syncs, SyncRequest};
+use crate::core::state::StreamStatus;
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::local::ops;
-use crate::ports::{RecordStore, StateStore, StreamDiscovery, StreamStatus};
+use crate::ports::{RecordStore, StateStore, StreamDiscovery};
 
 pub async fn status(args: StatusArgs) -> CliResult {
     let resolved = resolve(&args.backend, DbFile::MustExist).await?;
@@ -79,7 +81,7 @@ async fn nango_counts(resolved: &Resolved) -> Option<BTreeMap<StreamKey, Option<
 
 type StatusRow<'a> = (
     &'a StreamKey,
-    &'a crate::ports::StreamState,
+    &'a crate::core::state::StreamState,
     u64,
     Option<u64>,
 );
@@ -165,7 +167,7 @@ fn print_status_table(rows: &[StatusRow<'_>], with_nango: bool) {
 }
 
 /// What the status table says beside a stream: why it is held, purged or in error.
-fn status_note(stream: &StreamKey, s: &crate::ports::StreamState) -> String {
+fn status_note(stream: &StreamKey, s: &crate::core::state::StreamState) -> String {
     match s.status() {
         StreamStatus::Held => {
             let h = s.held.as_ref().expect("a held stream has its hold");

@@ -2,8 +2,9 @@
 //! streams brought back when it is created again.
 
 use crate::core::clock::Clock;
+use crate::core::state::ConnectionEvent;
 use crate::core::stream::{ConnectionKey, StreamKey};
-use crate::ports::{ConnectionEvent, RecordStore, Removal, StateStore, StoreError};
+use crate::ports::{RecordStore, Removal, StateStore, StoreError};
 
 /// What to do with the records of a connection Nango deleted (`CONNECTION_DELETED`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -6,9 +6,9 @@
 use serde_json::{json, Value};
 
 use crate::core::job::Trigger;
+use crate::core::outcome::JobOutcome;
+use crate::core::state::SweepOutcome;
 use crate::core::stream::StreamKey;
-use crate::core::worker::JobOutcome;
-use crate::ports::SweepOutcome;
 
 /// The events' `source`.
 pub const SOURCE: &str = "nango-sync";
@@ -77,7 +77,7 @@ impl StreamEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::sync::{SyncEnd, SyncSummary};
+    use crate::core::outcome::{SyncEnd, SyncSummary};
 
     fn summary(deleted: u64) -> SyncSummary {
         SyncSummary {

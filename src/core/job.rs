@@ -11,11 +11,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::core::clock::Clock;
-
+use crate::core::nango_status::NangoSync;
 use crate::core::payload::{ErrorInfo, NangoWebhook, ResponseResults};
 use crate::core::stream::{digest_hex, ConnectionKey, StreamKey};
-use crate::ports::{JobQueue, NangoSync, OutgoingMessage, QueueError};
+use crate::ports::OutgoingMessage;
 
 /// The version this code writes and the only one it reads.
 pub const JOB_VERSION: u32 = 1;
@@ -298,56 +297,6 @@ pub fn messages_for(body: &[u8], jobs: Vec<Job>, received_at: &str) -> Vec<Outgo
             }
         })
         .collect()
-}
-
-/// A sync to enqueue: the stream, the sync that feeds it, and what Nango said of it, if asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncRequest {
-    pub stream: StreamKey,
-    pub sync_name: String,
-    pub nango: Option<NangoReport>,
-}
-
-impl SyncRequest {
-    pub fn new(stream: StreamKey, sync_name: impl Into<String>) -> Self {
-        Self {
-            stream,
-            sync_name: sync_name.into(),
-            nango: None,
-        }
-    }
-}
-
-/// Enqueues a sync job for each request, each in its stream's group, and returns how many. `run`
-/// names this batch (e.g. the reconcile's scheduled time): the deduplication ids derive from it,
-/// so sending the same batch again within SQS's window enqueues nothing new.
-pub async fn enqueue_syncs<Q: JobQueue>(
-    queue: &Q,
-    requests: Vec<SyncRequest>,
-    trigger: Trigger,
-    run: &str,
-    clock: &dyn Clock,
-) -> Result<usize, QueueError> {
-    let jobs: Vec<Job> = requests
-        .into_iter()
-        .map(|r| Job::Sync {
-            stream: r.stream,
-            sync_name: r.sync_name,
-            sync_type: None,
-            modified_after: None,
-            results: None,
-            trigger,
-            checkpoints: None,
-            nango: r.nango,
-            record_count: None,
-        })
-        .collect();
-    let count = jobs.len();
-    let marker = format!("{} {run}", trigger.as_str());
-    for chunk in messages_for(marker.as_bytes(), jobs, &clock.now_rfc3339()).chunks(100) {
-        queue.send(chunk).await?;
-    }
-    Ok(count)
 }
 
 /// The message that asks the worker to reconcile every stream, as template.yaml's schedule

@@ -4,8 +4,8 @@
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::core::worker::JobOutcome;
-use crate::ports::{RequestTally, SweepOutcome};
+use crate::core::outcome::JobOutcome;
+use crate::core::state::SweepOutcome;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobMetrics {
@@ -155,6 +155,28 @@ impl WebhookAnswer {
             Self::RefusedTooLarge => "WebhooksRefusedTooLarge",
             Self::RefusedMethod => "WebhooksRefusedMethod",
             Self::EnqueueFailed => "WebhookEnqueueFailed",
+        }
+    }
+}
+
+/// Requests made to Nango, counted since the source was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTally {
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    /// Of those, the ones answered 429.
+    pub rate_limited: u64,
+    /// Time spent waiting out 429s.
+    pub waited_ms: u64,
+}
+
+impl RequestTally {
+    /// What was counted between `earlier` and this reading.
+    pub fn since(self, earlier: RequestTally) -> RequestTally {
+        RequestTally {
+            requests: self.requests.saturating_sub(earlier.requests),
+            rate_limited: self.rate_limited.saturating_sub(earlier.rate_limited),
+            waited_ms: self.waited_ms.saturating_sub(earlier.waited_ms),
         }
     }
 }

@@ -5,11 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::core::clock::Clock;
-use crate::core::job::{enqueue_syncs, NangoReport, SyncRequest, Trigger};
+use crate::core::job::{messages_for, Job, NangoReport, Trigger};
+use crate::core::nango_status::DiscoveredStream;
 use crate::core::stream::StreamKey;
-use crate::ports::{
-    DiscoveredStream, JobQueue, QueueError, StateStore, StoreError, StreamDiscovery,
-};
+use crate::ports::{JobQueue, QueueError, StateStore, StoreError, StreamDiscovery};
 
 /// What a reconcile enqueued: a sync for `streams` streams, `new_streams` of them never seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +23,56 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error("could not enqueue the reconcile's sync jobs: {0}")]
     Enqueue(#[from] QueueError),
+}
+
+/// A sync to enqueue: the stream, the sync that feeds it, and what Nango said of it, if asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub stream: StreamKey,
+    pub sync_name: String,
+    pub nango: Option<NangoReport>,
+}
+
+impl SyncRequest {
+    pub fn new(stream: StreamKey, sync_name: impl Into<String>) -> Self {
+        Self {
+            stream,
+            sync_name: sync_name.into(),
+            nango: None,
+        }
+    }
+}
+
+/// Enqueues a sync job for each request, each in its stream's group, and returns how many. `run`
+/// names this batch (e.g. the reconcile's scheduled time): the deduplication ids derive from it,
+/// so sending the same batch again within SQS's window enqueues nothing new.
+pub async fn enqueue_syncs<Q: JobQueue>(
+    queue: &Q,
+    requests: Vec<SyncRequest>,
+    trigger: Trigger,
+    run: &str,
+    clock: &dyn Clock,
+) -> Result<usize, QueueError> {
+    let jobs: Vec<Job> = requests
+        .into_iter()
+        .map(|r| Job::Sync {
+            stream: r.stream,
+            sync_name: r.sync_name,
+            sync_type: None,
+            modified_after: None,
+            results: None,
+            trigger,
+            checkpoints: None,
+            nango: r.nango,
+            record_count: None,
+        })
+        .collect();
+    let count = jobs.len();
+    let marker = format!("{} {run}", trigger.as_str());
+    for chunk in messages_for(marker.as_bytes(), jobs, &clock.now_rfc3339()).chunks(100) {
+        queue.send(chunk).await?;
+    }
+    Ok(count)
 }
 
 /// Enqueues a sync of every stream, each in its own group, so that streams whose webhooks were
@@ -61,7 +110,7 @@ pub async fn reconcile<S: StreamDiscovery, T: StateStore, Q: JobQueue>(
         }
         let connection_listed = listed_connections.contains(&stream.connection());
         let gone = discovered.is_some()
-            && state.outcome == crate::ports::SyncOutcome::Error
+            && state.outcome == crate::core::state::SyncOutcome::Error
             && !connection_listed;
         if gone {
             continue;

@@ -8,44 +8,10 @@
 
 use std::time::Instant;
 
+use crate::core::outcome::{SyncEnd, SyncSummary};
 use crate::core::record::{LastAction, RecordsPage};
 use crate::core::stream::StreamKey;
-use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError, SweepOutcome};
-
-/// How a sync run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncEnd {
-    /// Nango has no more pages after the stored cursor.
-    UpToDate,
-    /// The deadline came first; a continuation must pick up from the stored cursor.
-    DeadlineReached,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncSummary {
-    pub end: SyncEnd,
-    pub pages: u64,
-    pub written: u64,
-    /// Of the records written, those Nango says were added or updated (by `last_action`).
-    pub added: u64,
-    pub updated: u64,
-    pub deleted: u64,
-    pub pruned: u64,
-    pub rejected: u64,
-    pub cursor: Option<String>,
-    /// The cursor the run started from.
-    pub cursor_before: Option<String>,
-    /// Whether the run moved the cursor on from where it started.
-    pub cursor_moved: bool,
-    /// The `last_modified_at` of the last record written: the newest, as Nango serves records
-    /// in `last_modified_at` order.
-    pub newest_modified_at: Option<String>,
-    /// The sweep that followed the sync, if one ran (its `deleted` counts the records it marked
-    /// deleted).
-    pub sweep: Option<Box<SyncSummary>>,
-    /// How that sweep ended, once it read the whole stream (applied, held, abandoned...).
-    pub sweep_outcome: Option<SweepOutcome>,
-}
+use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SyncError {

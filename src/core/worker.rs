@@ -19,13 +19,15 @@ use crate::core::job::{
     messages_for, Checkpoints, Job, JobDecodeError, JobMessage, NangoReport, Trigger,
 };
 use crate::core::metrics::JobMetrics;
+use crate::core::nango_status::NangoSync;
+use crate::core::outcome::{outcome_name, JobOutcome, SyncEnd, SyncSummary};
 use crate::core::reconcile::{reconcile, ReconcileError};
+use crate::core::state::{ConnectionEvent, StoredEvent, SyncReport};
 use crate::core::stream::{digest_hex, StreamKey};
-use crate::core::sync::{sync_stream, SyncEnd, SyncError, SyncSummary, Track};
+use crate::core::sync::{sync_stream, SyncError, Track};
 use crate::ports::{
-    ConnectionEvent, EventPublisher, JobQueue, MetricsSink, NangoSync, QueueError, ReceivedMessage,
-    RecordSource, RecordStore, SourceError, StateStore, StoreError, StoredEvent, StreamDiscovery,
-    SyncReport,
+    DynEventPublisher, JobQueue, MetricsSink, QueueError, ReceivedMessage, RecordSource,
+    RecordStore, SourceError, StateStore, StoreError, StreamDiscovery,
 };
 
 #[derive(Debug, Clone)]
@@ -39,7 +41,7 @@ pub struct WorkerSettings {
     /// Where each job's metrics go; none locally, where the completion line says it all.
     pub metrics: Option<Arc<dyn MetricsSink>>,
     /// Where each sync job's event goes; none unless configured.
-    pub events: Option<Arc<dyn EventPublisher>>,
+    pub events: Option<Arc<dyn DynEventPublisher>>,
     /// The time the worker stamps on what it stores and judges Nango's retention by.
     pub clock: Arc<dyn Clock>,
 }
@@ -66,24 +68,6 @@ pub struct WorkerApp<S, R, T, Q> {
     /// Where continuations of long backfills go (the same FIFO queue).
     pub queue: Q,
     pub settings: WorkerSettings,
-}
-
-/// What became of one message that did not fail.
-#[derive(Debug, PartialEq, Eq)]
-pub enum JobOutcome {
-    Synced(SyncSummary),
-    /// The deadline came first; a continuation was enqueued.
-    Continued(SyncSummary),
-    /// Retrying cannot help (connection gone, key refused, cursor rejected): recorded on the stream.
-    StreamInError(String),
-    SyncFailureRecorded,
-    ConnectionUpdated,
-    EventStored,
-    /// A sync was enqueued for each stream; `new_streams` of them had never been seen.
-    Reconciled {
-        streams: usize,
-        new_streams: usize,
-    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +182,7 @@ where
         let (Some(events), Some(event)) = (&self.settings.events, event) else {
             return true;
         };
-        match events.publish(&event).await {
+        match events.publish_boxed(&event).await {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(%error, detail_type = event.detail_type, "stream event not published; the sync stands");
@@ -508,17 +492,5 @@ impl JobError {
             Self::Sync(SyncError::Store(_)) | Self::Store(_) => ("store_unavailable", "usually none; if it persists, check the tables exist and the function may write them"),
             Self::Enqueue(_) => ("queue_unavailable", "usually none; if it persists, check the queue exists and the function may send to it"),
         }
-    }
-}
-
-fn outcome_name(outcome: &JobOutcome) -> &'static str {
-    match outcome {
-        JobOutcome::Synced(_) => "synced",
-        JobOutcome::Continued(_) => "continued",
-        JobOutcome::StreamInError(_) => "stream_in_error",
-        JobOutcome::SyncFailureRecorded => "sync_failure_recorded",
-        JobOutcome::ConnectionUpdated => "connection_updated",
-        JobOutcome::EventStored => "event_stored",
-        JobOutcome::Reconciled { .. } => "reconciled",
     }
 }

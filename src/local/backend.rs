@@ -9,12 +9,16 @@ use crate::adapters::aws::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteS
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
 use crate::core::record::NangoRecord;
+use crate::core::state::{
+    ConnectionEvent, HeldSweep, LiveCount, NangoNotes, StoredEvent, StreamState, SweepResult,
+    SweepState, SyncReport,
+};
 use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::core::write::{RejectedRecord, WriteReport};
 use crate::ports::OutgoingMessage;
 use crate::ports::{
-    ConnectionEvent, HeldSweep, JobConsumer, JobQueue, LiveCount, NangoNotes, QueueError,
-    ReceivedMessage, RecordStore, RejectedRecord, Removal, StateStore, StoreError, StoredEvent,
-    StreamState, SweepResult, SweepState, SyncReport, WriteReport,
+    JobConsumer, JobQueue, QueueError, ReceivedMessage, RecordStore, Removal, StateStore,
+    StoreError,
 };
 
 /// Where records and state live.

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::core::nango_status::{NangoSync, RunStatus};
 use crate::core::stream::{ConnectionKey, StreamKey, BASE_VARIANT};
-use crate::ports::{NangoSync, RunStatus};
 
 /// Microseconds since the Unix epoch: Postgres' timestamp resolution.
 type Micros = i64;
@@ -760,11 +760,11 @@ mod tests {
 impl crate::ports::StreamDiscovery for InProcessSource {
     async fn discover(
         &self,
-    ) -> Result<Vec<crate::ports::DiscoveredStream>, crate::ports::SourceError> {
+    ) -> Result<Vec<crate::core::nango_status::DiscoveredStream>, crate::ports::SourceError> {
         let mut found = Vec::new();
         for connection in self.sim.connections() {
             for (stream, sync_name, sync) in self.sim.sync_status(&connection) {
-                found.push(crate::ports::DiscoveredStream {
+                found.push(crate::core::nango_status::DiscoveredStream {
                     stream,
                     sync_name,
                     sync,

@@ -463,7 +463,7 @@ fn sync_status(state: &State, query: &str) -> Response<Full<Bytes>> {
         .into_iter()
         .map(|(stream, name, sync)| {
             let run = state.sim.run(&stream);
-            let status = |s: Option<crate::ports::RunStatus>| serde_json::to_value(s).unwrap_or_default();
+            let status = |s: Option<crate::core::nango_status::RunStatus>| serde_json::to_value(s).unwrap_or_default();
             json!({"id": format!("{name}-{}", stream.variant), "connection_id": connection.connection_id,
                    "name": name, "variant": stream.variant, "status": status(sync.status),
                    "latestExecutionStatus": status(sync.latest_execution), "type": "INCREMENTAL",

@@ -5,8 +5,9 @@ use std::process::Command;
 
 use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
 use nango_sync::core::record::NangoRecord;
+use nango_sync::core::state::{HeldSweep, StreamStatus};
 use nango_sync::core::stream::StreamKey;
-use nango_sync::ports::{HeldSweep, RecordStore, StateStore, StreamStatus};
+use nango_sync::ports::{RecordStore, StateStore};
 use serde_json::{json, Value};
 
 use crate::common::{replay, unique_name, TEST_SIGNING_KEY};
@@ -415,7 +416,8 @@ fn a_missing_database_is_refused_not_created() {
 #[tokio::test]
 async fn status_check_exits_with_what_needs_an_operator() {
     use nango_sync::adapters::sqlite::{QueueSettings, SqliteQueue};
-    use nango_sync::ports::{JobConsumer, JobQueue, OutgoingMessage, SyncReport};
+    use nango_sync::core::state::SyncReport;
+    use nango_sync::ports::{JobConsumer, JobQueue, OutgoingMessage};
     let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli-check")));
     let (store, s) = one_synced_stream(&db).await;
     let check = |db: &std::path::Path| {

@@ -57,9 +57,8 @@ async fn the_worker_stamps_what_it_stores_with_the_clock_it_is_given() {
 fn core_reads_the_time_only_from_its_clock() {
     let dir = repo_path("src/core");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("clock.rs") {
+    for path in crate::house::rust_files(&dir) {
+        if path.ends_with("clock.rs") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();

@@ -8,14 +8,15 @@ use std::time::Duration;
 use nango_sync::adapters::memory::MemoryStore;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
 use nango_sync::core::record::NangoRecord;
+use nango_sync::core::state::{
+    CountCheck, CountProgress, HeldSweep, LiveCount, NangoNotes, NangoPurge, StreamStatus,
+    SweepOutcome, SweepResult, SweepState, SyncReport,
+};
 use nango_sync::core::stream::StreamKey;
+use nango_sync::core::write::RejectedRecord;
 use nango_sync::local::backend::{Queue, Store};
 use nango_sync::ports::OutgoingMessage;
-use nango_sync::ports::{
-    CountCheck, CountProgress, HeldSweep, JobConsumer, JobQueue, LiveCount, NangoNotes, NangoPurge,
-    RecordStore, RejectedRecord, Removal, StateStore, StoreError, StreamStatus, SweepOutcome,
-    SweepResult, SweepState, SyncReport,
-};
+use nango_sync::ports::{JobConsumer, JobQueue, RecordStore, Removal, StateStore, StoreError};
 use serde_json::{json, Map, Value};
 
 use crate::common::unique_name;

@@ -11,6 +11,7 @@ mod common;
 mod contract;
 mod events;
 mod fuzz;
+mod house;
 mod job_log;
 mod job_metrics;
 mod local_feed;

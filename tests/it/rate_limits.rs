@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use nango_sync::adapters::nango::{NangoClient, RateLimits};
+use nango_sync::core::outcome::JobOutcome;
 use nango_sync::core::stream::StreamKey;
-use nango_sync::core::worker::JobOutcome;
 use nango_sync::ports::RecordSource;
 use nango_sync::simulator::sample_payload;
 use nango_sync::simulator::server::Fault;

@@ -17,13 +17,14 @@ use nango_sync::core::connection::ConnectionDeletedMode;
 use nango_sync::core::drift::{decide_held, HoldDecision, HoldError};
 use nango_sync::core::job::{jobs_for, messages_for, now_rfc3339};
 use nango_sync::core::metrics::JobMetrics;
+use nango_sync::core::nango_status::RunStatus;
+use nango_sync::core::outcome::JobOutcome;
 use nango_sync::core::payload::NangoWebhook;
+use nango_sync::core::state::{StreamState, StreamStatus, SweepOutcome};
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
-use nango_sync::core::worker::{JobOutcome, WorkerApp, WorkerSettings};
+use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::local::backend::Store;
-use nango_sync::ports::{
-    RecordStore, RunStatus, StateStore, StreamState, StreamStatus, SweepOutcome,
-};
+use nango_sync::ports::{RecordStore, StateStore};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{sample_payload, webhooks, Changes, Simulator, SyncRun};
 use serde_json::{json, value::RawValue, Map, Value};

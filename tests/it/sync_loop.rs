@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use nango_sync::adapters::memory::MemoryStore;
+use nango_sync::core::outcome::SyncEnd;
 use nango_sync::core::stream::StreamKey;
-use nango_sync::core::sync::{sync_stream, SyncEnd, Track};
+use nango_sync::core::sync::{sync_stream, Track};
 use nango_sync::simulator::{InProcessSource, Simulator};
 
 fn setup(n: usize, limit: usize) -> (Arc<Simulator>, InProcessSource, StreamKey) {

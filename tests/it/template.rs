@@ -190,8 +190,8 @@ fn filter_metrics(t: &Value) -> Vec<String> {
 /// that wrote records: all of them) by the worker, a webhook's by the webhook function.
 fn emf_metrics() -> Vec<(String, &'static str)> {
     use nango_sync::adapters::aws::emf::{emf_line, webhook_emf_line};
+    use nango_sync::core::metrics::RequestTally;
     use nango_sync::core::metrics::{JobMetrics, WebhookAnswer};
-    use nango_sync::ports::RequestTally;
     let job = JobMetrics {
         outcome: "synced",
         duration_ms: 1,

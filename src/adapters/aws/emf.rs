@@ -132,7 +132,7 @@ fn emf_document(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::RequestTally;
+    use crate::core::metrics::RequestTally;
 
     fn job(lag: Option<f64>) -> JobMetrics {
         JobMetrics {

@@ -3,10 +3,9 @@
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
-use futures_util::future::BoxFuture;
 
 use crate::core::events::{StreamEvent, SOURCE};
-use crate::ports::EventPublisher;
+use crate::ports::{EventPublisher, PublishError};
 
 #[derive(Debug, Clone)]
 pub struct EventBridgePublisher {
@@ -51,7 +50,7 @@ impl EventBridgePublisher {
 }
 
 impl EventPublisher for EventBridgePublisher {
-    fn publish<'a>(&'a self, event: &'a StreamEvent) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(self.put(event))
+    async fn publish(&self, event: &StreamEvent) -> Result<(), PublishError> {
+        self.put(event).await.map_err(PublishError)
     }
 }

@@ -5,12 +5,13 @@ use serde_json::{Map, Value};
 
 use super::db::SqliteDb;
 use crate::core::record::{mark_deleted, NangoRecord};
-use crate::core::stream::{ConnectionKey, StreamKey};
-use crate::ports::{
-    ConnectionEvent, HeldSweep, NangoNotes, RecordStore, RejectedRecord, Removal, StateStore,
-    StoreError, StoredEvent, StreamState, SweepOutcome, SweepResult, SweepState, SyncOutcome,
-    SyncReport, WriteReport,
+use crate::core::state::{
+    ConnectionEvent, HeldSweep, NangoNotes, StoredEvent, StreamState, SweepOutcome, SweepResult,
+    SweepState, SyncOutcome, SyncReport,
 };
+use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::core::write::{RejectedRecord, WriteReport};
+use crate::ports::{RecordStore, Removal, StateStore, StoreError};
 
 /// Records and state in the SQLite file.
 #[derive(Debug, Clone)]

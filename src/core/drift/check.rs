@@ -4,12 +4,16 @@
 use crate::core::clock::Clock;
 use crate::core::drift::guard::{last_success, readiness, Readiness, SweepGuard, Verdict};
 use crate::core::job::NangoReport;
-use crate::core::stream::StreamKey;
-use crate::core::sync::{SyncError, SyncSummary};
-use crate::ports::{
-    CountCheck, CountProgress, HeldSweep, LiveCount, NangoNotes, NangoPurge, NangoSync,
-    RecordSource, RecordStore, SourceError, StateStore, StoreError, StreamDiscovery, StreamState,
+use crate::core::nango_status::NangoSync;
+use crate::core::outcome::SyncSummary;
+use crate::core::state::{
+    CountCheck, CountProgress, HeldSweep, LiveCount, NangoNotes, NangoPurge, StreamState,
     SweepOutcome, SweepResult, SweepState,
+};
+use crate::core::stream::StreamKey;
+use crate::core::sync::SyncError;
+use crate::ports::{
+    RecordSource, RecordStore, SourceError, StateStore, StoreError, StreamDiscovery,
 };
 
 /// What the drift check needs besides its parts.

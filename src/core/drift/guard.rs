@@ -4,7 +4,7 @@
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::ports::{NangoSync, RunStatus};
+use crate::core::nango_status::{NangoSync, RunStatus};
 
 /// Nango hard-deletes a sync's records once it has had no successful run for this long
 /// (nango-2026.md, "Sync cache retention").

@@ -1,8 +1,9 @@
 //! An operator's decision on a held sweep: apply exactly what was held, or keep the copy.
 
 use crate::core::clock::Clock;
+use crate::core::state::{SweepOutcome, SweepResult};
 use crate::core::stream::StreamKey;
-use crate::ports::{RecordStore, StateStore, StoreError, SweepOutcome, SweepResult};
+use crate::ports::{RecordStore, StateStore, StoreError};
 
 /// Why an operator's decision on a held sweep was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]

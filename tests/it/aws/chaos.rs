@@ -21,16 +21,19 @@ use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue};
 use nango_sync::core::job::reconcile_message;
 use nango_sync::core::record::NangoRecord;
 use nango_sync::core::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
+use nango_sync::core::state::{
+    ConnectionEvent, HeldSweep, NangoNotes, StoredEvent, StreamState, StreamStatus, SweepResult,
+    SweepState, SyncReport,
+};
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
 use nango_sync::core::webhook::WebhookApp;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
+use nango_sync::core::write::{RejectedRecord, WriteReport};
 use nango_sync::fuzzing::same_value;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::OutgoingMessage;
 use nango_sync::ports::{
-    ConnectionEvent, HeldSweep, JobConsumer, JobQueue, NangoNotes, QueueError, RecordStore,
-    RejectedRecord, Removal, StateStore, StoreError, StoredEvent, StreamState, StreamStatus,
-    SweepResult, SweepState, SyncReport, WriteReport,
+    JobConsumer, JobQueue, QueueError, RecordStore, Removal, StateStore, StoreError,
 };
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{decode_cursor, webhooks, Changes, Simulator};

@@ -33,11 +33,11 @@ async fn sync_now_reset_and_replay() {
 
     // Sync now, for every known stream: one manual sync job per stream, in its group.
     let streams = state.list_streams().await.unwrap();
-    let count = nango_sync::core::job::enqueue_syncs(
+    let count = nango_sync::core::reconcile::enqueue_syncs(
         &queue,
         streams
             .into_iter()
-            .map(|(s, _)| nango_sync::core::job::SyncRequest::new(s, "x"))
+            .map(|(s, _)| nango_sync::core::reconcile::SyncRequest::new(s, "x"))
             .collect(),
         Trigger::Manual,
         "now",

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use nango_sync::core::drift::DriftCheck;
 use nango_sync::core::job::NangoReport;
-use nango_sync::core::worker::JobOutcome;
+use nango_sync::core::outcome::JobOutcome;
 use nango_sync::ports::StreamDiscovery;
 use nango_sync::simulator::{sample_payload, RecordShape};
 

@@ -3,9 +3,10 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use nango_sync::core::outcome::JobOutcome;
+use nango_sync::core::state::StreamStatus;
 use nango_sync::core::stream::StreamKey;
-use nango_sync::core::worker::JobOutcome;
-use nango_sync::ports::{RecordStore, StateStore, StreamStatus};
+use nango_sync::ports::{RecordStore, StateStore};
 use nango_sync::simulator::server::{Fault, ServerSettings};
 use serde_json::{json, Value};
 

@@ -1,8 +1,8 @@
 //! The worker handler's batch rules, driven by events/sqs-batch.json and built batches.
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use nango_sync::core::state::StreamStatus;
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
-use nango_sync::ports::StreamStatus;
 use nango_sync::simulator::server::ServerSettings;
 
 use crate::common::{contacts, payload, read, sqs_event, sync_job, worker_rig};

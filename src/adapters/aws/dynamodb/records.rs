@@ -13,8 +13,10 @@ use super::item::{self, attr, Encoded, Item, Request};
 use super::wire;
 use super::{get_s, is_throttling, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::record::NangoRecord;
+use crate::core::state::LiveCount;
 use crate::core::stream::StreamKey;
-use crate::ports::{LiveCount, RecordStore, RejectedRecord, Removal, StoreError, WriteReport};
+use crate::core::write::{RejectedRecord, WriteReport};
+use crate::ports::{RecordStore, Removal, StoreError};
 use crate::retry::RetryPolicy;
 
 /// BatchWriteItem's limit.

@@ -9,11 +9,13 @@ use aws_sdk_dynamodb::Client;
 
 use super::item::{attr, Item};
 use super::{get_n, get_s, n, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
-use crate::core::stream::{ConnectionKey, StreamKey};
-use crate::ports::{
-    ConnectionEvent, HeldSweep, NangoNotes, RejectedRecord, StateStore, StoreError, StoredEvent,
-    StreamState, SweepOutcome, SweepResult, SweepState, SyncOutcome, SyncReport,
+use crate::core::state::{
+    ConnectionEvent, HeldSweep, NangoNotes, StoredEvent, StreamState, SweepOutcome, SweepResult,
+    SweepState, SyncOutcome, SyncReport,
 };
+use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::core::write::RejectedRecord;
+use crate::ports::{StateStore, StoreError};
 
 /// Streams, connections and events in one table (`pk`, `sk`).
 #[derive(Debug, Clone)]

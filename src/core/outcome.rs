@@ -1,0 +1,69 @@
+//! What a job and a stream's sync came to: the data the worker hands its events and metrics.
+
+use crate::core::state::SweepOutcome;
+
+/// How a sync run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncEnd {
+    /// Nango has no more pages after the stored cursor.
+    UpToDate,
+    /// The deadline came first; a continuation must pick up from the stored cursor.
+    DeadlineReached,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSummary {
+    pub end: SyncEnd,
+    pub pages: u64,
+    pub written: u64,
+    /// Of the records written, those Nango says were added or updated (by `last_action`).
+    pub added: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub pruned: u64,
+    pub rejected: u64,
+    pub cursor: Option<String>,
+    /// The cursor the run started from.
+    pub cursor_before: Option<String>,
+    /// Whether the run moved the cursor on from where it started.
+    pub cursor_moved: bool,
+    /// The `last_modified_at` of the last record written: the newest, as Nango serves records
+    /// in `last_modified_at` order.
+    pub newest_modified_at: Option<String>,
+    /// The sweep that followed the sync, if one ran (its `deleted` counts the records it marked
+    /// deleted).
+    pub sweep: Option<Box<SyncSummary>>,
+    /// How that sweep ended, once it read the whole stream (applied, held, abandoned...).
+    pub sweep_outcome: Option<SweepOutcome>,
+}
+
+/// What became of one message that did not fail.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Synced(SyncSummary),
+    /// The deadline came first; a continuation was enqueued.
+    Continued(SyncSummary),
+    /// Retrying cannot help (connection gone, key refused, cursor rejected): recorded on the stream.
+    StreamInError(String),
+    SyncFailureRecorded,
+    ConnectionUpdated,
+    EventStored,
+    /// A sync was enqueued for each stream; `new_streams` of them had never been seen.
+    Reconciled {
+        streams: usize,
+        new_streams: usize,
+    },
+}
+
+/// The outcome's name, as metrics and logs write it.
+pub fn outcome_name(outcome: &JobOutcome) -> &'static str {
+    match outcome {
+        JobOutcome::Synced(_) => "synced",
+        JobOutcome::Continued(_) => "continued",
+        JobOutcome::StreamInError(_) => "stream_in_error",
+        JobOutcome::SyncFailureRecorded => "sync_failure_recorded",
+        JobOutcome::ConnectionUpdated => "connection_updated",
+        JobOutcome::EventStored => "event_stored",
+        JobOutcome::Reconciled { .. } => "reconciled",
+    }
+}

@@ -1,0 +1,17 @@
+//! Ports: the traits the core talks through, one file per concern. Adapters implement them.
+//!
+//! A port knows only the model (`core::state`, `core::record`, `core::stream`, the data of events
+//! and metrics) and never a use case (the worker, the sync, the reconcile). Every async method
+//! returns `impl Future + Send`, and every port has its own error type.
+
+mod observe;
+mod queue;
+mod source;
+mod store;
+
+pub use observe::{DynEventPublisher, EventPublisher, MetricsSink, PublishError};
+pub use queue::{
+    JobConsumer, JobQueue, OutgoingMessage, QueueError, ReceivedMessage, DEFAULT_MAX_RECEIVE_COUNT,
+};
+pub use source::{PermanentReason, RecordSource, SourceError, StreamDiscovery};
+pub use store::{Cause, RecordStore, Removal, StateStore, StoreError};

@@ -1,0 +1,281 @@
+//! Where records and the streams' bookkeeping are kept, and how a store says it failed.
+
+use std::future::Future;
+
+use crate::core::record::NangoRecord;
+use crate::core::state::{
+    ConnectionEvent, HeldSweep, LiveCount, NangoNotes, StoredEvent, StreamState, SweepResult,
+    SweepState, SyncReport,
+};
+use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::core::write::{RejectedRecord, WriteReport};
+use crate::retry::Class;
+
+/// Why a store call failed. Each adapter decides in one place whether its error is transient
+/// (throttling, unavailability, a busy file) or permanent, and keeps its own error as the cause.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// Worth retrying: throttling or unavailability that outlasted the adapter's retries.
+    #[error("store unavailable: {message}")]
+    Transient {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    /// The stream's cursor was not where this run left it: another writer moved it.
+    #[error("cursor of {stream} moved under this run (expected {expected:?})")]
+    CursorConflict {
+        stream: String,
+        expected: Option<String>,
+    },
+    #[error("store refused the write: {message}")]
+    Permanent {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+/// An adapter's own error, kept as a [`StoreError`]'s cause (shared, so the error stays cheap to
+/// clone).
+#[derive(Debug, Clone)]
+pub struct Cause(pub std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl StoreError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::Transient {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::Permanent {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// An adapter error, classified by the adapter, kept as the cause.
+    pub fn caused_by(
+        class: Class,
+        message: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let (message, cause) = (message.into(), Some(Cause(std::sync::Arc::new(cause))));
+        match class {
+            Class::Transient => Self::Transient { message, cause },
+            Class::Permanent => Self::Permanent { message, cause },
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Permanent { .. })
+    }
+}
+
+/// Equal when they say the same; causes are not compared.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Transient { message: a, .. }, Self::Transient { message: b, .. })
+            | (Self::Permanent { message: a, .. }, Self::Permanent { message: b, .. }) => a == b,
+            (
+                Self::CursorConflict {
+                    stream: a,
+                    expected: x,
+                },
+                Self::CursorConflict {
+                    stream: b,
+                    expected: y,
+                },
+            ) => a == b && x == y,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StoreError {}
+
+/// Where records go.
+pub trait RecordStore: Send + Sync {
+    /// Writes a page durably: returns only once every record is stored or reported rejected.
+    /// `seen_in` names the sweep this page belongs to: every record written is stamped with it.
+    fn write_page(
+        &self,
+        stream: &StreamKey,
+        records: &[NangoRecord],
+        seen_in: Option<&str>,
+    ) -> impl Future<Output = Result<WriteReport, StoreError>> + Send;
+
+    /// How many of the stream's stored records are live (not deleted), as Nango's `recordCount`
+    /// counts them: pruned records count, deleted ones do not.
+    fn count_live(
+        &self,
+        stream: &StreamKey,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// [`RecordStore::count_live`] in pieces, for partitions too large to count within one
+    /// invocation: counts on from `from` (a previous piece's key and count) and, once `until`
+    /// has passed, stops after the page in hand. Stores that count at once (SQLite, memory)
+    /// always finish, and a whole count needs no `from`.
+    fn count_live_until(
+        &self,
+        stream: &StreamKey,
+        from: Option<(&str, u64)>,
+        until: Option<std::time::Instant>,
+    ) -> impl Future<Output = Result<LiveCount, StoreError>> + Send {
+        let _ = (from, until);
+        async move { Ok(LiveCount::Done(self.count_live(stream).await?)) }
+    }
+
+    /// How many live records of the stream sweep `sweep_id` did not stamp: what
+    /// [`RecordStore::tombstone_unseen`] would mark deleted.
+    fn count_unseen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Marks deleted (at `at`) every live record of the stream that sweep `sweep_id` did not
+    /// stamp: the records Nango no longer has. Returns how many.
+    fn tombstone_unseen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        at: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Marks deleted every live record of the stream, or removes every record (tombstones
+    /// too): for a connection Nango deleted, or an operator's `forget`. Returns how many.
+    fn remove_stream(
+        &self,
+        stream: &StreamKey,
+        removal: Removal<'_>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// What [`RecordStore::remove_stream`] does to each live record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal<'a> {
+    /// Mark it deleted at `at` (its payload kept), `deleted_by` saying why.
+    Tombstone { at: &'a str, by: &'a str },
+    /// Remove every item of the stream, tombstones included.
+    Purge,
+}
+
+/// Streams, connections and application events: the state table.
+pub trait StateStore: Send + Sync {
+    fn get_stream(
+        &self,
+        stream: &StreamKey,
+    ) -> impl Future<Output = Result<Option<StreamState>, StoreError>> + Send;
+
+    /// Moves the cursor from `from` (the value this run read) to `to`, adding the page's counts.
+    /// Fails with [`StoreError::CursorConflict`] when the stored cursor is not `from`.
+    fn advance_cursor(
+        &self,
+        stream: &StreamKey,
+        from: Option<&str>,
+        to: &str,
+        written: u64,
+        rejected: &[RejectedRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records how a sync ended (status ok or error, times, sync name).
+    fn report_sync(
+        &self,
+        stream: &StreamKey,
+        report: &SyncReport,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every stream with an item, and its state.
+    fn list_streams(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(StreamKey, StreamState)>, StoreError>> + Send;
+
+    /// Starts a sweep from the beginning of the stream (its `cursor` is ignored).
+    fn begin_sweep(
+        &self,
+        stream: &StreamKey,
+        sweep: &SweepState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves sweep `id`'s cursor from `from` to `to`; [`StoreError::CursorConflict`] otherwise.
+    fn advance_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends sweep `id` and records its result.
+    fn end_sweep(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        result: &SweepResult,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Sets the cursor back to the start so the next sync re-reads the stream.
+    fn reset_cursor(
+        &self,
+        stream: &StreamKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps what the worker learned of the stream's sync from Nango.
+    fn set_nango_notes(
+        &self,
+        stream: &StreamKey,
+        notes: &NangoNotes,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Holds a finished sweep's deletes for an operator (the stream's status becomes `held`).
+    fn hold_sweep(
+        &self,
+        stream: &StreamKey,
+        held: &HeldSweep,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends the hold of sweep `sweep_id`, recording `result` as the stream's last sweep. Returns
+    /// false, changing nothing, when that sweep is not the one held.
+    fn release_hold(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        result: &SweepResult,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Marks the stream's connection deleted at `at`, or (`None`) not deleted.
+    fn set_connection_deleted(
+        &self,
+        stream: &StreamKey,
+        at: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn upsert_connection(
+        &self,
+        connection: &ConnectionKey,
+        event: &ConnectionEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps a forward / async_action / unknown webhook for the application. `id` makes the
+    /// write idempotent across redeliveries.
+    fn store_event(
+        &self,
+        event: &StoredEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
