@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::core::connection::ConnectionDeletedMode;
 use crate::core::drift::SweepGuard;
 use crate::core::rotation::RereadPolicy;
+use crate::core::write::DeleteMode;
 
 /// SQS's limit less room for the job envelope, so any accepted body fits in one message.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 255 * 1024;
@@ -147,7 +148,7 @@ impl std::fmt::Debug for NangoConfig {
 /// What the worker does, wherever it runs (the Lambda, `nango-sync serve` or `work`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerBehaviour {
-    pub hard_delete: bool,
+    pub delete_mode: DeleteMode,
     pub deadline_margin_seconds: u64,
     pub write_concurrency: usize,
     /// Compare live counts with Nango's recordCount on reconcile, and sweep on drift.
@@ -234,9 +235,9 @@ fn reread_policy(get: &impl Fn(&str) -> Option<String>) -> Result<RereadPolicy, 
 impl FromVars for WorkerBehaviour {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = getter(lookup);
-        let hard_delete = match get(vars::DELETE_MODE).as_deref() {
-            None | Some("tombstone") => false,
-            Some("hard") => true,
+        let delete_mode = match get(vars::DELETE_MODE).as_deref() {
+            None | Some("tombstone") => DeleteMode::Tombstone,
+            Some("hard") => DeleteMode::Hard,
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: vars::DELETE_MODE,
@@ -278,7 +279,7 @@ impl FromVars for WorkerBehaviour {
                 })?,
         };
         Ok(Self {
-            hard_delete,
+            delete_mode,
             deadline_margin_seconds: number(&get, vars::DEADLINE_MARGIN_SECONDS, 60, 1, 840)?,
             write_concurrency: number(&get, vars::WRITE_CONCURRENCY, 4, 1, 64)? as usize,
             drift_check,
@@ -615,7 +616,7 @@ mod tests {
         let c = WorkerConfig::from_map(&m).unwrap();
         assert_eq!(c.nango.page_limit, 1000);
         assert_eq!(c.nango.base_url, "https://api.nango.dev");
-        assert!(!c.behaviour.hard_delete);
+        assert_eq!(c.behaviour.delete_mode, DeleteMode::Tombstone);
         assert!(!format!("{c:?}").contains("secret-api-key"));
         m.insert(vars::PAGE_LIMIT, "20000");
         assert!(WorkerConfig::from_map(&m)
@@ -624,7 +625,10 @@ mod tests {
             .starts_with("PAGE_LIMIT is invalid"));
         m.insert(vars::PAGE_LIMIT, "500");
         m.insert(vars::DELETE_MODE, "hard");
-        assert!(WorkerConfig::from_map(&m).unwrap().behaviour.hard_delete);
+        assert_eq!(
+            WorkerConfig::from_map(&m).unwrap().behaviour.delete_mode,
+            DeleteMode::Hard
+        );
         m.remove(vars::STATE_TABLE);
         assert_eq!(
             WorkerConfig::from_map(&m),

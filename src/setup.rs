@@ -101,7 +101,7 @@ pub async fn worker_app(
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let write = WriteSettings {
         concurrency: config.behaviour.write_concurrency,
-        hard_delete: config.behaviour.hard_delete,
+        delete_mode: config.behaviour.delete_mode,
         ..WriteSettings::default()
     };
     Ok(WorkerApp {

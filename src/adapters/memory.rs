@@ -12,9 +12,11 @@ use crate::core::state::{
     SyncOutcome, SyncReport,
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
-use crate::core::write::{RejectedRecord, WriteReport};
+use crate::core::write::{
+    plan_page, DeleteMode, RecordWrite, RejectedRecord, Removal, WriteReport,
+};
 use crate::ports::OutgoingMessage;
-use crate::ports::{JobQueue, QueueError, RecordStore, Removal, StateStore, StoreError};
+use crate::ports::{JobQueue, QueueError, RecordStore, StateStore, StoreError};
 
 /// A queue that keeps what it was sent, and fails every send while `fail` is set.
 #[derive(Debug, Default)]
@@ -59,7 +61,7 @@ impl JobQueue for MemoryQueue {
 pub struct MemoryStore {
     inner: Mutex<MemoryStoreInner>,
     fail_writes: AtomicBool,
-    hard_delete: bool,
+    delete_mode: DeleteMode,
 }
 
 #[derive(Debug, Default)]
@@ -79,8 +81,12 @@ impl MemoryStore {
     }
 
     pub fn with_hard_delete() -> Self {
+        Self::with_delete_mode(DeleteMode::Hard)
+    }
+
+    pub fn with_delete_mode(delete_mode: DeleteMode) -> Self {
         Self {
-            hard_delete: true,
+            delete_mode,
             ..Self::default()
         }
     }
@@ -143,41 +149,29 @@ impl RecordStore for MemoryStore {
         seen_in: Option<&str>,
     ) -> Result<WriteReport, StoreError> {
         self.check_failing()?;
-        let mut report = WriteReport::default();
+        let plan = plan_page(records, self.delete_mode);
         let key = stream.encode();
         let mut inner = self.lock();
-        for record in records {
-            let slot = (key.clone(), record.id.clone());
-            if let Some(sweep) = seen_in {
+        for write in plan.writes() {
+            let slot = (key.clone(), write.record().id.clone());
+            if let (Some(sweep), true) = (seen_in, write.stamps_sweep()) {
                 inner.seen.insert(slot.clone(), sweep.to_owned());
             }
-            if record.is_pruned() {
-                // Keep the payload already stored; only the metadata moves on.
-                let mut object = record.object();
-                match inner.records.entry(slot) {
-                    std::collections::btree_map::Entry::Vacant(new) => {
-                        new.insert(object);
-                    }
-                    std::collections::btree_map::Entry::Occupied(mut stored) => {
-                        if let Some(meta) = object.remove(METADATA_FIELD) {
-                            stored.get_mut().insert(METADATA_FIELD.into(), meta);
-                        }
-                    }
+            match write {
+                RecordWrite::Upsert(record) | RecordWrite::Tombstone(record) => {
+                    inner.records.insert(slot, record.object());
                 }
-                report.pruned += 1;
-            } else if record.is_deleted() && self.hard_delete {
-                inner.records.remove(&slot);
-                report.deleted += 1;
-            } else {
-                inner.records.insert(slot, record.object());
-                if record.is_deleted() {
-                    report.deleted += 1;
-                } else {
-                    report.upserted += 1;
+                // The stored payload (and the metadata in it) stays; a map keeps no cursor of
+                // its own to move.
+                RecordWrite::KeepPayload(record) => {
+                    inner.records.entry(slot).or_insert_with(|| record.object());
+                }
+                RecordWrite::Remove(_) => {
+                    inner.records.remove(&slot);
                 }
             }
         }
-        Ok(report)
+        Ok(plan.report(Vec::new(), 0))
     }
 
     async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
@@ -216,20 +210,17 @@ impl RecordStore for MemoryStore {
         let key = stream.encode();
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let mut count = 0;
-        for (slot, record) in inner.records.iter_mut() {
-            let seen = inner.seen.get(slot).map(String::as_str) == Some(sweep_id);
-            if slot.0 == key && !seen && !is_deleted(record) {
-                mark_deleted(record, at);
-                count += 1;
-            }
-        }
-        if self.hard_delete {
-            inner
-                .records
-                .retain(|(s, _), r| *s != key || !is_deleted(r));
-        }
-        Ok(count)
+        let seen = &inner.seen;
+        let unseen = |slot: &(String, String), record: &Map<String, Value>| {
+            slot.0 == key
+                && !is_deleted(record)
+                && seen.get(slot).map(String::as_str) != Some(sweep_id)
+        };
+        Ok(remove(
+            &mut inner.records,
+            unseen,
+            self.delete_mode.sweep_removal(at),
+        ))
     }
 
     async fn remove_stream(
@@ -240,23 +231,36 @@ impl RecordStore for MemoryStore {
         self.check_failing()?;
         let key = stream.encode();
         let mut inner = self.lock();
-        let mut count = 0;
-        match removal {
-            Removal::Tombstone { at, .. } => {
-                for ((s, _), record) in inner.records.iter_mut() {
-                    if *s == key && !is_deleted(record) {
-                        mark_deleted(record, at);
-                        count += 1;
-                    }
+        let chosen = |slot: &(String, String), record: &Map<String, Value>| {
+            slot.0 == key && (removal == Removal::Purge || !is_deleted(record))
+        };
+        Ok(remove(&mut inner.records, chosen, removal))
+    }
+}
+
+/// Applies `removal` to the records `chosen` picks; returns how many.
+fn remove(
+    records: &mut BTreeMap<(String, String), Map<String, Value>>,
+    chosen: impl Fn(&(String, String), &Map<String, Value>) -> bool,
+    removal: Removal<'_>,
+) -> u64 {
+    let mut count = 0;
+    match removal {
+        Removal::Tombstone { at, .. } => {
+            for (slot, record) in records.iter_mut() {
+                if chosen(slot, record) {
+                    mark_deleted(record, at);
+                    count += 1;
                 }
             }
-            Removal::Purge => inner.records.retain(|(s, _), _| {
-                count += u64::from(*s == key);
-                *s != key
-            }),
         }
-        Ok(count)
+        Removal::Purge => records.retain(|slot, record| {
+            let doomed = chosen(slot, record);
+            count += u64::from(doomed);
+            !doomed
+        }),
     }
+    count
 }
 
 fn is_deleted(object: &Map<String, Value>) -> bool {

@@ -148,8 +148,8 @@ impl Settings {
                 must_exist(path, "the embedded queue (or give --queue sqs)")?;
             }
         }
-        let hard_delete = self.vars.read::<WorkerBehaviour>()?.hard_delete;
-        let backends = Backends::open(&self.store, &self.queue, Some(&self.sdk), hard_delete)?;
+        let delete_mode = self.vars.read::<WorkerBehaviour>()?.delete_mode;
+        let backends = Backends::open(&self.store, &self.queue, Some(&self.sdk), delete_mode)?;
         Ok(Resolved {
             backends,
             sdk: self.sdk,

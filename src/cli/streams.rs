@@ -14,6 +14,7 @@ use crate::core::job::{now_rfc3339, Trigger};
 use crate::core::reconcile::{enqueue_syncs, SyncRequest};
 use crate::core::state::StreamStatus;
 use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::core::write::DeleteMode;
 use crate::local::ops;
 use crate::ports::{RecordStore, StateStore, StreamDiscovery};
 
@@ -301,7 +302,7 @@ pub async fn sweep(args: SweepArgs) -> CliResult {
     let decision = if args.confirm {
         // Nothing held: the decision below refuses, saying why, with nothing to ask.
         if let Some(h) = store.get_stream(&stream).await?.and_then(|s| s.held) {
-            let hard = resolved.vars.read::<WorkerBehaviour>()?.hard_delete;
+            let hard = resolved.vars.read::<WorkerBehaviour>()?.delete_mode == DeleteMode::Hard;
             confirm(
                 args.yes,
                 &format!(

@@ -4,7 +4,8 @@
 use crate::core::clock::Clock;
 use crate::core::state::ConnectionEvent;
 use crate::core::stream::{ConnectionKey, StreamKey};
-use crate::ports::{RecordStore, Removal, StateStore, StoreError};
+use crate::core::write::Removal;
+use crate::ports::{RecordStore, StateStore, StoreError};
 
 /// What to do with the records of a connection Nango deleted (`CONNECTION_DELETED`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -14,11 +14,11 @@ use crate::core::state::{
     SweepState, SyncReport,
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
+use crate::core::write::{DeleteMode, Removal};
 use crate::core::write::{RejectedRecord, WriteReport};
 use crate::ports::OutgoingMessage;
 use crate::ports::{
-    JobConsumer, JobQueue, QueueError, ReceivedMessage, RecordStore, Removal, StateStore,
-    StoreError,
+    JobConsumer, JobQueue, QueueError, ReceivedMessage, RecordStore, StateStore, StoreError,
 };
 
 /// Where records and state live.
@@ -97,11 +97,11 @@ impl Backends {
         store: &StoreTarget,
         queue: &QueueTarget,
         sdk: Option<&aws_config::SdkConfig>,
-        hard_delete: bool,
+        delete_mode: DeleteMode,
     ) -> Result<Self, StoreError> {
         let store = match store {
             StoreTarget::Sqlite { path } => {
-                Store::Sqlite(SqliteStore::new(SqliteDb::open(path)?, hard_delete))
+                Store::Sqlite(SqliteStore::new(SqliteDb::open(path)?, delete_mode))
             }
             StoreTarget::Dynamo {
                 records_table,
@@ -109,7 +109,7 @@ impl Backends {
             } => {
                 let dynamo = aws_sdk_dynamodb::Client::new(sdk_for(sdk)?);
                 let write = WriteSettings {
-                    hard_delete,
+                    delete_mode,
                     ..WriteSettings::default()
                 };
                 Store::Dynamo {

@@ -15,6 +15,7 @@ use crate::adapters::nango::{NangoClient, RateLimits, DEFAULT_RETRY};
 use crate::core::signature::{SigningKey, Verifier};
 use crate::core::stream::StreamKey;
 use crate::core::worker::WorkerSettings;
+use crate::core::write::DeleteMode;
 use crate::local::backend::{Backends, QueueTarget, StoreTarget};
 use crate::local::run::{LocalParts, LocalRun};
 use crate::ports::{RecordStore, StateStore};
@@ -141,7 +142,7 @@ pub async fn run(
             path: options.db.clone(),
         },
         None,
-        false,
+        DeleteMode::Tombstone,
     )
     .map_err(|e| setup(&e))?;
     let store = backends.store.clone();

@@ -14,4 +14,4 @@ pub use queue::{
     JobConsumer, JobQueue, OutgoingMessage, QueueError, ReceivedMessage, DEFAULT_MAX_RECEIVE_COUNT,
 };
 pub use source::{PermanentReason, RecordSource, SourceError, StreamDiscovery};
-pub use store::{Cause, RecordStore, Removal, StateStore, StoreError};
+pub use store::{Cause, RecordStore, StateStore, StoreError};

@@ -8,7 +8,7 @@ use crate::core::state::{
     SweepState, SyncReport,
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
-use crate::core::write::{RejectedRecord, WriteReport};
+use crate::core::write::{RejectedRecord, Removal, WriteReport};
 use crate::retry::Class;
 
 /// Why a store call failed. Each adapter decides in one place whether its error is transient
@@ -165,15 +165,6 @@ pub trait RecordStore: Send + Sync {
         stream: &StreamKey,
         removal: Removal<'_>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-}
-
-/// What [`RecordStore::remove_stream`] does to each live record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Removal<'a> {
-    /// Mark it deleted at `at` (its payload kept), `deleted_by` saying why.
-    Tombstone { at: &'a str, by: &'a str },
-    /// Remove every item of the stream, tombstones included.
-    Purge,
 }
 
 /// Streams, connections and application events: the state table.

@@ -13,10 +13,11 @@ use nango_sync::core::state::{
     SweepOutcome, SweepResult, SweepState, SyncReport,
 };
 use nango_sync::core::stream::StreamKey;
-use nango_sync::core::write::RejectedRecord;
+use nango_sync::core::write::{DeleteMode, Removal};
+use nango_sync::core::write::{RejectedRecord, WriteReport};
 use nango_sync::local::backend::{Queue, Store};
 use nango_sync::ports::OutgoingMessage;
-use nango_sync::ports::{JobConsumer, JobQueue, RecordStore, Removal, StateStore, StoreError};
+use nango_sync::ports::{JobConsumer, JobQueue, RecordStore, StateStore, StoreError};
 use serde_json::{json, Map, Value};
 
 use crate::common::unique_name;
@@ -422,6 +423,104 @@ pub(crate) async fn queue_contract(queue: Queue, dead_letters: Queue) {
     dead_letters.delete(&dead[0].receipt_handle).await.unwrap();
 }
 
+/// What a store made of the same pages: each page's report, every stored item, the live count,
+/// what a sweep left unseen and removed, and every item after that.
+#[derive(Debug, PartialEq)]
+pub(crate) struct StoreTrace {
+    reports: Vec<WriteReport>,
+    items: BTreeMap<String, Map<String, Value>>,
+    live: u64,
+    unseen: u64,
+    swept: u64,
+    items_after_sweep: BTreeMap<String, Map<String, Value>>,
+    live_after_sweep: u64,
+}
+
+/// Pages that take every decision of the write policy: adds, updates, a DELETED record, a pruned
+/// record over a stored one and over none, an id twice in one page, and a sweep's pages.
+pub(crate) async fn trace(store: &impl ReadBack) -> StoreTrace {
+    let s = StreamKey::new("hubspot", unique_name("agree"), "Contact", "base");
+    let pages: [(Vec<NangoRecord>, Option<&str>); 3] = [
+        (
+            vec![
+                record("a", 1, "ADDED", 1),
+                record("b", 1, "ADDED", 1),
+                record("c", 1, "ADDED", 1),
+                record("d", 1, "ADDED", 1),
+            ],
+            None,
+        ),
+        (
+            vec![
+                record("a", 2, "UPDATED", 2),
+                record("b", 1, "DELETED", 3),
+                pruned("c", 4),
+                pruned("e", 5),
+                record("a", 3, "UPDATED", 6),
+            ],
+            None,
+        ),
+        (
+            vec![
+                record("a", 3, "UPDATED", 6),
+                pruned("c", 7),
+                record("f", 1, "ADDED", 8),
+            ],
+            Some("sweep 1"),
+        ),
+    ];
+    let mut reports = Vec::new();
+    for (page, seen_in) in &pages {
+        reports.push(store.write_page(&s, page, *seen_in).await.unwrap());
+    }
+    let (items, live) = (store.stored(&s).await, store.count_live(&s).await.unwrap());
+    let unseen = store.count_unseen(&s, "sweep 1").await.unwrap();
+    let swept = store
+        .tombstone_unseen(&s, "sweep 1", "2026-11-27T03:00:00.000Z")
+        .await
+        .unwrap();
+    StoreTrace {
+        reports,
+        items,
+        live,
+        unseen,
+        swept,
+        items_after_sweep: store.stored(&s).await,
+        live_after_sweep: store.count_live(&s).await.unwrap(),
+    }
+}
+
+/// Memory's trace, to hold every other store's against (it is checked against the policy here).
+pub(crate) async fn memory_trace(mode: DeleteMode) -> StoreTrace {
+    let trace = trace(&MemoryStore::with_delete_mode(mode)).await;
+    // The policy, as seen from outside: the duplicate `a` counts once, `c` and `e` as pruned, `b`
+    // as deleted; the pruned `c` keeps its first payload; the sweep removes `d` and `e`.
+    let counts: Vec<(u64, u64, u64)> = trace
+        .reports
+        .iter()
+        .map(|r| (r.upserted, r.deleted, r.pruned))
+        .collect();
+    assert_eq!(counts, [(4, 0, 0), (1, 1, 2), (2, 0, 1)]);
+    assert_eq!(trace.items["c"]["name"], "c v1");
+    assert_eq!(trace.items["a"]["name"], "a v3");
+    assert_eq!(trace.items.contains_key("b"), mode == DeleteMode::Tombstone);
+    assert_eq!((trace.live, trace.unseen, trace.swept), (5, 2, 2));
+    assert_eq!(trace.live_after_sweep, 3);
+    assert_eq!(
+        trace.items_after_sweep.contains_key("d"),
+        mode == DeleteMode::Tombstone
+    );
+    trace
+}
+
+#[tokio::test]
+async fn memory_and_sqlite_apply_the_write_policy_alike_item_for_item() {
+    for mode in [DeleteMode::Tombstone, DeleteMode::Hard] {
+        let sqlite = trace(&Store::Sqlite(SqliteStore::new(temp_db(), mode))).await;
+        assert_eq!(sqlite, memory_trace(mode).await, "{mode:?}");
+    }
+}
+
 #[tokio::test]
 async fn store_contract_on_memory() {
     store_contract(MemoryStore::new()).await;
@@ -429,7 +528,11 @@ async fn store_contract_on_memory() {
 
 #[tokio::test]
 async fn store_contract_on_sqlite() {
-    store_contract(Store::Sqlite(SqliteStore::new(temp_db(), false))).await;
+    store_contract(Store::Sqlite(SqliteStore::new(
+        temp_db(),
+        DeleteMode::Tombstone,
+    )))
+    .await;
 }
 
 #[tokio::test]

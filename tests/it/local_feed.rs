@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
 use nango_sync::core::stream::StreamKey;
+use nango_sync::core::write::DeleteMode;
+use nango_sync::core::write::Removal;
 use nango_sync::local::backend::Store;
-use nango_sync::ports::{RecordStore, Removal};
+use nango_sync::ports::RecordStore;
 use nango_sync::simulator::sample_payload;
 use serde_json::Value;
 
@@ -39,7 +41,10 @@ fn watch(db: &std::path::Path, args: &[&str]) -> Vec<Value> {
 #[tokio::test]
 async fn watch_shows_each_change_once_resumes_from_a_seq_and_follows() {
     let db = std::env::temp_dir().join(format!("{}.db", unique_name("feed")));
-    let store = Store::Sqlite(SqliteStore::new(SqliteDb::open(&db).unwrap(), false));
+    let store = Store::Sqlite(SqliteStore::new(
+        SqliteDb::open(&db).unwrap(),
+        DeleteMode::Tombstone,
+    ));
     let mut rig = rig(Backend::Sqlite).await;
     rig.app.records = store.clone();
     rig.app.state = store.clone();

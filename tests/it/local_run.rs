@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use nango_sync::core::signature::{SigningKey, Verifier};
 use nango_sync::core::stream::StreamKey;
+use nango_sync::core::write::DeleteMode;
 use nango_sync::local::backend::{Backends, QueueTarget, StoreTarget};
 use nango_sync::local::demo::{self, DemoObserver, DemoOptions};
 use nango_sync::local::run::{LocalParts, LocalRun};
@@ -78,7 +79,7 @@ async fn a_restart_resumes_from_the_queued_jobs_and_stored_cursors() {
             &StoreTarget::Sqlite { path: db.clone() },
             &QueueTarget::Embedded { path: db.clone() },
             None,
-            false,
+            DeleteMode::Tombstone,
         )
         .unwrap()
     };
@@ -189,7 +190,7 @@ async fn the_local_schedule_heals_missed_webhooks() {
         &StoreTarget::Sqlite { path: db.clone() },
         &QueueTarget::Embedded { path: db },
         None,
-        false,
+        DeleteMode::Tombstone,
     )
     .unwrap();
     let mut parts = parts(&nango.url, &backends, false);

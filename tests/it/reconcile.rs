@@ -23,6 +23,7 @@ use nango_sync::core::payload::NangoWebhook;
 use nango_sync::core::state::{StreamState, StreamStatus, SweepOutcome};
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
+use nango_sync::core::write::DeleteMode;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::{RecordStore, StateStore};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
@@ -91,7 +92,10 @@ pub async fn rig(backend: Backend) -> Rig {
         Backend::Sqlite => {
             let path = std::env::temp_dir().join(format!("{}.db", unique_name("reconcile")));
             (
-                Store::Sqlite(SqliteStore::new(SqliteDb::open(&path).unwrap(), false)),
+                Store::Sqlite(SqliteStore::new(
+                    SqliteDb::open(&path).unwrap(),
+                    DeleteMode::Tombstone,
+                )),
                 None,
             )
         }

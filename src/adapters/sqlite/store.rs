@@ -10,19 +10,21 @@ use crate::core::state::{
     SweepState, SyncOutcome, SyncReport,
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
-use crate::core::write::{RejectedRecord, WriteReport};
-use crate::ports::{RecordStore, Removal, StateStore, StoreError};
+use crate::core::write::{
+    plan_page, DeleteMode, RecordWrite, RejectedRecord, Removal, WriteReport,
+};
+use crate::ports::{RecordStore, StateStore, StoreError};
 
 /// Records and state in the SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     db: SqliteDb,
-    hard_delete: bool,
+    delete_mode: DeleteMode,
 }
 
 impl SqliteStore {
-    pub fn new(db: SqliteDb, hard_delete: bool) -> Self {
-        Self { db, hard_delete }
+    pub fn new(db: SqliteDb, delete_mode: DeleteMode) -> Self {
+        Self { db, delete_mode }
     }
 
     /// Every stored record of a stream, by id.
@@ -149,6 +151,23 @@ const UPSERT_RECORD: &str = "INSERT INTO records
       deleted_at = excluded.deleted_at, pruned_at = excluded.pruned_at,
       seen_in = COALESCE(excluded.seen_in, records.seen_in), deleted_by = NULL";
 
+/// How a page's decision is applied to a row.
+enum Apply {
+    /// Insert or replace the row: a live record, or a tombstone.
+    Upsert,
+    /// [`UPDATE_PRUNED`], or an insert when no row is stored.
+    KeepPayload,
+    Remove,
+}
+
+/// A [`Removal`] the database thread can own: `Some((at, by))` to mark deleted, `None` to remove.
+fn owned(removal: Removal<'_>) -> Option<(String, String)> {
+    match removal {
+        Removal::Tombstone { at, by } => Some((at.to_owned(), by.to_owned())),
+        Removal::Purge => None,
+    }
+}
+
 /// A pruned record: its stored payload is kept, only the bookkeeping moves on.
 const UPDATE_PRUNED: &str = "UPDATE records SET cursor = ?3, last_modified_at = ?4, pruned_at = ?5,
       seen_in = COALESCE(?6, seen_in)
@@ -163,49 +182,52 @@ impl RecordStore for SqliteStore {
         records: &[NangoRecord],
         seen_in: Option<&str>,
     ) -> Result<WriteReport, StoreError> {
+        let plan = plan_page(records, self.delete_mode);
         let key = stream.encode();
         let seen_in = seen_in.map(str::to_owned);
-        let hard_delete = self.hard_delete;
-        // (row, pruned, deleted)
-        let rows: Vec<(RecordRow, bool, bool)> = records
+        let rows: Vec<(RecordRow, Apply)> = plan
+            .writes()
             .iter()
-            .map(|r| (RecordRow::of(r), r.is_pruned(), r.is_deleted()))
+            .map(|write| {
+                let apply = match write {
+                    RecordWrite::Upsert(_) | RecordWrite::Tombstone(_) => Apply::Upsert,
+                    RecordWrite::KeepPayload(_) => Apply::KeepPayload,
+                    RecordWrite::Remove(_) => Apply::Remove,
+                };
+                (RecordRow::of(write.record()), apply)
+            })
             .collect();
         self.db
             .call(move |c| {
                 let tx = c.transaction()?;
-                let mut report = WriteReport::default();
-                for (row, pruned, deleted) in &rows {
-                    if *pruned {
-                        let changed = tx.prepare_cached(UPDATE_PRUNED)?.execute(params![
-                            key,
-                            row.id,
-                            row.cursor,
-                            row.last_modified_at,
-                            row.pruned_at,
-                            seen_in
-                        ])?;
-                        if changed == 0 {
+                for (row, apply) in &rows {
+                    match apply {
+                        Apply::Upsert => {
                             upsert(&tx, &key, row, seen_in.as_deref())?;
                         }
-                        report.pruned += 1;
-                    } else if *deleted && hard_delete {
-                        tx.prepare_cached(DELETE_RECORD)?
-                            .execute(params![key, row.id])?;
-                        report.deleted += 1;
-                    } else {
-                        upsert(&tx, &key, row, seen_in.as_deref())?;
-                        if *deleted {
-                            report.deleted += 1;
-                        } else {
-                            report.upserted += 1;
+                        Apply::KeepPayload => {
+                            let changed = tx.prepare_cached(UPDATE_PRUNED)?.execute(params![
+                                key,
+                                row.id,
+                                row.cursor,
+                                row.last_modified_at,
+                                row.pruned_at,
+                                seen_in
+                            ])?;
+                            if changed == 0 {
+                                upsert(&tx, &key, row, seen_in.as_deref())?;
+                            }
+                        }
+                        Apply::Remove => {
+                            tx.prepare_cached(DELETE_RECORD)?
+                                .execute(params![key, row.id])?;
                         }
                     }
                 }
-                tx.commit()?;
-                Ok(report)
+                tx.commit()
             })
-            .await
+            .await?;
+        Ok(plan.report(Vec::new(), 0))
     }
 
     async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
@@ -243,17 +265,12 @@ impl RecordStore for SqliteStore {
         sweep_id: &str,
         at: &str,
     ) -> Result<u64, StoreError> {
-        let (key, sweep_id, at) = (stream.encode(), sweep_id.to_owned(), at.to_owned());
-        let hard_delete = self.hard_delete;
+        let (key, sweep_id) = (stream.encode(), sweep_id.to_owned());
+        let tombstone = owned(self.delete_mode.sweep_removal(at));
         self.db
             .call(move |c| {
                 let tx = c.transaction()?;
-                let count = remove_live(
-                    &tx,
-                    &key,
-                    Some(&sweep_id),
-                    (!hard_delete).then_some((at.as_str(), "sweep")),
-                )?;
+                let count = remove_live(&tx, &key, Some(&sweep_id), tombstone.as_ref())?;
                 tx.commit()?;
                 Ok(count)
             })
@@ -266,15 +283,12 @@ impl RecordStore for SqliteStore {
         removal: Removal<'_>,
     ) -> Result<u64, StoreError> {
         let key = stream.encode();
-        let tombstone = match removal {
-            Removal::Tombstone { at, by } => Some((at.to_owned(), by.to_owned())),
-            Removal::Purge => None,
-        };
+        let tombstone = owned(removal);
         self.db
             .call(move |c| match &tombstone {
-                Some((at, by)) => {
+                Some(tombstone) => {
                     let tx = c.transaction()?;
-                    let count = remove_live(&tx, &key, None, Some((at, by)))?;
+                    let count = remove_live(&tx, &key, None, Some(tombstone))?;
                     tx.commit()?;
                     Ok(count)
                 }
@@ -292,7 +306,7 @@ fn remove_live(
     tx: &rusqlite::Transaction<'_>,
     key: &str,
     unseen_by: Option<&str>,
-    tombstone: Option<(&str, &str)>,
+    tombstone: Option<&(String, String)>,
 ) -> rusqlite::Result<u64> {
     let doomed: Vec<(String, String)> = {
         let mut q = tx.prepare(

@@ -28,13 +28,11 @@ use nango_sync::core::state::{
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
 use nango_sync::core::webhook::WebhookApp;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
-use nango_sync::core::write::{RejectedRecord, WriteReport};
+use nango_sync::core::write::{RejectedRecord, Removal, WriteReport};
 use nango_sync::fuzzing::same_value;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::OutgoingMessage;
-use nango_sync::ports::{
-    JobConsumer, JobQueue, QueueError, RecordStore, Removal, StateStore, StoreError,
-};
+use nango_sync::ports::{JobConsumer, JobQueue, QueueError, RecordStore, StateStore, StoreError};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{decode_cursor, webhooks, Changes, Simulator};
 use serde_json::{json, Value};

@@ -5,20 +5,32 @@ use nango_sync::adapters::aws::dynamodb::{
     create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
 };
 use nango_sync::adapters::aws::sqs::SqsQueue;
+use nango_sync::core::write::DeleteMode;
 use nango_sync::local::backend::{Queue, Store};
 use serde_json::json;
 
 use crate::common::{moto_sdk_config, unique_name};
-use crate::contract::{queue_contract, store_contract};
+use crate::contract::{memory_trace, queue_contract, store_contract, trace};
 
 async fn dynamo_store() -> Store {
+    dynamo_store_deleting(DeleteMode::Tombstone).await
+}
+
+async fn dynamo_store_deleting(delete_mode: DeleteMode) -> Store {
     let sdk = moto_sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let (records, state) = (unique_name("c-records"), unique_name("c-state"));
     create_table(&client, &records).await.unwrap();
     create_table(&client, &state).await.unwrap();
     Store::Dynamo {
-        records: DynamoRecordStore::new(client.clone(), records, WriteSettings::default()),
+        records: DynamoRecordStore::new(
+            client.clone(),
+            records,
+            WriteSettings {
+                delete_mode,
+                ..WriteSettings::default()
+            },
+        ),
         state: DynamoStateStore::new(client, state),
     }
 }
@@ -67,4 +79,12 @@ async fn store_contract_on_dynamodb() {
 async fn queue_contract_on_sqs() {
     let (queue, dead) = sqs_queues().await;
     queue_contract(queue, dead).await;
+}
+
+#[tokio::test]
+async fn dynamodb_applies_the_write_policy_as_memory_and_sqlite_do_item_for_item() {
+    for mode in [DeleteMode::Tombstone, DeleteMode::Hard] {
+        let dynamo = trace(&dynamo_store_deleting(mode).await).await;
+        assert_eq!(dynamo, memory_trace(mode).await, "{mode:?}");
+    }
 }

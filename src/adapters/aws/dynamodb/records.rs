@@ -15,8 +15,9 @@ use super::{get_s, is_throttling, s, store_error, with_retry, CapacityMeter, Rea
 use crate::core::record::NangoRecord;
 use crate::core::state::LiveCount;
 use crate::core::stream::StreamKey;
+use crate::core::write::{plan_page, DeleteMode, RecordWrite, Removal};
 use crate::core::write::{RejectedRecord, WriteReport};
-use crate::ports::{RecordStore, Removal, StoreError};
+use crate::ports::{RecordStore, StoreError};
 use crate::retry::RetryPolicy;
 
 /// BatchWriteItem's limit.
@@ -29,8 +30,8 @@ pub struct WriteSettings {
     /// it back (see [`WriteGate`]).
     pub concurrency: usize,
     pub retry: RetryPolicy,
-    /// DELETED records: remove the item instead of keeping a tombstone.
-    pub hard_delete: bool,
+    /// What deleting a record means: a tombstone, or the item removed.
+    pub delete_mode: DeleteMode,
 }
 
 impl Default for WriteSettings {
@@ -38,7 +39,7 @@ impl Default for WriteSettings {
         Self {
             concurrency: 4,
             retry: DEFAULT_RETRY,
-            hard_delete: false,
+            delete_mode: DeleteMode::Tombstone,
         }
     }
 }
@@ -154,20 +155,19 @@ impl DynamoRecordStore {
         }
     }
 
-    /// Marks deleted (`tombstone`: at, by) or removes the stream's items `which` selects.
-    /// Returns how many.
+    /// Applies `removal` to the stream's items `which` selects. Returns how many.
     async fn remove_items(
         &self,
         stream: &StreamKey,
         which: Items<'_>,
-        tombstone: Option<(&str, &str)>,
+        removal: Removal<'_>,
     ) -> Result<u64, StoreError> {
         let page = |items: Vec<Item>| async move {
             let requests = items
                 .iter()
-                .map(|found| match tombstone {
-                    Some((at, by)) => self.tombstone(stream, found, at, by),
-                    None => Ok(item::delete_request(
+                .map(|found| match removal {
+                    Removal::Tombstone { at, by } => self.tombstone(stream, found, at, by),
+                    Removal::Purge => Ok(item::delete_request(
                         stream,
                         &get_s(found, attr::SK).unwrap_or_default(),
                     )),
@@ -429,52 +429,44 @@ impl RecordStore for DynamoRecordStore {
         records: &[NangoRecord],
         seen_in: Option<&str>,
     ) -> Result<WriteReport, StoreError> {
-        // One request per key in a batch: the last occurrence of an id is its newest state.
-        let mut latest: HashMap<&str, &NangoRecord> = HashMap::with_capacity(records.len());
-        for record in records {
-            latest.insert(&record.id, record);
-        }
-        let mut report = WriteReport::default();
+        // One decision per id (a batch takes one request per key).
+        let plan = plan_page(records, self.settings.delete_mode);
+        let (mut rejected, mut compressed) = (Vec::new(), 0);
         let mut pruned = Vec::new();
         let stamp = stamp(seen_in);
         // Items are built as their chunk is sent, so that only the chunks in flight are held
         // as items, not the whole page a second time.
-        let requests = latest.into_values().filter_map(|record| {
-            if record.is_pruned() {
-                pruned.push(record);
-                return None;
-            }
-            if record.is_deleted() && self.settings.hard_delete {
-                report.deleted += 1;
-                return Some(item::delete_request(stream, &record.id));
-            }
-            let request = match item::put_request(stream, record, stamp.as_slice()) {
-                Encoded::Native(request) => request,
+        let requests = plan.writes().iter().filter_map(|write| {
+            let record = match *write {
+                RecordWrite::KeepPayload(record) => {
+                    pruned.push(record);
+                    return None;
+                }
+                RecordWrite::Remove(record) => {
+                    return Some(item::delete_request(stream, &record.id));
+                }
+                RecordWrite::Upsert(record) | RecordWrite::Tombstone(record) => record,
+            };
+            match item::put_request(stream, record, stamp.as_slice()) {
+                Encoded::Native(request) => Some(request),
                 Encoded::Compressed(request) => {
-                    report.compressed += 1;
-                    request
+                    compressed += 1;
+                    Some(request)
                 }
                 Encoded::TooLarge(reason) => {
-                    report.rejected.push(RejectedRecord {
+                    rejected.push(RejectedRecord {
                         id: record.id.clone(),
                         reason,
                     });
-                    return None;
+                    None
                 }
-            };
-            if record.is_deleted() {
-                report.deleted += 1;
-            } else {
-                report.upserted += 1;
             }
-            Some(request)
         });
         self.write_all(requests).await?;
         for record in pruned {
             self.write_pruned(stream, record, seen_in).await?;
-            report.pruned += 1;
         }
-        Ok(report)
+        Ok(plan.report(rejected, compressed))
     }
 
     /// A Query COUNT of the stream's items without `deleted_at`. It reads the whole partition
@@ -516,8 +508,8 @@ impl RecordStore for DynamoRecordStore {
         sweep_id: &str,
         at: &str,
     ) -> Result<u64, StoreError> {
-        let tombstone = (!self.settings.hard_delete).then_some((at, "sweep"));
-        self.remove_items(stream, Items::Unseen(sweep_id), tombstone)
+        let removal = self.settings.delete_mode.sweep_removal(at);
+        self.remove_items(stream, Items::Unseen(sweep_id), removal)
             .await
     }
 
@@ -527,10 +519,8 @@ impl RecordStore for DynamoRecordStore {
         removal: Removal<'_>,
     ) -> Result<u64, StoreError> {
         match removal {
-            Removal::Tombstone { at, by } => {
-                self.remove_items(stream, Items::Live, Some((at, by))).await
-            }
-            Removal::Purge => self.remove_items(stream, Items::All, None).await,
+            Removal::Tombstone { .. } => self.remove_items(stream, Items::Live, removal).await,
+            Removal::Purge => self.remove_items(stream, Items::All, removal).await,
         }
     }
 }
