@@ -3,28 +3,24 @@
 //! forwards to the adapter it holds, so every backend keeps its adapter's tested behaviour.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::adapters::aws::dynamodb::{DynamoRecordStore, DynamoStateStore, WriteSettings};
 use crate::adapters::aws::sqs::SqsQueue;
-use crate::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
-use crate::core::record::NangoRecord;
-use crate::core::state::{
-    ConnectionEvent, HeldSweep, LiveCount, NangoNotes, StoredEvent, StreamState, SweepResult,
-    SweepState, SyncReport,
+use crate::adapters::sqlite::{
+    QueueSettings, SqliteDb, SqliteQueue, SqliteRecordStore, SqliteStateStore,
 };
-use crate::core::stream::{ConnectionKey, StreamKey};
-use crate::core::write::{DeleteMode, Removal};
-use crate::core::write::{RejectedRecord, WriteReport};
-use crate::ports::OutgoingMessage;
-use crate::ports::{
-    JobConsumer, JobQueue, QueueError, ReceivedMessage, RecordStore, StateStore, StoreError,
-};
+use crate::core::stream::StreamKey;
+use crate::core::write::DeleteMode;
+use crate::ports::{forward_queue, forward_record_store, forward_state_store};
+use crate::ports::{QueueError, StoreError};
 
 /// Where records and state live.
 #[derive(Debug, Clone)]
 pub enum Store {
-    Sqlite(SqliteStore),
+    Sqlite {
+        records: SqliteRecordStore,
+        state: SqliteStateStore,
+    },
     Dynamo {
         records: DynamoRecordStore,
         state: DynamoStateStore,
@@ -100,9 +96,7 @@ impl Backends {
         delete_mode: DeleteMode,
     ) -> Result<Self, StoreError> {
         let store = match store {
-            StoreTarget::Sqlite { path } => {
-                Store::Sqlite(SqliteStore::new(SqliteDb::open(path)?, delete_mode))
-            }
+            StoreTarget::Sqlite { path } => Store::sqlite(SqliteDb::open(path)?, delete_mode),
             StoreTarget::Dynamo {
                 records_table,
                 state_table,
@@ -159,6 +153,14 @@ impl Queue {
 }
 
 impl Store {
+    /// Records and state in one SQLite file.
+    pub fn sqlite(db: SqliteDb, delete_mode: DeleteMode) -> Self {
+        Self::Sqlite {
+            records: SqliteRecordStore::new(db.clone(), delete_mode),
+            state: SqliteStateStore::new(db),
+        }
+    }
+
     /// Every stored record of a stream, by id.
     pub async fn read_stream(
         &self,
@@ -168,246 +170,23 @@ impl Store {
         StoreError,
     > {
         match self {
-            Self::Sqlite(s) => s.read_stream(stream).await,
+            Self::Sqlite { records, .. } => records.read_stream(stream).await,
             Self::Dynamo { records, .. } => records.read_stream(stream).await,
         }
     }
 }
 
-impl RecordStore for Store {
-    async fn write_page(
-        &self,
-        stream: &StreamKey,
-        records: &[NangoRecord],
-        seen_in: Option<&str>,
-    ) -> Result<WriteReport, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.write_page(stream, records, seen_in).await,
-            Self::Dynamo { records: r, .. } => r.write_page(stream, records, seen_in).await,
-        }
-    }
+forward_record_store!(Store {
+    Store::Sqlite { records, .. } => records,
+    Store::Dynamo { records, .. } => records,
+});
 
-    async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.count_live(stream).await,
-            Self::Dynamo { records, .. } => records.count_live(stream).await,
-        }
-    }
+forward_state_store!(Store {
+    Store::Sqlite { state, .. } => state,
+    Store::Dynamo { state, .. } => state,
+});
 
-    async fn count_live_until(
-        &self,
-        stream: &StreamKey,
-        from: Option<(&str, u64)>,
-        until: Option<std::time::Instant>,
-    ) -> Result<LiveCount, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.count_live_until(stream, from, until).await,
-            Self::Dynamo { records, .. } => records.count_live_until(stream, from, until).await,
-        }
-    }
-
-    async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.count_unseen(stream, sweep_id).await,
-            Self::Dynamo { records, .. } => records.count_unseen(stream, sweep_id).await,
-        }
-    }
-
-    async fn tombstone_unseen(
-        &self,
-        stream: &StreamKey,
-        sweep_id: &str,
-        at: &str,
-    ) -> Result<u64, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.tombstone_unseen(stream, sweep_id, at).await,
-            Self::Dynamo { records, .. } => records.tombstone_unseen(stream, sweep_id, at).await,
-        }
-    }
-
-    async fn remove_stream(
-        &self,
-        stream: &StreamKey,
-        removal: Removal<'_>,
-    ) -> Result<u64, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.remove_stream(stream, removal).await,
-            Self::Dynamo { records, .. } => records.remove_stream(stream, removal).await,
-        }
-    }
-}
-
-impl StateStore for Store {
-    async fn get_stream(&self, stream: &StreamKey) -> Result<Option<StreamState>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.get_stream(stream).await,
-            Self::Dynamo { state, .. } => state.get_stream(stream).await,
-        }
-    }
-
-    async fn advance_cursor(
-        &self,
-        stream: &StreamKey,
-        from: Option<&str>,
-        to: &str,
-        written: u64,
-        rejected: &[RejectedRecord],
-    ) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.advance_cursor(stream, from, to, written, rejected).await,
-            Self::Dynamo { state, .. } => {
-                state
-                    .advance_cursor(stream, from, to, written, rejected)
-                    .await
-            }
-        }
-    }
-
-    async fn report_sync(&self, stream: &StreamKey, report: &SyncReport) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.report_sync(stream, report).await,
-            Self::Dynamo { state, .. } => state.report_sync(stream, report).await,
-        }
-    }
-
-    async fn list_streams(&self) -> Result<Vec<(StreamKey, StreamState)>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.list_streams().await,
-            Self::Dynamo { state, .. } => state.list_streams().await,
-        }
-    }
-
-    async fn begin_sweep(&self, stream: &StreamKey, sweep: &SweepState) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.begin_sweep(stream, sweep).await,
-            Self::Dynamo { state, .. } => state.begin_sweep(stream, sweep).await,
-        }
-    }
-
-    async fn advance_sweep(
-        &self,
-        stream: &StreamKey,
-        id: &str,
-        from: Option<&str>,
-        to: &str,
-    ) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.advance_sweep(stream, id, from, to).await,
-            Self::Dynamo { state, .. } => state.advance_sweep(stream, id, from, to).await,
-        }
-    }
-
-    async fn end_sweep(
-        &self,
-        stream: &StreamKey,
-        id: &str,
-        result: &SweepResult,
-    ) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.end_sweep(stream, id, result).await,
-            Self::Dynamo { state, .. } => state.end_sweep(stream, id, result).await,
-        }
-    }
-
-    async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.reset_cursor(stream).await,
-            Self::Dynamo { state, .. } => state.reset_cursor(stream).await,
-        }
-    }
-
-    async fn set_nango_notes(
-        &self,
-        stream: &StreamKey,
-        notes: &NangoNotes,
-    ) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.set_nango_notes(stream, notes).await,
-            Self::Dynamo { state, .. } => state.set_nango_notes(stream, notes).await,
-        }
-    }
-
-    async fn hold_sweep(&self, stream: &StreamKey, held: &HeldSweep) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.hold_sweep(stream, held).await,
-            Self::Dynamo { state, .. } => state.hold_sweep(stream, held).await,
-        }
-    }
-
-    async fn release_hold(
-        &self,
-        stream: &StreamKey,
-        sweep_id: &str,
-        result: &SweepResult,
-    ) -> Result<bool, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.release_hold(stream, sweep_id, result).await,
-            Self::Dynamo { state, .. } => state.release_hold(stream, sweep_id, result).await,
-        }
-    }
-
-    async fn set_connection_deleted(
-        &self,
-        stream: &StreamKey,
-        at: Option<&str>,
-    ) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.set_connection_deleted(stream, at).await,
-            Self::Dynamo { state, .. } => state.set_connection_deleted(stream, at).await,
-        }
-    }
-
-    async fn upsert_connection(
-        &self,
-        connection: &ConnectionKey,
-        event: &ConnectionEvent,
-    ) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.upsert_connection(connection, event).await,
-            Self::Dynamo { state, .. } => state.upsert_connection(connection, event).await,
-        }
-    }
-
-    async fn store_event(&self, event: &StoredEvent) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.store_event(event).await,
-            Self::Dynamo { state, .. } => state.store_event(event).await,
-        }
-    }
-}
-
-impl JobQueue for Queue {
-    async fn send(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
-        match self {
-            Self::Embedded(q) => q.send(messages).await,
-            Self::Sqs(q) => q.send(messages).await,
-        }
-    }
-}
-
-impl JobConsumer for Queue {
-    async fn receive(
-        &self,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        match self {
-            Self::Embedded(q) => q.receive(max, wait).await,
-            Self::Sqs(q) => q.receive(max, wait).await,
-        }
-    }
-
-    async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
-        match self {
-            Self::Embedded(q) => q.delete(receipt_handle).await,
-            Self::Sqs(q) => q.delete(receipt_handle).await,
-        }
-    }
-
-    async fn release(&self, receipt_handle: &str) -> Result<(), QueueError> {
-        match self {
-            Self::Embedded(q) => q.release(receipt_handle).await,
-            Self::Sqs(q) => q.release(receipt_handle).await,
-        }
-    }
-}
+forward_queue!(Queue {
+    Queue::Embedded(queue) => queue,
+    Queue::Sqs(queue) => queue,
+});

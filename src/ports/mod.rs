@@ -15,3 +15,8 @@ pub use queue::{
 };
 pub use source::{PermanentReason, RecordSource, SourceError, StreamDiscovery};
 pub use store::{Cause, RecordStore, StateStore, StoreError};
+#[cfg(feature = "local")]
+pub(crate) use {
+    queue::forward_queue,
+    store::{forward_record_store, forward_state_store},
+};

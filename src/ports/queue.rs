@@ -63,3 +63,37 @@ pub trait JobConsumer: Send + Sync {
     /// The message failed: it is delivered again later (SQS: once its visibility timeout ends).
     fn release(&self, receipt_handle: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
+
+/// Implements [`JobQueue`] and [`JobConsumer`] for an enum of queues by handing every call to
+/// the queue its variant holds: `forward_queue!(Queue { Queue::A(q) => q, ... });`.
+macro_rules! forward_queue {
+    ($ty:ty { $($variant:pat => $inner:ident),+ $(,)? }) => {
+        impl $crate::ports::JobQueue for $ty {
+            async fn send(
+                &self,
+                messages: &[$crate::ports::OutgoingMessage],
+            ) -> Result<(), $crate::ports::QueueError> {
+                match self { $($variant => $inner.send(messages).await),+ }
+            }
+        }
+
+        impl $crate::ports::JobConsumer for $ty {
+            async fn receive(
+                &self,
+                max: usize,
+                wait: std::time::Duration,
+            ) -> Result<Vec<$crate::ports::ReceivedMessage>, $crate::ports::QueueError> {
+                match self { $($variant => $inner.receive(max, wait).await),+ }
+            }
+
+            async fn delete(&self, receipt_handle: &str) -> Result<(), $crate::ports::QueueError> {
+                match self { $($variant => $inner.delete(receipt_handle).await),+ }
+            }
+
+            async fn release(&self, receipt_handle: &str) -> Result<(), $crate::ports::QueueError> {
+                match self { $($variant => $inner.release(receipt_handle).await),+ }
+            }
+        }
+    };
+}
+pub(crate) use forward_queue;

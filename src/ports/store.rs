@@ -270,3 +270,190 @@ pub trait StateStore: Send + Sync {
         event: &StoredEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// Implements [`RecordStore`] for an enum of stores by handing every call to the store its
+/// variant holds: `forward_record_store!(Store { Store::A { records, .. } => records, ... });`.
+/// A method added to the trait fails to compile here until it is forwarded.
+macro_rules! forward_record_store {
+    ($ty:ty { $($variant:pat => $inner:ident),+ $(,)? }) => {
+        impl $crate::ports::RecordStore for $ty {
+            async fn write_page(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                records: &[$crate::core::record::NangoRecord],
+                seen_in: Option<&str>,
+            ) -> Result<$crate::core::write::WriteReport, $crate::ports::StoreError> {
+                match self { $($variant => $inner.write_page(stream, records, seen_in).await),+ }
+            }
+
+            async fn count_live(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+            ) -> Result<u64, $crate::ports::StoreError> {
+                match self { $($variant => $inner.count_live(stream).await),+ }
+            }
+
+            async fn count_live_until(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                from: Option<(&str, u64)>,
+                until: Option<std::time::Instant>,
+            ) -> Result<$crate::core::state::LiveCount, $crate::ports::StoreError> {
+                match self { $($variant => $inner.count_live_until(stream, from, until).await),+ }
+            }
+
+            async fn count_unseen(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                sweep_id: &str,
+            ) -> Result<u64, $crate::ports::StoreError> {
+                match self { $($variant => $inner.count_unseen(stream, sweep_id).await),+ }
+            }
+
+            async fn tombstone_unseen(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                sweep_id: &str,
+                at: &str,
+            ) -> Result<u64, $crate::ports::StoreError> {
+                match self { $($variant => $inner.tombstone_unseen(stream, sweep_id, at).await),+ }
+            }
+
+            async fn remove_stream(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                removal: $crate::core::write::Removal<'_>,
+            ) -> Result<u64, $crate::ports::StoreError> {
+                match self { $($variant => $inner.remove_stream(stream, removal).await),+ }
+            }
+        }
+    };
+}
+pub(crate) use forward_record_store;
+
+/// Implements [`StateStore`] for an enum of stores, as [`forward_record_store`] does.
+macro_rules! forward_state_store {
+    ($ty:ty { $($variant:pat => $inner:ident),+ $(,)? }) => {
+        impl $crate::ports::StateStore for $ty {
+            async fn get_stream(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+            ) -> Result<Option<$crate::core::state::StreamState>, $crate::ports::StoreError> {
+                match self { $($variant => $inner.get_stream(stream).await),+ }
+            }
+
+            async fn advance_cursor(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                from: Option<&str>,
+                to: &str,
+                written: u64,
+                rejected: &[$crate::core::write::RejectedRecord],
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self {
+                    $($variant => $inner.advance_cursor(stream, from, to, written, rejected).await),+
+                }
+            }
+
+            async fn report_sync(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                report: &$crate::core::state::SyncReport,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.report_sync(stream, report).await),+ }
+            }
+
+            async fn list_streams(
+                &self,
+            ) -> Result<
+                Vec<($crate::core::stream::StreamKey, $crate::core::state::StreamState)>,
+                $crate::ports::StoreError,
+            > {
+                match self { $($variant => $inner.list_streams().await),+ }
+            }
+
+            async fn begin_sweep(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                sweep: &$crate::core::state::SweepState,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.begin_sweep(stream, sweep).await),+ }
+            }
+
+            async fn advance_sweep(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                id: &str,
+                from: Option<&str>,
+                to: &str,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.advance_sweep(stream, id, from, to).await),+ }
+            }
+
+            async fn end_sweep(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                id: &str,
+                result: &$crate::core::state::SweepResult,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.end_sweep(stream, id, result).await),+ }
+            }
+
+            async fn reset_cursor(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.reset_cursor(stream).await),+ }
+            }
+
+            async fn set_nango_notes(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                notes: &$crate::core::state::NangoNotes,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.set_nango_notes(stream, notes).await),+ }
+            }
+
+            async fn hold_sweep(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                held: &$crate::core::state::HeldSweep,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.hold_sweep(stream, held).await),+ }
+            }
+
+            async fn release_hold(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                sweep_id: &str,
+                result: &$crate::core::state::SweepResult,
+            ) -> Result<bool, $crate::ports::StoreError> {
+                match self { $($variant => $inner.release_hold(stream, sweep_id, result).await),+ }
+            }
+
+            async fn set_connection_deleted(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                at: Option<&str>,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.set_connection_deleted(stream, at).await),+ }
+            }
+
+            async fn upsert_connection(
+                &self,
+                connection: &$crate::core::stream::ConnectionKey,
+                event: &$crate::core::state::ConnectionEvent,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.upsert_connection(connection, event).await),+ }
+            }
+
+            async fn store_event(
+                &self,
+                event: &$crate::core::state::StoredEvent,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.store_event(event).await),+ }
+            }
+        }
+    };
+}
+pub(crate) use forward_state_store;

@@ -3,11 +3,12 @@
 
 use std::process::Command;
 
-use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
+use nango_sync::adapters::sqlite::SqliteDb;
 use nango_sync::core::record::NangoRecord;
 use nango_sync::core::state::{HeldSweep, StreamStatus};
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::write::DeleteMode;
+use nango_sync::local::backend::Store;
 use nango_sync::ports::{RecordStore, StateStore};
 use serde_json::{json, Value};
 
@@ -46,8 +47,8 @@ fn cli(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 }
 
 /// A database at `db` with one stream synced to its one record, r0.
-async fn one_synced_stream(db: &std::path::Path) -> (SqliteStore, StreamKey) {
-    let store = SqliteStore::new(SqliteDb::open(db).unwrap(), DeleteMode::Tombstone);
+async fn one_synced_stream(db: &std::path::Path) -> (Store, StreamKey) {
+    let store = Store::sqlite(SqliteDb::open(db).unwrap(), DeleteMode::Tombstone);
     let s = StreamKey::new("crm", "conn-0", "Contact", "base");
     store.write_page(&s, &[record("r0")], None).await.unwrap();
     store
@@ -71,7 +72,7 @@ fn drain_json(db: &std::path::Path) -> (Vec<Value>, String) {
 #[tokio::test]
 async fn a_held_sweep_is_shown_confirmed_and_bad_decisions_change_nothing() {
     let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli")));
-    let store = SqliteStore::new(SqliteDb::open(&db).unwrap(), DeleteMode::Tombstone);
+    let store = Store::sqlite(SqliteDb::open(&db).unwrap(), DeleteMode::Tombstone);
     let held = StreamKey::new("crm", "conn-0", "Contact", "base");
     let fine = StreamKey::new("crm", "conn-0", "Deal", "base");
     let ids: Vec<String> = (0..4).map(|i| format!("r{i}")).collect();
@@ -209,7 +210,7 @@ async fn a_held_sweep_is_shown_confirmed_and_bad_decisions_change_nothing() {
 #[tokio::test]
 async fn drain_json_prints_one_parsable_line_per_message() {
     let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli-drain")));
-    let store = SqliteStore::new(SqliteDb::open(&db).unwrap(), DeleteMode::Tombstone);
+    let store = Store::sqlite(SqliteDb::open(&db).unwrap(), DeleteMode::Tombstone);
     let streams = [
         StreamKey::new("crm", "conn-0", "Contact", "base"),
         StreamKey::new("crm", "conn-0", "Deal", "base"),

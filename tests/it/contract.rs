@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nango_sync::adapters::memory::MemoryStore;
-use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue, SqliteStore};
+use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue};
 use nango_sync::core::record::NangoRecord;
 use nango_sync::core::state::{
     CountCheck, CountProgress, HeldSweep, LiveCount, NangoNotes, NangoPurge, StreamStatus,
@@ -516,7 +516,7 @@ pub(crate) async fn memory_trace(mode: DeleteMode) -> StoreTrace {
 #[tokio::test]
 async fn memory_and_sqlite_apply_the_write_policy_alike_item_for_item() {
     for mode in [DeleteMode::Tombstone, DeleteMode::Hard] {
-        let sqlite = trace(&Store::Sqlite(SqliteStore::new(temp_db(), mode))).await;
+        let sqlite = trace(&Store::sqlite(temp_db(), mode)).await;
         assert_eq!(sqlite, memory_trace(mode).await, "{mode:?}");
     }
 }
@@ -528,11 +528,7 @@ async fn store_contract_on_memory() {
 
 #[tokio::test]
 async fn store_contract_on_sqlite() {
-    store_contract(Store::Sqlite(SqliteStore::new(
-        temp_db(),
-        DeleteMode::Tombstone,
-    )))
-    .await;
+    store_contract(Store::sqlite(temp_db(), DeleteMode::Tombstone)).await;
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
+use nango_sync::adapters::sqlite::SqliteDb;
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::write::DeleteMode;
 use nango_sync::core::write::Removal;
@@ -41,10 +41,7 @@ fn watch(db: &std::path::Path, args: &[&str]) -> Vec<Value> {
 #[tokio::test]
 async fn watch_shows_each_change_once_resumes_from_a_seq_and_follows() {
     let db = std::env::temp_dir().join(format!("{}.db", unique_name("feed")));
-    let store = Store::Sqlite(SqliteStore::new(
-        SqliteDb::open(&db).unwrap(),
-        DeleteMode::Tombstone,
-    ));
+    let store = Store::sqlite(SqliteDb::open(&db).unwrap(), DeleteMode::Tombstone);
     let mut rig = rig(Backend::Sqlite).await;
     rig.app.records = store.clone();
     rig.app.state = store.clone();

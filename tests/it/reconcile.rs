@@ -12,7 +12,7 @@ use nango_sync::adapters::aws::dynamodb::{
 };
 use nango_sync::adapters::memory::MemoryQueue;
 use nango_sync::adapters::nango::NangoClient;
-use nango_sync::adapters::sqlite::{SqliteDb, SqliteStore};
+use nango_sync::adapters::sqlite::SqliteDb;
 use nango_sync::core::connection::ConnectionDeletedMode;
 use nango_sync::core::drift::{decide_held, HoldDecision, HoldError};
 use nango_sync::core::job::{jobs_for, messages_for, now_rfc3339};
@@ -92,10 +92,7 @@ pub async fn rig(backend: Backend) -> Rig {
         Backend::Sqlite => {
             let path = std::env::temp_dir().join(format!("{}.db", unique_name("reconcile")));
             (
-                Store::Sqlite(SqliteStore::new(
-                    SqliteDb::open(&path).unwrap(),
-                    DeleteMode::Tombstone,
-                )),
+                Store::sqlite(SqliteDb::open(&path).unwrap(), DeleteMode::Tombstone),
                 None,
             )
         }

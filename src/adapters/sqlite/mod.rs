@@ -7,16 +7,19 @@
 //! mutex (local runs write far below what one SQLite connection handles).
 //!
 //! - [`db`]: the file, its schema and the connection;
-//! - [`store`]: records and state ([`SqliteStore`]);
+//! - [`records`]: records ([`SqliteRecordStore`]), [`state`]: streams, connections and events
+//!   ([`SqliteStateStore`]), as `dynamodb/` has them;
 //! - [`queue`]: the FIFO job queue and its dead-letter queue ([`SqliteQueue`]);
 //! - [`feed`]: the change feed the schema's triggers keep ([`SqliteFeed`]).
 
 mod db;
 mod feed;
 mod queue;
-mod store;
+mod records;
+mod state;
 
 pub use db::{SqliteDb, CHANGES_KEPT, SCHEMA};
 pub use feed::{Change, SqliteFeed};
 pub use queue::{QueueSettings, SqliteQueue};
-pub use store::SqliteStore;
+pub use records::SqliteRecordStore;
+pub use state::SqliteStateStore;

@@ -1,0 +1,290 @@
+//! Records in the SQLite file, as the DynamoDB records table keeps them: the write policy of
+//! [`crate::core::write`] applied to rows.
+
+use rusqlite::params;
+use serde_json::{Map, Value};
+
+use super::db::SqliteDb;
+use crate::core::record::{mark_deleted, NangoRecord};
+use crate::core::stream::StreamKey;
+use crate::core::write::{plan_page, DeleteMode, RecordWrite, Removal, WriteReport};
+use crate::ports::{RecordStore, StoreError};
+
+/// Records in the SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteRecordStore {
+    db: SqliteDb,
+    delete_mode: DeleteMode,
+}
+
+impl SqliteRecordStore {
+    pub fn new(db: SqliteDb, delete_mode: DeleteMode) -> Self {
+        Self { db, delete_mode }
+    }
+
+    /// Every stored record of a stream, by id.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamKey,
+    ) -> Result<std::collections::BTreeMap<String, Map<String, Value>>, StoreError> {
+        let key = stream.encode();
+        let rows = self
+            .db
+            .call(move |c| {
+                let mut q = c.prepare("SELECT id, record FROM records WHERE stream = ?1")?;
+                let rows = q
+                    .query_map([key], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, json)| {
+                serde_json::from_str(&json)
+                    .map(|record| (id.clone(), record))
+                    .map_err(|e| StoreError::permanent(format!("record {id}: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// One row's worth of a record.
+struct RecordRow {
+    id: String,
+    json: String,
+    cursor: String,
+    last_action: String,
+    last_modified_at: String,
+    deleted_at: Option<String>,
+    pruned_at: Option<String>,
+}
+
+impl RecordRow {
+    fn of(record: &NangoRecord) -> Self {
+        let meta = &record.metadata;
+        Self {
+            id: record.id.clone(),
+            json: record.json().to_owned(),
+            cursor: meta.cursor.clone(),
+            last_action: meta.last_action.as_str().to_owned(),
+            last_modified_at: meta.last_modified_at.clone(),
+            deleted_at: meta.deleted_at.clone(),
+            pruned_at: meta.pruned_at.clone(),
+        }
+    }
+}
+
+// The per-record statements are prepared once per connection (`prepare_cached`): preparing one
+// compiles the change-feed triggers too, and that was a sixth of `serve`'s CPU.
+const UPSERT_RECORD: &str = "INSERT INTO records
+    (stream, id, record, cursor, last_action, last_modified_at, deleted_at, pruned_at, seen_in, deleted_by)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)
+    ON CONFLICT (stream, id) DO UPDATE SET record = excluded.record, cursor = excluded.cursor,
+      last_action = excluded.last_action, last_modified_at = excluded.last_modified_at,
+      deleted_at = excluded.deleted_at, pruned_at = excluded.pruned_at,
+      seen_in = COALESCE(excluded.seen_in, records.seen_in), deleted_by = NULL";
+
+/// How a page's decision is applied to a row.
+enum Apply {
+    /// Insert or replace the row: a live record, or a tombstone.
+    Upsert,
+    /// [`UPDATE_PRUNED`], or an insert when no row is stored.
+    KeepPayload,
+    Remove,
+}
+
+/// A [`Removal`] the database thread can own: `Some((at, by))` to mark deleted, `None` to remove.
+fn owned(removal: Removal<'_>) -> Option<(String, String)> {
+    match removal {
+        Removal::Tombstone { at, by } => Some((at.to_owned(), by.to_owned())),
+        Removal::Purge => None,
+    }
+}
+
+/// A pruned record: its stored payload is kept, only the bookkeeping moves on.
+const UPDATE_PRUNED: &str = "UPDATE records SET cursor = ?3, last_modified_at = ?4, pruned_at = ?5,
+      seen_in = COALESCE(?6, seen_in)
+    WHERE stream = ?1 AND id = ?2";
+
+const DELETE_RECORD: &str = "DELETE FROM records WHERE stream = ?1 AND id = ?2";
+
+impl RecordStore for SqliteRecordStore {
+    async fn write_page(
+        &self,
+        stream: &StreamKey,
+        records: &[NangoRecord],
+        seen_in: Option<&str>,
+    ) -> Result<WriteReport, StoreError> {
+        let plan = plan_page(records, self.delete_mode);
+        let key = stream.encode();
+        let seen_in = seen_in.map(str::to_owned);
+        let rows: Vec<(RecordRow, Apply)> = plan
+            .writes()
+            .iter()
+            .map(|write| {
+                let apply = match write {
+                    RecordWrite::Upsert(_) | RecordWrite::Tombstone(_) => Apply::Upsert,
+                    RecordWrite::KeepPayload(_) => Apply::KeepPayload,
+                    RecordWrite::Remove(_) => Apply::Remove,
+                };
+                (RecordRow::of(write.record()), apply)
+            })
+            .collect();
+        self.db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                for (row, apply) in &rows {
+                    match apply {
+                        Apply::Upsert => {
+                            upsert(&tx, &key, row, seen_in.as_deref())?;
+                        }
+                        Apply::KeepPayload => {
+                            let changed = tx.prepare_cached(UPDATE_PRUNED)?.execute(params![
+                                key,
+                                row.id,
+                                row.cursor,
+                                row.last_modified_at,
+                                row.pruned_at,
+                                seen_in
+                            ])?;
+                            if changed == 0 {
+                                upsert(&tx, &key, row, seen_in.as_deref())?;
+                            }
+                        }
+                        Apply::Remove => {
+                            tx.prepare_cached(DELETE_RECORD)?
+                                .execute(params![key, row.id])?;
+                        }
+                    }
+                }
+                tx.commit()
+            })
+            .await?;
+        Ok(plan.report(Vec::new(), 0))
+    }
+
+    async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
+        let key = stream.encode();
+        self.db
+            .call(move |c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM records WHERE stream = ?1 AND deleted_at IS NULL",
+                    [key],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .await
+            .map(|n| n as u64)
+    }
+
+    async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
+        let (key, sweep_id) = (stream.encode(), sweep_id.to_owned());
+        self.db
+            .call(move |c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM records WHERE stream = ?1 AND deleted_at IS NULL
+                       AND (seen_in IS NULL OR seen_in <> ?2)",
+                    params![key, sweep_id],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .await
+            .map(|n| n as u64)
+    }
+
+    async fn tombstone_unseen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        at: &str,
+    ) -> Result<u64, StoreError> {
+        let (key, sweep_id) = (stream.encode(), sweep_id.to_owned());
+        let tombstone = owned(self.delete_mode.sweep_removal(at));
+        self.db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let count = remove_live(&tx, &key, Some(&sweep_id), tombstone.as_ref())?;
+                tx.commit()?;
+                Ok(count)
+            })
+            .await
+    }
+
+    async fn remove_stream(
+        &self,
+        stream: &StreamKey,
+        removal: Removal<'_>,
+    ) -> Result<u64, StoreError> {
+        let key = stream.encode();
+        let tombstone = owned(removal);
+        self.db
+            .call(move |c| match &tombstone {
+                Some(tombstone) => {
+                    let tx = c.transaction()?;
+                    let count = remove_live(&tx, &key, None, Some(tombstone))?;
+                    tx.commit()?;
+                    Ok(count)
+                }
+                None => c
+                    .execute("DELETE FROM records WHERE stream = ?1", [&key])
+                    .map(|n| n as u64),
+            })
+            .await
+    }
+}
+
+/// Marks deleted (`tombstone`: at, by) or removes every live record of the stream, or, with
+/// `unseen_by`, those that sweep did not stamp. Returns how many.
+fn remove_live(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    unseen_by: Option<&str>,
+    tombstone: Option<&(String, String)>,
+) -> rusqlite::Result<u64> {
+    let doomed: Vec<(String, String)> = {
+        let mut q = tx.prepare(
+            "SELECT id, record FROM records WHERE stream = ?1 AND deleted_at IS NULL
+               AND (?2 IS NULL OR seen_in IS NULL OR seen_in <> ?2)",
+        )?;
+        let rows = q
+            .query_map(params![key, unseen_by], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows
+    };
+    for (id, json) in &doomed {
+        let Some((at, by)) = tombstone else {
+            tx.prepare_cached(DELETE_RECORD)?
+                .execute(params![key, id])?;
+            continue;
+        };
+        let mut object: Map<String, Value> = serde_json::from_str(json).unwrap_or_default();
+        mark_deleted(&mut object, at);
+        tx.prepare_cached(
+            "UPDATE records SET record = ?3, deleted_at = ?4, last_action = 'DELETED',
+               deleted_by = ?5 WHERE stream = ?1 AND id = ?2",
+        )?
+        .execute(params![key, id, Value::Object(object).to_string(), at, by])?;
+    }
+    Ok(doomed.len() as u64)
+}
+
+fn upsert(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    row: &RecordRow,
+    seen_in: Option<&str>,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(UPSERT_RECORD)?.execute(params![
+        key,
+        row.id,
+        row.json,
+        row.cursor,
+        row.last_action,
+        row.last_modified_at,
+        row.deleted_at,
+        row.pruned_at,
+        seen_in
+    ])
+}
