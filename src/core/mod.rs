@@ -12,7 +12,7 @@ pub mod outcome;
 pub mod payload;
 pub mod reconcile;
 pub mod record;
-pub mod rotation;
+pub(crate) mod rotation;
 pub mod signature;
 pub mod state;
 pub mod stream;

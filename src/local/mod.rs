@@ -3,7 +3,7 @@
 
 pub mod backend;
 pub mod demo;
-pub mod jobs;
+pub(crate) mod jobs;
 pub mod ops;
 pub mod run;
 pub mod server;

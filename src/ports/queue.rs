@@ -66,6 +66,7 @@ pub trait JobConsumer: Send + Sync {
 
 /// Implements [`JobQueue`] and [`JobConsumer`] for an enum of queues by handing every call to
 /// the queue its variant holds: `forward_queue!(Queue { Queue::A(q) => q, ... });`.
+#[cfg(feature = "local")]
 macro_rules! forward_queue {
     ($ty:ty { $($variant:pat => $inner:ident),+ $(,)? }) => {
         impl $crate::ports::JobQueue for $ty {
@@ -96,4 +97,5 @@ macro_rules! forward_queue {
         }
     };
 }
+#[cfg(feature = "local")]
 pub(crate) use forward_queue;

@@ -274,6 +274,7 @@ pub trait StateStore: Send + Sync {
 /// Implements [`RecordStore`] for an enum of stores by handing every call to the store its
 /// variant holds: `forward_record_store!(Store { Store::A { records, .. } => records, ... });`.
 /// A method added to the trait fails to compile here until it is forwarded.
+#[cfg(feature = "local")]
 macro_rules! forward_record_store {
     ($ty:ty { $($variant:pat => $inner:ident),+ $(,)? }) => {
         impl $crate::ports::RecordStore for $ty {
@@ -329,9 +330,11 @@ macro_rules! forward_record_store {
         }
     };
 }
+#[cfg(feature = "local")]
 pub(crate) use forward_record_store;
 
 /// Implements [`StateStore`] for an enum of stores, as [`forward_record_store`] does.
+#[cfg(feature = "local")]
 macro_rules! forward_state_store {
     ($ty:ty { $($variant:pat => $inner:ident),+ $(,)? }) => {
         impl $crate::ports::StateStore for $ty {
@@ -456,4 +459,5 @@ macro_rules! forward_state_store {
         }
     };
 }
+#[cfg(feature = "local")]
 pub(crate) use forward_state_store;

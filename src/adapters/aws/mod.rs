@@ -2,10 +2,10 @@
 //! any endpoint (moto) for local runs and tests.
 
 #[cfg(feature = "local")]
-pub mod cloudformation;
+pub(crate) mod cloudformation;
 pub mod dynamodb;
 pub mod emf;
 pub mod eventbridge;
-pub mod secrets;
+pub(crate) mod secrets;
 pub mod sqs;
 pub mod stack;

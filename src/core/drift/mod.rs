@@ -12,9 +12,9 @@
 //! - a sweep's deletes apply only within the guard's bound; beyond it they are held for an
 //!   operator ([`held`]: `nango-sync sweep --confirm | --discard`).
 
-pub mod check;
-pub mod guard;
-pub mod held;
+mod check;
+mod guard;
+mod held;
 
 pub use check::{DriftCheck, DriftSettings};
 pub use guard::SweepGuard;

@@ -8,12 +8,12 @@
 //! stream (its cursor, moved by a conditional write), per connection, and per stored event.
 
 #[cfg(feature = "local")]
-pub mod feed;
+pub(crate) mod feed;
 mod gate;
-pub mod item;
+pub(crate) mod item;
 mod records;
 mod state;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
