@@ -9,7 +9,7 @@ use crate::core::job::JobMessage;
 use crate::core::record::NangoRecord;
 use crate::core::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
 use crate::core::stream::StreamKey;
-use crate::core::webhook::{prepare, Outcome, WebhookRequest};
+use crate::core::webhook::{prepare, RequestOutcome, WebhookRequest};
 
 const KEY: &[u8] = b"fuzz-signing-key";
 
@@ -46,7 +46,7 @@ pub fn check_webhook(data: &[u8]) -> bool {
             }
             true
         }
-        Err(Outcome::NotJson | Outcome::PayloadTooLarge) => false,
+        Err(RequestOutcome::NotJson | RequestOutcome::PayloadTooLarge) => false,
         Err(other) => panic!("a genuine signature was refused: {other:?}"),
     };
     let mut other_body = body.to_vec();
@@ -54,13 +54,13 @@ pub fn check_webhook(data: &[u8]) -> bool {
     let foreign = sign(KEY, &other_body);
     let refused = prepare(&verifier, &with_signature(foreign.as_bytes(), body), "t");
     assert!(
-        matches!(refused, Err(Outcome::Unauthorized(_))),
+        matches!(refused, Err(RequestOutcome::Unauthorized(_))),
         "another body's signature was accepted"
     );
     if !header.eq_ignore_ascii_case(genuine.as_bytes()) {
         let outcome = prepare(&verifier, &with_signature(header, body), "t");
         assert!(
-            matches!(outcome, Err(Outcome::Unauthorized(_))),
+            matches!(outcome, Err(RequestOutcome::Unauthorized(_))),
             "arbitrary signature bytes were accepted"
         );
     }

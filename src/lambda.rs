@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use lambda_http::http::{header, HeaderMap, Method};
 use lambda_http::{Body, Request, Response};
 
-use crate::core::webhook::{Outcome, WebhookApp, WebhookRequest};
+use crate::core::webhook::{RequestOutcome, WebhookApp, WebhookRequest};
 use crate::core::worker::WorkerApp;
 use crate::ports::{
     JobQueue, ReceivedMessage, RecordSource, RecordStore, StateStore, StreamDiscovery,
@@ -31,7 +31,7 @@ pub fn http_request<'a>(
 }
 
 /// The HTTP answer for an outcome.
-pub fn response(outcome: &Outcome) -> Response<Body> {
+pub fn response(outcome: &RequestOutcome) -> Response<Body> {
     let mut builder = Response::builder()
         .status(outcome.status())
         .header(header::CONTENT_TYPE, "application/json");

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::core::record::{mark_deleted, NangoRecord, METADATA_FIELD};
 use crate::core::state::{
-    ConnectionEvent, HeldSweep, NangoNotes, StoredEvent, StreamState, SweepResult, SweepState,
-    SyncOutcome, SyncReport,
+    ConnectionEvent, HeldSweep, LastSyncStatus, NangoNotes, StoredEvent, StreamState, SweepResult,
+    SweepState, SyncReport,
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::write::{
@@ -306,12 +306,12 @@ impl StateStore for MemoryStore {
         state.sync_name = Some(report.sync_name.clone());
         match &report.error {
             None => {
-                state.outcome = SyncOutcome::Ok;
+                state.outcome = LastSyncStatus::Ok;
                 state.error = None;
                 state.last_sync_at = Some(report.at.clone());
             }
             Some(message) => {
-                state.outcome = SyncOutcome::Error;
+                state.outcome = LastSyncStatus::Error;
                 state.error = Some(message.clone());
             }
         }

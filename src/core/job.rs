@@ -53,7 +53,7 @@ pub enum Job {
         /// What the reconcile found of the stream in Nango's `/sync/status`: once the stream is up
         /// to date, the worker checks its live count against it (the drift check).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        nango: Option<NangoReport>,
+        nango: Option<NangoListing>,
         /// Messages written before `nango` existed carry the count alone; read, never written.
         #[serde(default, skip_serializing)]
         record_count: Option<u64>,
@@ -120,7 +120,7 @@ impl Checkpoints {
 /// What a reconcile found of a stream in Nango's `/sync/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum NangoReport {
+pub enum NangoListing {
     /// The connection's syncs include the stream.
     Listed(NangoSync),
     /// The connection is listed, its syncs no longer include the stream.

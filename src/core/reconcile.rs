@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::core::clock::Clock;
-use crate::core::job::{messages_for, Job, NangoReport, Trigger};
+use crate::core::job::{messages_for, Job, NangoListing, Trigger};
 use crate::core::nango_status::DiscoveredStream;
 use crate::core::stream::StreamKey;
 use crate::ports::{JobQueue, QueueError, StateStore, StoreError, StreamDiscovery};
@@ -30,7 +30,7 @@ pub enum ReconcileError {
 pub struct SyncRequest {
     pub stream: StreamKey,
     pub sync_name: String,
-    pub nango: Option<NangoReport>,
+    pub nango: Option<NangoListing>,
 }
 
 impl SyncRequest {
@@ -110,7 +110,7 @@ pub async fn reconcile<S: StreamDiscovery, T: StateStore, Q: JobQueue>(
         }
         let connection_listed = listed_connections.contains(&stream.connection());
         let gone = discovered.is_some()
-            && state.outcome == crate::core::state::SyncOutcome::Error
+            && state.outcome == crate::core::state::LastSyncStatus::Error
             && !connection_listed;
         if gone {
             continue;
@@ -120,7 +120,7 @@ pub async fn reconcile<S: StreamDiscovery, T: StateStore, Q: JobQueue>(
         // A connection Nango lists whose syncs no longer include the stream: the drift check
         // learns that Nango dropped it, and keeps the copy.
         if discovered.is_some() && connection_listed && !listed.contains_key(stream) {
-            request.nango = Some(NangoReport::NotListed);
+            request.nango = Some(NangoListing::NotListed);
         }
         requests.insert(stream.clone(), request);
     }
@@ -139,7 +139,7 @@ pub async fn reconcile<S: StreamDiscovery, T: StateStore, Q: JobQueue>(
         let request = requests
             .entry(found.stream.clone())
             .or_insert_with(|| SyncRequest::new(found.stream.clone(), found.sync_name.clone()));
-        request.nango = Some(NangoReport::Listed(found.sync.clone()));
+        request.nango = Some(NangoListing::Listed(found.sync.clone()));
     }
     // The ids derive from this reconcile run: a redelivered reconcile message enqueues nothing new.
     let count = enqueue_syncs(

@@ -8,13 +8,13 @@ use crate::core::stream::ConnectionKey;
 /// How a stream's last sync went: the stored part of its status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SyncOutcome {
+pub enum LastSyncStatus {
     #[default]
     Ok,
     Error,
 }
 
-impl SyncOutcome {
+impl LastSyncStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -75,7 +75,7 @@ pub struct StreamState {
     pub records_written: u64,
     pub records_rejected: u64,
     /// How the last sync went (stored as `status`).
-    pub outcome: SyncOutcome,
+    pub outcome: LastSyncStatus,
     pub error: Option<String>,
     /// A sweep under way, if any.
     pub sweep: Option<SweepState>,
@@ -98,7 +98,7 @@ impl StreamState {
             StreamStatus::Held
         } else if self.nango.purged.is_some() {
             StreamStatus::NangoPurged
-        } else if self.outcome == SyncOutcome::Error {
+        } else if self.outcome == LastSyncStatus::Error {
             StreamStatus::Error
         } else {
             StreamStatus::Ok

@@ -54,9 +54,9 @@ impl<'a> WebhookRequest<'a> {
     }
 }
 
-/// What happened to one request. [`Outcome::status`] is the one place that maps it to HTTP.
+/// What happened to one request. [`RequestOutcome::status`] is the one place that maps it to HTTP.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RequestOutcome {
     /// Every job is on the queue.
     Accepted {
         messages: usize,
@@ -80,7 +80,7 @@ pub struct Prepared {
     pub messages: Vec<OutgoingMessage>,
 }
 
-impl Outcome {
+impl RequestOutcome {
     /// The HTTP status Nango gets: 2xx only once the queue took every job; 5xx when it should
     /// retry; 4xx (never retried by Nango) only for what no retry can fix.
     pub fn status(&self) -> u16 {
@@ -170,7 +170,7 @@ impl<Q: JobQueue> WebhookApp<Q> {
 
     /// The decision for one request, whichever front it came through: never an error, every
     /// case has its outcome.
-    pub async fn decide(&self, request: &WebhookRequest<'_>) -> Outcome {
+    pub async fn decide(&self, request: &WebhookRequest<'_>) -> RequestOutcome {
         let (outcome, key_used) = self.decide_counted(request).await;
         if let (Some(metrics), Some(answer)) = (&self.metrics, outcome.answer(key_used)) {
             metrics.webhook_answered(answer);
@@ -179,10 +179,13 @@ impl<Q: JobQueue> WebhookApp<Q> {
     }
 
     /// The decision, and which key verified the request (when one did).
-    async fn decide_counted(&self, request: &WebhookRequest<'_>) -> (Outcome, Option<KeyUsed>) {
+    async fn decide_counted(
+        &self,
+        request: &WebhookRequest<'_>,
+    ) -> (RequestOutcome, Option<KeyUsed>) {
         let body = request.body;
         if request.method != "POST" {
-            return (Outcome::MethodNotAllowed, None);
+            return (RequestOutcome::MethodNotAllowed, None);
         }
         if body.len() > self.max_body_bytes {
             tracing::warn!(
@@ -190,7 +193,7 @@ impl<Q: JobQueue> WebhookApp<Q> {
                 limit = self.max_body_bytes,
                 "webhook body too large"
             );
-            return (Outcome::PayloadTooLarge, None);
+            return (RequestOutcome::PayloadTooLarge, None);
         }
         let prepared = match self.prepare_with_fresh_keys(request).await {
             Ok(prepared) => prepared,
@@ -202,13 +205,13 @@ impl<Q: JobQueue> WebhookApp<Q> {
         let outcome = match self.queue.send(&prepared.messages).await {
             Ok(()) => {
                 tracing::info!(kind = %prepared.kind, messages = prepared.messages.len(), "webhook enqueued");
-                Outcome::Accepted {
+                RequestOutcome::Accepted {
                     messages: prepared.messages.len(),
                 }
             }
             Err(error) => {
                 tracing::error!(kind = %prepared.kind, error = %error_chain(&error), "could not enqueue webhook; answering 503 so Nango retries");
-                Outcome::QueueUnavailable
+                RequestOutcome::QueueUnavailable
             }
         };
         (outcome, Some(prepared.key_used))
@@ -220,14 +223,14 @@ impl<Q: JobQueue> WebhookApp<Q> {
     async fn prepare_with_fresh_keys(
         &self,
         request: &WebhookRequest<'_>,
-    ) -> Result<Prepared, Outcome> {
+    ) -> Result<Prepared, RequestOutcome> {
         let keys = self.verifier.fresh().await;
         let received_at = self.clock.now_rfc3339();
         match prepare(&keys, request, &received_at) {
-            Err(Outcome::Unauthorized(SignatureError::Mismatch)) => {
+            Err(RequestOutcome::Unauthorized(SignatureError::Mismatch)) => {
                 match self.verifier.after_refusal(&keys).await {
                     Some(newer) => prepare(&newer, request, &received_at),
-                    None => Err(Outcome::Unauthorized(SignatureError::Mismatch)),
+                    None => Err(RequestOutcome::Unauthorized(SignatureError::Mismatch)),
                 }
             }
             other => other,
@@ -240,7 +243,7 @@ pub fn prepare(
     verifier: &Verifier,
     request: &WebhookRequest<'_>,
     received_at: &str,
-) -> Result<Prepared, Outcome> {
+) -> Result<Prepared, RequestOutcome> {
     let body = request.body;
     let key_used = verifier
         .verify(
@@ -252,18 +255,18 @@ pub fn prepare(
         )
         .map_err(|reason| {
             tracing::warn!(%reason, "webhook refused: signature");
-            Outcome::Unauthorized(reason)
+            RequestOutcome::Unauthorized(reason)
         })?;
     let raw: &RawValue = serde_json::from_slice(body).map_err(|_| {
         tracing::warn!(bytes = body.len(), "signed webhook body is not JSON");
-        Outcome::NotJson
+        RequestOutcome::NotJson
     })?;
     let webhook = NangoWebhook::from_raw(raw);
     let kind = webhook.kind().to_owned();
     let messages = messages_for(body, jobs_for(webhook, raw), received_at);
     if messages.iter().any(|m| m.body.len() > MAX_MESSAGE_BYTES) {
         tracing::warn!(%kind, "job message would exceed the SQS limit");
-        return Err(Outcome::PayloadTooLarge);
+        return Err(RequestOutcome::PayloadTooLarge);
     }
     Ok(Prepared {
         kind,

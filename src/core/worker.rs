@@ -16,7 +16,7 @@ use crate::core::connection::{restore_connection, retire_connection, ConnectionD
 use crate::core::drift::{DriftCheck, DriftSettings};
 use crate::core::events::StreamEvent;
 use crate::core::job::{
-    messages_for, Checkpoints, Job, JobDecodeError, JobMessage, NangoReport, Trigger,
+    messages_for, Checkpoints, Job, JobDecodeError, JobMessage, NangoListing, Trigger,
 };
 use crate::core::metrics::JobMetrics;
 use crate::core::nango_status::NangoSync;
@@ -220,7 +220,7 @@ where
                 // Messages from before `nango` carry the count alone.
                 let nango = nango.or_else(|| {
                     record_count.map(|count| {
-                        NangoReport::Listed(NangoSync {
+                        NangoListing::Listed(NangoSync {
                             record_count: Some(count),
                             ..NangoSync::default()
                         })
@@ -454,7 +454,7 @@ struct SyncJob<'a> {
     trigger: Trigger,
     received_at: &'a str,
     checkpoints: Option<&'a Checkpoints>,
-    nango: Option<&'a NangoReport>,
+    nango: Option<&'a NangoListing>,
 }
 
 /// A job's completion line: what it did, in fields an operator can query (CloudWatch Logs

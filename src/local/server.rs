@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::core::webhook::{Outcome, WebhookApp, WebhookRequest};
+use crate::core::webhook::{RequestOutcome, WebhookApp, WebhookRequest};
 use crate::ports::JobQueue;
 
 /// What one client may hold of the server.
@@ -117,8 +117,10 @@ async fn answer<Q: JobQueue>(
             app.decide(&WebhookRequest::new(parts.method.as_str(), &body, values))
                 .await
         }
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Outcome::PayloadTooLarge,
-        Err(_) => Outcome::IncompleteBody,
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            RequestOutcome::PayloadTooLarge
+        }
+        Err(_) => RequestOutcome::IncompleteBody,
     };
     let mut response = hyper::Response::builder()
         .status(outcome.status())

@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::db::SqliteDb;
 use crate::core::state::{
-    ConnectionEvent, HeldSweep, NangoNotes, StoredEvent, StreamState, SweepOutcome, SweepResult,
-    SweepState, SyncOutcome, SyncReport,
+    ConnectionEvent, HeldSweep, LastSyncStatus, NangoNotes, StoredEvent, StreamState, SweepOutcome,
+    SweepResult, SweepState, SyncReport,
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::write::RejectedRecord;
@@ -104,7 +104,7 @@ fn stream_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StreamState)> 
         last_webhook_at: r.get(4)?,
         records_written: count(5)?,
         records_rejected: count(6)?,
-        outcome: SyncOutcome::parse(&r.get::<_, String>(7)?),
+        outcome: LastSyncStatus::parse(&r.get::<_, String>(7)?),
         error: r.get(8)?,
         sweep: match r.get::<_, Option<String>>(9)? {
             Some(id) => Some(SweepState {

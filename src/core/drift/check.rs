@@ -3,7 +3,7 @@
 
 use crate::core::clock::Clock;
 use crate::core::drift::guard::{last_success, readiness, Readiness, SweepGuard, Verdict};
-use crate::core::job::NangoReport;
+use crate::core::job::NangoListing;
 use crate::core::nango_status::NangoSync;
 use crate::core::outcome::SyncSummary;
 use crate::core::state::{
@@ -59,28 +59,28 @@ where
     pub async fn check_drift(
         &self,
         stream: &StreamKey,
-        report: &NangoReport,
+        report: &NangoListing,
         summary: &SyncSummary,
         stored: &StreamState,
     ) -> Result<Option<SweepState>, SyncError> {
         let mut notes = stored.nango.clone();
         let sync = match report {
-            NangoReport::Listed(sync) => Some(sync),
-            NangoReport::NotListed => None,
+            NangoListing::Listed(sync) => Some(sync),
+            NangoListing::NotListed => None,
         };
-        let nango_count = match self.judge(stream, sync, stored, &mut notes) {
+        let nango_count = match self.comparable_count(stream, sync, stored, &mut notes) {
             Some(count) => count,
-            None => return self.settle(stream, stored, notes).await,
+            None => return self.end_without_sweep(stream, stored, notes).await,
         };
         let unchanged = stored.held.is_none()
             && notes.checked.as_ref().is_some_and(|c| {
                 c.nango_count == nango_count && c.records_written == stored.records_written
             });
         if unchanged {
-            return self.settle(stream, stored, notes).await;
+            return self.end_without_sweep(stream, stored, notes).await;
         }
         let Some(live) = self.live_count(stream, stored, &mut notes).await? else {
-            return self.settle(stream, stored, notes).await;
+            return self.end_without_sweep(stream, stored, notes).await;
         };
         if let Some(held) = &stored.held {
             // A held sweep waits for an operator. It lapses once Nango agrees with the copy
@@ -98,10 +98,10 @@ where
                     .release_hold(stream, &held.sweep_id, &result)
                     .await?;
                 tracing::info!(stream = %stream.encode(), live, "held sweep lapsed: Nango's count agrees with the copy again");
-                return self.settle(stream, stored, notes).await;
+                return self.end_without_sweep(stream, stored, notes).await;
             }
             if (held.live_count, held.nango_count) == (live, nango_count) {
-                return self.settle(stream, stored, notes).await;
+                return self.end_without_sweep(stream, stored, notes).await;
             }
         }
         let checked = |trusted| CountCheck {
@@ -119,24 +119,24 @@ where
             // Agreed, or the same drift a finished sweep already settled (Nango's count is kept
             // incrementally and can be off): no sweep.
             notes.checked = Some(checked(true));
-            return self.settle(stream, stored, notes).await;
+            return self.end_without_sweep(stream, stored, notes).await;
         }
         if nango_count == 0 {
             let first = match self.source.fetch_page(stream, None, self.until).await {
                 Err(SourceError::Deferred { .. }) => {
-                    return self.settle(stream, stored, notes).await
+                    return self.end_without_sweep(stream, stored, notes).await
                 }
                 other => other?,
             };
             if first.records.iter().any(|r| !r.is_deleted()) {
                 tracing::info!(stream = %stream.encode(), live, "Nango's recordCount is 0 but its records API serves live records: its count is not trusted for this stream (older Nango reports 0 for variants)");
                 notes.checked = Some(checked(false));
-                return self.settle(stream, stored, notes).await;
+                return self.end_without_sweep(stream, stored, notes).await;
             }
             if first.records.is_empty() {
                 // Nango has nothing left for the stream: no re-read can find anything, and the
                 // guard never lets a count of 0 delete. Hold at once.
-                self.keep_notes(stream, stored, notes.clone()).await?;
+                self.save_notes(stream, stored, notes.clone()).await?;
                 let id = format!("sweep {}", self.clock.now_rfc3339());
                 let would_delete = self.records.count_unseen(stream, &id).await?;
                 let held = HeldSweep {
@@ -157,8 +157,9 @@ where
         }
         // Confirm with a fresh count, taken while no record changed after our cursor.
         let fresh = self.source.sync_of(stream).await?;
-        let Some(fresh_count) = self.judge(stream, fresh.as_ref(), stored, &mut notes) else {
-            return self.settle(stream, stored, notes).await;
+        let Some(fresh_count) = self.comparable_count(stream, fresh.as_ref(), stored, &mut notes)
+        else {
+            return self.end_without_sweep(stream, stored, notes).await;
         };
         let quiet = match self
             .source
@@ -166,10 +167,12 @@ where
             .await
         {
             // No time left to confirm: the next reconcile checks again.
-            Err(SourceError::Deferred { .. }) => return self.settle(stream, stored, notes).await,
+            Err(SourceError::Deferred { .. }) => {
+                return self.end_without_sweep(stream, stored, notes).await
+            }
             other => other?.is_empty(),
         };
-        self.keep_notes(stream, stored, notes).await?;
+        self.save_notes(stream, stored, notes).await?;
         if !quiet || fresh_count == live {
             // Records changed since the reconcile counted them: the next reconcile checks again.
             return Ok(None);
@@ -197,8 +200,8 @@ where
         let stored = self.state.get_stream(stream).await?.unwrap_or_default();
         let mut notes = stored.nango.clone();
         let fresh = self.source.sync_of(stream).await?;
-        let judged = self.judge(stream, fresh.as_ref(), &stored, &mut notes);
-        self.keep_notes(stream, &stored, notes.clone()).await?;
+        let judged = self.comparable_count(stream, fresh.as_ref(), &stored, &mut notes);
+        self.save_notes(stream, &stored, notes.clone()).await?;
         let live = self.records.count_live(stream).await?;
         let mut result = SweepResult {
             finished_at: self.clock.now_rfc3339(),
@@ -213,7 +216,7 @@ where
             return Ok(result);
         };
         let would_delete = self.records.count_unseen(stream, &sweep.id).await?;
-        match self.settings.guard.judge(would_delete, live, nango_count) {
+        match self.settings.guard.verdict(would_delete, live, nango_count) {
             Verdict::Apply => {
                 let at = self.clock.now_rfc3339();
                 result.tombstoned = self
@@ -301,9 +304,9 @@ where
         self.state.hold_sweep(stream, &held).await
     }
 
-    /// Judges what Nango said of the stream, noting its last success and whether it purged the
+    /// Reads what Nango said of the stream, noting its last success and whether it purged the
     /// stream. Returns Nango's count when it can be compared with ours now.
-    fn judge(
+    fn comparable_count(
         &self,
         stream: &StreamKey,
         sync: Option<&NangoSync>,
@@ -353,18 +356,18 @@ where
     }
 
     /// Ends a drift check that begins no sweep, keeping what it learned.
-    async fn settle(
+    async fn end_without_sweep(
         &self,
         stream: &StreamKey,
         stored: &StreamState,
         notes: NangoNotes,
     ) -> Result<Option<SweepState>, SyncError> {
-        self.keep_notes(stream, stored, notes).await?;
+        self.save_notes(stream, stored, notes).await?;
         Ok(None)
     }
 
     /// Writes the notes when they changed.
-    async fn keep_notes(
+    async fn save_notes(
         &self,
         stream: &StreamKey,
         stored: &StreamState,

@@ -43,7 +43,7 @@ impl SweepGuard {
         self.max_deletes.max(share)
     }
 
-    pub fn judge(&self, would_delete: u64, live: u64, nango_count: u64) -> Verdict {
+    pub fn verdict(&self, would_delete: u64, live: u64, nango_count: u64) -> Verdict {
         if would_delete == 0 {
             return Verdict::Apply;
         }
@@ -180,19 +180,22 @@ mod tests {
         let guard = SweepGuard::default();
         assert_eq!(guard.bound(1_000), 100);
         assert_eq!(guard.bound(10_000), 500);
-        assert_eq!(guard.judge(5, 2_000, 1_995), Verdict::Apply);
-        assert_eq!(guard.judge(100, 2_000, 1_900), Verdict::Apply);
-        assert!(matches!(guard.judge(101, 2_000, 1_899), Verdict::Hold(_)));
-        assert_eq!(guard.judge(500, 10_000, 9_500), Verdict::Apply);
-        assert!(matches!(guard.judge(501, 10_000, 9_499), Verdict::Hold(_)));
+        assert_eq!(guard.verdict(5, 2_000, 1_995), Verdict::Apply);
+        assert_eq!(guard.verdict(100, 2_000, 1_900), Verdict::Apply);
+        assert!(matches!(guard.verdict(101, 2_000, 1_899), Verdict::Hold(_)));
+        assert_eq!(guard.verdict(500, 10_000, 9_500), Verdict::Apply);
+        assert!(matches!(
+            guard.verdict(501, 10_000, 9_499),
+            Verdict::Hold(_)
+        ));
         // Even one record, when Nango says it has none.
-        assert!(matches!(guard.judge(1, 1, 0), Verdict::Hold(_)));
-        assert_eq!(guard.judge(0, 2_000, 0), Verdict::Apply);
+        assert!(matches!(guard.verdict(1, 1, 0), Verdict::Hold(_)));
+        assert_eq!(guard.verdict(0, 2_000, 0), Verdict::Apply);
         let strict = SweepGuard {
             max_deletes: 0,
             max_delete_fraction: 0.0,
         };
-        assert!(matches!(strict.judge(1, 10, 9), Verdict::Hold(_)));
+        assert!(matches!(strict.verdict(1, 10, 9), Verdict::Hold(_)));
     }
 
     #[test]

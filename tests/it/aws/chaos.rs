@@ -123,7 +123,7 @@ impl DeleteWitness {
     }
 
     /// Called with the live ids before and after a sweep's deletes.
-    fn judge(&self, stream: &StreamKey, before: &[String], after: &[String]) -> u64 {
+    fn count_deletes(&self, stream: &StreamKey, before: &[String], after: &[String]) -> u64 {
         let truth = self.sim.snapshot(stream);
         let protected = self.protected.lock().unwrap();
         let mut wrong = self.wrong.lock().unwrap();
@@ -183,7 +183,7 @@ impl RecordStore for ChaosStore {
         let result = self.inner.tombstone_unseen(stream, id, at).await;
         if result.is_ok() {
             let after = self.live_ids(stream).await?;
-            self.deletes.judge(stream, &before, &after);
+            self.deletes.count_deletes(stream, &before, &after);
         }
         self.switch.step().await;
         result

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use nango_sync::core::drift::DriftCheck;
-use nango_sync::core::job::NangoReport;
+use nango_sync::core::job::NangoListing;
 use nango_sync::core::outcome::JobOutcome;
 use nango_sync::ports::StreamDiscovery;
 use nango_sync::simulator::{sample_payload, RecordShape};
@@ -34,7 +34,7 @@ async fn a_large_partition_is_counted_over_several_invocations_on_dynamodb() {
     };
     // Each check runs with its invocation's time already up: one Query page, then it stops.
     let check = || async {
-        let report = NangoReport::Listed(rig.app.source.sync_of(&s).await.unwrap().unwrap());
+        let report = NangoListing::Listed(rig.app.source.sync_of(&s).await.unwrap().unwrap());
         let drift = DriftCheck {
             source: &rig.app.source,
             records: &rig.app.records,

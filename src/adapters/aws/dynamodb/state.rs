@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::Client;
 use super::item::{attr, Item};
 use super::{get_n, get_s, n, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::state::{
-    ConnectionEvent, HeldSweep, NangoNotes, StoredEvent, StreamState, SweepOutcome, SweepResult,
-    SweepState, SyncOutcome, SyncReport,
+    ConnectionEvent, HeldSweep, LastSyncStatus, NangoNotes, StoredEvent, StreamState, SweepOutcome,
+    SweepResult, SweepState, SyncReport,
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::write::RejectedRecord;
@@ -137,7 +137,7 @@ fn stream_state(item: &Item) -> StreamState {
         last_webhook_at: get_s(item, "last_webhook_at"),
         records_written: get_n(item, "records_written"),
         records_rejected: get_n(item, "records_rejected"),
-        outcome: SyncOutcome::parse(&get_s(item, "status").unwrap_or_default()),
+        outcome: LastSyncStatus::parse(&get_s(item, "status").unwrap_or_default()),
         error: get_s(item, "error"),
         sweep: get_s(item, "sweep_id").map(|id| SweepState {
             id,
