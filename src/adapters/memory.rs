@@ -13,7 +13,7 @@ use crate::core::state::{
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::write::{
-    plan_page, DeleteMode, RecordWrite, RejectedRecord, Removal, WriteReport,
+    plan_page, with_stored_payload, DeleteMode, RecordWrite, RejectedRecord, Removal, WriteReport,
 };
 use crate::ports::OutgoingMessage;
 use crate::ports::{JobQueue, QueueError, RecordStore, StateStore, StoreError};
@@ -165,6 +165,13 @@ impl RecordStore for MemoryStore {
                 // its own to move.
                 RecordWrite::KeepPayload(record) => {
                     inner.records.entry(slot).or_insert_with(|| record.object());
+                }
+                RecordWrite::TombstoneKeepingPayload(record) => {
+                    let object = match inner.records.get(&slot) {
+                        Some(stored) => with_stored_payload(stored, record).object(),
+                        None => record.object(),
+                    };
+                    inner.records.insert(slot, object);
                 }
                 RecordWrite::Remove(_) => {
                     inner.records.remove(&slot);

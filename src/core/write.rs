@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use crate::core::record::NangoRecord;
+use crate::core::record::{NangoRecord, METADATA_FIELD};
 
 /// What deleting a record means here: template.yaml's `DeleteMode`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,6 +59,10 @@ pub enum RecordWrite<'a> {
     /// Nango pruned the payload: the stored payload stays, and only the item's cursor,
     /// `last_modified_at` and `pruned_at` move on. A record not stored yet is stored as served.
     KeepPayload(&'a NangoRecord),
+    /// Nango deleted a record whose payload it had pruned: the stored payload stays, under the
+    /// record's new metadata (deleted) — [`with_stored_payload`]. A record not stored yet is
+    /// stored as served.
+    TombstoneKeepingPayload(&'a NangoRecord),
     /// A DELETED record in hard mode: its item is removed.
     Remove(&'a NangoRecord),
 }
@@ -65,7 +70,11 @@ pub enum RecordWrite<'a> {
 impl<'a> RecordWrite<'a> {
     pub fn record(&self) -> &'a NangoRecord {
         match *self {
-            Self::Upsert(r) | Self::Tombstone(r) | Self::KeepPayload(r) | Self::Remove(r) => r,
+            Self::Upsert(r)
+            | Self::Tombstone(r)
+            | Self::KeepPayload(r)
+            | Self::TombstoneKeepingPayload(r)
+            | Self::Remove(r) => r,
         }
     }
 
@@ -99,15 +108,25 @@ pub fn plan_page(records: &[NangoRecord], mode: DeleteMode) -> PagePlan<'_> {
 }
 
 fn decide(record: &NangoRecord, mode: DeleteMode) -> RecordWrite<'_> {
-    if record.is_pruned() {
-        RecordWrite::KeepPayload(record)
-    } else if !record.is_deleted() {
-        RecordWrite::Upsert(record)
-    } else if mode == DeleteMode::Hard {
-        RecordWrite::Remove(record)
-    } else {
-        RecordWrite::Tombstone(record)
+    match (record.is_deleted(), record.is_pruned(), mode) {
+        (false, false, _) => RecordWrite::Upsert(record),
+        (false, true, _) => RecordWrite::KeepPayload(record),
+        (true, _, DeleteMode::Hard) => RecordWrite::Remove(record),
+        (true, false, DeleteMode::Tombstone) => RecordWrite::Tombstone(record),
+        // Pruned 30 days after its last change, then deleted: the copy keeps the payload.
+        (true, true, DeleteMode::Tombstone) => RecordWrite::TombstoneKeepingPayload(record),
     }
+}
+
+/// The stored payload under `record`'s metadata, for [`RecordWrite::TombstoneKeepingPayload`].
+/// A stored object that no longer reads as a record (a hand edit) gives way to `record` as served.
+pub fn with_stored_payload(stored: &Map<String, Value>, record: &NangoRecord) -> NangoRecord {
+    let mut object = stored.clone();
+    if let Some(metadata) = record.object().remove(METADATA_FIELD) {
+        object.insert(METADATA_FIELD.into(), metadata);
+    }
+    object.insert("id".into(), Value::String(record.id.clone()));
+    NangoRecord::from_object(object).unwrap_or_else(|_| record.clone())
 }
 
 impl<'a> PagePlan<'a> {
@@ -129,7 +148,9 @@ impl<'a> PagePlan<'a> {
             }
             match write {
                 RecordWrite::Upsert(_) => report.upserted += 1,
-                RecordWrite::Tombstone(_) | RecordWrite::Remove(_) => report.deleted += 1,
+                RecordWrite::Tombstone(_)
+                | RecordWrite::TombstoneKeepingPayload(_)
+                | RecordWrite::Remove(_) => report.deleted += 1,
                 RecordWrite::KeepPayload(_) => report.pruned += 1,
             }
         }
@@ -192,21 +213,27 @@ mod tests {
                     RecordWrite::Upsert(_) => "upsert",
                     RecordWrite::Tombstone(_) => "tombstone",
                     RecordWrite::KeepPayload(_) => "keep payload",
+                    RecordWrite::TombstoneKeepingPayload(_) => "tombstone keeping payload",
                     RecordWrite::Remove(_) => "remove",
                 })
                 .collect::<Vec<_>>()
         };
-        // A pruned record keeps its payload even when deleted: there is no payload to store.
+        // A pruned record keeps the stored payload, deleted or not: Nango has none to give.
         assert_eq!(
             kinds(DeleteMode::Tombstone),
-            ["upsert", "tombstone", "keep payload", "keep payload"]
+            [
+                "upsert",
+                "tombstone",
+                "keep payload",
+                "tombstone keeping payload"
+            ]
         );
         assert_eq!(
             kinds(DeleteMode::Hard),
-            ["upsert", "remove", "keep payload", "keep payload"]
+            ["upsert", "remove", "keep payload", "remove"]
         );
         let report = plan_page(&page, DeleteMode::Hard).report(Vec::new(), 0);
-        assert_eq!((report.upserted, report.deleted, report.pruned), (1, 1, 2));
+        assert_eq!((report.upserted, report.deleted, report.pruned), (1, 2, 1));
         assert_eq!(report.written(), 4);
     }
 
@@ -251,6 +278,18 @@ mod tests {
                 rejected
             }
         );
+    }
+
+    #[test]
+    fn a_deleted_pruned_record_takes_nangos_metadata_over_the_stored_payload() {
+        let stored =
+            json!({"id": "d", "name": "kept", "_nango_metadata": {"last_action": "ADDED"}});
+        let deleted = record("d", "DELETED", true);
+        let merged = with_stored_payload(stored.as_object().unwrap(), &deleted);
+        let object = merged.object();
+        assert_eq!(object["name"], "kept");
+        assert_eq!(object[METADATA_FIELD], deleted.object()[METADATA_FIELD]);
+        assert!(merged.is_deleted() && merged.is_pruned());
     }
 
     #[test]

@@ -74,6 +74,15 @@ fn pruned(id: &str, n: u32) -> NangoRecord {
     NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
 }
 
+/// Pruned by Nango, then deleted: the metadata says both.
+fn pruned_and_deleted(id: &str, n: u32) -> NangoRecord {
+    let object = json!({"id": id, "_nango_metadata": {"first_seen_at": "2026-11-27T00:00:00+00:00",
+        "last_modified_at": format!("2026-11-27T00:00:0{n}+00:00"), "last_action": "DELETED",
+        "deleted_at": format!("2026-11-27T00:00:0{n}+00:00"), "pruned_at": "2026-11-27T00:00:01+00:00",
+        "cursor": format!("cursor-{n}")}});
+    NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
+}
+
 pub(crate) async fn store_contract(store: impl ReadBack) {
     let s = StreamKey::new("hubspot", "user|42", "Contact", "base");
     assert_eq!(store.get_stream(&s).await.unwrap(), None);
@@ -457,6 +466,7 @@ pub(crate) async fn trace(store: &impl ReadBack) -> StoreTrace {
                 pruned("c", 4),
                 pruned("e", 5),
                 record("a", 3, "UPDATED", 6),
+                pruned_and_deleted("d", 7),
             ],
             None,
         ),
@@ -494,17 +504,26 @@ pub(crate) async fn trace(store: &impl ReadBack) -> StoreTrace {
 pub(crate) async fn memory_trace(mode: DeleteMode) -> StoreTrace {
     let trace = trace(&MemoryStore::with_delete_mode(mode)).await;
     // The policy, as seen from outside: the duplicate `a` counts once, `c` and `e` as pruned, `b`
-    // as deleted; the pruned `c` keeps its first payload; the sweep removes `d` and `e`.
+    // and `d` as deleted; the pruned `c` keeps its first payload, and so does `d`, deleted after
+    // Nango pruned it; the sweep removes `e`, which only Nango's pruned form ever showed.
     let counts: Vec<(u64, u64, u64)> = trace
         .reports
         .iter()
         .map(|r| (r.upserted, r.deleted, r.pruned))
         .collect();
-    assert_eq!(counts, [(4, 0, 0), (1, 1, 2), (2, 0, 1)]);
+    assert_eq!(counts, [(4, 0, 0), (1, 2, 2), (2, 0, 1)]);
     assert_eq!(trace.items["c"]["name"], "c v1");
+    match mode {
+        DeleteMode::Tombstone => {
+            let d = &trace.items["d"];
+            assert_eq!(d["name"], "d v1");
+            assert!(d["_nango_metadata"]["deleted_at"].is_string());
+        }
+        DeleteMode::Hard => assert!(!trace.items.contains_key("d")),
+    }
     assert_eq!(trace.items["a"]["name"], "a v3");
     assert_eq!(trace.items.contains_key("b"), mode == DeleteMode::Tombstone);
-    assert_eq!((trace.live, trace.unseen, trace.swept), (5, 2, 2));
+    assert_eq!((trace.live, trace.unseen, trace.swept), (4, 1, 1));
     assert_eq!(trace.live_after_sweep, 3);
     assert_eq!(
         trace.items_after_sweep.contains_key("d"),

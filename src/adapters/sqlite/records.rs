@@ -1,13 +1,15 @@
 //! Records in the SQLite file, as the DynamoDB records table keeps them: the write policy of
 //! [`crate::core::write`] applied to rows.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde_json::{Map, Value};
 
 use super::db::SqliteDb;
 use crate::core::record::{mark_deleted, NangoRecord};
 use crate::core::stream::StreamKey;
-use crate::core::write::{plan_page, DeleteMode, RecordWrite, Removal, WriteReport};
+use crate::core::write::{
+    plan_page, with_stored_payload, DeleteMode, RecordWrite, Removal, WriteReport,
+};
 use crate::ports::{RecordStore, StoreError};
 
 /// Records in the SQLite file.
@@ -92,6 +94,8 @@ enum Apply {
     Upsert,
     /// [`UPDATE_PRUNED`], or an insert when no row is stored.
     KeepPayload,
+    /// The stored payload under the record's metadata, or the record when no row is stored.
+    TombstoneKeepingPayload(NangoRecord),
     Remove,
 }
 
@@ -127,6 +131,9 @@ impl RecordStore for SqliteRecordStore {
                 let apply = match write {
                     RecordWrite::Upsert(_) | RecordWrite::Tombstone(_) => Apply::Upsert,
                     RecordWrite::KeepPayload(_) => Apply::KeepPayload,
+                    RecordWrite::TombstoneKeepingPayload(record) => {
+                        Apply::TombstoneKeepingPayload((*record).clone())
+                    }
                     RecordWrite::Remove(_) => Apply::Remove,
                 };
                 (RecordRow::of(write.record()), apply)
@@ -152,6 +159,23 @@ impl RecordStore for SqliteRecordStore {
                             if changed == 0 {
                                 upsert(&tx, &key, row, seen_in.as_deref())?;
                             }
+                        }
+                        Apply::TombstoneKeepingPayload(record) => {
+                            let stored: Option<String> = tx
+                                .prepare_cached(
+                                    "SELECT record FROM records WHERE stream = ?1 AND id = ?2",
+                                )?
+                                .query_row(params![key, row.id], |r| r.get(0))
+                                .optional()?;
+                            let stored: Option<Map<String, Value>> =
+                                stored.and_then(|json| serde_json::from_str(&json).ok());
+                            match stored {
+                                Some(object) => {
+                                    let merged = with_stored_payload(&object, record);
+                                    upsert(&tx, &key, &RecordRow::of(&merged), seen_in.as_deref())?
+                                }
+                                None => upsert(&tx, &key, row, seen_in.as_deref())?,
+                            };
                         }
                         Apply::Remove => {
                             tx.prepare_cached(DELETE_RECORD)?

@@ -737,9 +737,11 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
         for (id, record) in &truth {
             tally.records_checked.fetch_add(1, Ordering::Relaxed);
             let same = match stored.get(id) {
-                // Pruned in Nango: the payload stored before is kept, and the record stays live.
+                // Pruned in Nango: the payload stored before is kept, and the record is live or
+                // deleted as Nango says (a pruned record can be deleted later).
                 Some(r) if record["_nango_metadata"]["pruned_at"].is_string() => {
                     r["_nango_metadata"]["deleted_at"].is_null()
+                        == record["_nango_metadata"]["deleted_at"].is_null()
                 }
                 Some(r) => same_value(&Value::Object(r.clone()), record),
                 None => false,

@@ -15,7 +15,7 @@ use super::{get_s, is_throttling, s, store_error, with_retry, CapacityMeter, Rea
 use crate::core::record::NangoRecord;
 use crate::core::state::LiveCount;
 use crate::core::stream::StreamKey;
-use crate::core::write::{plan_page, DeleteMode, RecordWrite, Removal};
+use crate::core::write::{plan_page, with_stored_payload, DeleteMode, RecordWrite, Removal};
 use crate::core::write::{RejectedRecord, WriteReport};
 use crate::ports::{RecordStore, StoreError};
 use crate::retry::RetryPolicy;
@@ -337,6 +337,41 @@ impl DynamoRecordStore {
     }
 
     /// A pruned record: keep the stored payload, move only the bookkeeping on.
+    /// A deleted record whose payload Nango pruned: the stored payload (a consistent GetItem)
+    /// under the record's metadata, or the record as served when none is stored. Rare: a record
+    /// untouched for Nango's 30 days, then deleted.
+    async fn write_tombstone_keeping_payload(
+        &self,
+        stream: &StreamKey,
+        record: &NangoRecord,
+        seen_in: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(item::record_key(stream, &record.id)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.meter.read(Read::GetItem, found.consumed_capacity());
+        let stored = found
+            .item
+            .as_ref()
+            .and_then(|i| item::decode_record(i).ok());
+        let merged = stored.map(|object| with_stored_payload(&object, record));
+        let record = merged.as_ref().unwrap_or(record);
+        match item::put_request(stream, record, stamp(seen_in).as_slice()) {
+            Encoded::Native(request) | Encoded::Compressed(request) => {
+                self.write_chunk(vec![request]).await
+            }
+            // The stored payload fitted before; Nango's metadata is the same size.
+            Encoded::TooLarge(_) => Ok(()),
+        }
+    }
+
     async fn write_pruned(
         &self,
         stream: &StreamKey,
@@ -432,7 +467,7 @@ impl RecordStore for DynamoRecordStore {
         // One decision per id (a batch takes one request per key).
         let plan = plan_page(records, self.settings.delete_mode);
         let (mut rejected, mut compressed) = (Vec::new(), 0);
-        let mut pruned = Vec::new();
+        let (mut pruned, mut kept_tombstones) = (Vec::new(), Vec::new());
         let stamp = stamp(seen_in);
         // Items are built as their chunk is sent, so that only the chunks in flight are held
         // as items, not the whole page a second time.
@@ -440,6 +475,10 @@ impl RecordStore for DynamoRecordStore {
             let record = match *write {
                 RecordWrite::KeepPayload(record) => {
                     pruned.push(record);
+                    return None;
+                }
+                RecordWrite::TombstoneKeepingPayload(record) => {
+                    kept_tombstones.push(record);
                     return None;
                 }
                 RecordWrite::Remove(record) => {
@@ -465,6 +504,10 @@ impl RecordStore for DynamoRecordStore {
         self.write_all(requests).await?;
         for record in pruned {
             self.write_pruned(stream, record, seen_in).await?;
+        }
+        for record in kept_tombstones {
+            self.write_tombstone_keeping_payload(stream, record, seen_in)
+                .await?;
         }
         Ok(plan.report(rejected, compressed))
     }
