@@ -195,16 +195,13 @@ impl RecordStore for MemoryStore {
     async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
         let key = stream.encode();
         let inner = self.lock();
-        let unseen = inner
+        let unseen = unseen_by(&inner.seen, &key, sweep_id);
+        let count = inner
             .records
             .iter()
-            .filter(|(slot, r)| {
-                slot.0 == key
-                    && !is_deleted(r)
-                    && inner.seen.get(*slot).map(String::as_str) != Some(sweep_id)
-            })
+            .filter(|(slot, r)| unseen(slot, r))
             .count();
-        Ok(unseen as u64)
+        Ok(count as u64)
     }
 
     async fn tombstone_unseen(
@@ -217,15 +214,9 @@ impl RecordStore for MemoryStore {
         let key = stream.encode();
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let seen = &inner.seen;
-        let unseen = |slot: &(String, String), record: &Map<String, Value>| {
-            slot.0 == key
-                && !is_deleted(record)
-                && seen.get(slot).map(String::as_str) != Some(sweep_id)
-        };
         Ok(remove(
             &mut inner.records,
-            unseen,
+            unseen_by(&inner.seen, &key, sweep_id),
             self.delete_mode.sweep_removal(at),
         ))
     }
@@ -242,6 +233,17 @@ impl RecordStore for MemoryStore {
             slot.0 == key && (removal == Removal::Purge || !is_deleted(record))
         };
         Ok(remove(&mut inner.records, chosen, removal))
+    }
+}
+
+/// Picks the stream's live records that sweep `sweep_id` did not stamp.
+fn unseen_by<'a>(
+    seen: &'a BTreeMap<(String, String), String>,
+    key: &'a str,
+    sweep_id: &'a str,
+) -> impl Fn(&(String, String), &Map<String, Value>) -> bool + 'a {
+    move |slot, record| {
+        slot.0 == key && !is_deleted(record) && seen.get(slot).map(String::as_str) != Some(sweep_id)
     }
 }
 

@@ -76,11 +76,12 @@ fn pruned(id: &str, n: u32) -> NangoRecord {
 
 /// Pruned by Nango, then deleted: the metadata says both.
 fn pruned_and_deleted(id: &str, n: u32) -> NangoRecord {
-    let object = json!({"id": id, "_nango_metadata": {"first_seen_at": "2026-11-27T00:00:00+00:00",
-        "last_modified_at": format!("2026-11-27T00:00:0{n}+00:00"), "last_action": "DELETED",
-        "deleted_at": format!("2026-11-27T00:00:0{n}+00:00"), "pruned_at": "2026-11-27T00:00:01+00:00",
-        "cursor": format!("cursor-{n}")}});
-    NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
+    let mut object = pruned(id, n).object();
+    let meta = object["_nango_metadata"].as_object_mut().unwrap();
+    let at = meta["last_modified_at"].clone();
+    meta.insert("last_action".into(), json!("DELETED"));
+    meta.insert("deleted_at".into(), at);
+    NangoRecord::from_object(object).unwrap()
 }
 
 pub(crate) async fn store_contract(store: impl ReadBack) {

@@ -19,7 +19,7 @@ use crate::reconcile::{rig, Backend};
 
 /// Keeps every job's metrics, in order.
 #[derive(Debug, Default)]
-struct Kept(Mutex<Vec<JobMetrics>>);
+pub(crate) struct Kept(pub(crate) Mutex<Vec<JobMetrics>>);
 
 impl MetricsSink for Kept {
     fn job_done(&self, job: &JobMetrics) {

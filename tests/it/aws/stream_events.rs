@@ -2,32 +2,20 @@
 //! to an SQS queue, where the test reads what an application's rule would get. A publish that
 //! fails leaves the sync done and says so in the job's metrics.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use nango_sync::adapters::aws::eventbridge::EventBridgePublisher;
 use nango_sync::core::job::{jobs_for, messages_for, now_rfc3339};
-use nango_sync::core::metrics::JobMetrics;
 use nango_sync::core::payload::NangoWebhook;
 use nango_sync::core::stream::StreamKey;
-use nango_sync::ports::{MetricsSink, ReceivedMessage};
+use nango_sync::ports::ReceivedMessage;
 use nango_sync::simulator::{webhooks, Changes};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::common::{moto_sdk_config, unique_name};
+use crate::job_metrics::Kept;
 use crate::reconcile::{rig, Backend, Rig};
-
-#[derive(Debug, Default)]
-struct Kept(Mutex<Vec<JobMetrics>>);
-
-impl MetricsSink for Kept {
-    fn job_done(&self, job: &JobMetrics) {
-        self.0.lock().unwrap().push(job.clone());
-    }
-
-    // A worker's sink: no webhook passes through it.
-    fn webhook_answered(&self, _: nango_sync::core::metrics::WebhookAnswer) {}
-}
 
 /// A bus of its own, whose rule sends every nango-sync event to a queue; returns (bus, queue URL).
 async fn bus_to_queue(sdk: &aws_config::SdkConfig) -> (String, String) {
