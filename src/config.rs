@@ -151,6 +151,8 @@ pub struct WorkerBehaviour {
     pub delete_mode: DeleteMode,
     pub deadline_margin_seconds: u64,
     pub write_concurrency: usize,
+    /// How many of a batch's streams run side by side.
+    pub streams_at_once: usize,
     /// Compare live counts with Nango's recordCount on reconcile, and sweep on drift.
     pub drift_check: bool,
     /// A sweep deletes at most this many records without an operator...
@@ -282,6 +284,13 @@ impl FromVars for WorkerBehaviour {
             delete_mode,
             deadline_margin_seconds: number(&get, vars::DEADLINE_MARGIN_SECONDS, 60, 1, 840)?,
             write_concurrency: number(&get, vars::WRITE_CONCURRENCY, 4, 1, 64)? as usize,
+            streams_at_once: number(
+                &get,
+                vars::STREAMS_AT_ONCE,
+                crate::core::worker::DEFAULT_STREAMS_AT_ONCE as u64,
+                1,
+                10,
+            )? as usize,
             drift_check,
             sweep_max_deletes: number(
                 &get,
@@ -535,6 +544,7 @@ pub mod vars {
     pub const DELETE_MODE: &str = "DELETE_MODE";
     pub const DEADLINE_MARGIN_SECONDS: &str = "DEADLINE_MARGIN_SECONDS";
     pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
+    pub const STREAMS_AT_ONCE: &str = "STREAMS_AT_ONCE";
     pub const DISCOVERY_REQUESTS_PER_MINUTE: &str = "DISCOVERY_REQUESTS_PER_MINUTE";
     pub const DRIFT_CHECK: &str = "DRIFT_CHECK";
     pub const SWEEP_MAX_DELETES: &str = "SWEEP_MAX_DELETES";

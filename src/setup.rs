@@ -179,6 +179,7 @@ pub fn worker_settings(config: &WorkerBehaviour) -> WorkerSettings {
         metrics: None,
         events: None,
         clock: crate::core::clock::system(),
+        streams_at_once: config.streams_at_once,
     }
 }
 

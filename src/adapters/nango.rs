@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
 
-use crate::core::metrics::RequestTally;
+use crate::core::metrics::{count_job_requests, RequestTally};
 use crate::core::nango_status::{DiscoveredStream, NangoSync, RunStatus};
 use crate::core::record::RecordsPage;
 use crate::core::rotation::RotatingSecret;
@@ -213,6 +213,7 @@ impl NangoClient {
         parse: &(impl Fn(&[u8]) -> Result<T, String> + Sync),
     ) -> Attempt<T> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        count_job_requests(|tally| tally.requests += 1);
         let mut request = self
             .http
             .get(url)
@@ -318,6 +319,7 @@ impl NangoClient {
                 Attempt::RateLimited { wait } => {
                     rate_limited += 1;
                     self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    count_job_requests(|tally| tally.rate_limited += 1);
                     if rate_limited >= self.rate_limits.max_waits {
                         break format!("429 rate limited {rate_limited} times");
                     }
@@ -341,6 +343,7 @@ impl NangoClient {
             if for_rate_limit {
                 let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                 self.counters.waited_ms.fetch_add(ms, Ordering::Relaxed);
+                count_job_requests(|tally| tally.waited_ms += ms);
             }
         };
         Err(SourceError::Transient {

@@ -180,3 +180,28 @@ impl RequestTally {
         }
     }
 }
+
+tokio::task_local! {
+    /// The Nango requests of the job being run, counted apart from other jobs running beside it.
+    static JOB_REQUESTS: std::cell::Cell<RequestTally>;
+}
+
+/// Runs `job`, counting the Nango requests made on its behalf ([`count_job_requests`]).
+pub async fn job_requests<F: std::future::Future>(job: F) -> (F::Output, RequestTally) {
+    let counted = async {
+        let output = job.await;
+        (output, JOB_REQUESTS.with(std::cell::Cell::get))
+    };
+    JOB_REQUESTS
+        .scope(std::cell::Cell::new(RequestTally::default()), counted)
+        .await
+}
+
+/// Adds to the running job's tally, if a job is running ([`job_requests`]).
+pub fn count_job_requests(add: impl FnOnce(&mut RequestTally)) {
+    let _ = JOB_REQUESTS.try_with(|tally| {
+        let mut counted = tally.get();
+        add(&mut counted);
+        tally.set(counted);
+    });
+}

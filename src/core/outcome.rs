@@ -9,6 +9,9 @@ pub enum SyncEnd {
     UpToDate,
     /// The deadline came first; a continuation must pick up from the stored cursor.
     DeadlineReached,
+    /// Up to date, but the drift check after it needs a job of its own: a reconcile's sync does
+    /// not wait for a count, and a count that ran out of time goes on where it stopped.
+    CheckGoesOn,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +44,7 @@ pub struct SyncSummary {
 #[derive(Debug, PartialEq, Eq)]
 pub enum JobOutcome {
     Synced(SyncSummary),
-    /// The deadline came first; a continuation was enqueued.
+    /// The deadline came first, or the drift check goes on: a continuation was enqueued.
     Continued(SyncSummary),
     /// Retrying cannot help (connection gone, key refused, cursor rejected): recorded on the stream.
     StreamInError(String),

@@ -5,20 +5,20 @@
 //! messages of that group in the same batch are reported as failures too, unprocessed, so a
 //! stream's jobs never run out of order.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{self, StreamExt};
 use tracing::Instrument;
 
 use crate::core::clock::Clock;
 use crate::core::connection::{restore_connection, retire_connection, ConnectionDeletedMode};
-use crate::core::drift::{DriftCheck, DriftSettings};
+use crate::core::drift::{DriftCheck, DriftSettings, DriftStep};
 use crate::core::events::StreamEvent;
 use crate::core::job::{
     messages_for, Checkpoints, Job, JobDecodeError, JobMessage, NangoListing, Trigger,
 };
-use crate::core::metrics::JobMetrics;
+use crate::core::metrics::{job_requests, JobMetrics};
 use crate::core::nango_status::NangoSync;
 use crate::core::outcome::{outcome_name, JobOutcome, SyncEnd, SyncSummary};
 use crate::core::reconcile::{reconcile, ReconcileError};
@@ -29,6 +29,9 @@ use crate::ports::{
     DynEventPublisher, JobQueue, MetricsSink, QueueError, ReceivedMessage, RecordSource,
     RecordStore, SourceError, StateStore, StoreError, StreamDiscovery,
 };
+
+/// A batch's streams run side by side by default (SQS delivers at most 10 messages a batch).
+pub const DEFAULT_STREAMS_AT_ONCE: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -44,6 +47,8 @@ pub struct WorkerSettings {
     pub events: Option<Arc<dyn DynEventPublisher>>,
     /// The time the worker stamps on what it stores and judges Nango's retention by.
     pub clock: Arc<dyn Clock>,
+    /// How many of a batch's streams (FIFO groups) run side by side.
+    pub streams_at_once: usize,
 }
 
 impl Default for WorkerSettings {
@@ -55,6 +60,7 @@ impl Default for WorkerSettings {
             metrics: None,
             events: None,
             clock: crate::core::clock::system(),
+            streams_at_once: DEFAULT_STREAMS_AT_ONCE,
         }
     }
 }
@@ -99,81 +105,110 @@ where
     T: StateStore,
     Q: JobQueue,
 {
-    /// One batch, in order; returns the ids of the messages that failed (to be redelivered).
-    /// `deadline` is when the run is cut off (the Lambda invocation's end).
+    /// One batch; returns the ids of the messages that failed (to be redelivered). Each FIFO
+    /// group's messages run in order, one at a time; different groups (streams) run side by side,
+    /// at most [`WorkerSettings::streams_at_once`] at a time. `deadline` is when the run is cut
+    /// off (the Lambda invocation's end), one for every group.
     pub async fn handle(
         &self,
         batch: &[ReceivedMessage],
         deadline: Option<Instant>,
     ) -> Vec<String> {
         let stop_at = deadline.map(|d| d.checked_sub(self.settings.deadline_margin).unwrap_or(d));
-        let mut failed_groups = HashSet::new();
-        let mut failed = Vec::new();
-        for message in batch {
-            let id = &message.message_id;
-            // A message without a group (never from a FIFO queue) is a group of its own.
-            let group = message.group_id.as_deref().unwrap_or(id);
-            if failed_groups.contains(group) {
-                tracing::warn!(message_id = %id, "skipped: an earlier message of its group failed");
-                failed.push(id.clone());
-                continue;
-            }
-            // `process` fills in the stream and trigger of a sync job.
-            let span = tracing::info_span!(
-                "job",
-                message_id = %id,
-                stream = tracing::field::Empty,
-                trigger = tracing::field::Empty
-            );
-            let (started, tally) = (Instant::now(), self.source.tally());
-            let decoded = JobMessage::decode(&message.body);
-            let target = decoded.as_ref().ok().and_then(JobMessage::sync_target);
-            let result = match decoded {
-                Ok(job) => self.run(job, stop_at).instrument(span.clone()).await,
-                Err(error) => Err(error.into()),
-            };
-            let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let nango = self.source.tally().since(tally);
-            let event_failed = match (&result, &target) {
-                (Ok(outcome), Some((stream, trigger))) => {
-                    let event = StreamEvent::of_outcome(stream, *trigger, outcome, duration_ms);
-                    !self.publish(event).instrument(span.clone()).await
+        // Built up front (a future does nothing until polled): a lazy map here would ask the
+        // compiler for more than it can prove about the messages' lifetimes.
+        let groups: Vec<_> = groups_in_order(batch)
+            .into_iter()
+            .map(|group| self.handle_group(group, stop_at))
+            .collect();
+        let failed: Vec<Vec<String>> = stream::iter(groups)
+            .buffer_unordered(self.settings.streams_at_once.max(1))
+            .collect()
+            .await;
+        failed.concat()
+    }
+
+    /// One group's messages, in order. Once one fails, the later ones are reported as failures
+    /// too, unprocessed, so that the group's jobs never run out of order.
+    async fn handle_group(
+        &self,
+        messages: Vec<&ReceivedMessage>,
+        stop_at: Option<Instant>,
+    ) -> Vec<String> {
+        for (i, message) in messages.iter().enumerate() {
+            if !self.handle_message(message, stop_at).await {
+                for skipped in &messages[i + 1..] {
+                    tracing::warn!(message_id = %skipped.message_id, "skipped: an earlier message of its group failed");
                 }
-                _ => false,
-            };
-            if let Some(sink) = &self.settings.metrics {
-                let mut metrics = match &result {
-                    Ok(outcome) => JobMetrics::of_outcome(
-                        outcome,
-                        outcome_name(outcome),
-                        duration_ms,
-                        nango,
-                        self.settings.clock.now(),
-                    ),
-                    Err(_) => JobMetrics::of_failure(duration_ms, nango),
-                };
-                metrics.event_failed = event_failed;
-                sink.job_done(&metrics);
-            }
-            match result {
-                Ok(outcome) => span.in_scope(|| log_done(&outcome, duration_ms)),
-                Err(error) => {
-                    let (class, remedy) = error.class_and_remedy();
-                    span.in_scope(|| {
-                        tracing::error!(
-                            %error,
-                            class,
-                            remedy,
-                            duration_ms,
-                            "job failed; it will be redelivered"
-                        )
-                    });
-                    failed_groups.insert(group);
-                    failed.push(id.clone());
-                }
+                return messages[i..].iter().map(|m| m.message_id.clone()).collect();
             }
         }
-        failed
+        Vec::new()
+    }
+
+    /// One message: runs its job, publishes its event and metrics, logs how it ended. False when
+    /// it failed (to be redelivered).
+    async fn handle_message(&self, message: &ReceivedMessage, stop_at: Option<Instant>) -> bool {
+        let id = &message.message_id;
+        // `process` fills in the stream and trigger of a sync job.
+        let span = tracing::info_span!(
+            "job",
+            message_id = %id,
+            stream = tracing::field::Empty,
+            trigger = tracing::field::Empty
+        );
+        let started = Instant::now();
+        let decoded = JobMessage::decode(&message.body);
+        let target = decoded.as_ref().ok().and_then(JobMessage::sync_target);
+        let run = async {
+            match decoded {
+                Ok(job) => self.run(job, stop_at).instrument(span.clone()).await,
+                Err(error) => Err(error.into()),
+            }
+        };
+        // The job's own Nango requests, though other groups' jobs run beside it.
+        let (result, nango) = job_requests(run).await;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let event_failed = match (&result, &target) {
+            (Ok(outcome), Some((stream, trigger))) => {
+                let event = StreamEvent::of_outcome(stream, *trigger, outcome, duration_ms);
+                !self.publish(event).instrument(span.clone()).await
+            }
+            _ => false,
+        };
+        if let Some(sink) = &self.settings.metrics {
+            let mut metrics = match &result {
+                Ok(outcome) => JobMetrics::of_outcome(
+                    outcome,
+                    outcome_name(outcome),
+                    duration_ms,
+                    nango,
+                    self.settings.clock.now(),
+                ),
+                Err(_) => JobMetrics::of_failure(duration_ms, nango),
+            };
+            metrics.event_failed = event_failed;
+            sink.job_done(&metrics);
+        }
+        match result {
+            Ok(outcome) => {
+                span.in_scope(|| log_done(&outcome, duration_ms));
+                true
+            }
+            Err(error) => {
+                let (class, remedy) = error.class_and_remedy();
+                span.in_scope(|| {
+                    tracing::error!(
+                        %error,
+                        class,
+                        remedy,
+                        duration_ms,
+                        "job failed; it will be redelivered"
+                    )
+                });
+                false
+            }
+        }
     }
 
     /// Publishes a sync job's event, if there is one and a publisher; false when the publish
@@ -335,7 +370,11 @@ where
             error: None,
         };
         match result {
-            Ok(summary) if summary.end == SyncEnd::DeadlineReached => {
+            Ok(summary) if summary.end != SyncEnd::UpToDate => {
+                if summary.end == SyncEnd::CheckGoesOn {
+                    // The sync itself is done: the stream is up to date.
+                    self.state.report_sync(stream, &report).await?;
+                }
                 let continuation = Job::Sync {
                     stream: stream.clone(),
                     sync_name: job.sync_name.to_owned(),
@@ -354,7 +393,11 @@ where
                 let marker = format!("continue {} {}", report.at, fastrand::u64(..));
                 let messages = messages_for(marker.as_bytes(), vec![continuation], &report.at);
                 self.queue.send(&messages).await?;
-                tracing::info!(stream = %stream.encode(), pages = summary.pages, "deadline near; continuation enqueued");
+                let why = match summary.end {
+                    SyncEnd::CheckGoesOn => "drift check goes on in a job of its own",
+                    _ => "deadline near",
+                };
+                tracing::info!(stream = %stream.encode(), pages = summary.pages, "{why}; continuation enqueued");
                 Ok(JobOutcome::Continued(summary))
             }
             Ok(summary) => {
@@ -403,13 +446,18 @@ where
             settings: &self.settings.drift,
             until: stop_at,
             clock: &*self.settings.clock,
+            may_count: job.trigger != Trigger::Reconcile,
         };
         let sweep_state = match (stored.sweep.clone(), job.nango) {
             (Some(sweep), _) => sweep,
             (None, Some(report)) if self.settings.drift.enabled => {
                 match drift.check_drift(stream, report, &summary, &stored).await? {
-                    Some(sweep) => sweep,
-                    None => return Ok(summary),
+                    DriftStep::Sweep(sweep) => sweep,
+                    DriftStep::Settled => return Ok(summary),
+                    DriftStep::GoesOn => {
+                        summary.end = SyncEnd::CheckGoesOn;
+                        return Ok(summary);
+                    }
                 }
             }
             _ => return Ok(summary),
@@ -445,6 +493,20 @@ where
         notes.pass_open_since = since;
         self.state.set_nango_notes(stream, &notes).await
     }
+}
+
+/// The batch's messages by FIFO group, each group's in batch order, the groups in the order
+/// they first appear. A message without a group (never from a FIFO queue) is a group of its own.
+fn groups_in_order(batch: &[ReceivedMessage]) -> Vec<Vec<&ReceivedMessage>> {
+    let mut groups: Vec<(&str, Vec<&ReceivedMessage>)> = Vec::new();
+    for message in batch {
+        let group = message.group_id.as_deref().unwrap_or(&message.message_id);
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, messages)) => messages.push(message),
+            None => groups.push((group, vec![message])),
+        }
+    }
+    groups.into_iter().map(|(_, messages)| messages).collect()
 }
 
 /// A sync job's fields, as the worker uses them.

@@ -19,6 +19,7 @@ mod local_run;
 mod local_server;
 mod rate_limits;
 mod reconcile;
+mod side_by_side;
 mod signature_vectors;
 mod sync_loop;
 mod template;

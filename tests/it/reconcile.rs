@@ -25,7 +25,7 @@ use nango_sync::core::stream::{ConnectionKey, StreamKey};
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
 use nango_sync::local::backend::Store;
-use nango_sync::ports::{RecordStore, StateStore};
+use nango_sync::ports::{ReceivedMessage, RecordStore, StateStore};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{sample_payload, webhooks, Changes, Simulator, SyncRun};
 use serde_json::{json, value::RawValue, Map, Value};
@@ -54,6 +54,7 @@ macro_rules! scenarios {
             a_deleted_connection_stops_syncing_and_keeps_its_records,
             a_dropped_sync_keeps_its_copy,
             an_unchanged_stream_is_checked_without_reading_its_partition,
+            a_reconciles_syncs_all_run_before_any_count,
         );
     };
 }
@@ -180,14 +181,31 @@ impl Rig {
         }
     }
 
-    /// The streams the last reconcile enqueued a sync for.
-    pub fn reconciled_streams(&self) -> Vec<String> {
-        self.app
-            .queue
-            .sent()
-            .iter()
-            .map(|m| m.group_id.clone())
+    /// What the worker enqueued since the queue was last taken from, as one batch delivers it.
+    pub fn take_batch(&self) -> Vec<ReceivedMessage> {
+        let sent = self.app.queue.sent();
+        self.app.queue.clear();
+        sent.into_iter()
+            .enumerate()
+            .map(|(i, m)| ReceivedMessage {
+                message_id: format!("{i} {}", m.dedup_id),
+                receipt_handle: m.dedup_id,
+                body: m.body,
+                group_id: Some(m.group_id),
+            })
             .collect()
+    }
+
+    /// The streams the last reconcile enqueued a sync for (each once: a stream's drift check
+    /// goes on in a job of its own, in the same group).
+    pub fn reconciled_streams(&self) -> Vec<String> {
+        let mut streams: Vec<String> = Vec::new();
+        for message in self.app.queue.sent() {
+            if !streams.contains(&message.group_id) {
+                streams.push(message.group_id);
+            }
+        }
+        streams
     }
 
     pub async fn live(&self, stream: &StreamKey) -> u64 {
@@ -719,4 +737,74 @@ pub(crate) async fn an_unchanged_stream_is_checked_without_reading_its_partition
     rig.reconcile().await;
     let second = rig.state(&s).await.nango.checked.unwrap();
     assert_eq!((second.nango_count, second.live_count), (1_501, 1_501));
+}
+
+/// No stream's sync waits for a count: a reconcile's sync jobs, one batch, bring every stream
+/// up to date (the one whose webhook Nango dropped included) and count nothing; each stream's
+/// count is a job of its own in the stream's group, queued behind them, and the stream whose
+/// cache lost records is swept there.
+pub(crate) async fn a_reconciles_syncs_all_run_before_any_count(backend: Backend) {
+    let rig = rig(backend).await;
+    let streams = rig
+        .sim
+        .populate("crm", 1, &["Contact", "Deal", "Ticket"], 300);
+    for s in &streams {
+        rig.webhook_sync(s).await;
+    }
+    let (lossy, missed) = (&streams[1], &streams[2]);
+    let lost = ["deal-1", "deal-2", "deal-3"];
+    assert_eq!(rig.sim.hard_delete(lossy, &lost), 3);
+    // A new ticket whose webhook Nango dropped.
+    rig.sim.tick();
+    rig.sim
+        .save(missed, [("ticket-new".to_owned(), sample_payload(1))]);
+
+    rig.app.queue.clear();
+    let body = json!({"v": 1, "received_at": "2026-12-03T11:00:00.000Z", "job": {"reconcile": {}}});
+    let fanned = rig.app.process(&body.to_string(), None).await.unwrap();
+    assert!(
+        matches!(fanned, JobOutcome::Reconciled { streams: 3, .. }),
+        "{fanned:?}"
+    );
+    let syncs = rig.take_batch();
+    let queries = rig.meter.as_ref().map(|m| m.read_calls().1);
+    assert_eq!(rig.app.handle(&syncs, None).await, Vec::<String>::new());
+    if let (Some(meter), Some(queries)) = (&rig.meter, queries) {
+        assert_eq!(meter.read_calls().1, queries, "no Query: no partition read");
+    }
+    assert!(
+        rig.stored(missed).await.contains_key("ticket-new"),
+        "healed before any count"
+    );
+    for s in &streams {
+        assert_eq!(
+            rig.state(s).await.nango.checked,
+            None,
+            "{}: no count yet",
+            s.encode()
+        );
+    }
+    assert_eq!(rig.live(lossy).await, 300, "nothing swept yet");
+
+    // The counts, a job per stream in its own group, after every sync of the batch.
+    let counts = rig.take_batch();
+    assert_eq!(counts.len(), syncs.len());
+    // A set: the streams' syncs end, and enqueue their counts, in any order.
+    let groups = |batch: &[ReceivedMessage]| {
+        batch
+            .iter()
+            .map(|m| m.group_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(groups(&counts), groups(&syncs));
+    assert_eq!(rig.app.handle(&counts, None).await, Vec::<String>::new());
+    for s in [&streams[0], missed] {
+        let checked = rig.state(s).await.nango.checked.expect("counted");
+        assert_eq!(checked.nango_count, checked.live_count, "{}", s.encode());
+    }
+    let mut deleted = rig.marked_deleted(lossy).await;
+    deleted.sort();
+    assert_eq!(deleted, lost);
+    assert_eq!(rig.live(lossy).await, 297);
+    assert!(rig.take_batch().is_empty(), "nothing left to run");
 }

@@ -34,6 +34,19 @@ impl Default for DriftSettings {
     }
 }
 
+/// Where a drift check left the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriftStep {
+    /// Nothing more to do before the next reconcile: the counts agree, Nango cannot be compared
+    /// with now, or the drift was held or already settled.
+    Settled,
+    /// Drift confirmed: this sweep began.
+    Sweep(SweepState),
+    /// The check needs a job of its own: it must count and may not here, or its time ran out
+    /// (how far a count got is kept in the stream's notes).
+    GoesOn,
+}
+
 /// The drift check and the sweep's end for one stream, over the worker's parts.
 pub struct DriftCheck<'a, S, R, T> {
     pub source: &'a S,
@@ -44,6 +57,9 @@ pub struct DriftCheck<'a, S, R, T> {
     pub until: Option<std::time::Instant>,
     /// The time sweeps, holds and notes are stamped with, and readiness is judged at.
     pub clock: &'a dyn Clock,
+    /// Whether this job may count the stream's partition. A reconcile's sync job may not: the
+    /// count goes on in a job of its own, so that no stream's sync waits behind another's count.
+    pub may_count: bool,
 }
 
 impl<S, R, T> DriftCheck<'_, S, R, T>
@@ -53,7 +69,7 @@ where
     T: StateStore,
 {
     /// After a reconcile's sync brought the stream up to date: compares its live count with
-    /// Nango's, when Nango can be trusted now. Returns the sweep begun, if drift was confirmed.
+    /// Nango's, when Nango can be trusted now, and begins a sweep if drift is confirmed.
     /// A stream whose counts agreed at the last check, and which nothing was written to since,
     /// costs no partition read.
     pub async fn check_drift(
@@ -62,7 +78,7 @@ where
         report: &NangoListing,
         summary: &SyncSummary,
         stored: &StreamState,
-    ) -> Result<Option<SweepState>, SyncError> {
+    ) -> Result<DriftStep, SyncError> {
         let mut notes = stored.nango.clone();
         let sync = match report {
             NangoListing::Listed(sync) => Some(sync),
@@ -70,17 +86,20 @@ where
         };
         let nango_count = match self.comparable_count(stream, sync, stored, &mut notes) {
             Some(count) => count,
-            None => return self.end_without_sweep(stream, stored, notes).await,
+            None => return self.end_at(DriftStep::Settled, stream, stored, notes).await,
         };
         let unchanged = stored.held.is_none()
             && notes.checked.as_ref().is_some_and(|c| {
                 c.nango_count == nango_count && c.records_written == stored.records_written
             });
         if unchanged {
-            return self.end_without_sweep(stream, stored, notes).await;
+            return self.end_at(DriftStep::Settled, stream, stored, notes).await;
+        }
+        if !self.may_count {
+            return self.end_at(DriftStep::GoesOn, stream, stored, notes).await;
         }
         let Some(live) = self.live_count(stream, stored, &mut notes).await? else {
-            return self.end_without_sweep(stream, stored, notes).await;
+            return self.end_at(DriftStep::GoesOn, stream, stored, notes).await;
         };
         if let Some(held) = &stored.held {
             // A held sweep waits for an operator. It lapses once Nango agrees with the copy
@@ -98,10 +117,10 @@ where
                     .release_hold(stream, &held.sweep_id, &result)
                     .await?;
                 tracing::info!(stream = %stream.encode(), live, "held sweep lapsed: Nango's count agrees with the copy again");
-                return self.end_without_sweep(stream, stored, notes).await;
+                return self.end_at(DriftStep::Settled, stream, stored, notes).await;
             }
             if (held.live_count, held.nango_count) == (live, nango_count) {
-                return self.end_without_sweep(stream, stored, notes).await;
+                return self.end_at(DriftStep::Settled, stream, stored, notes).await;
             }
         }
         let checked = |trusted| CountCheck {
@@ -119,19 +138,19 @@ where
             // Agreed, or the same drift a finished sweep already settled (Nango's count is kept
             // incrementally and can be off): no sweep.
             notes.checked = Some(checked(true));
-            return self.end_without_sweep(stream, stored, notes).await;
+            return self.end_at(DriftStep::Settled, stream, stored, notes).await;
         }
         if nango_count == 0 {
             let first = match self.source.fetch_page(stream, None, self.until).await {
                 Err(SourceError::Deferred { .. }) => {
-                    return self.end_without_sweep(stream, stored, notes).await
+                    return self.end_at(DriftStep::GoesOn, stream, stored, notes).await
                 }
                 other => other?,
             };
             if first.records.iter().any(|r| !r.is_deleted()) {
                 tracing::info!(stream = %stream.encode(), live, "Nango's recordCount is 0 but its records API serves live records: its count is not trusted for this stream (older Nango reports 0 for variants)");
                 notes.checked = Some(checked(false));
-                return self.end_without_sweep(stream, stored, notes).await;
+                return self.end_at(DriftStep::Settled, stream, stored, notes).await;
             }
             if first.records.is_empty() {
                 // Nango has nothing left for the stream: no re-read can find anything, and the
@@ -152,30 +171,30 @@ where
                     ),
                 };
                 self.hold(stream, held).await?;
-                return Ok(None);
+                return Ok(DriftStep::Settled);
             }
         }
         // Confirm with a fresh count, taken while no record changed after our cursor.
         let fresh = self.source.sync_of(stream).await?;
         let Some(fresh_count) = self.comparable_count(stream, fresh.as_ref(), stored, &mut notes)
         else {
-            return self.end_without_sweep(stream, stored, notes).await;
+            return self.end_at(DriftStep::Settled, stream, stored, notes).await;
         };
         let quiet = match self
             .source
             .fetch_page(stream, summary.cursor.as_deref(), self.until)
             .await
         {
-            // No time left to confirm: the next reconcile checks again.
+            // No time left to confirm: a job of its own goes on.
             Err(SourceError::Deferred { .. }) => {
-                return self.end_without_sweep(stream, stored, notes).await
+                return self.end_at(DriftStep::GoesOn, stream, stored, notes).await
             }
             other => other?.is_empty(),
         };
         self.save_notes(stream, stored, notes).await?;
         if !quiet || fresh_count == live {
             // Records changed since the reconcile counted them: the next reconcile checks again.
-            return Ok(None);
+            return Ok(DriftStep::Settled);
         }
         let now = self.clock.now_rfc3339();
         let sweep = SweepState {
@@ -186,7 +205,7 @@ where
         };
         tracing::warn!(stream = %stream.encode(), live, nango_count = fresh_count, "live count differs from Nango's recordCount; sweeping the stream");
         self.state.begin_sweep(stream, &sweep).await?;
-        Ok(Some(sweep))
+        Ok(DriftStep::Sweep(sweep))
     }
 
     /// Ends a sweep that has read the whole stream: its deletes apply if Nango still vouches for
@@ -355,15 +374,17 @@ where
         }
     }
 
-    /// Ends a drift check that begins no sweep, keeping what it learned.
-    async fn end_without_sweep(
+    /// Ends this job's part of the check at `step`, keeping what it learned (Nango's notes, how
+    /// far a count got).
+    async fn end_at(
         &self,
+        step: DriftStep,
         stream: &StreamKey,
         stored: &StreamState,
         notes: NangoNotes,
-    ) -> Result<Option<SweepState>, SyncError> {
+    ) -> Result<DriftStep, SyncError> {
         self.save_notes(stream, stored, notes).await?;
-        Ok(None)
+        Ok(step)
     }
 
     /// Writes the notes when they changed.

@@ -16,6 +16,6 @@ mod check;
 mod guard;
 mod held;
 
-pub use check::{DriftCheck, DriftSettings};
+pub use check::{DriftCheck, DriftSettings, DriftStep};
 pub use guard::SweepGuard;
 pub use held::{decide_held, HoldDecision, HoldError};

@@ -1,0 +1,190 @@
+//! A batch's streams run side by side, each stream's messages in order and never two at once
+//! (`WorkerApp::handle`), on the embedded store with Nango simulated over HTTP.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nango_sync::adapters::memory::MemoryQueue;
+use nango_sync::adapters::nango::NangoClient;
+use nango_sync::adapters::sqlite::SqliteDb;
+use nango_sync::core::nango_status::{DiscoveredStream, NangoSync};
+use nango_sync::core::record::RecordsPage;
+use nango_sync::core::stream::StreamKey;
+use nango_sync::core::worker::{WorkerApp, WorkerSettings};
+use nango_sync::core::write::DeleteMode;
+use nango_sync::local::backend::Store;
+use nango_sync::ports::{ReceivedMessage, RecordSource, RecordStore, SourceError, StreamDiscovery};
+use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::Simulator;
+
+use crate::common::{nango_client, sync_job, unique_name};
+
+/// Nango's records API, watched: how many pages of each stream are being fetched at once.
+struct Watched {
+    inner: NangoClient,
+    in_flight: Mutex<HashMap<String, usize>>,
+    /// The most fetches of one stream in flight at once.
+    most_of_one_stream: AtomicUsize,
+    /// The most fetches in flight at once, all streams.
+    most_at_once: AtomicUsize,
+}
+
+impl Watched {
+    fn enter(&self, stream: &StreamKey) {
+        let mut in_flight = self.in_flight.lock().unwrap();
+        let mine = in_flight.entry(stream.encode()).or_default();
+        *mine += 1;
+        self.most_of_one_stream.fetch_max(*mine, Ordering::SeqCst);
+        let all = in_flight.values().sum();
+        self.most_at_once.fetch_max(all, Ordering::SeqCst);
+    }
+
+    fn leave(&self, stream: &StreamKey) {
+        *self
+            .in_flight
+            .lock()
+            .unwrap()
+            .get_mut(&stream.encode())
+            .unwrap() -= 1;
+    }
+}
+
+impl RecordSource for Watched {
+    async fn fetch_page(
+        &self,
+        stream: &StreamKey,
+        cursor: Option<&str>,
+        until: Option<Instant>,
+    ) -> Result<RecordsPage, SourceError> {
+        self.enter(stream);
+        let page = self.inner.fetch_page(stream, cursor, until).await;
+        self.leave(stream);
+        page
+    }
+}
+
+impl StreamDiscovery for Watched {
+    async fn discover(&self) -> Result<Vec<DiscoveredStream>, SourceError> {
+        self.inner.discover().await
+    }
+
+    async fn sync_of(&self, stream: &StreamKey) -> Result<Option<NangoSync>, SourceError> {
+        self.inner.sync_of(stream).await
+    }
+}
+
+struct Rig {
+    sim: Arc<Simulator>,
+    _server: SimServer,
+    app: WorkerApp<Watched, Store, Store, MemoryQueue>,
+}
+
+async fn rig(streams_at_once: usize) -> Rig {
+    let sim = Arc::new(Simulator::new());
+    let settings = ServerSettings {
+        latency: Duration::from_millis(20),
+        ..ServerSettings::default()
+    };
+    let server = SimServer::start(Arc::clone(&sim), settings).await.unwrap();
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("side")));
+    let store = Store::sqlite(SqliteDb::open(&path).unwrap(), DeleteMode::Tombstone);
+    let app = WorkerApp {
+        source: Watched {
+            inner: nango_client(&server.url, 40),
+            in_flight: Mutex::default(),
+            most_of_one_stream: AtomicUsize::new(0),
+            most_at_once: AtomicUsize::new(0),
+        },
+        records: store.clone(),
+        state: store,
+        queue: MemoryQueue::new(),
+        settings: WorkerSettings {
+            streams_at_once,
+            ..WorkerSettings::default()
+        },
+    };
+    Rig {
+        sim,
+        _server: server,
+        app,
+    }
+}
+
+/// Three sync messages for each stream, interleaved as SQS delivers FIFO groups.
+fn interleaved(streams: &[StreamKey]) -> Vec<ReceivedMessage> {
+    (0..3)
+        .flat_map(|round| {
+            streams.iter().map(move |s| ReceivedMessage {
+                message_id: format!("{} #{round}", s.encode()),
+                receipt_handle: format!("receipt {} #{round}", s.encode()),
+                body: sync_job(s),
+                group_id: Some(s.message_group_id()),
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn streams_run_side_by_side_and_a_streams_messages_never_at_once() {
+    // Room for every message at once: only the grouping keeps a stream's messages apart.
+    let rig = rig(10).await;
+    let streams = rig
+        .sim
+        .populate("crm", 1, &["Contact", "Deal", "Ticket"], 200);
+    let batch = interleaved(&streams);
+    assert_eq!(rig.app.handle(&batch, None).await, Vec::<String>::new());
+    for s in &streams {
+        assert_eq!(rig.app.records.count_live(s).await.unwrap(), 200);
+    }
+    let source = &rig.app.source;
+    assert_eq!(
+        source.most_of_one_stream.load(Ordering::SeqCst),
+        1,
+        "two messages of one group ran at the same time"
+    );
+    assert!(
+        source.most_at_once.load(Ordering::SeqCst) >= 2,
+        "the streams ran one after another"
+    );
+}
+
+#[tokio::test]
+async fn one_at_a_time_when_so_configured() {
+    let rig = rig(1).await;
+    let streams = rig.sim.populate("crm", 1, &["Contact", "Deal"], 100);
+    assert_eq!(
+        rig.app.handle(&interleaved(&streams), None).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(rig.app.source.most_at_once.load(Ordering::SeqCst), 1);
+}
+
+/// A message that fails fails the later messages of its group, unprocessed; the other groups
+/// run to the end.
+#[tokio::test]
+async fn a_failed_message_fails_the_rest_of_its_group_only() {
+    let rig = rig(3).await;
+    let streams = rig
+        .sim
+        .populate("crm", 1, &["Contact", "Deal", "Ticket"], 100);
+    let mut batch = interleaved(&streams);
+    // The Deal stream's first message is not a job.
+    batch[1].body = "{not a job".to_owned();
+    let mut failed = rig.app.handle(&batch, None).await;
+    failed.sort();
+    let deal = streams[1].encode();
+    assert_eq!(
+        failed,
+        vec![
+            format!("{deal} #0"),
+            format!("{deal} #1"),
+            format!("{deal} #2")
+        ]
+    );
+    assert_eq!(rig.app.records.count_live(&streams[1]).await.unwrap(), 0);
+    for s in [&streams[0], &streams[2]] {
+        assert_eq!(rig.app.records.count_live(s).await.unwrap(), 100);
+    }
+}
