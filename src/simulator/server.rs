@@ -58,6 +58,61 @@ pub struct ServerSettings {
     /// `Retry-After: 0` or `1`, with `X-RateLimit-Remaining` 0 to 3 and `X-RateLimit-Reset` up to
     /// 60 s away (so a client that waits for the reset instead of Retry-After waits long).
     pub rate_limit_rate: f64,
+    /// Nango's per-account rate limit, if any: past it, 429s until the window resets.
+    pub account_limit: Option<AccountLimit>,
+}
+
+/// Nango's per-account rate limit: so many requests a window. Every answer says how many are left
+/// (`X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` in epoch seconds); past the
+/// limit, 429 with Remaining 0 until the window resets. Windows end on whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountLimit {
+    pub requests: u64,
+    pub window: Duration,
+}
+
+/// The current window of an [`AccountLimit`].
+#[derive(Debug)]
+struct Window {
+    ends: std::time::Instant,
+    ends_epoch: u64,
+    used: u64,
+}
+
+/// What the limiter says of one request: let through or not, and the headers it gets.
+#[derive(Debug, Clone, Copy)]
+struct LimitAnswer {
+    allowed: bool,
+    limit: u64,
+    remaining: u64,
+    reset_epoch: u64,
+}
+
+fn take_from(window: &mut Option<Window>, limit: AccountLimit) -> LimitAnswer {
+    let now = std::time::Instant::now();
+    if window.as_ref().is_none_or(|w| now >= w.ends) {
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let ends_epoch = (epoch + limit.window).as_secs_f64().ceil() as u64;
+        let ends = now + (Duration::from_secs(ends_epoch).saturating_sub(epoch));
+        *window = Some(Window {
+            ends,
+            ends_epoch,
+            used: 0,
+        });
+    }
+    let w = window.as_mut().expect("set above");
+    let allowed = w.used < limit.requests;
+    if allowed {
+        w.used += 1;
+    }
+    LimitAnswer {
+        allowed,
+        limit: limit.requests,
+        remaining: limit.requests - w.used,
+        reset_epoch: w.ends_epoch,
+    }
 }
 
 impl Default for ServerSettings {
@@ -68,6 +123,7 @@ impl Default for ServerSettings {
             max_page: 10_000,
             fault_rate: 0.0,
             rate_limit_rate: 0.0,
+            account_limit: None,
         }
     }
 }
@@ -78,6 +134,8 @@ pub struct ServerStats {
     pub requests: AtomicU64,
     pub pages: AtomicU64,
     pub faults: AtomicU64,
+    /// Requests answered 429 for the account's rate limit ([`AccountLimit`]).
+    pub over_limit: AtomicU64,
 }
 
 /// A running simulator server.
@@ -115,6 +173,7 @@ impl SimServer {
             settings,
             stats: Arc::clone(&stats),
             faults: Arc::clone(&faults),
+            window: Mutex::default(),
         });
         tokio::spawn(serve(state, listener, async {
             let _ = stopped.await;
@@ -156,6 +215,7 @@ struct State {
     rates: Mutex<FaultRates>,
     stats: Arc<ServerStats>,
     faults: Arc<Mutex<VecDeque<Fault>>>,
+    window: Mutex<Option<Window>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -202,6 +262,43 @@ async fn answer(
     if !state.settings.latency.is_zero() {
         tokio::time::sleep(state.settings.latency).await;
     }
+    let Some(limit) = state.settings.account_limit else {
+        return answer_within_limit(state, request).await;
+    };
+    let answer = take_from(
+        &mut state.window.lock().unwrap_or_else(|e| e.into_inner()),
+        limit,
+    );
+    let mut response = if answer.allowed {
+        answer_within_limit(state, request).await?
+    } else {
+        state.stats.over_limit.fetch_add(1, Ordering::Relaxed);
+        json_response(
+            429,
+            json!({"error": {"code": "too_many_request", "method": "GET", "path": "/records"}}),
+        )
+    };
+    let headers = response.headers_mut();
+    if !answer.allowed {
+        // As Nango computes it: whole seconds until the reset, rounded down (so it can be 0).
+        let until_reset = Duration::from_secs(answer.reset_epoch).saturating_sub(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
+        headers.insert("retry-after", until_reset.as_secs().into());
+    }
+    headers.insert("x-ratelimit-limit", answer.limit.into());
+    headers.insert("x-ratelimit-remaining", answer.remaining.into());
+    headers.insert("x-ratelimit-reset", answer.reset_epoch.into());
+    Ok(response)
+}
+
+/// The answer of a request the account's limit let through: a fault, or the real answer.
+async fn answer_within_limit(
+    state: &State,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, InjectedReset> {
     let fault = state
         .faults
         .lock()

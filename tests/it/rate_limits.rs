@@ -99,9 +99,9 @@ async fn a_reset_is_waited_for_only_when_no_points_are_left() {
 async fn a_wait_past_the_deadline_becomes_a_continuation() {
     let (rig, s) = deployed_waits().await;
     rig.server().inject([Fault::RateLimited {
-        retry_after: Some(30),
+        retry_after: Some(6),
         remaining: 0,
-        reset_in: 30,
+        reset_in: 6,
     }]);
     // The invocation has 3 s left (the worker stops starting work 60 s before its deadline by
     // default: the deadline here is 63 s away).
@@ -114,7 +114,7 @@ async fn a_wait_past_the_deadline_becomes_a_continuation() {
         .unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(5),
-        "did not wait out Nango's 30 s: {:?}",
+        "did not wait out Nango's 6 s: {:?}",
         started.elapsed()
     );
     let JobOutcome::Continued(summary) = outcome else {
@@ -126,8 +126,13 @@ async fn a_wait_past_the_deadline_becomes_a_continuation() {
         continuation.contains(r#""trigger":"continuation""#),
         "{continuation}"
     );
-    // The continuation runs once Nango lets it.
+    // The continuation runs once Nango lets it: the process's requests wait out the 6 s.
     let outcome = rig.app.process(&continuation, None).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "the continuation went before Nango's wait ended: {:?}",
+        started.elapsed()
+    );
     assert!(
         matches!(outcome, JobOutcome::Synced(ref s) if s.written == 250),
         "{outcome:?}"

@@ -16,7 +16,7 @@ use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::{ReceivedMessage, RecordSource, RecordStore, SourceError, StreamDiscovery};
-use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::server::{AccountLimit, ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;
 
 use crate::common::{nango_client, sync_job, unique_name};
@@ -77,14 +77,19 @@ impl StreamDiscovery for Watched {
 
 struct Rig {
     sim: Arc<Simulator>,
-    _server: SimServer,
+    server: SimServer,
     app: WorkerApp<Watched, Store, Store, MemoryQueue>,
 }
 
 async fn rig(streams_at_once: usize) -> Rig {
+    rig_limited(streams_at_once, None).await
+}
+
+async fn rig_limited(streams_at_once: usize, account_limit: Option<AccountLimit>) -> Rig {
     let sim = Arc::new(Simulator::new());
     let settings = ServerSettings {
         latency: Duration::from_millis(20),
+        account_limit,
         ..ServerSettings::default()
     };
     let server = SimServer::start(Arc::clone(&sim), settings).await.unwrap();
@@ -105,11 +110,7 @@ async fn rig(streams_at_once: usize) -> Rig {
             ..WorkerSettings::default()
         },
     };
-    Rig {
-        sim,
-        _server: server,
-        app,
-    }
+    Rig { sim, server, app }
 }
 
 /// Three sync messages for each stream, interleaved as SQS delivers FIFO groups.
@@ -187,4 +188,44 @@ async fn a_failed_message_fails_the_rest_of_its_group_only() {
     for s in [&streams[0], &streams[2]] {
         assert_eq!(rig.app.records.count_live(s).await.unwrap(), 100);
     }
+}
+
+/// One request budget for the process: six streams side by side against Nango's account limit
+/// (scaled down from 200 a minute to 40 a second) draw no more 429s than the same six one after
+/// another, and lose nothing.
+#[tokio::test]
+async fn streams_side_by_side_draw_no_more_429s_than_one_after_another() {
+    let limit = AccountLimit {
+        requests: 40,
+        window: Duration::from_secs(1),
+    };
+    let mut over_limit = Vec::new();
+    for streams_at_once in [1, 6] {
+        let rig = rig_limited(streams_at_once, Some(limit)).await;
+        let models = ["Contact", "Deal", "Ticket", "Lead", "Task", "Note"];
+        // 400 records in pages of 40: 11 requests a stream, 66 in all, more than a window allows.
+        let streams = rig.sim.populate("crm", 1, &models, 400);
+        let batch: Vec<ReceivedMessage> = interleaved(&streams)
+            .into_iter()
+            .take(streams.len())
+            .collect();
+        assert_eq!(rig.app.handle(&batch, None).await, Vec::<String>::new());
+        for s in &streams {
+            assert_eq!(
+                rig.app.records.count_live(s).await.unwrap(),
+                400,
+                "nothing lost"
+            );
+        }
+        let requests = rig.server.stats.requests.load(Ordering::SeqCst);
+        assert!(
+            requests > limit.requests,
+            "the limit was met: {requests} requests"
+        );
+        over_limit.push(rig.server.stats.over_limit.load(Ordering::SeqCst));
+    }
+    assert!(
+        over_limit[1] <= over_limit[0],
+        "429s one after another, then side by side: {over_limit:?}"
+    );
 }

@@ -15,6 +15,9 @@ use crate::core::stream::{StreamKey, BASE_VARIANT};
 use crate::ports::{PermanentReason, RecordSource, SourceError, StreamDiscovery};
 use crate::retry::RetryPolicy;
 
+mod budget;
+pub use budget::RequestBudget;
+
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
 pub const MAX_PAGE_LIMIT: u32 = 10_000;
 /// Half of Nango's default per-account limit (200 requests a minute), leaving the rest to syncs.
@@ -79,6 +82,9 @@ pub struct NangoClient {
     discovery_requests_per_minute: u32,
     /// Shared by clones, so a job's metrics see every request made on its behalf.
     counters: Arc<Counters>,
+    /// Nango's rate limit as the process knows it, shared by clones: every stream and discovery
+    /// draw from it.
+    budget: Arc<RequestBudget>,
 }
 
 /// What [`RecordSource::tally`] reads: requests sent, 429s, and time spent waiting them out.
@@ -129,6 +135,7 @@ impl NangoClient {
             rate_limits: RateLimits::default(),
             discovery_requests_per_minute: DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE,
             counters: Arc::default(),
+            budget: Arc::default(),
         }
     }
 
@@ -234,6 +241,9 @@ impl NangoClient {
         };
         let status = response.status();
         let headers = response.headers().clone();
+        if status != StatusCode::TOO_MANY_REQUESTS {
+            self.observe_rate_limit(&headers);
+        }
         // A body cut short (reset, truncation) fails here or in the parse below: both retried.
         let body = match response.bytes().await {
             Ok(b) => b,
@@ -280,13 +290,46 @@ impl NangoClient {
         }
     }
 
-    fn rate_limit_wait(&self, headers: &HeaderMap) -> Duration {
-        let number = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
+    /// Tells the budget what an answer that passed Nango's limiter says is left.
+    fn observe_rate_limit(&self, headers: &HeaderMap) {
+        let (Some(remaining), Some(reset)) = (
+            header_number(headers, "x-ratelimit-remaining"),
+            header_number(headers, "x-ratelimit-reset"),
+        ) else {
+            return;
         };
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let reset_in = Duration::from_secs(reset).saturating_sub(since_epoch);
+        self.budget.observe(Instant::now(), remaining, reset_in);
+    }
+
+    /// Waits for a point of the process's request budget. No wait runs past `until`: deferred.
+    async fn wait_for_budget(
+        &self,
+        label: &str,
+        until: Option<Instant>,
+    ) -> Result<(), SourceError> {
+        while let Err(wait) = self.budget.take(Instant::now()) {
+            if until.is_some_and(|until| Instant::now() + wait > until) {
+                tracing::info!(stream = %label, ?wait, "Nango's rate limit leaves no request before the deadline; deferred to a continuation");
+                return Err(SourceError::Deferred { wait });
+            }
+            tokio::time::sleep(wait).await;
+            self.count_wait(wait);
+        }
+        Ok(())
+    }
+
+    fn count_wait(&self, wait: Duration) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.counters.waited_ms.fetch_add(ms, Ordering::Relaxed);
+        count_job_requests(|tally| tally.waited_ms += ms);
+    }
+
+    fn rate_limit_wait(&self, headers: &HeaderMap) -> Duration {
+        let number = |name: &str| header_number(headers, name);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -313,11 +356,14 @@ impl NangoClient {
         let label = stream.map(StreamKey::encode).unwrap_or_default();
         let (mut errors, mut rate_limited) = (0, 0);
         let message = loop {
+            self.wait_for_budget(&label, until).await?;
             let (wait, for_rate_limit) = match self.attempt(url, stream, &parse).await {
                 Attempt::Page(value) => return Ok(value),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::RateLimited { wait } => {
                     rate_limited += 1;
+                    // Every request of the process waits too, not only this one.
+                    self.budget.pause(Instant::now(), wait);
                     self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                     count_job_requests(|tally| tally.rate_limited += 1);
                     if rate_limited >= self.rate_limits.max_waits {
@@ -341,9 +387,7 @@ impl NangoClient {
             }
             tokio::time::sleep(wait).await;
             if for_rate_limit {
-                let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                self.counters.waited_ms.fetch_add(ms, Ordering::Relaxed);
-                count_job_requests(|tally| tally.waited_ms += ms);
+                self.count_wait(wait);
             }
         };
         Err(SourceError::Transient {
@@ -392,6 +436,14 @@ impl RecordSource for NangoClient {
             waited_ms: self.counters.waited_ms.load(Ordering::Relaxed),
         }
     }
+}
+
+/// A header's value as a whole number, if it is one.
+fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 fn parse_page(body: &[u8]) -> Result<RecordsPage, String> {

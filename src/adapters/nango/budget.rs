@@ -1,0 +1,115 @@
+//! One budget of Nango requests for the whole process. Nango limits requests per account (200 a
+//! minute by default, `X-RateLimit-*` on every answer): streams side by side and discovery draw
+//! from the same points, so they pace themselves together. Once an answer says none are left,
+//! or a 429 asks for a wait, every request of the process waits for the same moment instead of
+//! each drawing its own 429.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The process's view of Nango's rate limit, shared by every clone of the client.
+#[derive(Debug, Default)]
+pub struct RequestBudget {
+    state: Mutex<Budget>,
+}
+
+#[derive(Debug, Default)]
+struct Budget {
+    /// Points Nango said were left, less the requests sent since; unknown until an answer says.
+    remaining: Option<u64>,
+    /// When Nango's window resets (its `X-RateLimit-Reset`).
+    resets_at: Option<Instant>,
+    /// No request before this: a 429's wait.
+    paused_until: Option<Instant>,
+}
+
+impl RequestBudget {
+    /// Takes a point for one request when one may be sent at `now`; otherwise how long to wait
+    /// before asking again.
+    pub fn take(&self, now: Instant) -> Result<(), Duration> {
+        let mut budget = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = budget.paused_until.filter(|until| *until > now) {
+            return Err(until - now);
+        }
+        if budget.resets_at.is_some_and(|reset| reset <= now) {
+            // A new window: unknown until its first answer.
+            budget.remaining = None;
+            budget.resets_at = None;
+        }
+        match (budget.remaining, budget.resets_at) {
+            (Some(0), Some(reset)) => Err(reset - now),
+            (Some(left), _) => {
+                budget.remaining = Some(left.saturating_sub(1));
+                Ok(())
+            }
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// What an answer that passed the limiter said: `remaining` points until the window resets
+    /// `reset_in` from `now`. Answers come back out of order, so within one window the lower
+    /// count wins (requests sent since were already taken from it).
+    pub fn observe(&self, now: Instant, remaining: u64, reset_in: Duration) {
+        let mut budget = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let resets_at = now + reset_in;
+        // Windows end on whole seconds: a reset a second or more later is the next window.
+        let same_window = budget
+            .resets_at
+            .is_some_and(|known| resets_at < known + Duration::from_millis(900));
+        budget.remaining = Some(match (same_window, budget.remaining) {
+            (true, Some(known)) => known.min(remaining),
+            _ => remaining,
+        });
+        budget.resets_at = Some(
+            budget
+                .resets_at
+                .filter(|_| same_window)
+                .unwrap_or(resets_at),
+        );
+    }
+
+    /// A 429 asked for `wait`: no request of the process goes before it ends.
+    pub fn pause(&self, now: Instant, wait: Duration) {
+        let mut budget = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let until = now + wait;
+        budget.paused_until = Some(budget.paused_until.map_or(until, |known| known.max(until)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_until_an_answer_then_counted_down_to_the_reset() {
+        let budget = RequestBudget::default();
+        let now = Instant::now();
+        assert_eq!(budget.take(now), Ok(()), "nothing known: go");
+        budget.observe(now, 2, Duration::from_secs(10));
+        assert_eq!(budget.take(now), Ok(()));
+        assert_eq!(budget.take(now), Ok(()));
+        assert_eq!(budget.take(now), Err(Duration::from_secs(10)), "none left");
+        // A late answer of the same window saying more were left changes nothing.
+        budget.observe(now, 5, Duration::from_secs(10));
+        assert!(budget.take(now).is_err());
+        // The window resets: go, until an answer says otherwise.
+        let later = now + Duration::from_secs(10);
+        assert_eq!(budget.take(later), Ok(()));
+        budget.observe(later, 199, Duration::from_secs(60));
+        assert_eq!(budget.take(later), Ok(()));
+    }
+
+    #[test]
+    fn a_pause_holds_every_request_until_it_ends() {
+        let budget = RequestBudget::default();
+        let now = Instant::now();
+        budget.pause(now, Duration::from_secs(3));
+        budget.pause(now, Duration::from_secs(1));
+        assert_eq!(
+            budget.take(now),
+            Err(Duration::from_secs(3)),
+            "the longer wait"
+        );
+        assert_eq!(budget.take(now + Duration::from_secs(3)), Ok(()));
+    }
+}
