@@ -122,6 +122,8 @@ pub struct NangoConfig {
     pub page_limit: u32,
     /// The share of Nango's per-account rate limit that reconciliation's discovery may use.
     pub discovery_requests_per_minute: u32,
+    /// The record pages all streams of the process hold in memory at once, in MiB.
+    pub page_budget_mib: usize,
     /// When a key from Secrets Manager is read again (on a 401 from Nango, and on a TTL).
     pub reread: RereadPolicy,
 }
@@ -136,6 +138,7 @@ impl std::fmt::Debug for NangoConfig {
             .field("api_key", &key)
             .field("base_url", &self.base_url)
             .field("page_limit", &self.page_limit)
+            .field("page_budget_mib", &self.page_budget_mib)
             .field(
                 "discovery_requests_per_minute",
                 &self.discovery_requests_per_minute,
@@ -208,6 +211,13 @@ impl FromVars for NangoConfig {
                 1,
                 60_000,
             )? as u32,
+            page_budget_mib: number(
+                &get,
+                vars::PAGE_BUDGET_MIB,
+                (crate::core::page_budget::DEFAULT_PAGE_BUDGET_BYTES >> 20) as u64,
+                1,
+                1024,
+            )? as usize,
             reread: reread_policy(&get)?,
         })
     }
@@ -545,6 +555,7 @@ pub mod vars {
     pub const DEADLINE_MARGIN_SECONDS: &str = "DEADLINE_MARGIN_SECONDS";
     pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
     pub const STREAMS_AT_ONCE: &str = "STREAMS_AT_ONCE";
+    pub const PAGE_BUDGET_MIB: &str = "PAGE_BUDGET_MIB";
     pub const DISCOVERY_REQUESTS_PER_MINUTE: &str = "DISCOVERY_REQUESTS_PER_MINUTE";
     pub const DRIFT_CHECK: &str = "DRIFT_CHECK";
     pub const SWEEP_MAX_DELETES: &str = "SWEEP_MAX_DELETES";

@@ -143,7 +143,10 @@ pub async fn nango_client(
     Ok(
         NangoClient::new(&config.base_url, "", config.page_limit, DEFAULT_RETRY)
             .with_api_key(api_key)
-            .with_discovery_rate(config.discovery_requests_per_minute),
+            .with_discovery_rate(config.discovery_requests_per_minute)
+            .with_page_budget(crate::core::page_budget::PageBudget::new(
+                config.page_budget_mib << 20,
+            )),
     )
 }
 

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::core::job::Trigger;
-use crate::core::outcome::JobOutcome;
+use crate::core::outcome::{JobOutcome, SyncEnd};
 use crate::core::state::SweepOutcome;
 use crate::core::stream::StreamKey;
 
@@ -38,7 +38,8 @@ impl StreamEvent {
                     })
                 });
                 let detail = json!({
-                    "continued": matches!(outcome, JobOutcome::Continued(_)),
+                    // More of the stream is to be read (not a drift check going on).
+                    "continued": summary.end == SyncEnd::DeadlineReached,
                     "pages": summary.pages,
                     "added": summary.added,
                     "updated": summary.updated,
@@ -77,7 +78,7 @@ impl StreamEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::outcome::{SyncEnd, SyncSummary};
+    use crate::core::outcome::SyncSummary;
 
     fn summary(deleted: u64) -> SyncSummary {
         SyncSummary {
@@ -133,6 +134,16 @@ mod tests {
         assert_eq!(e.detail["error"], "connection gone");
         assert_eq!(e.detail["duration_ms"], 12);
         assert!(event(&JobOutcome::EventStored).is_none());
-        assert!(event(&JobOutcome::Continued(summary(0))).unwrap().detail["continued"] == true);
+        let cut_short = SyncSummary {
+            end: SyncEnd::DeadlineReached,
+            ..summary(0)
+        };
+        assert!(event(&JobOutcome::Continued(cut_short)).unwrap().detail["continued"] == true);
+        // Up to date, only its drift check goes on: nothing more to read.
+        let checking = SyncSummary {
+            end: SyncEnd::CheckGoesOn,
+            ..summary(0)
+        };
+        assert!(event(&JobOutcome::Continued(checking)).unwrap().detail["continued"] == false);
     }
 }

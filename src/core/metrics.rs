@@ -166,7 +166,8 @@ pub struct RequestTally {
     pub requests: u64,
     /// Of those, the ones answered 429.
     pub rate_limited: u64,
-    /// Time spent waiting out 429s.
+    /// Time spent waiting for Nango's rate limit: out 429s, and for the window to reset when the
+    /// process's budget had no requests left.
     pub waited_ms: u64,
 }
 

@@ -9,6 +9,7 @@ pub mod job;
 pub mod metrics;
 pub mod nango_status;
 pub mod outcome;
+pub mod page_budget;
 pub mod payload;
 pub mod reconcile;
 pub mod record;

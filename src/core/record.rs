@@ -1,5 +1,6 @@
 //! Records as Nango's records API returns them (contract §4.3, §5).
 
+use crate::core::page_budget::PageRoom;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -63,6 +64,8 @@ impl PartialEq for NangoRecord {
 pub struct RecordsPage {
     pub records: Vec<NangoRecord>,
     pub next_cursor: Option<String>,
+    /// The room the page holds in the process's page budget until it is dropped.
+    pub room: PageRoom,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -179,7 +182,13 @@ impl RecordsPage {
         Ok(Self {
             records,
             next_cursor: wire.next_cursor.filter(|c| !c.is_empty()),
+            room: PageRoom::default(),
         })
+    }
+
+    /// What the page's records weigh as JSON text: about what the page holds in memory.
+    pub fn bytes(&self) -> usize {
+        self.records.iter().map(|r| r.json().len()).sum()
     }
 
     /// The cursor to store once this page is written: the last record's.
@@ -327,6 +336,7 @@ mod tests {
             Ok(RecordsPage {
                 records,
                 next_cursor: wire.next_cursor.filter(|c| !c.is_empty()),
+                room: PageRoom::default(),
             })
         }
         let bodies = [

@@ -278,6 +278,8 @@ async fn answer(
             json!({"error": {"code": "too_many_request", "method": "GET", "path": "/records"}}),
         )
     };
+    // An injected fault's own headers stand (a proxy's 429 says what the proxy says).
+    let fault_429 = answer.allowed && response.status() == StatusCode::TOO_MANY_REQUESTS;
     let headers = response.headers_mut();
     if !answer.allowed {
         // As Nango computes it: whole seconds until the reset, rounded down (so it can be 0).
@@ -288,9 +290,11 @@ async fn answer(
         );
         headers.insert("retry-after", until_reset.as_secs().into());
     }
-    headers.insert("x-ratelimit-limit", answer.limit.into());
-    headers.insert("x-ratelimit-remaining", answer.remaining.into());
-    headers.insert("x-ratelimit-reset", answer.reset_epoch.into());
+    if !fault_429 {
+        headers.insert("x-ratelimit-limit", answer.limit.into());
+        headers.insert("x-ratelimit-remaining", answer.remaining.into());
+        headers.insert("x-ratelimit-reset", answer.reset_epoch.into());
+    }
     Ok(response)
 }
 

@@ -52,10 +52,23 @@ impl RequestBudget {
     pub fn observe(&self, now: Instant, remaining: u64, reset_in: Duration) {
         let mut budget = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let resets_at = now + reset_in;
-        // Windows end on whole seconds: a reset a second or more later is the next window.
-        let same_window = budget
+        // Windows end on whole seconds: a reset a second or more away from the known one is
+        // another window. A late answer from an earlier window says nothing of this one.
+        let near = |known: Instant| {
+            let apart = if resets_at > known {
+                resets_at - known
+            } else {
+                known - resets_at
+            };
+            apart < Duration::from_millis(900)
+        };
+        if budget
             .resets_at
-            .is_some_and(|known| resets_at < known + Duration::from_millis(900));
+            .is_some_and(|known| !near(known) && resets_at < known)
+        {
+            return;
+        }
+        let same_window = budget.resets_at.is_some_and(near);
         budget.remaining = Some(match (same_window, budget.remaining) {
             (true, Some(known)) => known.min(remaining),
             _ => remaining,
@@ -92,6 +105,11 @@ mod tests {
         // A late answer of the same window saying more were left changes nothing.
         budget.observe(now, 5, Duration::from_secs(10));
         assert!(budget.take(now).is_err());
+        // Nor does one from the window before, saying none were left then.
+        let next_window = RequestBudget::default();
+        next_window.observe(now, 150, Duration::from_secs(50));
+        next_window.observe(now, 0, Duration::ZERO);
+        assert_eq!(next_window.take(now), Ok(()));
         // The window resets: go, until an answer says otherwise.
         let later = now + Duration::from_secs(10);
         assert_eq!(budget.take(later), Ok(()));

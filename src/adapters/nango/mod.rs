@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 
 use crate::core::metrics::{count_job_requests, RequestTally};
 use crate::core::nango_status::{DiscoveredStream, NangoSync, RunStatus};
+use crate::core::page_budget::{PageBudget, PageRoom, FIRST_PAGE_BYTES};
 use crate::core::record::RecordsPage;
 use crate::core::rotation::RotatingSecret;
 use crate::core::stream::{StreamKey, BASE_VARIANT};
@@ -19,6 +20,8 @@ mod budget;
 pub use budget::RequestBudget;
 
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
+/// The furthest `X-RateLimit-Reset` believed: Nango's window is 60 s.
+const LONGEST_RATE_LIMIT_WINDOW: Duration = Duration::from_secs(120);
 pub const MAX_PAGE_LIMIT: u32 = 10_000;
 /// Half of Nango's default per-account limit (200 requests a minute), leaving the rest to syncs.
 pub const DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE: u32 = 100;
@@ -85,6 +88,8 @@ pub struct NangoClient {
     /// Nango's rate limit as the process knows it, shared by clones: every stream and discovery
     /// draw from it.
     budget: Arc<RequestBudget>,
+    /// The record pages the process holds in memory at once, shared by clones; none: no bound.
+    page_budget: Option<PageBudget>,
 }
 
 /// What [`RecordSource::tally`] reads: requests sent, 429s, and time spent waiting them out.
@@ -136,7 +141,15 @@ impl NangoClient {
             discovery_requests_per_minute: DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE,
             counters: Arc::default(),
             budget: Arc::default(),
+            page_budget: Some(PageBudget::default()),
         }
+    }
+
+    /// The bound on the record pages the process holds in memory at once (default:
+    /// [`PageBudget::default`]).
+    pub fn with_page_budget(mut self, budget: PageBudget) -> Self {
+        self.page_budget = Some(budget);
+        self
     }
 
     /// Nango's API base URL, as given.
@@ -192,7 +205,7 @@ impl NangoClient {
         &self,
         url: &str,
         stream: Option<&StreamKey>,
-        parse: &(impl Fn(&[u8]) -> Result<T, String> + Sync),
+        parse: &(impl Fn(&[u8], PageRoom) -> Result<T, String> + Sync),
     ) -> Attempt<T> {
         let key = self.api_key.fresh().await;
         let attempt = self.attempt_with(&key, url, stream, parse).await;
@@ -217,7 +230,7 @@ impl NangoClient {
         key: &str,
         url: &str,
         stream: Option<&StreamKey>,
-        parse: &(impl Fn(&[u8]) -> Result<T, String> + Sync),
+        parse: &(impl Fn(&[u8], PageRoom) -> Result<T, String> + Sync),
     ) -> Attempt<T> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         count_job_requests(|tally| tally.requests += 1);
@@ -244,6 +257,17 @@ impl NangoClient {
         if status != StatusCode::TOO_MANY_REQUESTS {
             self.observe_rate_limit(&headers);
         }
+        // A page's body waits for room in the process's page budget, once Nango is ready to send
+        // it: a stream waiting on a slow Nango holds no room.
+        let room = match (&self.page_budget, stream) {
+            (Some(budget), Some(_)) if status.is_success() => {
+                let bytes = response.content_length().map_or(FIRST_PAGE_BYTES, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                });
+                budget.room_for(bytes).await
+            }
+            _ => PageRoom::default(),
+        };
         // A body cut short (reset, truncation) fails here or in the parse below: both retried.
         let body = match response.bytes().await {
             Ok(b) => b,
@@ -254,7 +278,7 @@ impl NangoClient {
             }
         };
         if status.is_success() {
-            return match parse(&body) {
+            return match parse(&body, room) {
                 Ok(value) => Attempt::Page(value),
                 Err(why) => Attempt::Retry { why },
             };
@@ -301,7 +325,10 @@ impl NangoClient {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let reset_in = Duration::from_secs(reset).saturating_sub(since_epoch);
+        // Nango's window is a minute: a reset further away (in milliseconds, say) is not believed.
+        let reset_in = Duration::from_secs(reset)
+            .saturating_sub(since_epoch)
+            .min(LONGEST_RATE_LIMIT_WINDOW);
         self.budget.observe(Instant::now(), remaining, reset_in);
     }
 
@@ -351,7 +378,7 @@ impl NangoClient {
         url: &str,
         stream: Option<&StreamKey>,
         until: Option<Instant>,
-        parse: impl Fn(&[u8]) -> Result<T, String> + Sync,
+        parse: impl Fn(&[u8], PageRoom) -> Result<T, String> + Sync,
     ) -> Result<T, SourceError> {
         let label = stream.map(StreamKey::encode).unwrap_or_default();
         let (mut errors, mut rate_limited) = (0, 0);
@@ -446,11 +473,13 @@ fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
-fn parse_page(body: &[u8]) -> Result<RecordsPage, String> {
-    RecordsPage::parse(body).map_err(|e| e.to_string())
+fn parse_page(body: &[u8], room: PageRoom) -> Result<RecordsPage, String> {
+    let mut page = RecordsPage::parse(body).map_err(|e| e.to_string())?;
+    page.room = room;
+    Ok(page)
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], _: PageRoom) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| format!("unexpected response body: {e}"))
 }
 

@@ -47,6 +47,15 @@ pub enum DriftStep {
     GoesOn,
 }
 
+/// How far a live count got in this invocation.
+enum Counted {
+    Done(u64),
+    /// Stopped at the deadline; how far it got is in the notes.
+    Stopped,
+    /// An earlier count was thrown away (records were written since), and this one stopped too.
+    StartedOverAndStopped,
+}
+
 /// The drift check and the sweep's end for one stream, over the worker's parts.
 pub struct DriftCheck<'a, S, R, T> {
     pub source: &'a S,
@@ -98,8 +107,14 @@ where
         if !self.may_count {
             return self.end_at(DriftStep::GoesOn, stream, stored, notes).await;
         }
-        let Some(live) = self.live_count(stream, stored, &mut notes).await? else {
-            return self.end_at(DriftStep::GoesOn, stream, stored, notes).await;
+        let live = match self.live_count(stream, stored, &mut notes).await? {
+            Counted::Done(live) => live,
+            Counted::Stopped => return self.end_at(DriftStep::GoesOn, stream, stored, notes).await,
+            // Records keep arriving faster than the partition can be counted: a chain of
+            // continuations would never end. The next reconcile tries again.
+            Counted::StartedOverAndStopped => {
+                return self.end_at(DriftStep::Settled, stream, stored, notes).await
+            }
         };
         if let Some(held) = &stored.held {
             // A held sweep waits for an operator. It lapses once Nango agrees with the copy
@@ -273,16 +288,18 @@ where
     }
 
     /// The stream's live count, going on from where an earlier check's count stopped if nothing
-    /// was written since. `None` when this invocation's time ran out first: how far it got is
-    /// kept in the notes, and the next check goes on from there (a partition of 10M records
-    /// takes about 21 minutes to count at 3,000 read units a second; BENCHMARKS.md "Scale").
+    /// was written since. When this invocation's time runs out first, how far it got is kept in
+    /// the notes, and the next check goes on from there (a partition of 10M records takes about
+    /// 21 minutes to count at 3,000 read units a second; BENCHMARKS.md "Scale").
     async fn live_count(
         &self,
         stream: &StreamKey,
         stored: &StreamState,
         notes: &mut NangoNotes,
-    ) -> Result<Option<u64>, StoreError> {
-        let progress = notes.counting.take().filter(|p| {
+    ) -> Result<Counted, StoreError> {
+        let earlier = notes.counting.take();
+        let started_over = earlier.is_some();
+        let progress = earlier.filter(|p| {
             let quiet = p.records_written == stored.records_written;
             if !quiet {
                 tracing::info!(stream = %stream.encode(), counted = p.counted, since = %p.started_at, "live count starts over: records were written since it began");
@@ -295,8 +312,9 @@ where
             .count_live_until(stream, from, self.until)
             .await?
         {
-            LiveCount::Done(live) => Ok(Some(live)),
+            LiveCount::Done(live) => Ok(Counted::Done(live)),
             LiveCount::Partial { after, counted } => {
+                let started_over = started_over && progress.is_none();
                 tracing::info!(stream = %stream.encode(), counted, "live count stopped at the invocation's deadline; the next check goes on from here");
                 notes.counting = Some(CountProgress {
                     after,
@@ -304,7 +322,11 @@ where
                     records_written: stored.records_written,
                     started_at: progress.map_or_else(|| self.clock.now_rfc3339(), |p| p.started_at),
                 });
-                Ok(None)
+                Ok(if started_over {
+                    Counted::StartedOverAndStopped
+                } else {
+                    Counted::Stopped
+                })
             }
         }
     }
