@@ -30,8 +30,10 @@ use crate::ports::{
     RecordStore, SourceError, StateStore, StoreError, StreamDiscovery,
 };
 
-/// A batch's streams run side by side by default (SQS delivers at most 10 messages a batch).
-pub const DEFAULT_STREAMS_AT_ONCE: usize = 4;
+/// Every stream of a batch side by side (SQS delivers at most 10 messages a batch): the page budget
+/// bounds their memory, and Nango's latency is what they overlap (BENCHMARKS.md, "Streams side by
+/// side").
+pub const DEFAULT_STREAMS_AT_ONCE: usize = 10;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
