@@ -171,17 +171,6 @@ pub struct RequestTally {
     pub waited_ms: u64,
 }
 
-impl RequestTally {
-    /// What was counted between `earlier` and this reading.
-    pub fn since(self, earlier: RequestTally) -> RequestTally {
-        RequestTally {
-            requests: self.requests.saturating_sub(earlier.requests),
-            rate_limited: self.rate_limited.saturating_sub(earlier.rate_limited),
-            waited_ms: self.waited_ms.saturating_sub(earlier.waited_ms),
-        }
-    }
-}
-
 tokio::task_local! {
     /// The Nango requests of the job being run, counted apart from other jobs running beside it.
     static JOB_REQUESTS: std::cell::Cell<RequestTally>;

@@ -186,11 +186,6 @@ impl RecordsPage {
         })
     }
 
-    /// What the page's records weigh as JSON text: about what the page holds in memory.
-    pub fn bytes(&self) -> usize {
-        self.records.iter().map(|r| r.json().len()).sum()
-    }
-
     /// The cursor to store once this page is written: the last record's.
     pub fn last_cursor(&self) -> Option<&str> {
         self.records.last().map(|r| r.metadata.cursor.as_str())

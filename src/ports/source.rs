@@ -2,7 +2,6 @@
 
 use std::future::Future;
 
-use crate::core::metrics::RequestTally;
 use crate::core::nango_status::{DiscoveredStream, NangoSync};
 use crate::core::record::RecordsPage;
 use crate::core::stream::StreamKey;
@@ -68,12 +67,6 @@ pub trait RecordSource: Send + Sync {
         cursor: Option<&str>,
         until: Option<std::time::Instant>,
     ) -> impl Future<Output = Result<RecordsPage, SourceError>> + Send;
-
-    /// The requests made so far by this source, for a job's metrics (the difference between two
-    /// readings). A source that does not count reports zeros.
-    fn tally(&self) -> RequestTally {
-        RequestTally::default()
-    }
 }
 
 /// Lists every stream Nango syncs (its connections, then each connection's syncs and models).

@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use nango_sync::adapters::nango::{NangoClient, RateLimits};
+use nango_sync::core::metrics::job_requests;
 use nango_sync::core::outcome::JobOutcome;
 use nango_sync::core::stream::StreamKey;
-use nango_sync::ports::RecordSource;
 use nango_sync::simulator::sample_payload;
 use nango_sync::simulator::server::Fault;
 use serde_json::json;
@@ -41,11 +41,11 @@ async fn retry_after_wins_over_a_reset_a_minute_away() {
         remaining: 0,
         reset_in: 60,
     }]);
-    let (started, before) = (Instant::now(), rig.app.source.tally());
-    let outcome = rig.app.process(&sync_job(&s), None).await.unwrap();
+    let started = Instant::now();
+    let (outcome, tally) = job_requests(rig.app.process(&sync_job(&s), None)).await;
+    let outcome = outcome.unwrap();
     let took = started.elapsed();
     // What the job's metrics report: three pages of 100, one of them asked twice, a second waited.
-    let tally = rig.app.source.tally().since(before);
     assert_eq!((tally.requests, tally.rate_limited), (4, 1), "{tally:?}");
     assert!((1000..10_000).contains(&tally.waited_ms), "{tally:?}");
     assert!(

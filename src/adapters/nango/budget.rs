@@ -7,6 +7,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The furthest reset believed: Nango's window is a minute, and a reset further away (in
+/// milliseconds, say) must not stop the process.
+const LONGEST_WINDOW: Duration = Duration::from_secs(120);
+
 /// The process's view of Nango's rate limit, shared by every clone of the client.
 #[derive(Debug, Default)]
 pub struct RequestBudget {
@@ -51,7 +55,7 @@ impl RequestBudget {
     /// count wins (requests sent since were already taken from it).
     pub fn observe(&self, now: Instant, remaining: u64, reset_in: Duration) {
         let mut budget = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let resets_at = now + reset_in;
+        let resets_at = now + reset_in.min(LONGEST_WINDOW);
         // Windows end on whole seconds: a reset a second or more away from the known one is
         // another window. A late answer from an earlier window says nothing of this one.
         let near = |known: Instant| {

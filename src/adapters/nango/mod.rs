@@ -1,13 +1,12 @@
 //! Nango's records API over HTTPS (reqwest + rustls), with the retries the contract calls for.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
 
-use crate::core::metrics::{count_job_requests, RequestTally};
+use crate::core::metrics::count_job_requests;
 use crate::core::nango_status::{DiscoveredStream, NangoSync, RunStatus};
 use crate::core::page_budget::{PageBudget, PageRoom, FIRST_PAGE_BYTES};
 use crate::core::record::RecordsPage;
@@ -20,8 +19,6 @@ mod budget;
 pub use budget::RequestBudget;
 
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
-/// The furthest `X-RateLimit-Reset` believed: Nango's window is 60 s.
-const LONGEST_RATE_LIMIT_WINDOW: Duration = Duration::from_secs(120);
 pub const MAX_PAGE_LIMIT: u32 = 10_000;
 /// Half of Nango's default per-account limit (200 requests a minute), leaving the rest to syncs.
 pub const DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE: u32 = 100;
@@ -83,21 +80,11 @@ pub struct NangoClient {
     retry: RetryPolicy,
     rate_limits: RateLimits,
     discovery_requests_per_minute: u32,
-    /// Shared by clones, so a job's metrics see every request made on its behalf.
-    counters: Arc<Counters>,
     /// Nango's rate limit as the process knows it, shared by clones: every stream and discovery
     /// draw from it.
     budget: Arc<RequestBudget>,
     /// The record pages the process holds in memory at once, shared by clones; none: no bound.
     page_budget: Option<PageBudget>,
-}
-
-/// What [`RecordSource::tally`] reads: requests sent, 429s, and time spent waiting them out.
-#[derive(Debug, Default)]
-struct Counters {
-    requests: AtomicU64,
-    rate_limited: AtomicU64,
-    waited_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for NangoClient {
@@ -139,7 +126,6 @@ impl NangoClient {
             retry,
             rate_limits: RateLimits::default(),
             discovery_requests_per_minute: DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE,
-            counters: Arc::default(),
             budget: Arc::default(),
             page_budget: Some(PageBudget::default()),
         }
@@ -232,7 +218,6 @@ impl NangoClient {
         stream: Option<&StreamKey>,
         parse: &(impl Fn(&[u8], PageRoom) -> Result<T, String> + Sync),
     ) -> Attempt<T> {
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         count_job_requests(|tally| tally.requests += 1);
         let mut request = self
             .http
@@ -325,10 +310,7 @@ impl NangoClient {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        // Nango's window is a minute: a reset further away (in milliseconds, say) is not believed.
-        let reset_in = Duration::from_secs(reset)
-            .saturating_sub(since_epoch)
-            .min(LONGEST_RATE_LIMIT_WINDOW);
+        let reset_in = Duration::from_secs(reset).saturating_sub(since_epoch);
         self.budget.observe(Instant::now(), remaining, reset_in);
     }
 
@@ -351,7 +333,6 @@ impl NangoClient {
 
     fn count_wait(&self, wait: Duration) {
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-        self.counters.waited_ms.fetch_add(ms, Ordering::Relaxed);
         count_job_requests(|tally| tally.waited_ms += ms);
     }
 
@@ -391,7 +372,6 @@ impl NangoClient {
                     rate_limited += 1;
                     // Every request of the process waits too, not only this one.
                     self.budget.pause(Instant::now(), wait);
-                    self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                     count_job_requests(|tally| tally.rate_limited += 1);
                     if rate_limited >= self.rate_limits.max_waits {
                         break format!("429 rate limited {rate_limited} times");
@@ -454,14 +434,6 @@ impl RecordSource for NangoClient {
             }
         }
         result
-    }
-
-    fn tally(&self) -> RequestTally {
-        RequestTally {
-            requests: self.counters.requests.load(Ordering::Relaxed),
-            rate_limited: self.counters.rate_limited.load(Ordering::Relaxed),
-            waited_ms: self.counters.waited_ms.load(Ordering::Relaxed),
-        }
     }
 }
 

@@ -298,7 +298,7 @@ where
         notes: &mut NangoNotes,
     ) -> Result<Counted, StoreError> {
         let earlier = notes.counting.take();
-        let started_over = earlier.is_some();
+        let had_earlier = earlier.is_some();
         let progress = earlier.filter(|p| {
             let quiet = p.records_written == stored.records_written;
             if !quiet {
@@ -306,6 +306,8 @@ where
             }
             quiet
         });
+        // An earlier count was thrown away: this one started over.
+        let started_over = had_earlier && progress.is_none();
         let from = progress.as_ref().map(|p| (p.after.as_str(), p.counted));
         match self
             .records
@@ -314,7 +316,6 @@ where
         {
             LiveCount::Done(live) => Ok(Counted::Done(live)),
             LiveCount::Partial { after, counted } => {
-                let started_over = started_over && progress.is_none();
                 tracing::info!(stream = %stream.encode(), counted, "live count stopped at the invocation's deadline; the next check goes on from here");
                 notes.counting = Some(CountProgress {
                     after,
