@@ -202,8 +202,20 @@ async fn the_local_schedule_heals_missed_webhooks() {
     let run = LocalRun::start(SocketAddr::from(([127, 0, 0, 1], 0)), parts)
         .await
         .unwrap();
-    // Found by the reconcile at start.
+    // Found by the reconcile at start, and its drift check done (the count is a job of its own,
+    // which syncs first: the changes below must wait for it, or that job would heal them).
     wait_until_up_to_date(&backends, &sim, &stream).await;
+    let until = Instant::now() + Duration::from_secs(60);
+    while backends
+        .store
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .is_none_or(|s| s.nango.checked.is_none())
+    {
+        assert!(Instant::now() < until, "no drift check within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Changed in Nango; the webhook never comes.
     sim.tick();
     sim.churn(&stream, 0.2, &mut fastrand::Rng::with_seed(5));
