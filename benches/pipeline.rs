@@ -9,11 +9,11 @@
 //! and reports the overlap ratio = pipeline / max(fetch-only, write-only); then, with
 //! `--rss N`, syncs N records once and reports the peak RSS growth of the process.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::Region;
-use aws_sdk_dynamodb::config::Credentials;
 use nango_sync::adapters::aws::dynamodb::{
     create_table, DynamoRecordStore, DynamoStateStore, WriteSettings,
 };
@@ -106,14 +106,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[tokio::main]
 async fn main() {
     let a = args();
-    let endpoint =
-        std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run scripts/bench-pipeline.sh");
-    let sdk = aws_config::defaults(nango_sync::setup::behavior_version())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
+    let sdk = common::moto_sdk("scripts/bench-pipeline.sh").await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let sim = Arc::new(Simulator::new());
     let settings = ServerSettings {

@@ -291,6 +291,7 @@ impl StateStore for MemoryStore {
         to: &str,
         written: u64,
         rejected: &[RejectedRecord],
+        live_change: Option<i64>,
     ) -> Result<(), StoreError> {
         self.check_failing()?;
         let mut inner = self.lock();
@@ -304,6 +305,7 @@ impl StateStore for MemoryStore {
         state.cursor = Some(to.to_owned());
         state.records_written += written;
         state.records_rejected += rejected.len() as u64;
+        state.live_change.add(live_change);
         inner.cursor_history.push((stream.clone(), to.to_owned()));
         Ok(())
     }
@@ -388,6 +390,7 @@ impl StateStore for MemoryStore {
         if state.sweep.as_ref().is_some_and(|s| s.id == id) {
             state.sweep = None;
             state.last_sweep = Some(result.clone());
+            state.live_change.add(None);
         }
         Ok(())
     }
@@ -431,6 +434,7 @@ impl StateStore for MemoryStore {
         }
         state.held = None;
         state.last_sweep = Some(result.clone());
+        state.live_change.add(None);
         Ok(true)
     }
 
@@ -440,11 +444,12 @@ impl StateStore for MemoryStore {
         at: Option<&str>,
     ) -> Result<(), StoreError> {
         self.check_failing()?;
-        self.lock()
-            .streams
-            .entry(stream.clone())
-            .or_default()
-            .connection_deleted_at = at.map(str::to_owned);
+        let mut inner = self.lock();
+        let state = inner.streams.entry(stream.clone()).or_default();
+        state.connection_deleted_at = at.map(str::to_owned);
+        if at.is_some() {
+            state.live_change.add(None);
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod drift;
 pub mod events;
 pub mod job;
+pub mod live_change;
 pub mod metrics;
 pub mod nango_status;
 pub mod outcome;

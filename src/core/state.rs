@@ -74,6 +74,9 @@ pub struct StreamState {
     pub last_webhook_at: Option<String>,
     pub records_written: u64,
     pub records_rejected: u64,
+    /// The net change in live records the stream's pages applied, as far as known.
+    #[serde(default)]
+    pub live_change: LiveChange,
     /// How the last sync went (stored as `status`).
     pub outcome: LastSyncStatus,
     pub error: Option<String>,
@@ -103,6 +106,32 @@ impl StreamState {
         } else {
             StreamStatus::Ok
         }
+    }
+}
+
+/// The net change in live records a stream's syncs applied, summed page by page as the cursor
+/// moved ([`crate::core::live_change`]), and how many writes it could not follow: a page whose
+/// metadata did not tell, a read from the stream's start, a sweep's or an operator's deletes, a
+/// deleted connection. Between two readings with the same `gaps`, `net` moved by exactly what
+/// the syncs applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveChange {
+    pub net: i64,
+    pub gaps: u64,
+}
+
+impl LiveChange {
+    /// Adds a page's change, or a gap when it is not known.
+    pub fn add(&mut self, change: Option<i64>) {
+        match change {
+            Some(change) => self.net += change,
+            None => self.gaps += 1,
+        }
+    }
+
+    /// The net change in live records since `earlier`, when every write since was followed.
+    pub fn since(self, earlier: LiveChange) -> Option<i64> {
+        (self.gaps == earlier.gaps).then(|| self.net - earlier.net)
     }
 }
 
@@ -225,7 +254,8 @@ pub struct NangoNotes {
 }
 
 /// How far a live count in pieces got. It goes on only while nothing is written to the stream
-/// (a write could land behind it); otherwise the next check starts over.
+/// and nothing is deleted from it (a write could land behind it); otherwise the next check
+/// starts over.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CountProgress {
     /// The key of the last record counted.
@@ -233,6 +263,9 @@ pub struct CountProgress {
     pub counted: u64,
     /// The stream's `records_written` when the count began.
     pub records_written: u64,
+    /// The stream's [`LiveChange`] then: a sweep's or an operator's deletes write no record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_change: Option<LiveChange>,
     pub started_at: String,
 }
 
@@ -242,7 +275,8 @@ pub struct NangoPurge {
     pub reason: String,
 }
 
-/// A count check that needs no sweep: Nango's count agreed with ours, or is not to be trusted.
+/// A count check that needs no sweep: Nango's count agreed with ours (or kept the offset a
+/// finished sweep settled), or is not to be trusted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CountCheck {
     pub nango_count: u64,
@@ -252,6 +286,14 @@ pub struct CountCheck {
     pub at: String,
     /// False when Nango's count was 0 while its records API still served live records.
     pub trusted: bool,
+    /// The stream's [`LiveChange`] then: the next check needs no count when Nango's count
+    /// moved by exactly what was applied since. Absent in checks kept before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_change: Option<LiveChange>,
+    /// When the live count was last read rather than worked out: the arithmetic is trusted for
+    /// a day at most ([`crate::core::drift`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_at: Option<String>,
 }
 
 /// The result of a stream's sync (or of its failure), recorded on its state.

@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use crate::core::live_change::page_live_change;
 use crate::core::outcome::{SyncEnd, SyncSummary};
 use crate::core::record::{LastAction, RecordsPage};
 use crate::core::stream::StreamKey;
@@ -149,6 +150,13 @@ where
             if let Some(last) = page.last_cursor() {
                 match track {
                     Track::Main => {
+                        // What the page did to the live count, when known: a page read from the
+                        // stream's start (a first sync, a reset) or with records the store
+                        // rejected leaves a gap instead.
+                        let live_change = cursor
+                            .as_deref()
+                            .filter(|_| report.rejected.is_empty())
+                            .and_then(|from| page_live_change(&page.records, from));
                         state
                             .advance_cursor(
                                 stream,
@@ -156,6 +164,7 @@ where
                                 last,
                                 report.written(),
                                 &report.rejected,
+                                live_change,
                             )
                             .await?
                     }

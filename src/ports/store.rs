@@ -174,7 +174,9 @@ pub trait StateStore: Send + Sync {
         stream: &StreamKey,
     ) -> impl Future<Output = Result<Option<StreamState>, StoreError>> + Send;
 
-    /// Moves the cursor from `from` (the value this run read) to `to`, adding the page's counts.
+    /// Moves the cursor from `from` (the value this run read) to `to`, adding the page's counts
+    /// in the same write: `live_change` to the stream's [`LiveChange`](crate::core::state::LiveChange) `net`, or, when the
+    /// page's change in live records is not known (`None`), one to its `gaps`.
     /// Fails with [`StoreError::CursorConflict`] when the stored cursor is not `from`.
     fn advance_cursor(
         &self,
@@ -183,6 +185,7 @@ pub trait StateStore: Send + Sync {
         to: &str,
         written: u64,
         rejected: &[RejectedRecord],
+        live_change: Option<i64>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Records how a sync ended (status ok or error, times, sync name).
@@ -213,7 +216,7 @@ pub trait StateStore: Send + Sync {
         to: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Ends sweep `id` and records its result.
+    /// Ends sweep `id` and records its result. Counts a [`LiveChange`](crate::core::state::LiveChange) gap (its deletes).
     fn end_sweep(
         &self,
         stream: &StreamKey,
@@ -241,8 +244,9 @@ pub trait StateStore: Send + Sync {
         held: &HeldSweep,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Ends the hold of sweep `sweep_id`, recording `result` as the stream's last sweep. Returns
-    /// false, changing nothing, when that sweep is not the one held.
+    /// Ends the hold of sweep `sweep_id`, recording `result` as the stream's last sweep, and
+    /// counts a [`LiveChange`](crate::core::state::LiveChange) gap (an operator's deletes). Returns false, changing nothing, when
+    /// that sweep is not the one held.
     fn release_hold(
         &self,
         stream: &StreamKey,
@@ -250,7 +254,9 @@ pub trait StateStore: Send + Sync {
         result: &SweepResult,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Marks the stream's connection deleted at `at`, or (`None`) not deleted.
+    /// Marks the stream's connection deleted at `at`, or (`None`) not deleted. Marking it counts
+    /// a [`LiveChange`](crate::core::state::LiveChange) gap (the connection's records may be
+    /// removed with it).
     fn set_connection_deleted(
         &self,
         stream: &StreamKey,
@@ -352,9 +358,10 @@ macro_rules! forward_state_store {
                 to: &str,
                 written: u64,
                 rejected: &[$crate::core::write::RejectedRecord],
+                live_change: Option<i64>,
             ) -> Result<(), $crate::ports::StoreError> {
                 match self {
-                    $($variant => $inner.advance_cursor(stream, from, to, written, rejected).await),+
+                    $($variant => $inner.advance_cursor(stream, from, to, written, rejected, live_change).await),+
                 }
             }
 

@@ -52,7 +52,7 @@ async fn one_synced_stream(db: &std::path::Path) -> (Store, StreamKey) {
     let s = StreamKey::new("crm", "conn-0", "Contact", "base");
     store.write_page(&s, &[record("r0")], None).await.unwrap();
     store
-        .advance_cursor(&s, None, "cursor-r0", 1, &[])
+        .advance_cursor(&s, None, "cursor-r0", 1, &[], None)
         .await
         .unwrap();
     (store, s)
@@ -80,7 +80,7 @@ async fn a_held_sweep_is_shown_confirmed_and_bad_decisions_change_nothing() {
     for s in [&held, &fine] {
         store.write_page(s, &records, None).await.unwrap();
         store
-            .advance_cursor(s, None, "cursor-r3", 4, &[])
+            .advance_cursor(s, None, "cursor-r3", 4, &[], None)
             .await
             .unwrap();
     }
@@ -218,7 +218,7 @@ async fn drain_json_prints_one_parsable_line_per_message() {
     for s in &streams {
         store.write_page(s, &[record("r0")], None).await.unwrap();
         store
-            .advance_cursor(s, None, "cursor-r0", 1, &[])
+            .advance_cursor(s, None, "cursor-r0", 1, &[], None)
             .await
             .unwrap();
     }

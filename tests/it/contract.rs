@@ -9,8 +9,8 @@ use nango_sync::adapters::memory::MemoryStore;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue};
 use nango_sync::core::record::NangoRecord;
 use nango_sync::core::state::{
-    CountCheck, CountProgress, HeldSweep, LiveCount, NangoNotes, NangoPurge, StreamStatus,
-    SweepOutcome, SweepResult, SweepState, SyncReport,
+    CountCheck, CountProgress, HeldSweep, LiveChange, LiveCount, NangoNotes, NangoPurge,
+    StreamStatus, SweepOutcome, SweepResult, SweepState, SyncReport,
 };
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::write::{DeleteMode, Removal};
@@ -123,7 +123,7 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
 
     // The cursor moves only from where this run read it.
     store
-        .advance_cursor(&s, None, "cursor-1", 3, &[])
+        .advance_cursor(&s, None, "cursor-1", 3, &[], None)
         .await
         .unwrap();
     let rejected = [RejectedRecord {
@@ -131,11 +131,11 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         reason: "too large".into(),
     }];
     store
-        .advance_cursor(&s, Some("cursor-1"), "cursor-3", 3, &rejected)
+        .advance_cursor(&s, Some("cursor-1"), "cursor-3", 3, &rejected, Some(-2))
         .await
         .unwrap();
     let conflict = store
-        .advance_cursor(&s, Some("cursor-1"), "cursor-9", 1, &[])
+        .advance_cursor(&s, Some("cursor-1"), "cursor-9", 1, &[], Some(40))
         .await;
     assert!(
         matches!(conflict, Err(StoreError::CursorConflict { .. })),
@@ -144,6 +144,11 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
     let state = store.get_stream(&s).await.unwrap().unwrap();
     assert_eq!(state.cursor.as_deref(), Some("cursor-3"));
     assert_eq!((state.records_written, state.records_rejected), (6, 1));
+    assert_eq!(
+        state.live_change,
+        LiveChange { net: -2, gaps: 1 },
+        "a page's live change is added with its cursor; an unknown one is a gap; a conflict adds nothing"
+    );
 
     // Sync reports: ok, then error, then ok again clears the error.
     let mut report = SyncReport {
@@ -234,7 +239,14 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         LiveCount::Done(1)
     );
     let state = store.get_stream(&s).await.unwrap().unwrap();
-    assert_eq!((state.sweep, state.last_sweep), (None, Some(result)));
+    assert_eq!(
+        (state.sweep, state.last_sweep),
+        (None, Some(result.clone()))
+    );
+    assert_eq!(state.live_change.gaps, 2, "a sweep's end is a gap");
+    store.end_sweep(&s, "sweep 1", &result).await.unwrap();
+    let state = store.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.live_change.gaps, 2, "ending it again changes nothing");
 
     // Reset: the cursor is gone, the counts stay.
     store.reset_cursor(&s).await.unwrap();
@@ -255,11 +267,14 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
             records_written: 6,
             at: "t2".into(),
             trusted: false,
+            live_change: Some(LiveChange { net: -3, gaps: 2 }),
+            counted_at: Some("t1".into()),
         }),
         counting: Some(CountProgress {
             after: "c-41".into(),
             counted: 41,
             records_written: 6,
+            live_change: Some(LiveChange { net: 5, gaps: 0 }),
             started_at: "t1".into(),
         }),
     };
@@ -302,6 +317,7 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         (state.status(), state.held.as_ref()),
         (StreamStatus::Held, Some(&held))
     );
+    let held_gaps = state.live_change.gaps;
     let discarded = SweepResult {
         finished_at: "t4".into(),
         nango_count: 1,
@@ -317,12 +333,23 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         .release_hold(&s, "sweep 2", &SweepResult::default())
         .await
         .unwrap());
+    let gaps = state.live_change.gaps;
+    assert_eq!(
+        gaps,
+        held_gaps + 1,
+        "an operator's decision is a gap, counted once"
+    );
 
     // A deleted connection: its stream marked, then its records marked deleted, then purged
     // (tombstones too); a creation clears the mark.
     store.set_connection_deleted(&s, Some("t5")).await.unwrap();
     let state = store.get_stream(&s).await.unwrap().unwrap();
     assert_eq!(state.status(), StreamStatus::ConnectionDeleted);
+    assert_eq!(
+        state.live_change.gaps,
+        gaps + 1,
+        "a deleted connection is a gap"
+    );
     let removal = Removal::Tombstone {
         at: "2026-11-27T03:00:00.000Z",
         by: "connection_deleted",
@@ -340,6 +367,11 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
     store.set_connection_deleted(&s, None).await.unwrap();
     let state = store.get_stream(&s).await.unwrap().unwrap();
     assert_eq!(state.connection_deleted_at, None);
+    assert_eq!(
+        state.live_change.gaps,
+        gaps + 1,
+        "its creation again removes nothing"
+    );
 }
 
 fn message(group: &str, dedup: &str, body: Value) -> OutgoingMessage {

@@ -55,6 +55,7 @@ macro_rules! scenarios {
             a_dropped_sync_keeps_its_copy,
             an_unchanged_stream_is_checked_without_reading_its_partition,
             a_reconciles_syncs_all_run_before_any_count,
+            a_reconcile_after_changes_counts_nothing_it_can_work_out,
         );
     };
 }
@@ -178,6 +179,29 @@ impl Rig {
                 outcomes.push(self.app.process(&message.body, None).await.unwrap());
             }
             done = sent.len();
+        }
+    }
+
+    /// A reconcile job received at `received_at`, run alone: its sync jobs wait in the queue.
+    /// It must find `streams` streams.
+    pub async fn fan_out(&self, received_at: &str, streams: usize) {
+        self.app.queue.clear();
+        let body = json!({"v": 1, "received_at": received_at, "job": {"reconcile": {}}});
+        let fanned = self.app.process(&body.to_string(), None).await.unwrap();
+        assert!(
+            matches!(fanned, JobOutcome::Reconciled { streams: n, .. } if n == streams),
+            "{fanned:?}"
+        );
+    }
+
+    /// Runs what is queued, a batch at a time as Lambda hands it, until nothing is left.
+    pub async fn drain(&self) {
+        loop {
+            let batch = self.take_batch();
+            if batch.is_empty() {
+                return;
+            }
+            assert_eq!(self.app.handle(&batch, None).await, Vec::<String>::new());
         }
     }
 
@@ -759,13 +783,7 @@ pub(crate) async fn a_reconciles_syncs_all_run_before_any_count(backend: Backend
     rig.sim
         .save(missed, [("ticket-new".to_owned(), sample_payload(1))]);
 
-    rig.app.queue.clear();
-    let body = json!({"v": 1, "received_at": "2026-12-03T11:00:00.000Z", "job": {"reconcile": {}}});
-    let fanned = rig.app.process(&body.to_string(), None).await.unwrap();
-    assert!(
-        matches!(fanned, JobOutcome::Reconciled { streams: 3, .. }),
-        "{fanned:?}"
-    );
+    rig.fan_out("2026-12-03T11:00:00.000Z", 3).await;
     let syncs = rig.take_batch();
     let queries = rig.meter.as_ref().map(|m| m.read_calls().1);
     assert_eq!(rig.app.handle(&syncs, None).await, Vec::<String>::new());
@@ -807,4 +825,106 @@ pub(crate) async fn a_reconciles_syncs_all_run_before_any_count(backend: Backend
     assert_eq!(deleted, lost);
     assert_eq!(rig.live(lossy).await, 297);
     assert!(rig.take_batch().is_empty(), "nothing left to run");
+}
+
+/// After a round of changes (adds, updates, deletes, an undelete; one stream's webhook dropped,
+/// and a change Nango made after it listed its counts), a reconcile works out every stream's
+/// live count from what the syncs applied: no partition is read, and the copy agrees with Nango.
+/// A cache that lost records without a delete still disagrees: counted and swept.
+pub(crate) async fn a_reconcile_after_changes_counts_nothing_it_can_work_out(backend: Backend) {
+    let rig = rig(backend).await;
+    let streams = rig
+        .sim
+        .populate("crm", 1, &["Contact", "Deal", "Ticket"], 1_200);
+    for s in &streams {
+        rig.webhook_sync(s).await;
+    }
+    rig.reconcile().await;
+    let mut counted = Vec::new();
+    for s in &streams {
+        let checked = rig
+            .state(s)
+            .await
+            .nango
+            .checked
+            .expect("the first check counts");
+        assert_eq!((checked.nango_count, checked.live_count), (1_200, 1_200));
+        assert!(checked.counted_at.is_some());
+        counted.push(checked.counted_at);
+    }
+
+    // A round of changes. Contacts: a record deleted, synced, then saved again (an undelete).
+    let mut rng = fastrand::Rng::with_seed(7);
+    for (i, s) in streams.iter().enumerate() {
+        rig.sim.tick();
+        // Churn adds as many as it deletes: new records move each stream's count.
+        rig.sim.churn(s, 0.05, &mut rng);
+        rig.sim.save(
+            s,
+            (0..=i).map(|k| (format!("extra-{k}"), sample_payload(k))),
+        );
+    }
+    rig.sim.tick();
+    assert_eq!(rig.sim.delete(&streams[0], &["contact-7"]), 1);
+    rig.webhook_sync(&streams[0]).await;
+    rig.sim.tick();
+    rig.sim
+        .save(&streams[0], [("contact-7".to_owned(), sample_payload(7))]);
+    rig.webhook_sync(&streams[0]).await;
+    rig.webhook_sync(&streams[1]).await;
+    // Tickets: Nango dropped the webhook; the reconcile's sync heals them.
+
+    rig.fan_out("2026-12-03T11:00:00.000Z", 3).await;
+    // Deals change after Nango listed its counts, before their sync job runs.
+    rig.sim.tick();
+    rig.sim
+        .save(&streams[1], [("deal-late".to_owned(), sample_payload(1))]);
+    let syncs = rig.take_batch();
+    let queries = rig.meter.as_ref().map(|m| m.read_calls().1);
+    assert_eq!(rig.app.handle(&syncs, None).await, Vec::<String>::new());
+    assert!(rig.take_batch().is_empty(), "no count goes on");
+    if let (Some(meter), Some(queries)) = (&rig.meter, queries) {
+        assert_eq!(meter.read_calls().1, queries, "no Query: no partition read");
+    }
+    for (s, counted_at) in streams.iter().zip(&counted) {
+        let checked = rig.state(s).await.nango.checked.unwrap();
+        let nango = rig.sim.live_payloads(s).len() as u64;
+        assert_ne!(nango, 1_200, "{}: the round changed it", s.encode());
+        assert_eq!(
+            (checked.nango_count, checked.live_count, rig.live(s).await),
+            (nango, nango, nango),
+            "{}: worked out, and true",
+            s.encode()
+        );
+        assert_eq!(
+            &checked.counted_at,
+            counted_at,
+            "{}: not counted",
+            s.encode()
+        );
+    }
+
+    // A cache that lost records without a delete, and as many deletes after Nango listed its
+    // counts: set against the listing, the sum would agree. Against Nango's count now, it
+    // does not: counted, swept.
+    let lost = ["ticket-1", "ticket-2", "ticket-3"];
+    assert_eq!(rig.sim.hard_delete(&streams[2], &lost), 3);
+    rig.fan_out("2026-12-03T11:30:00.000Z", 3).await;
+    rig.sim.tick();
+    let late = ["ticket-4", "ticket-5", "ticket-6"];
+    assert_eq!(rig.sim.delete(&streams[2], &late), 3);
+    rig.drain().await;
+    let mut deleted: Vec<String> = rig.marked_deleted(&streams[2]).await;
+    deleted.retain(|id| lost.contains(&id.as_str()) || late.contains(&id.as_str()));
+    deleted.sort();
+    assert_eq!(deleted, [lost, late].concat(), "swept, and synced");
+    // The sweep's deletes escaped the sum: the next reconcile counts again, and agrees.
+    rig.reconcile().await;
+    let checked = rig.state(&streams[2]).await.nango.checked.unwrap();
+    assert_ne!(checked.counted_at, counted[2], "counted again");
+    assert_eq!(checked.nango_count, checked.live_count);
+    assert_eq!(
+        checked.live_count,
+        rig.sim.live_payloads(&streams[2]).len() as u64
+    );
 }

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS streams (
     swept_outcome TEXT,               -- applied, held, confirmed, discarded, abandoned, resolved
     held TEXT, held_sweep_id TEXT,    -- JSON: a sweep whose deletes wait for an operator
     nango_notes TEXT,                 -- JSON: what the worker learned of the sync from Nango
-    connection_deleted_at TEXT
+    connection_deleted_at TEXT,
+    live_change INTEGER, live_change_gaps INTEGER  -- core::state::LiveChange
 );
 CREATE TABLE IF NOT EXISTS connections (
     provider_config_key TEXT NOT NULL, connection_id TEXT NOT NULL,
@@ -107,24 +108,26 @@ END;
 pub const CHANGES_KEPT: u64 = 100_000;
 
 /// Columns added since the first schema: a file made before them gains them when opened.
-const ADDED_COLUMNS: &[(&str, &str)] = &[
-    ("streams", "swept_outcome"),
-    ("streams", "held"),
-    ("streams", "held_sweep_id"),
-    ("streams", "nango_notes"),
-    ("streams", "connection_deleted_at"),
-    ("connections", "deleted_at"),
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("streams", "swept_outcome", "TEXT"),
+    ("streams", "held", "TEXT"),
+    ("streams", "held_sweep_id", "TEXT"),
+    ("streams", "nango_notes", "TEXT"),
+    ("streams", "connection_deleted_at", "TEXT"),
+    ("connections", "deleted_at", "TEXT"),
+    ("streams", "live_change", "INTEGER"),
+    ("streams", "live_change_gaps", "INTEGER"),
 ];
 
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
-    for (table, column) in ADDED_COLUMNS {
+    for (table, column, kind) in ADDED_COLUMNS {
         let present = conn
             .prepare(&format!(
                 "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
             ))?
             .exists([column])?;
         if !present {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
         }
     }
     Ok(())

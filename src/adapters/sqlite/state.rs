@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::db::SqliteDb;
 use crate::core::state::{
-    ConnectionEvent, HeldSweep, LastSyncStatus, NangoNotes, StoredEvent, StreamState, SweepOutcome,
-    SweepResult, SweepState, SyncReport,
+    ConnectionEvent, HeldSweep, LastSyncStatus, LiveChange, NangoNotes, StoredEvent, StreamState,
+    SweepOutcome, SweepResult, SweepState, SyncReport,
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::write::RejectedRecord;
@@ -66,7 +66,8 @@ impl SqliteStateStore {
                 c.execute(
                     &format!(
                         "UPDATE streams SET {clear}, last_sweep_at = ?3, swept_nango_count = ?4,
-                           swept_live_count = ?5, swept_tombstoned = ?6, swept_outcome = ?7
+                           swept_live_count = ?5, swept_tombstoned = ?6, swept_outcome = ?7,
+                           live_change_gaps = COALESCE(live_change_gaps, 0) + 1
                          WHERE stream = ?1 AND {id_column} = ?2"
                     ),
                     params![
@@ -87,7 +88,7 @@ impl SqliteStateStore {
 const STREAM_COLUMNS: &str = "stream, cursor, sync_name, last_sync_at, last_webhook_at,
     records_written, records_rejected, status, error, sweep_id, sweep_cursor, sweep_started_at,
     sweep_nango_count, last_sweep_at, swept_nango_count, swept_live_count, swept_tombstoned,
-    swept_outcome, held, nango_notes, connection_deleted_at";
+    swept_outcome, held, nango_notes, connection_deleted_at, live_change, live_change_gaps";
 
 /// A JSON column read back; what cannot be read (a hand edit) reads as unset.
 fn json_column<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
@@ -128,6 +129,10 @@ fn stream_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StreamState)> 
         held: json_column(r.get(18)?),
         nango: json_column(r.get(19)?).unwrap_or_default(),
         connection_deleted_at: r.get(20)?,
+        live_change: LiveChange {
+            net: r.get::<_, Option<i64>>(21)?.unwrap_or(0),
+            gaps: count(22)?,
+        },
     };
     Ok((r.get(0)?, state))
 }
@@ -178,6 +183,7 @@ impl StateStore for SqliteStateStore {
         to: &str,
         written: u64,
         rejected: &[RejectedRecord],
+        live_change: Option<i64>,
     ) -> Result<(), StoreError> {
         let (s, from_owned, to) = (stream.clone(), from.map(str::to_owned), to.to_owned());
         let last_rejected = rejected.last().cloned();
@@ -190,7 +196,9 @@ impl StateStore for SqliteStateStore {
                     "UPDATE streams SET cursor = ?2, records_written = records_written + ?4,
                        records_rejected = records_rejected + ?5,
                        last_rejected_id = COALESCE(?6, last_rejected_id),
-                       last_rejected_reason = COALESCE(?7, last_rejected_reason)
+                       last_rejected_reason = COALESCE(?7, last_rejected_reason),
+                       live_change = COALESCE(live_change, 0) + COALESCE(?8, 0),
+                       live_change_gaps = COALESCE(live_change_gaps, 0) + (?8 IS NULL)
                      WHERE stream = ?1 AND cursor IS ?3",
                     params![
                         s.encode(),
@@ -199,7 +207,8 @@ impl StateStore for SqliteStateStore {
                         written as i64,
                         rejected_count,
                         last_rejected.as_ref().map(|r| r.id.clone()),
-                        last_rejected.as_ref().map(|r| r.reason.clone())
+                        last_rejected.as_ref().map(|r| r.reason.clone()),
+                        live_change
                     ],
                 )
             })
@@ -364,8 +373,9 @@ impl StateStore for SqliteStateStore {
         at: Option<&str>,
     ) -> Result<(), StoreError> {
         let values = vec![at.map(str::to_owned)];
-        self.set_on_stream(stream, "connection_deleted_at = ?2", values)
-            .await
+        let assignments = "connection_deleted_at = ?2,
+            live_change_gaps = COALESCE(live_change_gaps, 0) + (?2 IS NOT NULL)";
+        self.set_on_stream(stream, assignments, values).await
     }
 
     async fn upsert_connection(

@@ -1,6 +1,9 @@
 //! The drift check and the sweep's end for one stream, after a reconcile's sync brought it up
 //! to date.
 
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
 use crate::core::clock::Clock;
 use crate::core::drift::guard::{last_success, readiness, Readiness, SweepGuard, Verdict};
 use crate::core::job::NangoListing;
@@ -15,6 +18,12 @@ use crate::core::sync::SyncError;
 use crate::ports::{
     RecordSource, RecordStore, SourceError, StateStore, StoreError, StreamDiscovery,
 };
+
+/// How long the drift check trusts its arithmetic before it reads the live count again. A sum
+/// that is off only costs a count when Nango's count disagrees; this bounds how long two errors
+/// that cancel out (see [`crate::core::live_change`]) can hide a drift: a stream of 1M records is
+/// counted once a day (379k read units, BENCHMARKS.md "Scale") instead of on each reconcile.
+pub const RECOUNT_AFTER: time::Duration = time::Duration::DAY;
 
 /// What the drift check needs besides its parts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +54,17 @@ pub enum DriftStep {
     /// The check needs a job of its own: it must count and may not here, or its time ran out
     /// (how far a count got is kept in the stream's notes).
     GoesOn,
+}
+
+/// Nango's count as of the copy's cursor, or why there is none.
+enum AtCursor {
+    Count(u64),
+    /// Nango cannot be compared with now (a run under way, a purge).
+    NotComparable,
+    /// No time left to ask.
+    Deferred,
+    /// Records changed past the cursor since the sync.
+    Busy,
 }
 
 /// How far a live count got in this invocation.
@@ -79,8 +99,8 @@ where
 {
     /// After a reconcile's sync brought the stream up to date: compares its live count with
     /// Nango's, when Nango can be trusted now, and begins a sweep if drift is confirmed.
-    /// A stream whose counts agreed at the last check, and which nothing was written to since,
-    /// costs no partition read.
+    /// A stream whose counts agreed at the last check costs no partition read when nothing was
+    /// written to it since, or when Nango's count moved by what the syncs applied since.
     pub async fn check_drift(
         &self,
         stream: &StreamKey,
@@ -93,16 +113,39 @@ where
             NangoListing::Listed(sync) => Some(sync),
             NangoListing::NotListed => None,
         };
-        let nango_count = match self.comparable_count(stream, sync, stored, &mut notes) {
+        let mut nango_count = match self.comparable_count(stream, sync, stored, &mut notes) {
             Some(count) => count,
             None => return self.end_at(DriftStep::Settled, stream, stored, notes).await,
         };
-        let unchanged = stored.held.is_none()
-            && notes.checked.as_ref().is_some_and(|c| {
-                c.nango_count == nango_count && c.records_written == stored.records_written
-            });
-        if unchanged {
-            return self.end_at(DriftStep::Settled, stream, stored, notes).await;
+        if stored.held.is_none() {
+            if self.unchanged(&notes, stored, nango_count) {
+                return self.end_at(DriftStep::Settled, stream, stored, notes).await;
+            }
+            if self.arithmetic_applies(&notes, stored) {
+                match self
+                    .count_at_cursor(stream, summary, stored, &mut notes)
+                    .await?
+                {
+                    AtCursor::Count(count) => {
+                        if let Some(check) = self.worked_out(&notes, stored, count) {
+                            notes.checked = Some(check);
+                            notes.counting = None;
+                            return self.end_at(DriftStep::Settled, stream, stored, notes).await;
+                        }
+                        // The sum disagrees: the count below is set against this count, not
+                        // the older listing.
+                        nango_count = count;
+                    }
+                    AtCursor::NotComparable => {
+                        return self.end_at(DriftStep::Settled, stream, stored, notes).await
+                    }
+                    AtCursor::Deferred => {
+                        return self.end_at(DriftStep::GoesOn, stream, stored, notes).await
+                    }
+                    // Records keep changing: the sum cannot be judged now; a count can.
+                    AtCursor::Busy => {}
+                }
+            }
         }
         if !self.may_count {
             return self.end_at(DriftStep::GoesOn, stream, stored, notes).await;
@@ -144,6 +187,8 @@ where
             records_written: stored.records_written,
             at: self.clock.now_rfc3339(),
             trusted,
+            live_change: Some(stored.live_change),
+            counted_at: Some(self.clock.now_rfc3339()),
         };
         let swept_already = stored
             .last_sweep
@@ -287,6 +332,95 @@ where
         }
     }
 
+    /// Nothing changed since the last check: Nango's count is the same, nothing was written, and
+    /// no write escaped the sum. Holds for checks kept before the sum existed too (`records_written`
+    /// alone), and whatever the last count's age: there is nothing to sum.
+    fn unchanged(&self, notes: &NangoNotes, stored: &StreamState, nango_count: u64) -> bool {
+        notes.checked.as_ref().is_some_and(|c| {
+            c.nango_count == nango_count
+                && c.records_written == stored.records_written
+                && c.live_change.is_none_or(|then| then == stored.live_change)
+        })
+    }
+
+    /// Nango's count as of our cursor: asked now (the listing predates this job's sync, and a
+    /// continuation's may be old), and taken only if no record changed past our cursor since
+    /// (one page read after it is empty). Only such a count can be set against the sum of what
+    /// the copy applied up to its cursor.
+    async fn count_at_cursor(
+        &self,
+        stream: &StreamKey,
+        summary: &SyncSummary,
+        stored: &StreamState,
+        notes: &mut NangoNotes,
+    ) -> Result<AtCursor, SyncError> {
+        let fresh = self.source.sync_of(stream).await?;
+        let Some(count) = self.comparable_count(stream, fresh.as_ref(), stored, notes) else {
+            return Ok(AtCursor::NotComparable);
+        };
+        match self
+            .source
+            .fetch_page(stream, summary.cursor.as_deref(), self.until)
+            .await
+        {
+            Err(SourceError::Deferred { .. }) => Ok(AtCursor::Deferred),
+            Err(e) => Err(e.into()),
+            Ok(page) if page.is_empty() => Ok(AtCursor::Count(count)),
+            Ok(_) => Ok(AtCursor::Busy),
+        }
+    }
+
+    /// The check worked out without a count: Nango's count (as of our cursor) moved by exactly
+    /// the net change in live records the syncs applied since the last check, which knew the
+    /// live count. The copy then agrees with Nango as it did (or keeps the offset a finished
+    /// sweep settled). Returns that check moved on to now, or `None` when the arithmetic does
+    /// not apply or disagrees.
+    fn worked_out(
+        &self,
+        notes: &NangoNotes,
+        stored: &StreamState,
+        nango_count: u64,
+    ) -> Option<CountCheck> {
+        let checked = notes.checked.as_ref()?;
+        if !self.arithmetic_applies(notes, stored) {
+            return None;
+        }
+        let moved = stored.live_change.since(checked.live_change?)?;
+        let expected = i64::try_from(checked.nango_count)
+            .ok()?
+            .checked_add(moved)?;
+        if i64::try_from(nango_count).ok()? != expected {
+            return None;
+        }
+        let live = i64::try_from(checked.live_count).ok()?.checked_add(moved)?;
+        Some(CountCheck {
+            nango_count,
+            live_count: u64::try_from(live).ok()?,
+            records_written: stored.records_written,
+            at: self.clock.now_rfc3339(),
+            live_change: Some(stored.live_change),
+            ..checked.clone()
+        })
+    }
+
+    /// Whether the last check can be carried forward by arithmetic: it recorded the stream's
+    /// [`LiveChange`](crate::core::state::LiveChange), no write since escaped it, and its count
+    /// is younger than [`RECOUNT_AFTER`].
+    fn arithmetic_applies(&self, notes: &NangoNotes, stored: &StreamState) -> bool {
+        let Some(checked) = &notes.checked else {
+            return false;
+        };
+        let followed = checked
+            .live_change
+            .is_some_and(|then| stored.live_change.since(then).is_some());
+        let fresh = checked
+            .counted_at
+            .as_deref()
+            .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+            .is_some_and(|at| self.clock.now() - at < RECOUNT_AFTER);
+        followed && fresh
+    }
+
     /// The stream's live count, going on from where an earlier check's count stopped if nothing
     /// was written since. When this invocation's time runs out first, how far it got is kept in
     /// the notes, and the next check goes on from there (a partition of 10M records takes about
@@ -300,7 +434,8 @@ where
         let earlier = notes.counting.take();
         let had_earlier = earlier.is_some();
         let progress = earlier.filter(|p| {
-            let quiet = p.records_written == stored.records_written;
+            let quiet = p.records_written == stored.records_written
+                && p.live_change.is_none_or(|then| then == stored.live_change);
             if !quiet {
                 tracing::info!(stream = %stream.encode(), counted = p.counted, since = %p.started_at, "live count starts over: records were written since it began");
             }
@@ -321,6 +456,7 @@ where
                     after,
                     counted,
                     records_written: stored.records_written,
+                    live_change: Some(stored.live_change),
                     started_at: progress.map_or_else(|| self.clock.now_rfc3339(), |p| p.started_at),
                 });
                 Ok(if started_over {

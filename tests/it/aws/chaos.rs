@@ -209,11 +209,12 @@ impl StateStore for ChaosStore {
         to: &str,
         written: u64,
         rejected: &[RejectedRecord],
+        live_change: Option<i64>,
     ) -> Result<(), StoreError> {
         self.switch.step().await;
         let result = self
             .inner
-            .advance_cursor(stream, from, to, written, rejected)
+            .advance_cursor(stream, from, to, written, rejected, live_change)
             .await;
         if result.is_ok() {
             let position = |c: &str| decode_cursor(c).ok();

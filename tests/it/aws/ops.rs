@@ -23,11 +23,11 @@ async fn sync_now_reset_and_replay() {
     let a = StreamKey::new("hubspot", "c1", "Contact", "base");
     let b = StreamKey::new("hubspot", "c2", "Deal", "base");
     state
-        .advance_cursor(&a, None, "Y3Vyc29yLWE=", 3, &[])
+        .advance_cursor(&a, None, "Y3Vyc29yLWE=", 3, &[], None)
         .await
         .unwrap();
     state
-        .advance_cursor(&b, None, "Y3Vyc29yLWI=", 5, &[])
+        .advance_cursor(&b, None, "Y3Vyc29yLWI=", 5, &[], None)
         .await
         .unwrap();
 

@@ -213,7 +213,7 @@ async fn a_cursor_nango_rejects_is_reported_with_its_remedy() {
         .save(&s, (0..5).map(|i| (format!("c{i}"), payload(i, 1))));
     rig.app
         .state
-        .advance_cursor(&s, None, "bm90IGEgY3Vyc29y", 0, &[])
+        .advance_cursor(&s, None, "bm90IGEgY3Vyc29y", 0, &[], None)
         .await
         .unwrap();
     let outcome = run_job(&rig, &s).await;

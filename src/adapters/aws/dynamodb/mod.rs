@@ -180,11 +180,22 @@ fn get_n(item: &Item, name: &str) -> u64 {
     }
 }
 
+fn get_i(item: &Item, name: &str) -> i64 {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
 fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn n_signed(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 

@@ -8,10 +8,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
 
 use super::item::{attr, Item};
-use super::{get_n, get_s, n, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
+use super::{
+    get_i, get_n, get_s, n, n_signed, s, store_error, with_retry, CapacityMeter, Read,
+    DEFAULT_RETRY,
+};
 use crate::core::state::{
-    ConnectionEvent, HeldSweep, LastSyncStatus, NangoNotes, StoredEvent, StreamState, SweepOutcome,
-    SweepResult, SweepState, SyncReport,
+    ConnectionEvent, HeldSweep, LastSyncStatus, LiveChange, NangoNotes, StoredEvent, StreamState,
+    SweepOutcome, SweepResult, SweepState, SyncReport,
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::write::RejectedRecord;
@@ -117,6 +120,9 @@ const IDENTITY_SET: &str =
 const LAST_SWEEP_SET: &str = "last_sweep_at = :at, swept_nango_count = :nango, \
     swept_live_count = :live, swept_tombstoned = :tomb, swept_outcome = :outcome";
 
+/// Counts a gap in the stream's [`LiveChange`] (`:one` bound to 1).
+const GAP_ADD: &str = "live_change_gaps :one";
+
 fn with_last_sweep(
     request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
     result: &SweepResult,
@@ -155,6 +161,10 @@ fn stream_state(item: &Item) -> StreamState {
         held: get_map(item, "held"),
         nango: get_map(item, "nango_notes").unwrap_or_default(),
         connection_deleted_at: get_s(item, "connection_deleted_at"),
+        live_change: LiveChange {
+            net: get_i(item, "live_change"),
+            gaps: get_n(item, "live_change_gaps"),
+        },
     }
 }
 
@@ -240,6 +250,7 @@ impl StateStore for DynamoStateStore {
         to: &str,
         written: u64,
         rejected: &[RejectedRecord],
+        live_change: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut set = format!("{IDENTITY_SET}, #cursor = :to");
         let mut request = self
@@ -263,9 +274,19 @@ impl StateStore for DynamoStateStore {
                 .expression_attribute_values(":from", s(from)),
             None => request.condition_expression("attribute_not_exists(#cursor)"),
         };
+        let tally = match live_change {
+            Some(change) => {
+                request = request.expression_attribute_values(":change", n_signed(change));
+                "live_change :change"
+            }
+            None => {
+                request = request.expression_attribute_values(":one", n(1));
+                GAP_ADD
+            }
+        };
         let result = request
             .update_expression(format!(
-                "SET {set} ADD records_written :written, records_rejected :rejected"
+                "SET {set} ADD records_written :written, records_rejected :rejected, {tally}"
             ))
             .send()
             .await;
@@ -379,10 +400,11 @@ impl StateStore for DynamoStateStore {
         let ended = self
             .update_stream(stream)
             .update_expression(
-                format!("SET {LAST_SWEEP_SET} REMOVE sweep_id, sweep_cursor, sweep_started_at, sweep_nango_count"),
+                format!("SET {LAST_SWEEP_SET} REMOVE sweep_id, sweep_cursor, sweep_started_at, sweep_nango_count ADD {GAP_ADD}"),
             )
             .condition_expression("sweep_id = :id")
-            .expression_attribute_values(":id", s(id));
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":one", n(1));
         let ended = with_last_sweep(ended, result).send().await;
         match ended {
             // Already ended (a redelivered job): nothing to do.
@@ -422,9 +444,12 @@ impl StateStore for DynamoStateStore {
     ) -> Result<bool, StoreError> {
         let request = self
             .update_stream(stream)
-            .update_expression(format!("SET {LAST_SWEEP_SET} REMOVE held, held_sweep_id"))
+            .update_expression(format!(
+                "SET {LAST_SWEEP_SET} REMOVE held, held_sweep_id ADD {GAP_ADD}"
+            ))
             .condition_expression("held_sweep_id = :id")
-            .expression_attribute_values(":id", s(sweep_id));
+            .expression_attribute_values(":id", s(sweep_id))
+            .expression_attribute_values(":one", n(1));
         match with_last_sweep(request, result).send().await {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
@@ -439,11 +464,18 @@ impl StateStore for DynamoStateStore {
     ) -> Result<(), StoreError> {
         let request = match at {
             Some(at) => self
-                .set_on_stream(stream, "connection_deleted_at = :at")
+                .set_on_stream(
+                    stream,
+                    &format!("connection_deleted_at = :at ADD {GAP_ADD}"),
+                )
                 .expression_attribute_values(":at", s(at)),
             None => self
                 .update_stream(stream)
                 .update_expression("REMOVE connection_deleted_at"),
+        };
+        let request = match at {
+            Some(_) => request.expression_attribute_values(":one", n(1)),
+            None => request,
         };
         request.send().await.map_err(store_error)?;
         Ok(())
