@@ -1,6 +1,6 @@
 //! In-memory adapters for tests and benchmarks: they record calls and can be told to fail.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -152,8 +152,12 @@ impl RecordStore for MemoryStore {
         let plan = plan_page(records, self.delete_mode);
         let key = stream.encode();
         let mut inner = self.lock();
+        let mut no_longer_live = BTreeSet::new();
         for write in plan.writes() {
             let slot = (key.clone(), write.record().id.clone());
+            if write.deletes() && inner.records.get(&slot).is_some_and(|r| !is_deleted(r)) {
+                no_longer_live.insert(slot.1.clone());
+            }
             if let (Some(sweep), true) = (seen_in, write.stamps_sweep()) {
                 inner.seen.insert(slot.clone(), sweep.to_owned());
             }
@@ -178,7 +182,10 @@ impl RecordStore for MemoryStore {
                 }
             }
         }
-        Ok(plan.report(Vec::new(), 0))
+        Ok(WriteReport {
+            no_longer_live,
+            ..plan.report(Vec::new(), 0)
+        })
     }
 
     async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {

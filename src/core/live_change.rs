@@ -1,25 +1,30 @@
-//! How many live records a page of Nango's changes adds to the copy, net, worked out from
-//! Nango's own metadata, without reading the copy.
+//! How many live records a page of Nango's changes adds to the copy, net, without reading the
+//! whole copy.
 //!
 //! Nango's `recordCount` moves by the net of what its syncs apply: a record added or undeleted
 //! +1, a live one deleted −1, pruning 0 (nango-2026.md, "recordCount"). A copy that follows the
 //! stream by cursor moves by the same net, page by page; so when Nango's count moved by exactly
 //! what the copy applied since a check that agreed, the drift check has nothing to count.
 //!
-//! A copy that has applied every change up to a cursor holds, for each record, its newest
-//! version at or before that position in Nango's order (`updated_at`, uuid). Whether that
-//! version was live follows from the newer version a page serves, because Nango's timestamps
-//! say when the record's life began and ended: an undelete resets `created_at` (served as
-//! `first_seen_at`), a soft delete stamps `deleted_at` and moves the record to that position.
-//! - served live: it was live at the cursor iff it began at or before it;
-//! - served deleted: it was live at the cursor iff it began at or before it and was deleted
-//!   after it.
+//! - **A record the page deletes** leaves the live count when the store held it live: the store
+//!   reads that before it writes the page's deletes ([`WriteReport::no_longer_live`]), exactly.
+//! - **A record the page serves live** joins it when the copy did not hold it live, which
+//!   Nango's timestamps tell without a read. A copy that has applied every change up to a cursor
+//!   holds each record's newest version at or before that position in Nango's order
+//!   (`updated_at`, uuid). A record live now was live at the cursor iff its life began at or
+//!   before it: an undelete resets `created_at` (served as `first_seen_at`), so a record that
+//!   began before the cursor and is live now was never deleted in between.
 //!
-//! One sequence escapes this: a record deleted and undeleted (or the reverse) between two
-//! syncs. The sum is then off, the check finds Nango's count disagreeing, and it counts: a
-//! wrong sum costs a count, never a wrong verdict on its own.
+//! The sum errs in rare sequences, and then mostly upward: a record live in the copy, deleted
+//! and saved again between two syncs, counts +1; a page written again after a crash (its deletes
+//! already stored) counts its deletes 0. An upward error makes the check disagree with Nango and
+//! count; it can never hide records Nango lost, which move Nango's count down. Downward errors
+//! need a record the copy never held although it began before the cursor (one the store rejected
+//! earlier, now stored); the daily recount bounds those.
+//!
+//! [`WriteReport::no_longer_live`]: crate::core::write::WriteReport::no_longer_live
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -46,46 +51,38 @@ impl Position {
             uuid: uuid.to_ascii_lowercase(),
         })
     }
-
-    /// The same record at another of its timestamps.
-    fn at(&self, timestamp: &str) -> Option<Self> {
-        Some(Self {
-            at: OffsetDateTime::parse(timestamp, &Rfc3339).ok()?,
-            uuid: self.uuid.clone(),
-        })
-    }
 }
 
-/// The net change in live records that applying `records` (one page, in Nango's order) makes to
-/// a copy that has applied everything up to cursor `from`. `None` when a record's metadata does
-/// not tell (no `first_seen_at`, a timestamp or cursor that does not parse).
-pub fn page_live_change(records: &[NangoRecord], from: &str) -> Option<i64> {
+/// The net change in live records that writing `records` (one page, in Nango's order) made to
+/// a copy that had applied everything up to cursor `from`, the store having taken
+/// `no_longer_live` out of the live count. `None` when a live record's metadata does not tell
+/// (no `first_seen_at`, a timestamp or cursor that does not parse).
+pub fn page_live_change(
+    records: &[NangoRecord],
+    from: &str,
+    no_longer_live: &BTreeSet<String>,
+) -> Option<i64> {
     let from = Position::of_cursor(from)?;
-    let mut change = 0i64;
-    let mut counted = HashSet::with_capacity(records.len());
+    let mut joined = 0i64;
+    let mut seen = HashSet::with_capacity(records.len());
     // An id served twice in a page: its last version is what the copy ends with.
     for record in records.iter().rev() {
-        if !counted.insert(record.id.as_str()) {
-            continue;
+        if seen.insert(record.id.as_str()) && !record.is_deleted() && began_after(record, &from)? {
+            joined += 1;
         }
-        let was_live = live_at(record, &from)?;
-        change += i64::from(!record.is_deleted()) - i64::from(was_live);
     }
-    Some(change)
+    Some(joined - i64::try_from(no_longer_live.len()).ok()?)
 }
 
-/// Whether the record's newest version at or before `from` was live.
-fn live_at(record: &NangoRecord, from: &Position) -> Option<bool> {
+/// Whether a record's life (its `first_seen_at`, at its own uuid) began after `from`.
+fn began_after(record: &NangoRecord, from: &Position) -> Option<bool> {
     let meta = &record.metadata;
     let here = Position::of_cursor(&meta.cursor)?;
-    let began = here.at(meta.first_seen_at.as_deref()?)?;
-    if began > *from {
-        return Some(false);
-    }
-    if !record.is_deleted() {
-        return Some(true);
-    }
-    Some(here.at(meta.deleted_at.as_deref()?)? > *from)
+    let began = Position {
+        at: OffsetDateTime::parse(meta.first_seen_at.as_deref()?, &Rfc3339).ok()?,
+        uuid: here.uuid,
+    };
+    Some(began > *from)
 }
 
 #[cfg(test)]
@@ -116,38 +113,39 @@ mod tests {
         NangoRecord::from_json(&json).unwrap().unwrap()
     }
 
+    fn uuid(n: u32) -> String {
+        format!("00000000-0000-4000-8000-{n:012x}")
+    }
+
+    fn none() -> BTreeSet<String> {
+        BTreeSet::new()
+    }
+
     #[test]
     fn adds_updates_and_deletes_move_the_live_count_as_nango_counts_them() {
         let from = cursor(&t(10), UUID);
         let page = [
-            record("new", "00000000-0000-4000-8000-00000000000a", 20, 20, false),
-            record(
-                "updated",
-                "00000000-0000-4000-8000-00000000000b",
-                5,
-                21,
-                false,
-            ),
-            record(
-                "deleted",
-                "00000000-0000-4000-8000-00000000000c",
-                5,
-                22,
-                true,
-            ),
+            record("new", &uuid(10), 20, 20, false),
+            record("updated", &uuid(11), 5, 21, false),
+            record("deleted", &uuid(12), 5, 22, true),
             // Created after the cursor and deleted since: never live in the copy.
-            record(
-                "came-and-went",
-                "00000000-0000-4000-8000-00000000000d",
-                15,
-                23,
-                true,
-            ),
+            record("came-and-went", &uuid(13), 15, 23, true),
         ];
+        // The store held "deleted" live, and not "came-and-went".
+        let taken = BTreeSet::from(["deleted".to_owned()]);
         // +1 new, 0 updated, -1 deleted, 0 came and went.
-        assert_eq!(page_live_change(&page, &from), Some(0));
-        assert_eq!(page_live_change(&page[..1], &from), Some(1));
-        assert_eq!(page_live_change(&page[2..3], &from), Some(-1));
+        assert_eq!(page_live_change(&page, &from, &taken), Some(0));
+        assert_eq!(page_live_change(&page[..1], &from, &none()), Some(1));
+        assert_eq!(page_live_change(&page[2..3], &from, &taken), Some(-1));
+    }
+
+    #[test]
+    fn a_record_deleted_again_counts_nothing() {
+        // Nango rewrites a record it had deleted (a new deleted_at, a new payload): it moves
+        // past the cursor, yet the copy already held it deleted and Nango's count stays.
+        let from = cursor(&t(10), UUID);
+        let page = [record("gone", &uuid(10), 5, 20, true)];
+        assert_eq!(page_live_change(&page, &from, &none()), Some(0));
     }
 
     #[test]
@@ -156,71 +154,60 @@ mod tests {
         let from = cursor("2026-01-15T05:00:10.5-05:00", &UUID.to_ascii_uppercase());
         let same_batch_before = record("a", "0b5e0c1e-0000-4000-8000-000000000000", 10, 12, false);
         let same_batch_after = record("b", "0b5e0c1e-0000-4000-8000-000000000002", 10, 10, false);
-        assert_eq!(page_live_change(&[same_batch_before], &from), Some(0));
-        assert_eq!(page_live_change(&[same_batch_after], &from), Some(1));
+        assert_eq!(
+            page_live_change(&[same_batch_before], &from, &none()),
+            Some(0)
+        );
+        assert_eq!(
+            page_live_change(&[same_batch_after], &from, &none()),
+            Some(1)
+        );
     }
 
     #[test]
     fn an_undeleted_record_counts_as_added() {
         // Deleted before the cursor, saved again after: Nango reset its first_seen_at. (Had it
         // been live at the cursor, deleted and saved again after it, the sum would be off by
-        // +1: the documented error, whose sign only ever makes the check count.)
+        // +1: an upward error, which only ever makes the check count.)
         let from = cursor(&t(10), UUID);
-        let page = [record(
-            "back",
-            "00000000-0000-4000-8000-00000000000a",
-            30,
-            30,
-            false,
-        )];
-        assert_eq!(page_live_change(&page, &from), Some(1));
+        let page = [record("back", &uuid(10), 30, 30, false)];
+        assert_eq!(page_live_change(&page, &from, &none()), Some(1));
     }
 
     #[test]
     fn a_tie_on_the_timestamp_is_broken_by_the_uuid() {
         // One batch saved in a transaction shares its timestamp; the page boundary fell inside.
-        let from = cursor(&t(10), "00000000-0000-4000-8000-000000000005");
-        let before = record(
-            "before",
-            "00000000-0000-4000-8000-000000000003",
-            10,
-            12,
-            false,
-        );
-        let after = record(
-            "after",
-            "00000000-0000-4000-8000-000000000007",
-            10,
-            10,
-            false,
-        );
-        assert_eq!(page_live_change(&[before], &from), Some(0));
-        assert_eq!(page_live_change(&[after], &from), Some(1));
+        let from = cursor(&t(10), &uuid(5));
+        let before = record("before", &uuid(3), 10, 12, false);
+        let after = record("after", &uuid(7), 10, 10, false);
+        assert_eq!(page_live_change(&[before], &from, &none()), Some(0));
+        assert_eq!(page_live_change(&[after], &from, &none()), Some(1));
     }
 
     #[test]
     fn an_id_served_twice_counts_once_as_its_last_version() {
         let from = cursor(&t(10), UUID);
-        let uuid = "00000000-0000-4000-8000-00000000000a";
         let page = [
-            record("a", uuid, 20, 20, false),
-            record("a", uuid, 20, 25, true),
+            record("a", &uuid(10), 20, 20, false),
+            record("a", &uuid(10), 20, 25, true),
         ];
-        assert_eq!(page_live_change(&page, &from), Some(0));
+        assert_eq!(page_live_change(&page, &from, &none()), Some(0));
+        let page = [
+            record("a", &uuid(10), 20, 20, true),
+            record("a", &uuid(10), 30, 30, false),
+        ];
+        assert_eq!(page_live_change(&page, &from, &none()), Some(1));
     }
 
     #[test]
     fn metadata_that_does_not_tell_gives_no_sum() {
         let mut bare = record("a", UUID, 20, 20, false);
         bare.metadata.first_seen_at = None;
-        assert_eq!(page_live_change(&[bare], &cursor(&t(10), UUID)), None);
-        let mut deleted_when = record("a", UUID, 5, 20, true);
-        deleted_when.metadata.deleted_at = None;
         assert_eq!(
-            page_live_change(&[deleted_when], &cursor(&t(10), UUID)),
+            page_live_change(&[bare], &cursor(&t(10), UUID), &none()),
             None
         );
         let page = [record("a", UUID, 20, 20, false)];
-        assert_eq!(page_live_change(&page, "not a cursor"), None);
+        assert_eq!(page_live_change(&page, "not a cursor", &none()), None);
     }
 }

@@ -156,7 +156,9 @@ where
                         let live_change = cursor
                             .as_deref()
                             .filter(|_| report.rejected.is_empty())
-                            .and_then(|from| page_live_change(&page.records, from));
+                            .and_then(|from| {
+                                page_live_change(&page.records, from, &report.no_longer_live)
+                            });
                         state
                             .advance_cursor(
                                 stream,

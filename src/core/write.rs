@@ -3,7 +3,7 @@
 //! what a sweep or a deleted connection does to the records it removes, and how the writes are
 //! counted. Stores apply these decisions and decide nothing of their own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -76,6 +76,15 @@ impl<'a> RecordWrite<'a> {
             | Self::TombstoneKeepingPayload(r)
             | Self::Remove(r) => r,
         }
+    }
+
+    /// Whether the write marks the record deleted or removes it: what takes a live record out
+    /// of the live count.
+    pub fn deletes(&self) -> bool {
+        matches!(
+            self,
+            Self::Tombstone(_) | Self::TombstoneKeepingPayload(_) | Self::Remove(_)
+        )
     }
 
     /// Whether the write stamps the record with the sweep that wrote it: every write but a
@@ -174,6 +183,9 @@ pub struct WriteReport {
     pub compressed: u64,
     pub pruned: u64,
     pub rejected: Vec<RejectedRecord>,
+    /// The records the page took out of the live count: stored live before it, deleted or
+    /// removed by it. Each store reads what it held before writing a page's deletes.
+    pub no_longer_live: BTreeSet<String>,
 }
 
 impl WriteReport {
@@ -275,7 +287,8 @@ mod tests {
                 deleted: 1,
                 compressed: 1,
                 pruned: 0,
-                rejected
+                rejected,
+                no_longer_live: BTreeSet::new(),
             }
         );
     }

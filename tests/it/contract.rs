@@ -2,7 +2,7 @@
 //! queue here, and against DynamoDB and SQS over the wire in `aws::contract` (on moto), through
 //! the `backend` enums the CLI uses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use nango_sync::adapters::memory::MemoryStore;
@@ -103,6 +103,39 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
     ];
     let report = store.write_page(&s, &page, None).await.unwrap();
     assert_eq!((report.upserted, report.deleted, report.pruned), (1, 1, 1));
+    assert_eq!(
+        report.no_longer_live,
+        BTreeSet::from(["b".to_owned()]),
+        "the store read that it held b live"
+    );
+    // Deleted again, and a delete of a record never stored: neither was live (another stream,
+    // so that this one's items stay as the rest of the contract expects).
+    let other = StreamKey::new("hubspot", "user|42", "Deal", "base");
+    let deleted_twice = [record("b", 1, "DELETED", 2), record("z", 1, "DELETED", 2)];
+    for round in 0..2 {
+        store
+            .write_page(&other, &[record("b", 1, "ADDED", 1)], None)
+            .await
+            .unwrap();
+        let report = store
+            .write_page(&other, &deleted_twice, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            report.no_longer_live,
+            BTreeSet::from(["b".to_owned()]),
+            "{round}"
+        );
+        let again = store
+            .write_page(&other, &deleted_twice, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.deleted, again.no_longer_live.len()),
+            (2, 0),
+            "{round}"
+        );
+    }
     let stored = store.stored(&s).await;
     assert_eq!(stored["a"]["name"], "a v2");
     assert_eq!(stored["b"]["_nango_metadata"]["last_action"], "DELETED");

@@ -1,6 +1,8 @@
 //! Records in the SQLite file, as the DynamoDB records table keeps them: the write policy of
 //! [`crate::core::write`] applied to rows.
 
+use std::collections::BTreeSet;
+
 use rusqlite::{params, OptionalExtension};
 use serde_json::{Map, Value};
 
@@ -124,7 +126,7 @@ impl RecordStore for SqliteRecordStore {
         let plan = plan_page(records, self.delete_mode);
         let key = stream.encode();
         let seen_in = seen_in.map(str::to_owned);
-        let rows: Vec<(RecordRow, Apply)> = plan
+        let rows: Vec<(RecordRow, Apply, bool)> = plan
             .writes()
             .iter()
             .map(|write| {
@@ -136,13 +138,26 @@ impl RecordStore for SqliteRecordStore {
                     }
                     RecordWrite::Remove(_) => Apply::Remove,
                 };
-                (RecordRow::of(write.record()), apply)
+                (RecordRow::of(write.record()), apply, write.deletes())
             })
             .collect();
-        self.db
+        let no_longer_live = self
+            .db
             .call(move |c| {
                 let tx = c.transaction()?;
-                for (row, apply) in &rows {
+                let mut no_longer_live = BTreeSet::new();
+                for (row, apply, deletes) in &rows {
+                    if *deletes {
+                        let live: Option<bool> = tx
+                            .prepare_cached(
+                                "SELECT deleted_at IS NULL FROM records WHERE stream = ?1 AND id = ?2",
+                            )?
+                            .query_row(params![key, row.id], |r| r.get(0))
+                            .optional()?;
+                        if live == Some(true) {
+                            no_longer_live.insert(row.id.clone());
+                        }
+                    }
                     match apply {
                         Apply::Upsert => {
                             upsert(&tx, &key, row, seen_in.as_deref())?;
@@ -183,10 +198,14 @@ impl RecordStore for SqliteRecordStore {
                         }
                     }
                 }
-                tx.commit()
+                tx.commit()?;
+                Ok(no_longer_live)
             })
             .await?;
-        Ok(plan.report(Vec::new(), 0))
+        Ok(WriteReport {
+            no_longer_live,
+            ..plan.report(Vec::new(), 0)
+        })
     }
 
     async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {

@@ -1,10 +1,12 @@
 //! The records table: one item per (stream, record id).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, Select, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnConsumedCapacity, Select, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
@@ -22,6 +24,9 @@ use crate::retry::RetryPolicy;
 
 /// BatchWriteItem's limit.
 pub const BATCH_SIZE: usize = 25;
+
+/// BatchGetItem's limit.
+const BATCH_GET_SIZE: usize = 100;
 
 /// How many batches run at once, how calls retry, how deletes are kept.
 #[derive(Debug, Clone)]
@@ -337,6 +342,60 @@ impl DynamoRecordStore {
     }
 
     /// A pruned record: keep the stored payload, move only the bookkeeping on.
+    /// Which of `ids` the stream holds live (stored, without `deleted_at`): read, consistently,
+    /// before a page's deletes are written, so that the page can say which records it took out
+    /// of the live count. Deletes are a small share of a page: one BatchGetItem per 100.
+    async fn live_among(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let mut live = BTreeSet::new();
+        for chunk in ids.chunks(BATCH_GET_SIZE) {
+            let mut keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| item::record_key(stream, id))
+                .collect();
+            while !keys.is_empty() {
+                let wanted = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .projection_expression("#sk, #deleted")
+                    .expression_attribute_names("#sk", attr::SK)
+                    .expression_attribute_names("#deleted", attr::DELETED_AT)
+                    .build()
+                    .map_err(|e| StoreError::permanent(format!("batch get: {e}")))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, wanted)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                for consumed in out.consumed_capacity() {
+                    self.meter.read(Read::GetItem, Some(consumed));
+                }
+                let found = out.responses().and_then(|r| r.get(&self.table));
+                for found in found.into_iter().flatten() {
+                    if !found.contains_key(attr::DELETED_AT) {
+                        live.extend(get_s(found, attr::SK));
+                    }
+                }
+                keys = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    // Throttled in part: DynamoDB's advice is to back off before the rest.
+                    tokio::time::sleep(self.settings.retry.base).await;
+                }
+            }
+        }
+        Ok(live)
+    }
+
     /// A deleted record whose payload Nango pruned: the stored payload (a consistent GetItem)
     /// under the record's metadata, or the record as served when none is stored. Rare: a record
     /// untouched for Nango's 30 days, then deleted.
@@ -466,6 +525,17 @@ impl RecordStore for DynamoRecordStore {
     ) -> Result<WriteReport, StoreError> {
         // One decision per id (a batch takes one request per key).
         let plan = plan_page(records, self.settings.delete_mode);
+        let deletes: Vec<&str> = plan
+            .writes()
+            .iter()
+            .filter(|w| w.deletes())
+            .map(|w| w.record().id.as_str())
+            .collect();
+        let no_longer_live = if deletes.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.live_among(stream, &deletes).await?
+        };
         let (mut rejected, mut compressed) = (Vec::new(), 0);
         let (mut pruned, mut kept_tombstones) = (Vec::new(), Vec::new());
         let stamp = stamp(seen_in);
@@ -509,7 +579,10 @@ impl RecordStore for DynamoRecordStore {
             self.write_tombstone_keeping_payload(stream, record, seen_in)
                 .await?;
         }
-        Ok(plan.report(rejected, compressed))
+        Ok(WriteReport {
+            no_longer_live,
+            ..plan.report(rejected, compressed)
+        })
     }
 
     /// A Query COUNT of the stream's items without `deleted_at`. It reads the whole partition
