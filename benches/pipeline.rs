@@ -98,11 +98,6 @@ fn vm_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
     let a = args();
@@ -235,7 +230,11 @@ async fn main() {
         writes.push(write);
         pipes.push(pipe);
     }
-    let (f, w, p) = (median(fetches), median(writes), median(pipes));
+    let (f, w, p) = (
+        common::median(fetches),
+        common::median(writes),
+        common::median(pipes),
+    );
     println!(
         "median: fetch-only {:.2} s, write-only {:.2} s, pipeline {:.2} s, {:.0} records/s, overlap ratio {:.3} (ideal 1.0, target <= 1.2)",
         f.as_secs_f64(),

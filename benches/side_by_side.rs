@@ -9,6 +9,8 @@
 //! 1, the default and N streams at once. Reported: each figure's median over the rounds, and the
 //! ratio of the batch to one stream alone.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,11 +101,6 @@ async fn batch(
     took
 }
 
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
     let a = args();
@@ -155,7 +152,7 @@ async fn main() {
             batches[i].push(batch(&mut app, &streams, *at_once, a.records).await);
         }
     }
-    let alone = median(alone);
+    let alone = common::median(alone);
     println!(
         "side by side: {} streams x {} records (about 1.2 KB, every 500th 50 KB), pages of {}, {} ms a page, page budget {} MiB, {} rounds (medians)",
         a.streams, a.records, a.page, a.latency_ms, a.page_budget_mib, a.rounds
@@ -165,7 +162,7 @@ async fn main() {
         alone.as_secs_f64()
     );
     for (at_once, runs) in modes.iter().zip(batches) {
-        let took = median(runs);
+        let took = common::median(runs);
         println!(
             "  {} streams, {:>2} at once      {:>8.2} s   {:.2}x one alone",
             a.streams,

@@ -1,4 +1,8 @@
-//! What the benches on moto share: the SDK's configuration for moto, and fresh tables.
+//! What the benches share: the median of their runs; for those on moto, the SDK's configuration
+//! and fresh tables. Each bench uses only some of it.
+#![allow(dead_code)]
+
+use std::time::Duration;
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -17,7 +21,6 @@ pub async fn moto_sdk(script: &str) -> SdkConfig {
 }
 
 /// A records table and a state table of this run's own, named after `bench`.
-#[allow(dead_code)] // Not every bench keeps records.
 pub async fn fresh_tables(client: &aws_sdk_dynamodb::Client, bench: &str) -> (String, String) {
     let suffix = std::process::id();
     let tables = (
@@ -27,4 +30,10 @@ pub async fn fresh_tables(client: &aws_sdk_dynamodb::Client, bench: &str) -> (St
     create_table(client, &tables.0).await.unwrap();
     create_table(client, &tables.1).await.unwrap();
     tables
+}
+
+/// The median of some runs' times (the upper one of an even count).
+pub fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
 }

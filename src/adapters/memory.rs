@@ -153,9 +153,11 @@ impl RecordStore for MemoryStore {
         let key = stream.encode();
         let mut inner = self.lock();
         let mut no_longer_live = BTreeSet::new();
+        let deletes = plan.deletes_to_report(seen_in);
         for write in plan.writes() {
             let slot = (key.clone(), write.record().id.clone());
-            if write.deletes() && inner.records.get(&slot).is_some_and(|r| !is_deleted(r)) {
+            let was_live = || inner.records.get(&slot).is_some_and(|r| !is_deleted(r));
+            if deletes.contains(slot.1.as_str()) && was_live() {
                 no_longer_live.insert(slot.1.clone());
             }
             if let (Some(sweep), true) = (seen_in, write.stamps_sweep()) {
@@ -398,6 +400,16 @@ impl StateStore for MemoryStore {
             state.sweep = None;
             state.last_sweep = Some(result.clone());
             state.live_change.add(None);
+        }
+        Ok(())
+    }
+
+    async fn mark_up_to_date(&self, stream: &StreamKey, cursor: &str) -> Result<(), StoreError> {
+        self.check_failing()?;
+        if let Some(state) = self.lock().streams.get_mut(stream) {
+            if state.cursor.as_deref() == Some(cursor) {
+                state.live_from = Some(cursor.to_owned());
+            }
         }
         Ok(())
     }

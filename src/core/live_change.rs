@@ -9,18 +9,24 @@
 //! - **A record the page deletes** leaves the live count when the store held it live: the store
 //!   reads that before it writes the page's deletes ([`WriteReport::no_longer_live`]), exactly.
 //! - **A record the page serves live** joins it when the copy did not hold it live, which
-//!   Nango's timestamps tell without a read. A copy that has applied every change up to a cursor
-//!   holds each record's newest version at or before that position in Nango's order
-//!   (`updated_at`, uuid). A record live now was live at the cursor iff its life began at or
-//!   before it: an undelete resets `created_at` (served as `first_seen_at`), so a record that
-//!   began before the cursor and is live now was never deleted in between.
+//!   Nango's timestamps tell without a read, measured from the cursor where a sync run last
+//!   ended up to date (`live_from`). That run's last page was read after every record then
+//!   changed, so the copy held every record as Nango had it then, and nothing past the cursor.
+//!   A record live now was live then iff its life began at or before that position in Nango's
+//!   order (`updated_at`, uuid): an undelete resets `created_at` (served as `first_seen_at`), so
+//!   a record that began before it and is live now was never deleted in between. (Measured from
+//!   a page boundary instead, a record created before the boundary but changed again before its
+//!   page was read would be missed: the copy never held it.) A record that joined in an earlier
+//!   page of the same run is held live already: the run keeps the ids that joined
+//!   ([`Joined`]).
 //!
 //! The sum errs in rare sequences, and then mostly upward: a record live in the copy, deleted
 //! and saved again between two syncs, counts +1; a page written again after a crash (its deletes
 //! already stored) counts its deletes 0. An upward error makes the check disagree with Nango and
 //! count; it can never hide records Nango lost, which move Nango's count down. Downward errors
 //! need a record the copy never held although it began before the cursor (one the store rejected
-//! earlier, now stored); the daily recount bounds those.
+//! earlier, now stored, or one Nango committed behind a position already read); the daily recount
+//! bounds those.
 //!
 //! [`WriteReport::no_longer_live`]: crate::core::write::WriteReport::no_longer_live
 
@@ -53,25 +59,45 @@ impl Position {
     }
 }
 
+/// The ids that joined the live count since a run began, so that a record served again in a
+/// later page of the run (changed meanwhile) is not counted twice. Bounded: past
+/// [`Joined::MOST`] ids the run stops following (its pages are gaps), so that memory stays a
+/// page's worth whatever the run's size.
+#[derive(Debug, Default)]
+pub struct Joined(HashSet<String>);
+
+impl Joined {
+    pub const MOST: usize = 20_000;
+}
+
 /// The net change in live records that writing `records` (one page, in Nango's order) made to
-/// a copy that had applied everything up to cursor `from`, the store having taken
-/// `no_longer_live` out of the live count. `None` when a live record's metadata does not tell
-/// (no `first_seen_at`, a timestamp or cursor that does not parse).
+/// the copy, measured from `from` (the cursor the copy was last up to date at), the store
+/// having taken `no_longer_live` out of the live count. `None` when a live record's metadata
+/// does not tell (no `first_seen_at`, a timestamp or cursor that does not parse), or the run
+/// has followed more than [`Joined::MOST`] records.
 pub fn page_live_change(
     records: &[NangoRecord],
     from: &str,
     no_longer_live: &BTreeSet<String>,
+    joined: &mut Joined,
 ) -> Option<i64> {
     let from = Position::of_cursor(from)?;
-    let mut joined = 0i64;
+    let mut change = -i64::try_from(no_longer_live.len()).ok()?;
     let mut seen = HashSet::with_capacity(records.len());
     // An id served twice in a page: its last version is what the copy ends with.
     for record in records.iter().rev() {
-        if seen.insert(record.id.as_str()) && !record.is_deleted() && began_after(record, &from)? {
-            joined += 1;
+        if !seen.insert(record.id.as_str()) {
+            continue;
+        }
+        if record.is_deleted() {
+            // Out of the live count: should it come back, it joins again.
+            joined.0.remove(&record.id);
+        } else if !joined.0.contains(&record.id) && began_after(record, &from)? {
+            joined.0.insert(record.id.clone());
+            change += 1;
         }
     }
-    Some(joined - i64::try_from(no_longer_live.len()).ok()?)
+    (joined.0.len() <= Joined::MOST).then_some(change)
 }
 
 /// Whether a record's life (its `first_seen_at`, at its own uuid) began after `from`.
@@ -134,9 +160,18 @@ mod tests {
         // The store held "deleted" live, and not "came-and-went".
         let taken = BTreeSet::from(["deleted".to_owned()]);
         // +1 new, 0 updated, -1 deleted, 0 came and went.
-        assert_eq!(page_live_change(&page, &from, &taken), Some(0));
-        assert_eq!(page_live_change(&page[..1], &from, &none()), Some(1));
-        assert_eq!(page_live_change(&page[2..3], &from, &taken), Some(-1));
+        assert_eq!(
+            page_live_change(&page, &from, &taken, &mut Joined::default()),
+            Some(0)
+        );
+        assert_eq!(
+            page_live_change(&page[..1], &from, &none(), &mut Joined::default()),
+            Some(1)
+        );
+        assert_eq!(
+            page_live_change(&page[2..3], &from, &taken, &mut Joined::default()),
+            Some(-1)
+        );
     }
 
     #[test]
@@ -145,7 +180,10 @@ mod tests {
         // past the cursor, yet the copy already held it deleted and Nango's count stays.
         let from = cursor(&t(10), UUID);
         let page = [record("gone", &uuid(10), 5, 20, true)];
-        assert_eq!(page_live_change(&page, &from, &none()), Some(0));
+        assert_eq!(
+            page_live_change(&page, &from, &none(), &mut Joined::default()),
+            Some(0)
+        );
     }
 
     #[test]
@@ -155,11 +193,11 @@ mod tests {
         let same_batch_before = record("a", "0b5e0c1e-0000-4000-8000-000000000000", 10, 12, false);
         let same_batch_after = record("b", "0b5e0c1e-0000-4000-8000-000000000002", 10, 10, false);
         assert_eq!(
-            page_live_change(&[same_batch_before], &from, &none()),
+            page_live_change(&[same_batch_before], &from, &none(), &mut Joined::default()),
             Some(0)
         );
         assert_eq!(
-            page_live_change(&[same_batch_after], &from, &none()),
+            page_live_change(&[same_batch_after], &from, &none(), &mut Joined::default()),
             Some(1)
         );
     }
@@ -171,7 +209,10 @@ mod tests {
         // +1: an upward error, which only ever makes the check count.)
         let from = cursor(&t(10), UUID);
         let page = [record("back", &uuid(10), 30, 30, false)];
-        assert_eq!(page_live_change(&page, &from, &none()), Some(1));
+        assert_eq!(
+            page_live_change(&page, &from, &none(), &mut Joined::default()),
+            Some(1)
+        );
     }
 
     #[test]
@@ -180,8 +221,14 @@ mod tests {
         let from = cursor(&t(10), &uuid(5));
         let before = record("before", &uuid(3), 10, 12, false);
         let after = record("after", &uuid(7), 10, 10, false);
-        assert_eq!(page_live_change(&[before], &from, &none()), Some(0));
-        assert_eq!(page_live_change(&[after], &from, &none()), Some(1));
+        assert_eq!(
+            page_live_change(&[before], &from, &none(), &mut Joined::default()),
+            Some(0)
+        );
+        assert_eq!(
+            page_live_change(&[after], &from, &none(), &mut Joined::default()),
+            Some(1)
+        );
     }
 
     #[test]
@@ -191,12 +238,57 @@ mod tests {
             record("a", &uuid(10), 20, 20, false),
             record("a", &uuid(10), 20, 25, true),
         ];
-        assert_eq!(page_live_change(&page, &from, &none()), Some(0));
+        assert_eq!(
+            page_live_change(&page, &from, &none(), &mut Joined::default()),
+            Some(0)
+        );
         let page = [
             record("a", &uuid(10), 20, 20, true),
             record("a", &uuid(10), 30, 30, false),
         ];
-        assert_eq!(page_live_change(&page, &from, &none()), Some(1));
+        assert_eq!(
+            page_live_change(&page, &from, &none(), &mut Joined::default()),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_record_that_joined_in_an_earlier_page_of_the_run_joins_once() {
+        // Added after the run's start, then changed while the run read on: served again.
+        let from = cursor(&t(10), UUID);
+        let mut joined = Joined::default();
+        let first = [record("a", &uuid(10), 20, 20, false)];
+        let again = [record("a", &uuid(10), 20, 40, false)];
+        assert_eq!(
+            page_live_change(&first, &from, &none(), &mut joined),
+            Some(1)
+        );
+        assert_eq!(
+            page_live_change(&again, &from, &none(), &mut joined),
+            Some(0)
+        );
+        // Deleted in a later page (the store held it live), then saved again: it joins again.
+        let gone = [record("a", &uuid(10), 20, 41, true)];
+        let taken = BTreeSet::from(["a".to_owned()]);
+        assert_eq!(
+            page_live_change(&gone, &from, &taken, &mut joined),
+            Some(-1)
+        );
+        let back = [record("a", &uuid(10), 42, 42, false)];
+        assert_eq!(
+            page_live_change(&back, &from, &none(), &mut joined),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_run_that_follows_too_many_records_stops_following() {
+        let from = cursor(&t(10), UUID);
+        let mut joined = Joined::default();
+        let page: Vec<_> = (0..=Joined::MOST as u32)
+            .map(|n| record(&format!("r{n}"), &uuid(n + 100), 20, 20, false))
+            .collect();
+        assert_eq!(page_live_change(&page, &from, &none(), &mut joined), None);
     }
 
     #[test]
@@ -204,10 +296,18 @@ mod tests {
         let mut bare = record("a", UUID, 20, 20, false);
         bare.metadata.first_seen_at = None;
         assert_eq!(
-            page_live_change(&[bare], &cursor(&t(10), UUID), &none()),
+            page_live_change(
+                &[bare],
+                &cursor(&t(10), UUID),
+                &none(),
+                &mut Joined::default()
+            ),
             None
         );
         let page = [record("a", UUID, 20, 20, false)];
-        assert_eq!(page_live_change(&page, "not a cursor", &none()), None);
+        assert_eq!(
+            page_live_change(&page, "not a cursor", &none(), &mut Joined::default()),
+            None
+        );
     }
 }

@@ -77,6 +77,10 @@ pub struct StreamState {
     /// The net change in live records the stream's pages applied, as far as known.
     #[serde(default)]
     pub live_change: LiveChange,
+    /// The cursor at which the last sync run ended up to date: the copy then held the stream as
+    /// Nango had it, and the live-change sum follows the runs that start there.
+    #[serde(default)]
+    pub live_from: Option<String>,
     /// How the last sync went (stored as `status`).
     pub outcome: LastSyncStatus,
     pub error: Option<String>,

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::core::live_change::page_live_change;
+use crate::core::live_change::{page_live_change, Joined};
 use crate::core::outcome::{SyncEnd, SyncSummary};
 use crate::core::record::{LastAction, RecordsPage};
 use crate::core::stream::StreamKey;
@@ -69,6 +69,15 @@ where
     T: StateStore,
 {
     let stored = state.get_stream(stream).await?.unwrap_or_default();
+    // The live-change sum follows a main run that starts where the last one ended up to date.
+    let stored_live_from = stored.live_from.clone();
+    let live_from = match track {
+        Track::Main => stored
+            .live_from
+            .clone()
+            .filter(|f| stored.cursor.as_ref() == Some(f)),
+        Track::Sweep(_) => None,
+    };
     let (start_cursor, seen_in) = match track {
         Track::Main => (stored.cursor, None),
         Track::Sweep(id) => (stored.sweep.and_then(|s| s.cursor), Some(id)),
@@ -108,6 +117,7 @@ where
 
     let writer = async move {
         let mut cursor = start_cursor;
+        let mut joined = Joined::default();
         let mut summary = SyncSummary {
             end: SyncEnd::UpToDate,
             pages: 0,
@@ -150,14 +160,20 @@ where
             if let Some(last) = page.last_cursor() {
                 match track {
                     Track::Main => {
-                        // What the page did to the live count, when known: a page read from the
-                        // stream's start (a first sync, a reset) or with records the store
-                        // rejected leaves a gap instead.
-                        let live_change = cursor
+                        // What the page did to the live count, when known: a run that did not
+                        // start where the last one ended up to date (a first sync, a reset, a
+                        // continuation), or a page with records the store rejected, leaves a
+                        // gap instead.
+                        let live_change = live_from
                             .as_deref()
                             .filter(|_| report.rejected.is_empty())
                             .and_then(|from| {
-                                page_live_change(&page.records, from, &report.no_longer_live)
+                                page_live_change(
+                                    &page.records,
+                                    from,
+                                    &report.no_longer_live,
+                                    &mut joined,
+                                )
                             });
                         state
                             .advance_cursor(
@@ -192,7 +208,13 @@ where
     };
 
     let ((), result) = tokio::join!(fetcher, writer);
-    result
+    let summary = result?;
+    if let (Track::Main, SyncEnd::UpToDate, Some(cursor)) = (track, summary.end, &summary.cursor) {
+        if stored_live_from.as_ref() != Some(cursor) {
+            state.mark_up_to_date(stream, cursor).await?;
+        }
+    }
+    Ok(summary)
 }
 
 fn deadline_passed(stop_at: Option<Instant>) -> bool {

@@ -3,7 +3,7 @@
 //! what a sweep or a deleted connection does to the records it removes, and how the writes are
 //! counted. Stores apply these decisions and decide nothing of their own.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -143,6 +143,20 @@ impl<'a> PagePlan<'a> {
         &self.writes
     }
 
+    /// The ids of the records this page deletes or removes, whose state before the write the
+    /// store reports ([`WriteReport::no_longer_live`]). None for a sweep's page (`seen_in`): the
+    /// sum of live changes does not follow a sweep, so nothing is read for it.
+    pub fn deletes_to_report(&self, seen_in: Option<&str>) -> HashSet<&'a str> {
+        if seen_in.is_some() {
+            return HashSet::new();
+        }
+        self.writes
+            .iter()
+            .filter(|w| w.deletes())
+            .map(|w| w.record().id.as_str())
+            .collect()
+    }
+
     /// The page's report once a store applied it: each decision counted, but for the records
     /// the store `rejected` (too large to keep), which count only as rejected; `compressed`
     /// as the store says.
@@ -184,7 +198,8 @@ pub struct WriteReport {
     pub pruned: u64,
     pub rejected: Vec<RejectedRecord>,
     /// The records the page took out of the live count: stored live before it, deleted or
-    /// removed by it. Each store reads what it held before writing a page's deletes.
+    /// removed by it. Each store reads what it held before writing a page's deletes
+    /// ([`PagePlan::deletes_to_report`]; empty for a sweep's page).
     pub no_longer_live: BTreeSet<String>,
 }
 

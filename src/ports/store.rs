@@ -224,6 +224,14 @@ pub trait StateStore: Send + Sync {
         result: &SweepResult,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Notes that a sync run ended up to date at `cursor` (the stream's `live_from`), unless the
+    /// stream's cursor has moved from it since.
+    fn mark_up_to_date(
+        &self,
+        stream: &StreamKey,
+        cursor: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Sets the cursor back to the start so the next sync re-reads the stream.
     fn reset_cursor(
         &self,
@@ -407,6 +415,14 @@ macro_rules! forward_state_store {
                 result: &$crate::core::state::SweepResult,
             ) -> Result<(), $crate::ports::StoreError> {
                 match self { $($variant => $inner.end_sweep(stream, id, result).await),+ }
+            }
+
+            async fn mark_up_to_date(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                cursor: &str,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.mark_up_to_date(stream, cursor).await),+ }
             }
 
             async fn reset_cursor(

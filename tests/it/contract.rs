@@ -136,6 +136,16 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
             "{round}"
         );
     }
+    // A sweep's page: the sum does not follow it, nothing is read or reported.
+    store
+        .write_page(&other, &[record("b", 1, "ADDED", 1)], None)
+        .await
+        .unwrap();
+    let swept = store
+        .write_page(&other, &deleted_twice, Some("sweep 0"))
+        .await
+        .unwrap();
+    assert_eq!((swept.deleted, swept.no_longer_live.len()), (2, 0));
     let stored = store.stored(&s).await;
     assert_eq!(stored["a"]["name"], "a v2");
     assert_eq!(stored["b"]["_nango_metadata"]["last_action"], "DELETED");

@@ -864,6 +864,20 @@ pub(crate) async fn a_reconcile_after_changes_counts_nothing_it_can_work_out(bac
             (0..=i).map(|k| (format!("extra-{k}"), sample_payload(k))),
         );
     }
+    // A bulk import of more than a page, some of it changed again before it was read: those
+    // are served only on the sync's second page, though they began before its first page ended.
+    rig.sim.tick();
+    rig.sim.save(
+        &streams[0],
+        (0..700).map(|k| (format!("bulk-{k}"), sample_payload(k))),
+    );
+    rig.sim.tick();
+    rig.sim.save(
+        &streams[0],
+        (0..700)
+            .step_by(7)
+            .map(|k| (format!("bulk-{k}"), sample_payload(k + 1_000))),
+    );
     rig.sim.tick();
     assert_eq!(rig.sim.delete(&streams[0], &["contact-7"]), 1);
     rig.webhook_sync(&streams[0]).await;

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS streams (
     held TEXT, held_sweep_id TEXT,    -- JSON: a sweep whose deletes wait for an operator
     nango_notes TEXT,                 -- JSON: what the worker learned of the sync from Nango
     connection_deleted_at TEXT,
-    live_change INTEGER, live_change_gaps INTEGER  -- core::state::LiveChange
+    live_change INTEGER, live_change_gaps INTEGER, -- core::state::LiveChange
+    live_from TEXT                    -- the cursor the last run ended up to date at
 );
 CREATE TABLE IF NOT EXISTS connections (
     provider_config_key TEXT NOT NULL, connection_id TEXT NOT NULL,
@@ -117,6 +118,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("connections", "deleted_at", "TEXT"),
     ("streams", "live_change", "INTEGER"),
     ("streams", "live_change_gaps", "INTEGER"),
+    ("streams", "live_from", "TEXT"),
 ];
 
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {

@@ -125,6 +125,7 @@ impl RecordStore for SqliteRecordStore {
     ) -> Result<WriteReport, StoreError> {
         let plan = plan_page(records, self.delete_mode);
         let key = stream.encode();
+        let deletes = plan.deletes_to_report(seen_in);
         let seen_in = seen_in.map(str::to_owned);
         let rows: Vec<(RecordRow, Apply, bool)> = plan
             .writes()
@@ -138,7 +139,8 @@ impl RecordStore for SqliteRecordStore {
                     }
                     RecordWrite::Remove(_) => Apply::Remove,
                 };
-                (RecordRow::of(write.record()), apply, write.deletes())
+                let report = deletes.contains(write.record().id.as_str());
+                (RecordRow::of(write.record()), apply, report)
             })
             .collect();
         let no_longer_live = self
@@ -146,8 +148,8 @@ impl RecordStore for SqliteRecordStore {
             .call(move |c| {
                 let tx = c.transaction()?;
                 let mut no_longer_live = BTreeSet::new();
-                for (row, apply, deletes) in &rows {
-                    if *deletes {
+                for (row, apply, report) in &rows {
+                    if *report {
                         let live: Option<bool> = tx
                             .prepare_cached(
                                 "SELECT deleted_at IS NULL FROM records WHERE stream = ?1 AND id = ?2",

@@ -88,7 +88,8 @@ impl SqliteStateStore {
 const STREAM_COLUMNS: &str = "stream, cursor, sync_name, last_sync_at, last_webhook_at,
     records_written, records_rejected, status, error, sweep_id, sweep_cursor, sweep_started_at,
     sweep_nango_count, last_sweep_at, swept_nango_count, swept_live_count, swept_tombstoned,
-    swept_outcome, held, nango_notes, connection_deleted_at, live_change, live_change_gaps";
+    swept_outcome, held, nango_notes, connection_deleted_at, live_change, live_change_gaps,
+    live_from";
 
 /// A JSON column read back; what cannot be read (a hand edit) reads as unset.
 fn json_column<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
@@ -133,6 +134,7 @@ fn stream_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StreamState)> 
             net: r.get::<_, Option<i64>>(21)?.unwrap_or(0),
             gaps: count(22)?,
         },
+        live_from: r.get(23)?,
     };
     Ok((r.get(0)?, state))
 }
@@ -327,6 +329,19 @@ impl StateStore for SqliteStateStore {
         let clear =
             "sweep_id = NULL, sweep_cursor = NULL, sweep_started_at = NULL, sweep_nango_count = NULL";
         self.record_last_sweep(stream, clear, "sweep_id", id, result)
+            .await
+            .map(|_| ())
+    }
+
+    async fn mark_up_to_date(&self, stream: &StreamKey, cursor: &str) -> Result<(), StoreError> {
+        let (key, cursor) = (stream.encode(), cursor.to_owned());
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE streams SET live_from = ?2 WHERE stream = ?1 AND cursor = ?2",
+                    params![key, cursor],
+                )
+            })
             .await
             .map(|_| ())
     }

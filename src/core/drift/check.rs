@@ -142,8 +142,11 @@ where
                     AtCursor::Deferred => {
                         return self.end_at(DriftStep::GoesOn, stream, stored, notes).await
                     }
-                    // Records keep changing: the sum cannot be judged now; a count can.
-                    AtCursor::Busy => {}
+                    // Records keep arriving past the cursor: neither the sum nor a count can be
+                    // set against Nango's count now. The next reconcile checks again.
+                    AtCursor::Busy => {
+                        return self.end_at(DriftStep::Settled, stream, stored, notes).await
+                    }
                 }
             }
         }
@@ -181,14 +184,16 @@ where
                 return self.end_at(DriftStep::Settled, stream, stored, notes).await;
             }
         }
+        // A check that counted: its time is its count's.
+        let now = self.clock.now_rfc3339();
         let checked = |trusted| CountCheck {
             nango_count,
             live_count: live,
             records_written: stored.records_written,
-            at: self.clock.now_rfc3339(),
+            at: now.clone(),
             trusted,
             live_change: Some(stored.live_change),
-            counted_at: Some(self.clock.now_rfc3339()),
+            counted_at: Some(now.clone()),
         };
         let swept_already = stored
             .last_sweep
@@ -251,6 +256,13 @@ where
             }
             other => other?.is_empty(),
         };
+        if quiet && fresh_count == live {
+            // Nango's count now, taken at our cursor, agrees: the check to go on from.
+            notes.checked = Some(CountCheck {
+                nango_count: fresh_count,
+                ..checked(true)
+            });
+        }
         self.save_notes(stream, stored, notes).await?;
         if !quiet || fresh_count == live {
             // Records changed since the reconcile counted them: the next reconcile checks again.
@@ -333,14 +345,26 @@ where
     }
 
     /// Nothing changed since the last check: Nango's count is the same, nothing was written, and
-    /// no write escaped the sum. Holds for checks kept before the sum existed too (`records_written`
-    /// alone), and whatever the last count's age: there is nothing to sum.
+    /// no write escaped the sum. Holds for checks kept before the sum existed too
+    /// (`records_written` alone). A check the arithmetic carried forward holds so for
+    /// [`RECOUNT_AFTER`] from its last count; one that counted, for as long as nothing changes.
     fn unchanged(&self, notes: &NangoNotes, stored: &StreamState, nango_count: u64) -> bool {
         notes.checked.as_ref().is_some_and(|c| {
+            let counted = c.counted_at.as_ref().is_none_or(|at| *at == c.at);
             c.nango_count == nango_count
                 && c.records_written == stored.records_written
                 && c.live_change.is_none_or(|then| then == stored.live_change)
+                && (counted || self.counted_lately(c))
         })
+    }
+
+    /// Whether `check`'s last real count is younger than [`RECOUNT_AFTER`].
+    fn counted_lately(&self, check: &CountCheck) -> bool {
+        check
+            .counted_at
+            .as_deref()
+            .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+            .is_some_and(|at| self.clock.now() - at < RECOUNT_AFTER)
     }
 
     /// Nango's count as of our cursor: asked now (the listing predates this job's sync, and a
@@ -413,12 +437,7 @@ where
         let followed = checked
             .live_change
             .is_some_and(|then| stored.live_change.since(then).is_some());
-        let fresh = checked
-            .counted_at
-            .as_deref()
-            .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
-            .is_some_and(|at| self.clock.now() - at < RECOUNT_AFTER);
-        followed && fresh
+        followed && self.counted_lately(checked)
     }
 
     /// The stream's live count, going on from where an earlier check's count stopped if nothing

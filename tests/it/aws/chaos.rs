@@ -260,6 +260,10 @@ impl StateStore for ChaosStore {
         self.switch.step().await;
         self.inner.end_sweep(stream, id, result).await
     }
+    async fn mark_up_to_date(&self, stream: &StreamKey, cursor: &str) -> Result<(), StoreError> {
+        self.switch.step().await;
+        self.inner.mark_up_to_date(stream, cursor).await
+    }
     async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
         self.inner.reset_cursor(stream).await
     }

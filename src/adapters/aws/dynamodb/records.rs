@@ -341,10 +341,10 @@ impl DynamoRecordStore {
         (self.gate.limit(), self.gate.lowest())
     }
 
-    /// A pruned record: keep the stored payload, move only the bookkeeping on.
     /// Which of `ids` the stream holds live (stored, without `deleted_at`): read, consistently,
     /// before a page's deletes are written, so that the page can say which records it took out
-    /// of the live count. Deletes are a small share of a page: one BatchGetItem per 100.
+    /// of the live count. Deletes are a small share of a page: one BatchGetItem per 100 (each
+    /// item read costs a unit per 4 KB of it, whatever the projection).
     async fn live_among(
         &self,
         stream: &StreamKey,
@@ -356,7 +356,9 @@ impl DynamoRecordStore {
                 .iter()
                 .map(|id| item::record_key(stream, id))
                 .collect();
+            let mut stalled = 0;
             while !keys.is_empty() {
+                let sent = keys.len();
                 let wanted = KeysAndAttributes::builder()
                     .set_keys(Some(keys))
                     .consistent_read(true)
@@ -382,15 +384,24 @@ impl DynamoRecordStore {
                         live.extend(get_s(found, attr::SK));
                     }
                 }
-                keys = out
+                let left = out
                     .unprocessed_keys()
                     .and_then(|u| u.get(&self.table))
                     .map(|k| k.keys().to_vec())
                     .unwrap_or_default();
-                if !keys.is_empty() {
-                    // Throttled in part: DynamoDB's advice is to back off before the rest.
-                    tokio::time::sleep(self.settings.retry.base).await;
+                stalled = if left.len() < sent { 0 } else { stalled + 1 };
+                if !left.is_empty() {
+                    // Throttled in part: back off before the rest, as the writes do.
+                    self.gate.throttled();
+                    if !self.settings.retry.allows_another(stalled) {
+                        return Err(StoreError::transient(format!(
+                            "{} keys still unread after {stalled} rounds that read none of them",
+                            left.len()
+                        )));
+                    }
+                    tokio::time::sleep(self.settings.retry.backoff(stalled)).await;
                 }
+                keys = left;
             }
         }
         Ok(live)
@@ -404,7 +415,7 @@ impl DynamoRecordStore {
         stream: &StreamKey,
         record: &NangoRecord,
         seen_in: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<RejectedRecord>, StoreError> {
         let found = self
             .client
             .get_item()
@@ -422,21 +433,34 @@ impl DynamoRecordStore {
             .and_then(|i| item::decode_record(i).ok());
         let merged = stored.map(|object| with_stored_payload(&object, record));
         let record = merged.as_ref().unwrap_or(record);
+        self.put_one(stream, record, seen_in).await
+    }
+
+    /// One record put on its own; reported rejected when it is too large to keep.
+    async fn put_one(
+        &self,
+        stream: &StreamKey,
+        record: &NangoRecord,
+        seen_in: Option<&str>,
+    ) -> Result<Option<RejectedRecord>, StoreError> {
         match item::put_request(stream, record, stamp(seen_in).as_slice()) {
             Encoded::Native(request) | Encoded::Compressed(request) => {
-                self.write_chunk(vec![request]).await
+                self.write_chunk(vec![request]).await.map(|()| None)
             }
-            // The stored payload fitted before; Nango's metadata is the same size.
-            Encoded::TooLarge(_) => Ok(()),
+            Encoded::TooLarge(reason) => Ok(Some(RejectedRecord {
+                id: record.id.clone(),
+                reason,
+            })),
         }
     }
 
+    /// A pruned record: keep the stored payload, move only the bookkeeping on.
     async fn write_pruned(
         &self,
         stream: &StreamKey,
         record: &NangoRecord,
         seen_in: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<RejectedRecord>, StoreError> {
         let meta = &record.metadata;
         let mut update = self
             .client
@@ -465,15 +489,10 @@ impl DynamoRecordStore {
             .send()
             .await;
         match update {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(None),
             // Never seen before: there is no payload to keep, store what Nango has.
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                match item::put_request(stream, record, stamp(seen_in).as_slice()) {
-                    Encoded::Native(request) | Encoded::Compressed(request) => {
-                        self.write_chunk(vec![request]).await
-                    }
-                    Encoded::TooLarge(_) => Ok(()),
-                }
+                self.put_one(stream, record, seen_in).await
             }
             Err(e) => Err(store_error(e)),
         }
@@ -525,12 +544,7 @@ impl RecordStore for DynamoRecordStore {
     ) -> Result<WriteReport, StoreError> {
         // One decision per id (a batch takes one request per key).
         let plan = plan_page(records, self.settings.delete_mode);
-        let deletes: Vec<&str> = plan
-            .writes()
-            .iter()
-            .filter(|w| w.deletes())
-            .map(|w| w.record().id.as_str())
-            .collect();
+        let deletes: Vec<&str> = plan.deletes_to_report(seen_in).into_iter().collect();
         let no_longer_live = if deletes.is_empty() {
             BTreeSet::new()
         } else {
@@ -573,11 +587,13 @@ impl RecordStore for DynamoRecordStore {
         });
         self.write_all(requests).await?;
         for record in pruned {
-            self.write_pruned(stream, record, seen_in).await?;
+            rejected.extend(self.write_pruned(stream, record, seen_in).await?);
         }
         for record in kept_tombstones {
-            self.write_tombstone_keeping_payload(stream, record, seen_in)
-                .await?;
+            rejected.extend(
+                self.write_tombstone_keeping_payload(stream, record, seen_in)
+                    .await?,
+            );
         }
         Ok(WriteReport {
             no_longer_live,

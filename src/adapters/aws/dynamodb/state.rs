@@ -165,6 +165,7 @@ fn stream_state(item: &Item) -> StreamState {
             net: get_i(item, "live_change"),
             gaps: get_n(item, "live_change_gaps"),
         },
+        live_from: get_s(item, "live_from"),
     }
 }
 
@@ -479,6 +480,22 @@ impl StateStore for DynamoStateStore {
         };
         request.send().await.map_err(store_error)?;
         Ok(())
+    }
+
+    async fn mark_up_to_date(&self, stream: &StreamKey, cursor: &str) -> Result<(), StoreError> {
+        let marked = self
+            .update_stream(stream)
+            .update_expression("SET live_from = :cursor")
+            .condition_expression("#cursor = :cursor")
+            .expression_attribute_names("#cursor", "cursor")
+            .expression_attribute_values(":cursor", s(cursor))
+            .send()
+            .await;
+        match marked {
+            // The cursor moved since: that run's end is no longer where the stream is.
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            other => other.map(|_| ()).map_err(store_error),
+        }
     }
 
     async fn reset_cursor(&self, stream: &StreamKey) -> Result<(), StoreError> {
