@@ -70,14 +70,10 @@ where
 {
     let stored = state.get_stream(stream).await?.unwrap_or_default();
     // The live-change sum follows a main run that starts where the last one ended up to date.
-    let stored_live_from = stored.live_from.clone();
-    let live_from = match track {
-        Track::Main => stored
-            .live_from
-            .clone()
-            .filter(|f| stored.cursor.as_ref() == Some(f)),
-        Track::Sweep(_) => None,
-    };
+    let up_to_date_at = stored.live_from.clone();
+    let live_from = up_to_date_at
+        .clone()
+        .filter(|at| track == Track::Main && stored.cursor.as_ref() == Some(at));
     let (start_cursor, seen_in) = match track {
         Track::Main => (stored.cursor, None),
         Track::Sweep(id) => (stored.sweep.and_then(|s| s.cursor), Some(id)),
@@ -210,7 +206,7 @@ where
     let ((), result) = tokio::join!(fetcher, writer);
     let summary = result?;
     if let (Track::Main, SyncEnd::UpToDate, Some(cursor)) = (track, summary.end, &summary.cursor) {
-        if stored_live_from.as_ref() != Some(cursor) {
+        if up_to_date_at.as_ref() != Some(cursor) {
             state.mark_up_to_date(stream, cursor).await?;
         }
     }

@@ -175,8 +175,9 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<StreamState>, StoreError>> + Send;
 
     /// Moves the cursor from `from` (the value this run read) to `to`, adding the page's counts
-    /// in the same write: `live_change` to the stream's [`LiveChange`](crate::core::state::LiveChange) `net`, or, when the
-    /// page's change in live records is not known (`None`), one to its `gaps`.
+    /// in the same write: `live_change` to the stream's
+    /// [`LiveChange`](crate::core::state::LiveChange) `net`, or, when the page's change in live
+    /// records is not known (`None`), one to its `gaps`.
     /// Fails with [`StoreError::CursorConflict`] when the stored cursor is not `from`.
     fn advance_cursor(
         &self,
@@ -216,7 +217,8 @@ pub trait StateStore: Send + Sync {
         to: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Ends sweep `id` and records its result. Counts a [`LiveChange`](crate::core::state::LiveChange) gap (its deletes).
+    /// Ends sweep `id` and records its result. Counts a
+    /// [`LiveChange`](crate::core::state::LiveChange) gap (its deletes).
     fn end_sweep(
         &self,
         stream: &StreamKey,
@@ -253,8 +255,8 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Ends the hold of sweep `sweep_id`, recording `result` as the stream's last sweep, and
-    /// counts a [`LiveChange`](crate::core::state::LiveChange) gap (an operator's deletes). Returns false, changing nothing, when
-    /// that sweep is not the one held.
+    /// counts a [`LiveChange`](crate::core::state::LiveChange) gap (an operator's deletes).
+    /// Returns false, changing nothing, when that sweep is not the one held.
     fn release_hold(
         &self,
         stream: &StreamKey,

@@ -397,8 +397,8 @@ where
     /// The check worked out without a count: Nango's count (as of our cursor) moved by exactly
     /// the net change in live records the syncs applied since the last check, which knew the
     /// live count. The copy then agrees with Nango as it did (or keeps the offset a finished
-    /// sweep settled). Returns that check moved on to now, or `None` when the arithmetic does
-    /// not apply or disagrees.
+    /// sweep settled). Returns that check moved on to now, or `None` when the sum is unknown or
+    /// disagrees. Called once [`Self::arithmetic_applies`] holds.
     fn worked_out(
         &self,
         notes: &NangoNotes,
@@ -406,9 +406,6 @@ where
         nango_count: u64,
     ) -> Option<CountCheck> {
         let checked = notes.checked.as_ref()?;
-        if !self.arithmetic_applies(notes, stored) {
-            return None;
-        }
         let moved = stored.live_change.since(checked.live_change?)?;
         let expected = i64::try_from(checked.nango_count)
             .ok()?

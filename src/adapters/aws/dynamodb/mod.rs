@@ -173,17 +173,11 @@ fn get_s(item: &Item, name: &str) -> Option<String> {
     }
 }
 
-fn get_n(item: &Item, name: &str) -> u64 {
+/// A number attribute, 0 when absent or unreadable.
+fn get_n<T: std::str::FromStr + Default>(item: &Item, name: &str) -> T {
     match item.get(name) {
-        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
-        _ => 0,
-    }
-}
-
-fn get_i(item: &Item, name: &str) -> i64 {
-    match item.get(name) {
-        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
-        _ => 0,
+        Some(AttributeValue::N(v)) => v.parse().unwrap_or_default(),
+        _ => T::default(),
     }
 }
 
@@ -191,11 +185,7 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn n_signed(value: i64) -> AttributeValue {
+fn n(value: impl std::fmt::Display) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 

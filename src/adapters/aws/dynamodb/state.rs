@@ -8,10 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
 
 use super::item::{attr, Item};
-use super::{
-    get_i, get_n, get_s, n, n_signed, s, store_error, with_retry, CapacityMeter, Read,
-    DEFAULT_RETRY,
-};
+use super::{get_n, get_s, n, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::state::{
     ConnectionEvent, HeldSweep, LastSyncStatus, LiveChange, NangoNotes, StoredEvent, StreamState,
     SweepOutcome, SweepResult, SweepState, SyncReport,
@@ -162,7 +159,7 @@ fn stream_state(item: &Item) -> StreamState {
         nango: get_map(item, "nango_notes").unwrap_or_default(),
         connection_deleted_at: get_s(item, "connection_deleted_at"),
         live_change: LiveChange {
-            net: get_i(item, "live_change"),
+            net: get_n(item, "live_change"),
             gaps: get_n(item, "live_change_gaps"),
         },
         live_from: get_s(item, "live_from"),
@@ -277,7 +274,7 @@ impl StateStore for DynamoStateStore {
         };
         let tally = match live_change {
             Some(change) => {
-                request = request.expression_attribute_values(":change", n_signed(change));
+                request = request.expression_attribute_values(":change", n(change));
                 "live_change :change"
             }
             None => {
@@ -469,14 +466,11 @@ impl StateStore for DynamoStateStore {
                     stream,
                     &format!("connection_deleted_at = :at ADD {GAP_ADD}"),
                 )
-                .expression_attribute_values(":at", s(at)),
+                .expression_attribute_values(":at", s(at))
+                .expression_attribute_values(":one", n(1)),
             None => self
                 .update_stream(stream)
                 .update_expression("REMOVE connection_deleted_at"),
-        };
-        let request = match at {
-            Some(_) => request.expression_attribute_values(":one", n(1)),
-            None => request,
         };
         request.send().await.map_err(store_error)?;
         Ok(())
