@@ -13,7 +13,7 @@ pub use observe::{DynEventPublisher, EventPublisher, MetricsSink, PublishError};
 pub use queue::{
     JobConsumer, JobQueue, OutgoingMessage, QueueError, ReceivedMessage, DEFAULT_MAX_RECEIVE_COUNT,
 };
-pub use source::{PermanentReason, RecordSource, SourceError, StreamDiscovery};
+pub use source::{PermanentReason, RecordSource, SourceError, StreamDiscovery, MAX_IDS};
 pub use store::{Cause, RecordStore, StateStore, StoreError};
 #[cfg(feature = "local")]
 pub(crate) use {

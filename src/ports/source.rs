@@ -51,9 +51,25 @@ impl std::fmt::Display for PermanentReason {
     }
 }
 
+/// The most ids [`RecordSource::fetch_ids`] takes at once: what Nango's records API accepts in
+/// one request (contract §4.2; more is a 400).
+pub const MAX_IDS: usize = 100;
+
 impl SourceError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Transient { .. } | Self::Deferred { .. })
+    }
+
+    /// Refuses `count` ids past [`MAX_IDS`] before any request: Nango would answer 400, and no
+    /// retry can help, so the error is permanent and says what to do instead.
+    pub fn check_id_count(count: usize) -> Result<(), Self> {
+        if count <= MAX_IDS {
+            return Ok(());
+        }
+        Err(Self::Permanent {
+            reason: PermanentReason::BadRequest,
+            message: format!("{count} ids asked at once; ask in batches of at most {MAX_IDS}"),
+        })
     }
 }
 
@@ -65,6 +81,22 @@ pub trait RecordSource: Send + Sync {
         &self,
         stream: &StreamKey,
         cursor: Option<&str>,
+        until: Option<std::time::Instant>,
+    ) -> impl Future<Output = Result<RecordsPage, SourceError>> + Send;
+
+    /// The stream's current records among `ids` (at most [`MAX_IDS`]; more is a permanent
+    /// error, before any request), deleted ones included, in one page: Nango answers them in its
+    /// usual cursor order. Ids Nango does not have are simply absent, so a record missing from
+    /// the page is one Nango does not hold. For reading chosen records without paging the whole
+    /// stream.
+    ///
+    /// Nango's byte budget per response can cut the page short (contract §4.3): `next_cursor` is
+    /// then set, and the ids not in the page are to be asked again. Errors, and `until` with
+    /// [`SourceError::Deferred`], are as [`RecordSource::fetch_page`]'s.
+    fn fetch_ids(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
         until: Option<std::time::Instant>,
     ) -> impl Future<Output = Result<RecordsPage, SourceError>> + Send;
 }

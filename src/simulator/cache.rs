@@ -503,6 +503,30 @@ impl Simulator {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Value, SimError> {
+        self.page_where(stream, cursor, limit, None)
+    }
+
+    /// One page of `GET /records?ids=..`: the records among `ids` (deleted ones too) after
+    /// `cursor`, at most `limit`, in the usual order. Nango filters first, then pages; an id it
+    /// does not hold is simply absent, and one given twice counts once.
+    pub fn page_among(
+        &self,
+        stream: &StreamKey,
+        cursor: Option<&str>,
+        limit: usize,
+        ids: &[&str],
+    ) -> Result<Value, SimError> {
+        self.page_where(stream, cursor, limit, Some(ids))
+    }
+
+    /// A page of the records after `cursor`, all of them or those among `ids`.
+    fn page_where(
+        &self,
+        stream: &StreamKey,
+        cursor: Option<&str>,
+        limit: usize,
+        ids: Option<&[&str]>,
+    ) -> Result<Value, SimError> {
         let inner = self.lock();
         if !inner.connections.contains(&stream.connection()) {
             return Err(SimError::UnknownConnection);
@@ -511,20 +535,16 @@ impl Simulator {
         let Some(data) = inner.streams.get(stream) else {
             return Ok(json!({"next_cursor": null, "records": []}));
         };
-        let range = match &after {
-            Some(key) => data.order.range((
-                std::ops::Bound::Excluded(key.clone()),
-                std::ops::Bound::Unbounded,
-            )),
-            None => data.order.range(..),
-        };
         // Fetch limit + 1 to know whether another page exists, as the real store does.
-        let rows: Vec<_> = range.take(limit + 1).collect();
+        let rows = match ids {
+            None => data.after(after.as_ref()).take(limit + 1).collect(),
+            Some(ids) => data.among(ids, after.as_ref(), limit + 1),
+        };
         let has_more = rows.len() > limit;
         let records: Vec<Value> = rows
             .iter()
             .take(limit)
-            .map(|(_, id)| record_json(id, &data.records[*id]))
+            .map(|id| record_json(id, &data.records[*id]))
             .collect();
         let next_cursor = if has_more {
             records
@@ -534,6 +554,39 @@ impl Simulator {
             None
         };
         Ok(json!({"next_cursor": next_cursor, "records": records}))
+    }
+}
+
+impl StreamData {
+    /// The ids of the records strictly after `after` (every record when `None`), in order.
+    fn after<'a>(&'a self, after: Option<&(Micros, String)>) -> impl Iterator<Item = &'a str> {
+        let range = match after {
+            Some(key) => self.order.range((
+                std::ops::Bound::Excluded(key.clone()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.order.range(..),
+        };
+        range.map(|(_, id)| id.as_str())
+    }
+
+    /// The first `take` of the records among `ids` strictly after `after`, in order: looked up
+    /// by id rather than scanned, so a short list costs the same on a large stream.
+    fn among<'a>(
+        &'a self,
+        ids: &[&str],
+        after: Option<&(Micros, String)>,
+        take: usize,
+    ) -> Vec<&'a str> {
+        let mut found: Vec<((Micros, &str), &str)> = ids
+            .iter()
+            .filter_map(|id| self.records.get_key_value(*id))
+            .map(|(id, r)| ((r.updated_at, r.uuid.as_str()), id.as_str()))
+            .filter(|(key, _)| after.is_none_or(|(at, uuid)| *key > (*at, uuid.as_str())))
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found.into_iter().take(take).map(|(_, id)| id).collect()
     }
 }
 
@@ -588,6 +641,46 @@ mod tests {
             cursor = page["next_cursor"].as_str().map(str::to_owned);
         }
         assert_eq!(seen, 5);
+    }
+
+    /// The ids of a page's records, in order, and whether it has a next cursor.
+    fn ids_of(page: &Value) -> (Vec<&str>, bool) {
+        let ids = page["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        (ids, page["next_cursor"].is_string())
+    }
+
+    #[test]
+    fn pages_among_ids_only_deleted_ones_included() {
+        let sim = Simulator::new();
+        let s = stream();
+        sim.save(&s, (0..8).map(|i| (format!("r{i}"), payload("a"))));
+        sim.tick();
+        sim.delete(&s, &["r2"]);
+        sim.tick();
+        sim.save(&s, [("r5".to_owned(), payload("b"))]);
+        // Asked out of order, one twice, one unknown: served in cursor order, each once.
+        let asked = ["r5", "r2", "nope", "r6", "r1", "r6"];
+        let all = sim.page_among(&s, None, 10, &asked).unwrap();
+        assert_eq!(ids_of(&all), (vec!["r1", "r6", "r2", "r5"], false));
+        assert_eq!(
+            all["records"][2]["_nango_metadata"]["last_action"],
+            "DELETED"
+        );
+        // Paged by limit and cursor as usual, within the ids.
+        let first = sim.page_among(&s, None, 2, &asked).unwrap();
+        assert_eq!(ids_of(&first), (vec!["r1", "r6"], true));
+        let cursor = first["next_cursor"].as_str().unwrap();
+        let second = sim.page_among(&s, Some(cursor), 2, &asked).unwrap();
+        assert_eq!(ids_of(&second), (vec!["r2", "r5"], false));
+        assert_eq!(
+            ids_of(&sim.page_among(&s, None, 10, &[]).unwrap()),
+            (vec![], false)
+        );
     }
 
     #[test]

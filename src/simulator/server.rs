@@ -462,43 +462,29 @@ fn records(state: &State, request: &Request<Incoming>, truncate: bool) -> Respon
             json!({"error": {"code": "invalid_headers", "errors": []}}),
         );
     };
-    let query = request.uri().query().unwrap_or("");
-    let mut model = None;
-    let mut variant = None;
-    let mut cursor = None;
-    let mut limit = 100usize;
-    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        match key.as_ref() {
-            "model" => model = Some(value.into_owned()),
-            "variant" => variant = Some(value.into_owned()),
-            "cursor" => cursor = Some(value.into_owned()),
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if (1..=10_000).contains(&n) => limit = n,
-                _ => return query_error("too_big", "limit"),
-            },
-            "modified_after" | "delta" | "filter" | "ids" => {}
-            other => {
-                return json_response(
-                    400,
-                    json!({"error": {"code": "invalid_query_params", "errors": [{"code": "unrecognized_keys", "message": format!("Unrecognized key: \"{other}\""), "path": []}]}}),
-                )
-            }
-        }
-    }
-    let Some(model) = model.filter(|m| valid_model(m)) else {
+    let query = match RecordsQuery::parse(request.uri().query().unwrap_or("")) {
+        Ok(query) => query,
+        Err(refused) => return *refused,
+    };
+    let Some(model) = query.model.filter(|m| valid_model(m)) else {
         return query_error("invalid_format", "model");
     };
     let stream = StreamKey::new(
         provider_config_key,
         connection_id,
         model,
-        variant.unwrap_or_else(|| BASE_VARIANT.to_owned()),
+        query.variant.unwrap_or_else(|| BASE_VARIANT.to_owned()),
     );
-    match state.sim.page(
-        &stream,
-        cursor.as_deref(),
-        limit.min(state.settings.max_page),
-    ) {
+    let limit = query.limit.min(state.settings.max_page);
+    let ids: Vec<&str> = query.ids.iter().map(String::as_str).collect();
+    let page = if ids.is_empty() {
+        state.sim.page(&stream, query.cursor.as_deref(), limit)
+    } else {
+        state
+            .sim
+            .page_among(&stream, query.cursor.as_deref(), limit, &ids)
+    };
+    match page {
         Ok(page) => {
             state.stats.pages.fetch_add(1, Ordering::Relaxed);
             let mut body = Bytes::from(page.to_string());
@@ -515,6 +501,70 @@ fn records(state: &State, request: &Request<Incoming>, truncate: bool) -> Respon
         ),
         Err(SimError::BadCursor) => error(500, "server_error", "Failed to fetch records"),
     }
+}
+
+/// The most `ids` one request takes (contract §4.2): Nango's own bound, kept apart from the
+/// client's so that the simulator checks the client rather than agreeing with it.
+const MAX_IDS: usize = 100;
+/// The longest id, in UTF-16 units as Zod counts a string's length.
+const MAX_ID_LEN: usize = 256;
+
+/// The query of `GET /records`, as Nango's strict schema lets it through (contract §4.2).
+#[derive(Debug)]
+struct RecordsQuery {
+    model: Option<String>,
+    variant: Option<String>,
+    cursor: Option<String>,
+    limit: usize,
+    /// Every `ids` and `ids[]` value, in order; none: no filter.
+    ids: Vec<String>,
+}
+
+impl RecordsQuery {
+    /// Reads the query, or the 400 Nango answers: a key it does not know, a limit out of range,
+    /// or ids past its bounds (more than 100, or one empty or over 256 characters).
+    fn parse(query: &str) -> Result<Self, Box<Response<Full<Bytes>>>> {
+        let mut parsed = Self {
+            model: None,
+            variant: None,
+            cursor: None,
+            limit: 100,
+            ids: Vec::new(),
+        };
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match key.as_ref() {
+                "model" => parsed.model = Some(value.into_owned()),
+                "variant" => parsed.variant = Some(value.into_owned()),
+                "cursor" => parsed.cursor = Some(value.into_owned()),
+                "limit" => match value.parse::<usize>() {
+                    Ok(n) if (1..=10_000).contains(&n) => parsed.limit = n,
+                    _ => return Err(Box::new(query_error("too_big", "limit"))),
+                },
+                "ids" | "ids[]" => parsed.ids.push(value.into_owned()),
+                "modified_after" | "delta" | "filter" => {}
+                other => {
+                    return Err(Box::new(json_response(
+                        400,
+                        json!({"error": {"code": "invalid_query_params", "errors": [{"code": "unrecognized_keys", "message": format!("Unrecognized key: \"{other}\""), "path": []}]}}),
+                    )))
+                }
+            }
+        }
+        if !valid_ids(&parsed.ids) {
+            // Nango's schema: one id, or an array of at most 100; neither matched is a union's
+            // failure.
+            return Err(Box::new(query_error("invalid_union", "ids")));
+        }
+        Ok(parsed)
+    }
+}
+
+/// Whether Nango's schema takes these ids: at most 100, each of 1 to 256 characters.
+fn valid_ids(ids: &[String]) -> bool {
+    ids.len() <= MAX_IDS
+        && ids
+            .iter()
+            .all(|id| (1..=MAX_ID_LEN).contains(&id.encode_utf16().count()))
 }
 
 /// `GET /connections` (contract §6).
@@ -617,4 +667,46 @@ fn query_error(code: &str, path: &str) -> Response<Full<Bytes>> {
         400,
         json!({"error": {"code": "invalid_query_params", "errors": [{"code": code, "message": format!("invalid {path}"), "path": [path]}]}}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// The 400 a query gets, as its status and JSON body.
+    async fn refusal(query: &str) -> (u16, serde_json::Value) {
+        let response = *RecordsQuery::parse(query).expect_err("refused");
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[test]
+    fn ids_are_read_repeated_and_as_an_array_decoded() {
+        let query =
+            RecordsQuery::parse("model=Contact&limit=100&ids=a+b&ids%5B%5D=c%2Bd&ids=e%2Ff")
+                .unwrap();
+        assert_eq!(query.ids, ["a b", "c+d", "e/f"]);
+        assert_eq!(query.limit, 100);
+        assert!(RecordsQuery::parse("model=Contact").unwrap().ids.is_empty());
+    }
+
+    #[tokio::test]
+    async fn ids_past_nangos_bounds_are_a_400() {
+        let hundred: String = (0..100).map(|i| format!("&ids=c{i}")).collect();
+        assert!(RecordsQuery::parse(&format!("model=Contact{hundred}")).is_ok());
+        let too_long = "x".repeat(257);
+        for query in [
+            format!("model=Contact{hundred}&ids=c100"),
+            "model=Contact&ids=".to_owned(),
+            format!("model=Contact&ids={too_long}"),
+        ] {
+            let (status, body) = refusal(&query).await;
+            assert_eq!(status, 400, "{query}");
+            assert_eq!(body["error"]["code"], "invalid_query_params");
+            assert_eq!(body["error"]["errors"][0]["code"], "invalid_union");
+            assert_eq!(body["error"]["errors"][0]["path"], json!(["ids"]));
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! A batch's streams run side by side, each stream's messages in order and never two at once
-//! (`WorkerApp::handle`), on the embedded store with Nango simulated over HTTP.
+//! (`WorkerApp::handle`), on the embedded store with Nango simulated over HTTP. And records read
+//! by id (`RecordSource::fetch_ids`) through the same client and simulated Nango.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,11 +16,15 @@ use nango_sync::core::stream::StreamKey;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
 use nango_sync::local::backend::Store;
-use nango_sync::ports::{ReceivedMessage, RecordSource, RecordStore, SourceError, StreamDiscovery};
+use nango_sync::ports::{
+    PermanentReason, ReceivedMessage, RecordSource, RecordStore, SourceError, StreamDiscovery,
+    MAX_IDS,
+};
 use nango_sync::simulator::server::{AccountLimit, ServerSettings, SimServer};
-use nango_sync::simulator::Simulator;
+use nango_sync::simulator::{sample_payload, Simulator};
+use serde_json::Value;
 
-use crate::common::{nango_client, sync_job, unique_name};
+use crate::common::{nango_client, sync_job, unique_name, API_KEY};
 
 /// Nango's records API, watched: how many pages of each stream are being fetched at once.
 struct Watched {
@@ -60,6 +65,18 @@ impl RecordSource for Watched {
     ) -> Result<RecordsPage, SourceError> {
         self.enter(stream);
         let page = self.inner.fetch_page(stream, cursor, until).await;
+        self.leave(stream);
+        page
+    }
+
+    async fn fetch_ids(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
+        until: Option<Instant>,
+    ) -> Result<RecordsPage, SourceError> {
+        self.enter(stream);
+        let page = self.inner.fetch_ids(stream, ids, until).await;
         self.leave(stream);
         page
     }
@@ -228,4 +245,83 @@ async fn streams_side_by_side_draw_no_more_429s_than_one_after_another() {
         over_limit[1] <= over_limit[0],
         "429s one after another, then side by side: {over_limit:?}"
     );
+}
+
+/// Records read by id over HTTP (through `Watched`, the records client and the simulated Nango):
+/// exactly those asked for, a deleted one included, in Nango's order, each as Nango holds it; an
+/// unknown id is absent, and an id that needs encoding (`a+b/c`) is found. Ids ignored, the page
+/// would hold the stream's first 100 records.
+#[tokio::test]
+async fn records_read_by_id_are_exactly_those_asked_for() {
+    let rig = rig(1).await;
+    let s = StreamKey::new("crm", "conn-0", "Contact", "base");
+    rig.sim
+        .save(&s, (0..150).map(|i| (format!("c{i}"), sample_payload(i))));
+    rig.sim.tick();
+    rig.sim
+        .save(&s, [("a+b/c".to_owned(), sample_payload(150))]);
+    rig.sim.tick();
+    assert_eq!(rig.sim.delete(&s, &["c3"]), 1);
+    let asked = ["c3", "no-such-id", "a+b/c", "c140", "c7"];
+    let page = rig.app.source.fetch_ids(&s, &asked, None).await.unwrap();
+    let got: Vec<(&str, bool)> = page
+        .records
+        .iter()
+        .map(|r| (r.id.as_str(), r.is_deleted()))
+        .collect();
+    // c7 and c140 share a tick (ordered by uuid), then a+b/c, then c3's delete.
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(
+        got[2..],
+        [("a+b/c", false), ("c3", true)],
+        "in Nango's order: {got:?}"
+    );
+    let mut first_two: Vec<&str> = got[..2].iter().map(|(id, _)| *id).collect();
+    first_two.sort_unstable();
+    assert_eq!(first_two, ["c140", "c7"]);
+    assert_eq!(page.next_cursor(), None, "one page");
+    let truth = rig.sim.snapshot(&s);
+    for record in &page.records {
+        let served: Value = serde_json::from_str(record.json()).unwrap();
+        assert_eq!(served, truth[&record.id], "{} as Nango holds it", record.id);
+    }
+    assert_eq!(rig.server.stats.requests.load(Ordering::SeqCst), 1);
+}
+
+/// More ids than Nango takes: the client refuses them before any request, and the simulated
+/// Nango answers 400 to a request that sends them anyway.
+#[tokio::test]
+async fn more_ids_than_nango_takes_are_refused() {
+    let rig = rig(1).await;
+    let s = StreamKey::new("crm", "conn-0", "Contact", "base");
+    rig.sim.save(&s, [("c0".to_owned(), sample_payload(0))]);
+    let many: Vec<String> = (0..=MAX_IDS).map(|i| format!("c{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let refused = rig.app.source.fetch_ids(&s, &many, None).await;
+    assert!(
+        matches!(
+            refused,
+            Err(SourceError::Permanent {
+                reason: PermanentReason::BadRequest,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(rig.server.stats.requests.load(Ordering::SeqCst), 0);
+    let at_most = rig.app.source.fetch_ids(&s, &many[..MAX_IDS], None).await;
+    assert_eq!(at_most.unwrap().len(), 1, "MAX_IDS ids are taken");
+    let url = rig.app.source.inner.records_url(&s, None, 100);
+    let response = reqwest::Client::new()
+        .get(format!("{url}&ids={}", many.join("&ids=")))
+        .bearer_auth(API_KEY)
+        .header("Connection-Id", &s.connection_id)
+        .header("Provider-Config-Key", &s.provider_config_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_query_params", "{body}");
+    assert_eq!(body["error"]["errors"][0]["path"][0], "ids", "{body}");
 }

@@ -12,7 +12,7 @@ use crate::core::page_budget::{PageBudget, PageRoom, FIRST_PAGE_BYTES};
 use crate::core::record::RecordsPage;
 use crate::core::rotation::RotatingSecret;
 use crate::core::stream::{StreamKey, BASE_VARIANT};
-use crate::ports::{PermanentReason, RecordSource, SourceError, StreamDiscovery};
+use crate::ports::{PermanentReason, RecordSource, SourceError, StreamDiscovery, MAX_IDS};
 use crate::retry::RetryPolicy;
 
 mod budget;
@@ -20,6 +20,8 @@ pub use budget::RequestBudget;
 
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
 pub const MAX_PAGE_LIMIT: u32 = 10_000;
+/// The `limit` of a [`RecordSource::fetch_ids`] request: room for as many records as ids.
+const IDS_PAGE_LIMIT: u32 = MAX_IDS as u32;
 /// Half of Nango's default per-account limit (200 requests a minute), leaving the rest to syncs.
 pub const DEFAULT_DISCOVERY_REQUESTS_PER_MINUTE: u32 = 100;
 
@@ -173,6 +175,23 @@ impl NangoClient {
 
     /// The request URL, encoded as the official SDK does (URLSearchParams order and escaping).
     pub fn records_url(&self, stream: &StreamKey, cursor: Option<&str>, limit: u32) -> String {
+        self.records_url_among(stream, cursor, limit, &[])
+    }
+
+    /// The URL of [`RecordSource::fetch_ids`]: room for every id in one page, no cursor, and the
+    /// ids last.
+    fn ids_url(&self, stream: &StreamKey, ids: &[&str]) -> String {
+        self.records_url_among(stream, None, IDS_PAGE_LIMIT, ids)
+    }
+
+    /// [`NangoClient::records_url`], then one `ids` pair per id, appended last as the SDK does.
+    fn records_url_among(
+        &self,
+        stream: &StreamKey,
+        cursor: Option<&str>,
+        limit: u32,
+        ids: &[&str],
+    ) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         query.append_pair("model", &stream.model);
         if stream.variant != BASE_VARIANT {
@@ -181,6 +200,9 @@ impl NangoClient {
         query.append_pair("limit", &limit.to_string());
         if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
             query.append_pair("cursor", cursor);
+        }
+        for id in ids {
+            query.append_pair("ids", id);
         }
         format!("{}/records/?{}", self.base_url, query.finish())
     }
@@ -435,6 +457,24 @@ impl RecordSource for NangoClient {
         }
         result
     }
+
+    /// One request, with fetch_page's retries, rate-limit budget and error mapping. No ids, no
+    /// request: an empty `ids` would read the stream's first page instead.
+    #[tracing::instrument(skip_all, fields(stream = %stream.encode(), ids = ids.len()))]
+    async fn fetch_ids(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
+        until: Option<Instant>,
+    ) -> Result<RecordsPage, SourceError> {
+        SourceError::check_id_count(ids.len())?;
+        if ids.is_empty() {
+            return Ok(RecordsPage::default());
+        }
+        let url = self.ids_url(stream, ids);
+        self.get_with_retries(&url, Some(stream), until, parse_page)
+            .await
+    }
 }
 
 /// A header's value as a whole number, if it is one.
@@ -640,6 +680,45 @@ mod tests {
             client.records_url(&base, None, 1000),
             "https://api.nango.dev/records/?model=Contact&limit=1000"
         );
+    }
+
+    #[test]
+    fn ids_url_appends_one_encoded_pair_per_id_last() {
+        let client = NangoClient::new("https://api.nango.dev/", "k", 500, DEFAULT_RETRY);
+        let stream = StreamKey::new("hubspot", "user-42", "Contact", "eu");
+        assert_eq!(
+            client.ids_url(&stream, &["a b", "c+d", "e/f", "g=h,i:j"]),
+            "https://api.nango.dev/records/?model=Contact&variant=eu&limit=100\
+             &ids=a+b&ids=c%2Bd&ids=e%2Ff&ids=g%3Dh%2Ci%3Aj"
+        );
+        let base = StreamKey::new("hubspot", "user-42", "Contact", "base");
+        assert_eq!(
+            client.ids_url(&base, &["c1"]),
+            "https://api.nango.dev/records/?model=Contact&limit=100&ids=c1"
+        );
+    }
+
+    #[tokio::test]
+    async fn more_ids_than_nango_takes_fail_before_any_request() {
+        // Nothing listens on port 9: a request would fail as transient, not permanent.
+        let once = RetryPolicy::new(1, Duration::from_millis(1), Duration::from_millis(1));
+        let client = NangoClient::new("http://127.0.0.1:9", "k", 100, once);
+        let stream = StreamKey::new("hubspot", "user-42", "Contact", "base");
+        let ids: Vec<String> = (0..=MAX_IDS).map(|i| format!("c{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let refused = client.fetch_ids(&stream, &ids, None).await;
+        assert!(
+            matches!(
+                refused,
+                Err(SourceError::Permanent {
+                    reason: PermanentReason::BadRequest,
+                    ref message,
+                }) if message.contains("at most 100")
+            ),
+            "{refused:?}"
+        );
+        let empty = client.fetch_ids(&stream, &[], None).await;
+        assert_eq!(empty, Ok(RecordsPage::default()), "no ids, no request");
     }
 
     #[test]
