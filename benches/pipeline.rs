@@ -193,10 +193,7 @@ async fn main() {
         let store = DynamoRecordStore::new(dynamo.clone(), &records, WriteSettings::default());
         let start = Instant::now();
         for page in &pages {
-            store
-                .write_page(&stream, &page.records, None)
-                .await
-                .unwrap();
+            store.write_page(&stream, &page.records).await.unwrap();
         }
         let write = start.elapsed();
         drop(pages);

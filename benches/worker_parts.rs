@@ -115,7 +115,7 @@ async fn write(records: usize, page: usize) {
             })
             .collect();
         let before = cpu_seconds();
-        store.write_page(&stream, &batch, None).await.unwrap();
+        store.write_page(&stream, &batch).await.unwrap();
         measured += cpu_seconds() - before;
         written += n;
     }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use serde_json::{Map, Value};
 
 use crate::core::record::{mark_deleted, NangoRecord, METADATA_FIELD};
+use crate::core::seen::{Seen, Stored, Version};
 use crate::core::state::{
     ConnectionEvent, HeldSweep, LastSyncStatus, NangoNotes, StoredEvent, StreamState, SweepResult,
     SweepState, SyncReport,
@@ -71,8 +72,11 @@ struct MemoryStoreInner {
     connections: BTreeMap<ConnectionKey, ConnectionEvent>,
     events: BTreeMap<String, StoredEvent>,
     cursor_history: Vec<(StreamKey, String)>,
-    /// The sweep that last saw each record.
-    seen: BTreeMap<(String, String), String>,
+    /// Each record's cursor and whether it is pruned, as the other stores keep them beside the
+    /// record (a pruned record's stored object keeps its older metadata).
+    bookkeeping: BTreeMap<(String, String), (String, bool)>,
+    /// What each sweep's pages served: (stream, sweep id, page) → its notes.
+    seen: BTreeMap<(String, String, String), Vec<Seen>>,
 }
 
 impl MemoryStore {
@@ -146,29 +150,28 @@ impl RecordStore for MemoryStore {
         &self,
         stream: &StreamKey,
         records: &[NangoRecord],
-        seen_in: Option<&str>,
     ) -> Result<WriteReport, StoreError> {
         self.check_failing()?;
         let plan = plan_page(records, self.delete_mode);
         let key = stream.encode();
         let mut inner = self.lock();
         let mut no_longer_live = BTreeSet::new();
-        let deletes = plan.deletes_to_report(seen_in);
+        let deletes = plan.deletes_to_report();
         for write in plan.writes() {
             let slot = (key.clone(), write.record().id.clone());
             let was_live = || inner.records.get(&slot).is_some_and(|r| !is_deleted(r));
             if deletes.contains(slot.1.as_str()) && was_live() {
                 no_longer_live.insert(slot.1.clone());
             }
-            if let (Some(sweep), true) = (seen_in, write.stamps_sweep()) {
-                inner.seen.insert(slot.clone(), sweep.to_owned());
-            }
+            let meta = &write.record().metadata;
+            let kept = (meta.cursor.clone(), meta.pruned_at.is_some());
+            inner.bookkeeping.insert(slot.clone(), kept);
             match write {
                 RecordWrite::Upsert(record) | RecordWrite::Tombstone(record) => {
                     inner.records.insert(slot, record.object());
                 }
-                // The stored payload (and the metadata in it) stays; a map keeps no cursor of
-                // its own to move.
+                // The stored payload (and the metadata in it) stays; only the bookkeeping below
+                // moves on, as the other stores' cursor and pruned_at columns do.
                 RecordWrite::KeepPayload(record) => {
                     inner.records.entry(slot).or_insert_with(|| record.object());
                 }
@@ -201,33 +204,38 @@ impl RecordStore for MemoryStore {
         Ok(live as u64)
     }
 
-    async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
-        let key = stream.encode();
-        let inner = self.lock();
-        let unseen = unseen_by(&inner.seen, &key, sweep_id);
-        let count = inner
-            .records
-            .iter()
-            .filter(|(slot, r)| unseen(slot, r))
-            .count();
-        Ok(count as u64)
-    }
-
-    async fn tombstone_unseen(
+    async fn stored_versions(
         &self,
         stream: &StreamKey,
-        sweep_id: &str,
+        each: &mut (dyn FnMut(Stored) + Send),
+    ) -> Result<(), StoreError> {
+        let key = stream.encode();
+        let inner = self.lock();
+        let stored: Vec<Stored> = inner
+            .records
+            .iter()
+            .filter(|((s, _), _)| *s == key)
+            .map(|(slot, record)| stored_version(&slot.1, record, inner.bookkeeping.get(slot)))
+            .collect();
+        drop(inner);
+        stored.into_iter().for_each(each);
+        Ok(())
+    }
+
+    async fn remove_unseen(
+        &self,
+        stream: &StreamKey,
+        ids: &[String],
         at: &str,
     ) -> Result<u64, StoreError> {
         self.check_failing()?;
+        let removal = self.delete_mode.sweep_removal(at);
         let key = stream.encode();
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        Ok(remove(
-            &mut inner.records,
-            unseen_by(&inner.seen, &key, sweep_id),
-            self.delete_mode.sweep_removal(at),
-        ))
+        let ids: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+        let chosen = |slot: &(String, String), record: &Map<String, Value>| {
+            slot.0 == key && ids.contains(slot.1.as_str()) && !is_deleted(record)
+        };
+        Ok(remove(&mut self.lock().records, chosen, removal))
     }
 
     async fn remove_stream(
@@ -245,14 +253,18 @@ impl RecordStore for MemoryStore {
     }
 }
 
-/// Picks the stream's live records that sweep `sweep_id` did not stamp.
-fn unseen_by<'a>(
-    seen: &'a BTreeMap<(String, String), String>,
-    key: &'a str,
-    sweep_id: &'a str,
-) -> impl Fn(&(String, String), &Map<String, Value>) -> bool + 'a {
-    move |slot, record| {
-        slot.0 == key && !is_deleted(record) && seen.get(slot).map(String::as_str) != Some(sweep_id)
+/// A stored object as a sweep compares it, with its `bookkeeping` (cursor, pruned).
+fn stored_version(
+    id: &str,
+    record: &Map<String, Value>,
+    bookkeeping: Option<&(String, bool)>,
+) -> Stored {
+    let deleted = is_deleted(record);
+    let (cursor, pruned) = bookkeeping.map_or(("", false), |(c, p)| (c.as_str(), *p));
+    Stored {
+        id: id.to_owned(),
+        version: Version::of(cursor, pruned, deleted),
+        live: !deleted,
     }
 }
 
@@ -401,6 +413,45 @@ impl StateStore for MemoryStore {
             state.last_sweep = Some(result.clone());
             state.live_change.add(None);
         }
+        Ok(())
+    }
+
+    async fn note_seen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        page: &str,
+        seen: &[Seen],
+    ) -> Result<(), StoreError> {
+        self.check_failing()?;
+        let slot = (stream.encode(), sweep_id.to_owned(), page.to_owned());
+        self.lock().seen.insert(slot, seen.to_vec());
+        Ok(())
+    }
+
+    async fn seen_in_sweep(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        each: &mut (dyn FnMut(Seen) + Send),
+    ) -> Result<(), StoreError> {
+        let key = stream.encode();
+        let noted: Vec<Seen> = self
+            .lock()
+            .seen
+            .iter()
+            .filter(|((s, id, _), _)| *s == key && id == sweep_id)
+            .flat_map(|(_, seen)| seen.iter().cloned())
+            .collect();
+        noted.into_iter().for_each(each);
+        Ok(())
+    }
+
+    async fn forget_seen(&self, stream: &StreamKey, sweep_id: &str) -> Result<(), StoreError> {
+        let key = stream.encode();
+        self.lock()
+            .seen
+            .retain(|(s, id, _), _| !(*s == key && id == sweep_id));
         Ok(())
     }
 

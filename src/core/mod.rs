@@ -15,6 +15,7 @@ pub mod payload;
 pub mod reconcile;
 pub mod record;
 pub(crate) mod rotation;
+pub mod seen;
 pub mod signature;
 pub mod state;
 pub mod stream;

@@ -11,7 +11,9 @@ use std::time::Instant;
 use crate::core::live_change::{page_live_change, Joined};
 use crate::core::outcome::{SyncEnd, SyncSummary};
 use crate::core::record::{LastAction, RecordsPage};
+use crate::core::seen::seen_on_page;
 use crate::core::stream::StreamKey;
+use crate::core::write::WriteReport;
 use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,7 +49,7 @@ enum Fetched {
 pub enum Track<'a> {
     /// The stream's cursor: the normal sync.
     Main,
-    /// The cursor of sweep `id`, whose writes stamp every record with the sweep's id.
+    /// The cursor of sweep `id`, whose pages note what Nango served and write no record.
     Sweep(&'a str),
 }
 
@@ -74,9 +76,9 @@ where
     let live_from = up_to_date_at
         .clone()
         .filter(|at| track == Track::Main && stored.cursor.as_ref() == Some(at));
-    let (start_cursor, seen_in) = match track {
-        Track::Main => (stored.cursor, None),
-        Track::Sweep(id) => (stored.sweep.and_then(|s| s.cursor), Some(id)),
+    let start_cursor = match track {
+        Track::Main => stored.cursor,
+        Track::Sweep(_) => stored.sweep.and_then(|s| s.cursor),
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Fetched, SourceError>>(PAGES_AHEAD);
 
@@ -139,8 +141,23 @@ where
                 }
             };
             summary.pages += 1;
-            let report = records.write_page(stream, &page.records, seen_in).await?;
-            for record in &page.records {
+            let report = match track {
+                Track::Main => records.write_page(stream, &page.records).await?,
+                // A sweep's first pass writes no record: it notes what Nango served, and
+                // compares once it has read the whole stream (`core::drift::sweep`).
+                Track::Sweep(id) => {
+                    let page_key = cursor.as_deref().unwrap_or_default();
+                    let seen = seen_on_page(&page.records);
+                    state.note_seen(stream, id, page_key, &seen).await?;
+                    WriteReport::default()
+                }
+            };
+            // What the sync applied, by Nango's word (a sweep's first pass applies nothing).
+            let applied = match track {
+                Track::Main => page.records.as_slice(),
+                Track::Sweep(_) => &[],
+            };
+            for record in applied {
                 if record.is_deleted() || record.is_pruned() {
                     continue;
                 }

@@ -472,8 +472,15 @@ where
             summary.sweep = Some(Box::new(sweep));
             return Ok(summary);
         }
-        let ended = drift.end_sweep(stream, &sweep_state).await?;
+        let Some((ended, written)) = drift.end_sweep(stream, &sweep_state).await? else {
+            // Nango asked for a wait the deadline does not leave: the sweep ends in a later job.
+            summary.end = SyncEnd::DeadlineReached;
+            summary.sweep = Some(Box::new(sweep));
+            return Ok(summary);
+        };
         sweep.deleted += ended.tombstoned;
+        // What the sweep wrote: the records the copy missed or held at an older version.
+        sweep.written += written;
         summary.sweep = Some(Box::new(sweep));
         summary.sweep_outcome = Some(ended.outcome);
         Ok(summary)

@@ -86,12 +86,6 @@ impl<'a> RecordWrite<'a> {
             Self::Tombstone(_) | Self::TombstoneKeepingPayload(_) | Self::Remove(_)
         )
     }
-
-    /// Whether the write stamps the record with the sweep that wrote it: every write but a
-    /// removal (there is no item left to stamp).
-    pub fn stamps_sweep(&self) -> bool {
-        !matches!(self, Self::Remove(_))
-    }
 }
 
 /// A page's decisions: one per record id, the page's last occurrence of that id (its newest
@@ -144,12 +138,8 @@ impl<'a> PagePlan<'a> {
     }
 
     /// The ids of the records this page deletes or removes, whose state before the write the
-    /// store reports ([`WriteReport::no_longer_live`]). None for a sweep's page (`seen_in`): the
-    /// sum of live changes does not follow a sweep, so nothing is read for it.
-    pub fn deletes_to_report(&self, seen_in: Option<&str>) -> HashSet<&'a str> {
-        if seen_in.is_some() {
-            return HashSet::new();
-        }
+    /// store reports ([`WriteReport::no_longer_live`]).
+    pub fn deletes_to_report(&self) -> HashSet<&'a str> {
         self.writes
             .iter()
             .filter(|w| w.deletes())
@@ -199,7 +189,7 @@ pub struct WriteReport {
     pub rejected: Vec<RejectedRecord>,
     /// The records the page took out of the live count: stored live before it, deleted or
     /// removed by it. Each store reads what it held before writing a page's deletes
-    /// ([`PagePlan::deletes_to_report`]; empty for a sweep's page).
+    /// ([`PagePlan::deletes_to_report`]).
     pub no_longer_live: BTreeSet<String>,
 }
 

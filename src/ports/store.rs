@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use crate::core::record::NangoRecord;
+use crate::core::seen::{Seen, Stored};
 use crate::core::state::{
     ConnectionEvent, HeldSweep, LiveCount, NangoNotes, StoredEvent, StreamState, SweepResult,
     SweepState, SyncReport,
@@ -112,12 +113,10 @@ impl Eq for StoreError {}
 /// Where records go.
 pub trait RecordStore: Send + Sync {
     /// Writes a page durably: returns only once every record is stored or reported rejected.
-    /// `seen_in` names the sweep this page belongs to: every record written is stamped with it.
     fn write_page(
         &self,
         stream: &StreamKey,
         records: &[NangoRecord],
-        seen_in: Option<&str>,
     ) -> impl Future<Output = Result<WriteReport, StoreError>> + Send;
 
     /// How many of the stream's stored records are live (not deleted), as Nango's `recordCount`
@@ -141,20 +140,22 @@ pub trait RecordStore: Send + Sync {
         async move { Ok(LiveCount::Done(self.count_live(stream).await?)) }
     }
 
-    /// How many live records of the stream sweep `sweep_id` did not stamp: what
-    /// [`RecordStore::tombstone_unseen`] would mark deleted.
-    fn count_unseen(
+    /// Every stored record of the stream as a sweep compares it (id, version, live), handed to
+    /// `each` as it is read: one read of the partition, in no particular order. Consistency may
+    /// be eventual: a sweep's comparison errs only towards fetching a record again or keeping it.
+    fn stored_versions(
         &self,
         stream: &StreamKey,
-        sweep_id: &str,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+        each: &mut (dyn FnMut(Stored) + Send),
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Marks deleted (at `at`) every live record of the stream that sweep `sweep_id` did not
-    /// stamp: the records Nango no longer has. Returns how many.
-    fn tombstone_unseen(
+    /// A sweep's deletes: each record of `ids` the stream holds live is marked deleted at `at`,
+    /// or removed in hard-delete mode ([`crate::core::write::DeleteMode::sweep_removal`]).
+    /// Returns how many.
+    fn remove_unseen(
         &self,
         stream: &StreamKey,
-        sweep_id: &str,
+        ids: &[String],
         at: &str,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
@@ -224,6 +225,34 @@ pub trait StateStore: Send + Sync {
         stream: &StreamKey,
         id: &str,
         result: &SweepResult,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Notes what one page of sweep `sweep_id` served, keyed by `page` (the sweep's cursor the
+    /// page was read from, empty for the first): noting a page again replaces its note.
+    fn note_seen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        page: &str,
+        seen: &[Seen],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Everything sweep `sweep_id` noted, handed to `each` entry by entry (an id noted on two
+    /// pages comes twice).
+    fn seen_in_sweep(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        each: &mut (dyn FnMut(Seen) + Send),
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Lets go of what sweep `sweep_id` noted, once nothing will read it again. A store may
+    /// keep the notes until they expire instead (DynamoDB: deleting them would cost as much
+    /// write capacity as writing them).
+    fn forget_seen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Notes that a sync run ended up to date at `cursor` (the stream's `live_from`), unless the
@@ -298,9 +327,8 @@ macro_rules! forward_record_store {
                 &self,
                 stream: &$crate::core::stream::StreamKey,
                 records: &[$crate::core::record::NangoRecord],
-                seen_in: Option<&str>,
             ) -> Result<$crate::core::write::WriteReport, $crate::ports::StoreError> {
-                match self { $($variant => $inner.write_page(stream, records, seen_in).await),+ }
+                match self { $($variant => $inner.write_page(stream, records).await),+ }
             }
 
             async fn count_live(
@@ -319,21 +347,21 @@ macro_rules! forward_record_store {
                 match self { $($variant => $inner.count_live_until(stream, from, until).await),+ }
             }
 
-            async fn count_unseen(
+            async fn stored_versions(
                 &self,
                 stream: &$crate::core::stream::StreamKey,
-                sweep_id: &str,
-            ) -> Result<u64, $crate::ports::StoreError> {
-                match self { $($variant => $inner.count_unseen(stream, sweep_id).await),+ }
+                each: &mut (dyn FnMut($crate::core::seen::Stored) + Send),
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.stored_versions(stream, each).await),+ }
             }
 
-            async fn tombstone_unseen(
+            async fn remove_unseen(
                 &self,
                 stream: &$crate::core::stream::StreamKey,
-                sweep_id: &str,
+                ids: &[String],
                 at: &str,
             ) -> Result<u64, $crate::ports::StoreError> {
-                match self { $($variant => $inner.tombstone_unseen(stream, sweep_id, at).await),+ }
+                match self { $($variant => $inner.remove_unseen(stream, ids, at).await),+ }
             }
 
             async fn remove_stream(
@@ -417,6 +445,33 @@ macro_rules! forward_state_store {
                 result: &$crate::core::state::SweepResult,
             ) -> Result<(), $crate::ports::StoreError> {
                 match self { $($variant => $inner.end_sweep(stream, id, result).await),+ }
+            }
+
+            async fn note_seen(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                sweep_id: &str,
+                page: &str,
+                seen: &[$crate::core::seen::Seen],
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.note_seen(stream, sweep_id, page, seen).await),+ }
+            }
+
+            async fn seen_in_sweep(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                sweep_id: &str,
+                each: &mut (dyn FnMut($crate::core::seen::Seen) + Send),
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.seen_in_sweep(stream, sweep_id, each).await),+ }
+            }
+
+            async fn forget_seen(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                sweep_id: &str,
+            ) -> Result<(), $crate::ports::StoreError> {
+                match self { $($variant => $inner.forget_seen(stream, sweep_id).await),+ }
             }
 
             async fn mark_up_to_date(

@@ -5,6 +5,7 @@ use std::process::Command;
 
 use nango_sync::adapters::sqlite::SqliteDb;
 use nango_sync::core::record::NangoRecord;
+use nango_sync::core::seen::seen_on_page;
 use nango_sync::core::state::{HeldSweep, StreamStatus};
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::write::DeleteMode;
@@ -50,7 +51,7 @@ fn cli(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 async fn one_synced_stream(db: &std::path::Path) -> (Store, StreamKey) {
     let store = Store::sqlite(SqliteDb::open(db).unwrap(), DeleteMode::Tombstone);
     let s = StreamKey::new("crm", "conn-0", "Contact", "base");
-    store.write_page(&s, &[record("r0")], None).await.unwrap();
+    store.write_page(&s, &[record("r0")]).await.unwrap();
     store
         .advance_cursor(&s, None, "cursor-r0", 1, &[], None)
         .await
@@ -78,7 +79,7 @@ async fn a_held_sweep_is_shown_confirmed_and_bad_decisions_change_nothing() {
     let ids: Vec<String> = (0..4).map(|i| format!("r{i}")).collect();
     let records: Vec<NangoRecord> = ids.iter().map(|id| record(id)).collect();
     for s in [&held, &fine] {
-        store.write_page(s, &records, None).await.unwrap();
+        store.write_page(s, &records).await.unwrap();
         store
             .advance_cursor(s, None, "cursor-r3", 4, &[], None)
             .await
@@ -86,7 +87,7 @@ async fn a_held_sweep_is_shown_confirmed_and_bad_decisions_change_nothing() {
     }
     // A sweep that saw r0 only, held: it would mark the other 3 of 4 deleted.
     store
-        .write_page(&held, &records[..1], Some("sweep 1"))
+        .note_seen(&held, "sweep 1", "", &seen_on_page(&records[..1]))
         .await
         .unwrap();
     let hold = HeldSweep {
@@ -143,10 +144,7 @@ async fn a_held_sweep_is_shown_confirmed_and_bad_decisions_change_nothing() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
     // Counts that moved since the hold: a record written after it lost the sweep's stamp.
-    store
-        .write_page(&held, &[record("r4")], None)
-        .await
-        .unwrap();
+    store.write_page(&held, &[record("r4")]).await.unwrap();
     // A destructive decision is not taken without --yes where nobody can be asked.
     let (ok, _, stderr) = cli(&db, &["sweep", "--stream", &held_arg, "--confirm"]);
     assert!(
@@ -216,7 +214,7 @@ async fn drain_json_prints_one_parsable_line_per_message() {
         StreamKey::new("crm", "conn-0", "Deal", "base"),
     ];
     for s in &streams {
-        store.write_page(s, &[record("r0")], None).await.unwrap();
+        store.write_page(s, &[record("r0")]).await.unwrap();
         store
             .advance_cursor(s, None, "cursor-r0", 1, &[], None)
             .await

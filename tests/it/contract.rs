@@ -8,6 +8,7 @@ use std::time::Duration;
 use nango_sync::adapters::memory::MemoryStore;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue};
 use nango_sync::core::record::NangoRecord;
+use nango_sync::core::seen::{seen_on_page, Seen, Stored, Version};
 use nango_sync::core::state::{
     CountCheck, CountProgress, HeldSweep, LiveChange, LiveCount, NangoNotes, NangoPurge,
     StreamStatus, SweepOutcome, SweepResult, SweepState, SyncReport,
@@ -94,14 +95,14 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         record("b", 1, "ADDED", 1),
         record("c", 1, "ADDED", 1),
     ];
-    let report = store.write_page(&s, &page, None).await.unwrap();
+    let report = store.write_page(&s, &page).await.unwrap();
     assert_eq!((report.upserted, report.deleted), (3, 0));
     let page = [
         record("a", 2, "UPDATED", 2),
         record("b", 1, "DELETED", 2),
         pruned("c", 3),
     ];
-    let report = store.write_page(&s, &page, None).await.unwrap();
+    let report = store.write_page(&s, &page).await.unwrap();
     assert_eq!((report.upserted, report.deleted, report.pruned), (1, 1, 1));
     assert_eq!(
         report.no_longer_live,
@@ -114,38 +115,22 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
     let deleted_twice = [record("b", 1, "DELETED", 2), record("z", 1, "DELETED", 2)];
     for round in 0..2 {
         store
-            .write_page(&other, &[record("b", 1, "ADDED", 1)], None)
+            .write_page(&other, &[record("b", 1, "ADDED", 1)])
             .await
             .unwrap();
-        let report = store
-            .write_page(&other, &deleted_twice, None)
-            .await
-            .unwrap();
+        let report = store.write_page(&other, &deleted_twice).await.unwrap();
         assert_eq!(
             report.no_longer_live,
             BTreeSet::from(["b".to_owned()]),
             "{round}"
         );
-        let again = store
-            .write_page(&other, &deleted_twice, None)
-            .await
-            .unwrap();
+        let again = store.write_page(&other, &deleted_twice).await.unwrap();
         assert_eq!(
             (again.deleted, again.no_longer_live.len()),
             (2, 0),
             "{round}"
         );
     }
-    // A sweep's page: the sum does not follow it, nothing is read or reported.
-    store
-        .write_page(&other, &[record("b", 1, "ADDED", 1)], None)
-        .await
-        .unwrap();
-    let swept = store
-        .write_page(&other, &deleted_twice, Some("sweep 0"))
-        .await
-        .unwrap();
-    assert_eq!((swept.deleted, swept.no_longer_live.len()), (2, 0));
     let stored = store.stored(&s).await;
     assert_eq!(stored["a"]["name"], "a v2");
     assert_eq!(stored["b"]["_nango_metadata"]["last_action"], "DELETED");
@@ -222,7 +207,8 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].0, s);
 
-    // A sweep: its own cursor, stamped writes, unstamped live records marked deleted at the end.
+    // A sweep: its own cursor, its notes of what Nango served kept apart from the records,
+    // and the live records it did not see marked deleted at the end.
     let sweep = SweepState {
         id: "sweep 1".into(),
         cursor: None,
@@ -230,10 +216,20 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         nango_count: 1,
     };
     store.begin_sweep(&s, &sweep).await.unwrap();
+    let served = [record("a", 3, "UPDATED", 4)];
     store
-        .write_page(&s, &[record("a", 3, "UPDATED", 4)], Some("sweep 1"))
+        .note_seen(&s, "sweep 1", "", &seen_on_page(&served))
         .await
         .unwrap();
+    store.write_page(&s, &served).await.unwrap();
+    assert_eq!(
+        unseen(&store, &s, "sweep 1").await,
+        ["c"],
+        "b is deleted, a was seen"
+    );
+    let versions = stored_versions(&store, &s).await;
+    assert_eq!(versions["a"], (Version::of_record(&served[0]), true));
+    assert!(!versions["b"].1, "a tombstone is not live");
     store
         .advance_sweep(&s, "sweep 1", None, "cursor-4")
         .await
@@ -253,12 +249,14 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         state.sweep.as_ref().and_then(|w| w.cursor.as_deref()),
         Some("cursor-4")
     );
+    let unseen_ids = vec!["c".to_owned(), "b".to_owned(), "never stored".to_owned()];
     assert_eq!(
         store
-            .tombstone_unseen(&s, "sweep 1", "2026-11-27T02:00:00.000Z")
+            .remove_unseen(&s, &unseen_ids, "2026-11-27T02:00:00.000Z")
             .await
             .unwrap(),
-        1
+        1,
+        "only c was live"
     );
     let result = SweepResult {
         finished_at: "t1".into(),
@@ -331,19 +329,25 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         .write_page(
             &s,
             &[record("d", 1, "ADDED", 5), record("e", 1, "ADDED", 5)],
-            None,
         )
         .await
         .unwrap();
+    let served = [record("e", 1, "ADDED", 5)];
     store
-        .write_page(&s, &[record("e", 1, "ADDED", 5)], Some("sweep 2"))
+        .note_seen(&s, "sweep 2", "cursor-4", &seen_on_page(&served))
+        .await
+        .unwrap();
+    // Noting a page again replaces its note; another page adds to the sweep's.
+    store
+        .note_seen(&s, "sweep 2", "cursor-4", &seen_on_page(&served))
         .await
         .unwrap();
     assert_eq!(store.count_live(&s).await.unwrap(), 3, "a, d, e");
+    assert_eq!(unseen(&store, &s, "sweep 2").await, ["a", "d"]);
     assert_eq!(
-        store.count_unseen(&s, "sweep 2").await.unwrap(),
-        2,
-        "a and d"
+        unseen(&store, &s, "sweep 1").await,
+        ["d", "e"],
+        "sweeps apart"
     );
     let held = HeldSweep {
         sweep_id: "sweep 2".into(),
@@ -509,67 +513,108 @@ pub(crate) async fn queue_contract(queue: Queue, dead_letters: Queue) {
 }
 
 /// What a store made of the same pages: each page's report, every stored item, the live count,
-/// what a sweep left unseen and removed, and every item after that.
+/// the stored versions, what a sweep left unseen and removed, and every item after that.
 #[derive(Debug, PartialEq)]
 pub(crate) struct StoreTrace {
     reports: Vec<WriteReport>,
     items: BTreeMap<String, Map<String, Value>>,
     live: u64,
-    unseen: u64,
+    /// Each stored record's version and whether it is live, as a sweep compares them.
+    versions: BTreeMap<String, (Version, bool)>,
+    unseen: Vec<String>,
     swept: u64,
     items_after_sweep: BTreeMap<String, Map<String, Value>>,
     live_after_sweep: u64,
 }
 
+/// The records, read by id, that a sweep saw unseen: live, and not in its notes. What
+/// `core::drift::sweep::compare` finds, from the two store calls it makes.
+async fn unseen(store: &impl ReadBack, s: &StreamKey, sweep: &str) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    store
+        .seen_in_sweep(s, sweep, &mut |noted: Seen| {
+            seen.insert(noted.id);
+        })
+        .await
+        .unwrap();
+    let mut unseen = Vec::new();
+    store
+        .stored_versions(s, &mut |stored: Stored| {
+            if stored.live && !seen.contains(&stored.id) {
+                unseen.push(stored.id);
+            }
+        })
+        .await
+        .unwrap();
+    unseen.sort();
+    unseen
+}
+
+async fn stored_versions(
+    store: &impl ReadBack,
+    s: &StreamKey,
+) -> BTreeMap<String, (Version, bool)> {
+    let mut versions = BTreeMap::new();
+    store
+        .stored_versions(s, &mut |stored: Stored| {
+            versions.insert(stored.id, (stored.version, stored.live));
+        })
+        .await
+        .unwrap();
+    versions
+}
+
+/// The trace's last page.
+fn pages_served_last() -> Vec<NangoRecord> {
+    vec![
+        record("a", 3, "UPDATED", 6),
+        pruned("c", 7),
+        record("f", 1, "ADDED", 8),
+    ]
+}
+
 /// Pages that take every decision of the write policy: adds, updates, a DELETED record, a pruned
-/// record over a stored one and over none, an id twice in one page, and a sweep's pages.
+/// record over a stored one and over none, an id twice in one page; then a sweep that read only
+/// the last page.
 pub(crate) async fn trace(store: &impl ReadBack) -> StoreTrace {
     let s = StreamKey::new("hubspot", unique_name("agree"), "Contact", "base");
-    let pages: [(Vec<NangoRecord>, Option<&str>); 3] = [
-        (
-            vec![
-                record("a", 1, "ADDED", 1),
-                record("b", 1, "ADDED", 1),
-                record("c", 1, "ADDED", 1),
-                record("d", 1, "ADDED", 1),
-            ],
-            None,
-        ),
-        (
-            vec![
-                record("a", 2, "UPDATED", 2),
-                record("b", 1, "DELETED", 3),
-                pruned("c", 4),
-                pruned("e", 5),
-                record("a", 3, "UPDATED", 6),
-                pruned_and_deleted("d", 7),
-            ],
-            None,
-        ),
-        (
-            vec![
-                record("a", 3, "UPDATED", 6),
-                pruned("c", 7),
-                record("f", 1, "ADDED", 8),
-            ],
-            Some("sweep 1"),
-        ),
+    let pages: [Vec<NangoRecord>; 3] = [
+        vec![
+            record("a", 1, "ADDED", 1),
+            record("b", 1, "ADDED", 1),
+            record("c", 1, "ADDED", 1),
+            record("d", 1, "ADDED", 1),
+        ],
+        vec![
+            record("a", 2, "UPDATED", 2),
+            record("b", 1, "DELETED", 3),
+            pruned("c", 4),
+            pruned("e", 5),
+            record("a", 3, "UPDATED", 6),
+            pruned_and_deleted("d", 7),
+        ],
+        pages_served_last(),
     ];
     let mut reports = Vec::new();
-    for (page, seen_in) in &pages {
-        reports.push(store.write_page(&s, page, *seen_in).await.unwrap());
+    for page in &pages {
+        reports.push(store.write_page(&s, page).await.unwrap());
     }
+    // A sweep that read only the last page.
+    let served = seen_on_page(&pages[2]);
+    store.note_seen(&s, "sweep 1", "", &served).await.unwrap();
     let (items, live) = (store.stored(&s).await, store.count_live(&s).await.unwrap());
-    let unseen = store.count_unseen(&s, "sweep 1").await.unwrap();
+    let versions = stored_versions(store, &s).await;
+    let unseen_ids = unseen(store, &s, "sweep 1").await;
     let swept = store
-        .tombstone_unseen(&s, "sweep 1", "2026-11-27T03:00:00.000Z")
+        .remove_unseen(&s, &unseen_ids, "2026-11-27T03:00:00.000Z")
         .await
         .unwrap();
     StoreTrace {
         reports,
         items,
         live,
-        unseen,
+        versions,
+        unseen: unseen_ids,
         swept,
         items_after_sweep: store.stored(&s).await,
         live_after_sweep: store.count_live(&s).await.unwrap(),
@@ -599,7 +644,18 @@ pub(crate) async fn memory_trace(mode: DeleteMode) -> StoreTrace {
     }
     assert_eq!(trace.items["a"]["name"], "a v3");
     assert_eq!(trace.items.contains_key("b"), mode == DeleteMode::Tombstone);
-    assert_eq!((trace.live, trace.unseen, trace.swept), (4, 1, 1));
+    assert_eq!((trace.live, trace.swept), (4, 1));
+    assert_eq!(trace.unseen, ["e"]);
+    // What the last page served is stored at the version it was served at, the pruned `c`
+    // included (its payload older than its cursor): a sweep reading it again writes nothing.
+    for record in &seen_on_page(&pages_served_last()) {
+        assert_eq!(
+            trace.versions[&record.id],
+            (record.version, !record.deleted),
+            "{}",
+            record.id
+        );
+    }
     assert_eq!(trace.live_after_sweep, 3);
     assert_eq!(
         trace.items_after_sweep.contains_key("d"),

@@ -20,9 +20,17 @@ CREATE TABLE IF NOT EXISTS records (
     last_modified_at TEXT NOT NULL,
     deleted_at       TEXT,
     pruned_at        TEXT,
-    seen_in          TEXT,           -- the last sweep that read it
     deleted_by       TEXT,           -- 'sweep' or 'connection_deleted' when we marked it deleted
     PRIMARY KEY (stream, id)
+) WITHOUT ROWID;
+-- What each sweep's pages served (core::seen), until the sweep ends. Files made before this
+-- table have a records.seen_in column instead, which nothing writes any more.
+CREATE TABLE IF NOT EXISTS sweep_seen (
+    stream   TEXT NOT NULL,
+    sweep_id TEXT NOT NULL,
+    page     TEXT NOT NULL,              -- the sweep cursor the page was read from
+    seen     BLOB NOT NULL,              -- core::seen::encode_notes
+    PRIMARY KEY (stream, sweep_id, page)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS streams (
     stream TEXT PRIMARY KEY,
@@ -85,7 +93,7 @@ CREATE TRIGGER IF NOT EXISTS records_added AFTER INSERT ON records BEGIN
     INSERT INTO changes (at, stream, id, change) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
         NEW.stream, NEW.id, CASE WHEN NEW.deleted_at IS NULL THEN 'added' ELSE 'deleted' END);
 END;
--- A sweep stamping `seen_in` on a record it re-read changes nothing a reader cares about.
+-- A write that moves nothing a reader cares about is no change.
 CREATE TRIGGER IF NOT EXISTS records_changed AFTER UPDATE ON records
     WHEN NEW.last_modified_at IS NOT OLD.last_modified_at OR NEW.deleted_at IS NOT OLD.deleted_at
         OR NEW.pruned_at IS NOT OLD.pruned_at

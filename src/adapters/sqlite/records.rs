@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::db::SqliteDb;
 use crate::core::record::{mark_deleted, NangoRecord};
+use crate::core::seen::{Stored, Version};
 use crate::core::stream::StreamKey;
 use crate::core::write::{
     plan_page, with_stored_payload, DeleteMode, RecordWrite, Removal, WriteReport,
@@ -83,12 +84,11 @@ impl RecordRow {
 // The per-record statements are prepared once per connection (`prepare_cached`): preparing one
 // compiles the change-feed triggers too, and that was a sixth of `serve`'s CPU.
 const UPSERT_RECORD: &str = "INSERT INTO records
-    (stream, id, record, cursor, last_action, last_modified_at, deleted_at, pruned_at, seen_in, deleted_by)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)
+    (stream, id, record, cursor, last_action, last_modified_at, deleted_at, pruned_at, deleted_by)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)
     ON CONFLICT (stream, id) DO UPDATE SET record = excluded.record, cursor = excluded.cursor,
       last_action = excluded.last_action, last_modified_at = excluded.last_modified_at,
-      deleted_at = excluded.deleted_at, pruned_at = excluded.pruned_at,
-      seen_in = COALESCE(excluded.seen_in, records.seen_in), deleted_by = NULL";
+      deleted_at = excluded.deleted_at, pruned_at = excluded.pruned_at, deleted_by = NULL";
 
 /// How a page's decision is applied to a row.
 enum Apply {
@@ -110,8 +110,7 @@ fn owned(removal: Removal<'_>) -> Option<(String, String)> {
 }
 
 /// A pruned record: its stored payload is kept, only the bookkeeping moves on.
-const UPDATE_PRUNED: &str = "UPDATE records SET cursor = ?3, last_modified_at = ?4, pruned_at = ?5,
-      seen_in = COALESCE(?6, seen_in)
+const UPDATE_PRUNED: &str = "UPDATE records SET cursor = ?3, last_modified_at = ?4, pruned_at = ?5
     WHERE stream = ?1 AND id = ?2";
 
 const DELETE_RECORD: &str = "DELETE FROM records WHERE stream = ?1 AND id = ?2";
@@ -121,12 +120,10 @@ impl RecordStore for SqliteRecordStore {
         &self,
         stream: &StreamKey,
         records: &[NangoRecord],
-        seen_in: Option<&str>,
     ) -> Result<WriteReport, StoreError> {
         let plan = plan_page(records, self.delete_mode);
         let key = stream.encode();
-        let deletes = plan.deletes_to_report(seen_in);
-        let seen_in = seen_in.map(str::to_owned);
+        let deletes = plan.deletes_to_report();
         let rows: Vec<(RecordRow, Apply, bool)> = plan
             .writes()
             .iter()
@@ -162,7 +159,7 @@ impl RecordStore for SqliteRecordStore {
                     }
                     match apply {
                         Apply::Upsert => {
-                            upsert(&tx, &key, row, seen_in.as_deref())?;
+                            upsert(&tx, &key, row)?;
                         }
                         Apply::KeepPayload => {
                             let changed = tx.prepare_cached(UPDATE_PRUNED)?.execute(params![
@@ -171,10 +168,9 @@ impl RecordStore for SqliteRecordStore {
                                 row.cursor,
                                 row.last_modified_at,
                                 row.pruned_at,
-                                seen_in
                             ])?;
                             if changed == 0 {
-                                upsert(&tx, &key, row, seen_in.as_deref())?;
+                                upsert(&tx, &key, row)?;
                             }
                         }
                         Apply::TombstoneKeepingPayload(record) => {
@@ -189,9 +185,9 @@ impl RecordStore for SqliteRecordStore {
                             match stored {
                                 Some(object) => {
                                     let merged = with_stored_payload(&object, record);
-                                    upsert(&tx, &key, &RecordRow::of(&merged), seen_in.as_deref())?
+                                    upsert(&tx, &key, &RecordRow::of(&merged))?
                                 }
-                                None => upsert(&tx, &key, row, seen_in.as_deref())?,
+                                None => upsert(&tx, &key, row)?,
                             };
                         }
                         Apply::Remove => {
@@ -224,33 +220,51 @@ impl RecordStore for SqliteRecordStore {
             .map(|n| n as u64)
     }
 
-    async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
-        let (key, sweep_id) = (stream.encode(), sweep_id.to_owned());
-        self.db
-            .call(move |c| {
-                c.query_row(
-                    "SELECT COUNT(*) FROM records WHERE stream = ?1 AND deleted_at IS NULL
-                       AND (seen_in IS NULL OR seen_in <> ?2)",
-                    params![key, sweep_id],
-                    |r| r.get::<_, i64>(0),
-                )
-            })
-            .await
-            .map(|n| n as u64)
-    }
-
-    async fn tombstone_unseen(
+    async fn stored_versions(
         &self,
         stream: &StreamKey,
-        sweep_id: &str,
+        each: &mut (dyn FnMut(Stored) + Send),
+    ) -> Result<(), StoreError> {
+        let key = stream.encode();
+        let stored = self
+            .db
+            .call(move |c| {
+                let mut q = c.prepare(
+                    "SELECT id, cursor, pruned_at IS NOT NULL, deleted_at IS NOT NULL
+                       FROM records WHERE stream = ?1",
+                )?;
+                let rows = q
+                    .query_map([key], |r| {
+                        let deleted: bool = r.get(3)?;
+                        Ok(Stored {
+                            id: r.get(0)?,
+                            version: Version::of(&r.get::<_, String>(1)?, r.get(2)?, deleted),
+                            live: !deleted,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        stored.into_iter().for_each(each);
+        Ok(())
+    }
+
+    async fn remove_unseen(
+        &self,
+        stream: &StreamKey,
+        ids: &[String],
         at: &str,
     ) -> Result<u64, StoreError> {
-        let (key, sweep_id) = (stream.encode(), sweep_id.to_owned());
+        let (key, ids) = (stream.encode(), ids.to_vec());
         let tombstone = owned(self.delete_mode.sweep_removal(at));
         self.db
             .call(move |c| {
                 let tx = c.transaction()?;
-                let count = remove_live(&tx, &key, Some(&sweep_id), tombstone.as_ref())?;
+                let mut count = 0;
+                for id in &ids {
+                    count += remove_live(&tx, &key, Some(id), tombstone.as_ref())?;
+                }
                 tx.commit()?;
                 Ok(count)
             })
@@ -280,21 +294,23 @@ impl RecordStore for SqliteRecordStore {
     }
 }
 
-/// Marks deleted (`tombstone`: at, by) or removes every live record of the stream, or, with
-/// `unseen_by`, those that sweep did not stamp. Returns how many.
+/// Marks deleted (`tombstone`: at, by) every live record of the stream, or only record `only`;
+/// without `tombstone`, removes it (tombstones too). Returns how many.
 fn remove_live(
     tx: &rusqlite::Transaction<'_>,
     key: &str,
-    unseen_by: Option<&str>,
+    only: Option<&str>,
     tombstone: Option<&(String, String)>,
 ) -> rusqlite::Result<u64> {
     let doomed: Vec<(String, String)> = {
-        let mut q = tx.prepare(
-            "SELECT id, record FROM records WHERE stream = ?1 AND deleted_at IS NULL
-               AND (?2 IS NULL OR seen_in IS NULL OR seen_in <> ?2)",
+        let mut q = tx.prepare_cached(
+            "SELECT id, record FROM records WHERE stream = ?1 AND (?2 IS NULL OR id = ?2)
+               AND (?3 OR deleted_at IS NULL)",
         )?;
         let rows = q
-            .query_map(params![key, unseen_by], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(params![key, only, tombstone.is_none()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows
     };
@@ -315,12 +331,7 @@ fn remove_live(
     Ok(doomed.len() as u64)
 }
 
-fn upsert(
-    tx: &rusqlite::Transaction<'_>,
-    key: &str,
-    row: &RecordRow,
-    seen_in: Option<&str>,
-) -> rusqlite::Result<usize> {
+fn upsert(tx: &rusqlite::Transaction<'_>, key: &str, row: &RecordRow) -> rusqlite::Result<usize> {
     tx.prepare_cached(UPSERT_RECORD)?.execute(params![
         key,
         row.id,
@@ -330,6 +341,5 @@ fn upsert(
         row.last_modified_at,
         row.deleted_at,
         row.pruned_at,
-        seen_in
     ])
 }

@@ -4,6 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::db::SqliteDb;
+use crate::core::seen::{decode_notes, encode_notes, Seen};
 use crate::core::state::{
     ConnectionEvent, HeldSweep, LastSyncStatus, LiveChange, NangoNotes, StoredEvent, StreamState,
     SweepOutcome, SweepResult, SweepState, SyncReport,
@@ -329,6 +330,65 @@ impl StateStore for SqliteStateStore {
         let clear =
             "sweep_id = NULL, sweep_cursor = NULL, sweep_started_at = NULL, sweep_nango_count = NULL";
         self.record_last_sweep(stream, clear, "sweep_id", id, result)
+            .await
+            .map(|_| ())
+    }
+
+    async fn note_seen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        page: &str,
+        seen: &[Seen],
+    ) -> Result<(), StoreError> {
+        let (key, sweep_id, page) = (stream.encode(), sweep_id.to_owned(), page.to_owned());
+        let notes = encode_notes(seen);
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO sweep_seen (stream, sweep_id, page, seen)
+                       VALUES (?1, ?2, ?3, ?4)",
+                    params![key, sweep_id, page, notes],
+                )
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn seen_in_sweep(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        each: &mut (dyn FnMut(Seen) + Send),
+    ) -> Result<(), StoreError> {
+        let (key, sweep_id) = (stream.encode(), sweep_id.to_owned());
+        let pages: Vec<Vec<u8>> = self
+            .db
+            .call(move |c| {
+                let mut q =
+                    c.prepare("SELECT seen FROM sweep_seen WHERE stream = ?1 AND sweep_id = ?2")?;
+                let rows = q
+                    .query_map(params![key, sweep_id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        for page in pages {
+            let notes = decode_notes(&page).map_err(StoreError::permanent)?;
+            notes.into_iter().for_each(&mut *each);
+        }
+        Ok(())
+    }
+
+    async fn forget_seen(&self, stream: &StreamKey, sweep_id: &str) -> Result<(), StoreError> {
+        let (key, sweep_id) = (stream.encode(), sweep_id.to_owned());
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "DELETE FROM sweep_seen WHERE stream = ?1 AND sweep_id = ?2",
+                    params![key, sweep_id],
+                )
+            })
             .await
             .map(|_| ())
     }

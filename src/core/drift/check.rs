@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::core::clock::Clock;
 use crate::core::drift::guard::{last_success, readiness, Readiness, SweepGuard, Verdict};
+use crate::core::drift::sweep;
 use crate::core::job::NangoListing;
 use crate::core::nango_status::NangoSync;
 use crate::core::outcome::SyncSummary;
@@ -195,13 +196,14 @@ where
             live_change: Some(stored.live_change),
             counted_at: Some(now.clone()),
         };
-        let swept_already = stored
-            .last_sweep
-            .as_ref()
-            .is_some_and(|s| s.nango_count == nango_count && s.live_count == live);
+        let swept_already = stored.last_sweep.as_ref().is_some_and(|s| {
+            s.outcome != SweepOutcome::Abandoned
+                && s.nango_count == nango_count
+                && s.live_count == live
+        });
         if live == nango_count || swept_already {
             // Agreed, or the same drift a finished sweep already settled (Nango's count is kept
-            // incrementally and can be off): no sweep.
+            // incrementally and can be off): no sweep. An abandoned sweep settled nothing.
             notes.checked = Some(checked(true));
             return self.end_at(DriftStep::Settled, stream, stored, notes).await;
         }
@@ -222,7 +224,8 @@ where
                 // guard never lets a count of 0 delete. Hold at once.
                 self.save_notes(stream, stored, notes.clone()).await?;
                 let id = format!("sweep {}", self.clock.now_rfc3339());
-                let would_delete = self.records.count_unseen(stream, &id).await?;
+                // No page was served, so every live record is unseen.
+                let would_delete = live;
                 let held = HeldSweep {
                     sweep_id: id,
                     would_delete,
@@ -280,20 +283,40 @@ where
         Ok(DriftStep::Sweep(sweep))
     }
 
-    /// Ends a sweep that has read the whole stream: its deletes apply if Nango still vouches for
-    /// its cache and the guard allows them, are held beyond the guard's bound, and are dropped
-    /// if Nango started a pass meanwhile. Returns how it ended.
+    /// Ends a sweep that has read the whole stream (its second pass, [`sweep::compare`]): the
+    /// records the copy missed are fetched again and written; its deletes apply if Nango still
+    /// vouches for its cache and the guard allows them, are held beyond the guard's bound, and
+    /// are dropped if Nango started a pass meanwhile. Returns how it ended and how many records
+    /// it wrote, or `None` when Nango asked for a wait past the deadline: the sweep stays open
+    /// for a later job.
     pub async fn end_sweep(
         &self,
         stream: &StreamKey,
         sweep: &SweepState,
-    ) -> Result<SweepResult, SyncError> {
+    ) -> Result<Option<(SweepResult, u64)>, SyncError> {
         let stored = self.state.get_stream(stream).await?.unwrap_or_default();
         let mut notes = stored.nango.clone();
         let fresh = self.source.sync_of(stream).await?;
         let judged = self.comparable_count(stream, fresh.as_ref(), &stored, &mut notes);
         self.save_notes(stream, &stored, notes.clone()).await?;
-        let live = self.records.count_live(stream).await?;
+        let found = sweep::compare(self.records, self.state, stream, &sweep.id).await?;
+        let Some(healed) = sweep::heal(
+            self.source,
+            self.records,
+            stream,
+            &found.to_fetch,
+            self.until,
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        if healed.written > 0 {
+            tracing::info!(stream = %stream.encode(), written = healed.written, "sweep wrote records the copy had missed or held at an older version");
+        }
+        let live =
+            u64::try_from(i64::try_from(found.live).unwrap_or(i64::MAX) + healed.live_change)
+                .unwrap_or(0);
         let mut result = SweepResult {
             finished_at: self.clock.now_rfc3339(),
             nango_count: judged.unwrap_or(sweep.nango_count),
@@ -301,22 +324,35 @@ where
             tombstoned: 0,
             outcome: SweepOutcome::Abandoned,
         };
-        let Some(nango_count) = judged else {
-            tracing::info!(stream = %stream.encode(), "sweep abandoned: Nango no longer vouches for its cache; nothing marked deleted");
+        // Notes that hold fewer live records than Nango counts missed pages (a sweep begun by a
+        // worker that stamped records instead, or notes gone): what they leave unseen is no
+        // evidence of anything.
+        let covered = |count: u64| found.served_live >= count;
+        let Some(nango_count) = judged.filter(|count| covered(*count)) else {
+            match judged {
+                None => {
+                    tracing::info!(stream = %stream.encode(), "sweep abandoned: Nango no longer vouches for its cache; nothing marked deleted")
+                }
+                Some(count) => {
+                    tracing::warn!(stream = %stream.encode(), noted = found.served_live, nango_count = count, "sweep abandoned: its notes hold fewer live records than Nango counts; nothing marked deleted")
+                }
+            }
             self.state.end_sweep(stream, &sweep.id, &result).await?;
-            return Ok(result);
+            self.state.forget_seen(stream, &sweep.id).await?;
+            return Ok(Some((result, healed.written)));
         };
-        let would_delete = self.records.count_unseen(stream, &sweep.id).await?;
+        let would_delete = found.unseen.len() as u64;
         match self.settings.guard.verdict(would_delete, live, nango_count) {
             Verdict::Apply => {
                 let at = self.clock.now_rfc3339();
                 result.tombstoned = self
                     .records
-                    .tombstone_unseen(stream, &sweep.id, &at)
+                    .remove_unseen(stream, &found.unseen, &at)
                     .await?;
-                result.live_count = self.records.count_live(stream).await?;
+                result.live_count = live.saturating_sub(result.tombstoned);
                 result.outcome = SweepOutcome::Applied;
                 self.state.end_sweep(stream, &sweep.id, &result).await?;
+                self.state.forget_seen(stream, &sweep.id).await?;
                 if let Some(stale) = &stored.held {
                     // The numbers an operator was asked about no longer hold: this sweep's do.
                     self.state
@@ -324,7 +360,7 @@ where
                         .await?;
                 }
                 tracing::info!(stream = %stream.encode(), tombstoned = result.tombstoned, live_count = result.live_count, "sweep finished: records Nango no longer has are marked deleted");
-                Ok(result)
+                Ok(Some((result, healed.written)))
             }
             Verdict::Hold(reason) => {
                 let held = HeldSweep {
@@ -339,7 +375,7 @@ where
                 self.hold(stream, held).await?;
                 result.outcome = SweepOutcome::Held;
                 self.state.end_sweep(stream, &sweep.id, &result).await?;
-                Ok(result)
+                Ok(Some((result, healed.written)))
             }
         }
     }

@@ -1,6 +1,7 @@
 //! An operator's decision on a held sweep: apply exactly what was held, or keep the copy.
 
 use crate::core::clock::Clock;
+use crate::core::drift::sweep;
 use crate::core::state::{SweepOutcome, SweepResult};
 use crate::core::stream::StreamKey;
 use crate::ports::{RecordStore, StateStore, StoreError};
@@ -37,8 +38,9 @@ pub enum HoldDecision {
     Discard,
 }
 
-/// Applies or drops a held sweep. Confirming checks first that the stream still counts what
-/// was held (records written since may have lost the sweep's stamp); otherwise nothing changes.
+/// Applies or drops a held sweep. Confirming compares the sweep's notes with the copy again and
+/// checks first that it still finds what was held (records written since may be ones the sweep
+/// never saw); otherwise nothing changes.
 pub async fn decide_held<R: RecordStore, T: StateStore>(
     records: &R,
     state: &T,
@@ -63,25 +65,25 @@ pub async fn decide_held<R: RecordStore, T: StateStore>(
         outcome: SweepOutcome::Discarded,
     };
     if decision == HoldDecision::Confirm {
-        let unseen = records.count_unseen(stream, &held.sweep_id).await?;
-        if unseen != held.would_delete || live != held.live_count {
+        let found = sweep::compare(records, state, stream, &held.sweep_id).await?;
+        let unseen = found.unseen.len() as u64;
+        if unseen != held.would_delete || found.live != held.live_count {
             return Err(HoldError::CountsChanged {
                 stream: stream.encode(),
                 held_delete: held.would_delete,
                 held_live: held.live_count,
                 now_delete: unseen,
-                now_live: live,
+                now_live: found.live,
             });
         }
-        result.tombstoned = records
-            .tombstone_unseen(stream, &held.sweep_id, &at)
-            .await?;
-        result.live_count = live.saturating_sub(result.tombstoned);
+        result.tombstoned = records.remove_unseen(stream, &found.unseen, &at).await?;
+        result.live_count = found.live.saturating_sub(result.tombstoned);
         result.outcome = SweepOutcome::Confirmed;
     }
     if !state.release_hold(stream, &held.sweep_id, &result).await? {
         return Err(HoldError::NoHeldSweep(stream.encode()));
     }
+    state.forget_seen(stream, &held.sweep_id).await?;
     tracing::warn!(
         stream = %stream.encode(),
         outcome = result.outcome.as_str(),

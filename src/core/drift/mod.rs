@@ -15,6 +15,7 @@
 mod check;
 mod guard;
 mod held;
+mod sweep;
 
 pub use check::{DriftCheck, DriftSettings, DriftStep};
 pub use guard::SweepGuard;

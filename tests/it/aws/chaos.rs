@@ -20,6 +20,7 @@ use nango_sync::adapters::nango::NangoClient;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue};
 use nango_sync::core::job::reconcile_message;
 use nango_sync::core::record::NangoRecord;
+use nango_sync::core::seen::{Seen, Stored};
 use nango_sync::core::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
 use nango_sync::core::state::{
     ConnectionEvent, HeldSweep, NangoNotes, StoredEvent, StreamState, StreamStatus, SweepResult,
@@ -159,28 +160,31 @@ impl RecordStore for ChaosStore {
         &self,
         stream: &StreamKey,
         records: &[NangoRecord],
-        seen_in: Option<&str>,
     ) -> Result<WriteReport, StoreError> {
         self.switch.step().await;
-        let result = self.inner.write_page(stream, records, seen_in).await;
+        let result = self.inner.write_page(stream, records).await;
         self.switch.step().await;
         result
     }
     async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {
         self.inner.count_live(stream).await
     }
-    async fn count_unseen(&self, stream: &StreamKey, id: &str) -> Result<u64, StoreError> {
-        self.inner.count_unseen(stream, id).await
-    }
-    async fn tombstone_unseen(
+    async fn stored_versions(
         &self,
         stream: &StreamKey,
-        id: &str,
+        each: &mut (dyn FnMut(Stored) + Send),
+    ) -> Result<(), StoreError> {
+        self.inner.stored_versions(stream, each).await
+    }
+    async fn remove_unseen(
+        &self,
+        stream: &StreamKey,
+        ids: &[String],
         at: &str,
     ) -> Result<u64, StoreError> {
         self.switch.step().await;
         let before = self.live_ids(stream).await?;
-        let result = self.inner.tombstone_unseen(stream, id, at).await;
+        let result = self.inner.remove_unseen(stream, ids, at).await;
         if result.is_ok() {
             let after = self.live_ids(stream).await?;
             self.deletes.count_deletes(stream, &before, &after);
@@ -236,6 +240,30 @@ impl StateStore for ChaosStore {
     }
     async fn list_streams(&self) -> Result<Vec<(StreamKey, StreamState)>, StoreError> {
         self.inner.list_streams().await
+    }
+    async fn note_seen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        page: &str,
+        seen: &[Seen],
+    ) -> Result<(), StoreError> {
+        self.switch.step().await;
+        let result = self.inner.note_seen(stream, sweep_id, page, seen).await;
+        self.switch.step().await;
+        result
+    }
+    async fn seen_in_sweep(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        each: &mut (dyn FnMut(Seen) + Send),
+    ) -> Result<(), StoreError> {
+        self.inner.seen_in_sweep(stream, sweep_id, each).await
+    }
+    async fn forget_seen(&self, stream: &StreamKey, sweep_id: &str) -> Result<(), StoreError> {
+        self.switch.step().await;
+        self.inner.forget_seen(stream, sweep_id).await
     }
     async fn begin_sweep(&self, stream: &StreamKey, sweep: &SweepState) -> Result<(), StoreError> {
         self.switch.step().await;

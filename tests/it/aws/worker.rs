@@ -121,7 +121,7 @@ async fn crash_between_page_write_and_cursor_write_loses_nothing() {
     let page = nango_sync::ports::RecordSource::fetch_page(&rig.app.source, &s, None, None)
         .await
         .unwrap();
-    nango_sync::ports::RecordStore::write_page(&rig.app.records, &s, &page.records, None)
+    nango_sync::ports::RecordStore::write_page(&rig.app.records, &s, &page.records)
         .await
         .unwrap();
     assert_eq!(rig.app.state.get_stream(&s).await.unwrap(), None);

@@ -1,6 +1,6 @@
 //! The records table's DynamoDB stream read as a change feed (`nango-sync watch --store
 //! dynamodb`): the changes the embedded backend's feed keeps (added, updated, deleted, pruned,
-//! removed; a sweep's `seen_in` stamp skipped), each named by its stream sequence number.
+//! removed; a rewrite of the same version skipped), each named by its stream sequence number.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -232,7 +232,8 @@ fn later(seq: &str, after: &str) -> bool {
 type Image = HashMap<String, AttributeValue>;
 
 /// What a stream record says happened to a record, as the embedded feed's triggers name it;
-/// `None` for a write that changes nothing a reader cares about (a sweep's `seen_in` stamp).
+/// `None` for a write that changes nothing a reader cares about (the same version rewritten,
+/// or a `seen_in` stamp of a sweep before sweeps kept their notes apart).
 pub fn change_of(
     event: &OperationType,
     old: Option<&Image>,
@@ -274,7 +275,7 @@ mod tests {
     fn changes_are_named_as_the_embedded_feed_names_them() {
         let live = image(&[(attr::LAST_MODIFIED_AT, "t1")]);
         let newer = image(&[(attr::LAST_MODIFIED_AT, "t2")]);
-        let stamped = image(&[(attr::LAST_MODIFIED_AT, "t1"), (attr::SEEN_IN, "sweep-1")]);
+        let stamped = image(&[(attr::LAST_MODIFIED_AT, "t1"), ("seen_in", "sweep-1")]);
         let deleted = image(&[(attr::LAST_MODIFIED_AT, "t2"), (attr::DELETED_AT, "t2")]);
         let pruned = image(&[(attr::LAST_MODIFIED_AT, "t1"), (attr::PRUNED_AT, "t3")]);
         let modify =

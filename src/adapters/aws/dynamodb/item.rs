@@ -32,8 +32,6 @@ pub mod attr {
     pub const LAST_MODIFIED_AT: &str = "last_modified_at";
     pub const DELETED_AT: &str = "deleted_at";
     pub const PRUNED_AT: &str = "pruned_at";
-    /// The sweep that last read the record (see `ports::SweepState`).
-    pub const SEEN_IN: &str = "seen_in";
     /// `sweep` on records a sweep marked deleted because Nango no longer has them.
     pub const DELETED_BY: &str = "deleted_by";
 }
@@ -357,11 +355,11 @@ mod tests {
     fn extra_stamps_and_deletes_are_written_as_dynamodb_reads_them() {
         let stream = StreamKey::new("p", "c", "Contact", "base");
         let r = record(json!({"id": "q\"1", "_nango_metadata": meta()}));
-        let Encoded::Native(put) = put_request(&stream, &r, &[(attr::SEEN_IN, "sweep-1")]) else {
+        let Encoded::Native(put) = put_request(&stream, &r, &[(attr::DELETED_BY, "sweep")]) else {
             panic!("not native")
         };
         let item = wire::item_from_wire(&put.json).unwrap();
-        assert_eq!(item[attr::SEEN_IN], AttributeValue::S("sweep-1".into()));
+        assert_eq!(item[attr::DELETED_BY], AttributeValue::S("sweep".into()));
         assert_eq!(put.id, "q\"1");
         let delete = delete_request(&stream, "q\"1");
         assert_eq!(

@@ -15,6 +15,7 @@ use super::item::{self, attr, Encoded, Item, Request};
 use super::wire;
 use super::{get_s, is_throttling, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::record::NangoRecord;
+use crate::core::seen::{Stored, Version};
 use crate::core::state::LiveCount;
 use crate::core::stream::StreamKey;
 use crate::core::write::{plan_page, with_stored_payload, DeleteMode, RecordWrite, Removal};
@@ -89,7 +90,7 @@ impl DynamoRecordStore {
     async fn for_items(
         &self,
         stream: &StreamKey,
-        which: Items<'_>,
+        which: Items,
         count_only: bool,
         each: impl AsyncPage,
     ) -> Result<u64, StoreError> {
@@ -105,7 +106,7 @@ impl DynamoRecordStore {
     async fn for_items_from(
         &self,
         stream: &StreamKey,
-        which: Items<'_>,
+        which: Items,
         count_only: bool,
         mut each: impl AsyncPage,
         after: Option<&str>,
@@ -121,21 +122,21 @@ impl DynamoRecordStore {
                 .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", attr::PK)
                 .expression_attribute_values(":pk", s(stream.encode()))
-                .consistent_read(true)
+                .consistent_read(!matches!(which, Items::Versions))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .set_exclusive_start_key(start.take());
             query = match which {
-                Items::Unseen(sweep) => query
-                    .filter_expression(
-                        "attribute_not_exists(#deleted) AND (attribute_not_exists(#seen) OR #seen <> :sweep)",
-                    )
-                    .expression_attribute_names("#deleted", attr::DELETED_AT)
-                    .expression_attribute_names("#seen", attr::SEEN_IN)
-                    .expression_attribute_values(":sweep", s(sweep)),
                 Items::Live => query
                     .filter_expression("attribute_not_exists(#deleted)")
                     .expression_attribute_names("#deleted", attr::DELETED_AT),
                 Items::All => query,
+                Items::Versions => {
+                    query = query.projection_expression(Projection::VERSION.expression);
+                    for (name, attribute) in Projection::VERSION.names {
+                        query = query.expression_attribute_names(*name, *attribute);
+                    }
+                    query
+                }
             };
             if count_only {
                 query = query.select(Select::Count);
@@ -164,7 +165,7 @@ impl DynamoRecordStore {
     async fn remove_items(
         &self,
         stream: &StreamKey,
-        which: Items<'_>,
+        which: Items,
         removal: Removal<'_>,
     ) -> Result<u64, StoreError> {
         let page = |items: Vec<Item>| async move {
@@ -350,7 +351,23 @@ impl DynamoRecordStore {
         stream: &StreamKey,
         ids: &[&str],
     ) -> Result<BTreeSet<String>, StoreError> {
-        let mut live = BTreeSet::new();
+        let found = self.get_items(stream, ids, Some(Projection::LIVE)).await?;
+        Ok(found
+            .iter()
+            .filter(|item| !item.contains_key(attr::DELETED_AT))
+            .filter_map(|item| get_s(item, attr::SK))
+            .collect())
+    }
+
+    /// The stored items of `ids` (those that exist), read consistently by BatchGetItem, 100
+    /// keys a call, with only `projection`'s attributes when one is given.
+    async fn get_items(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
+        projection: Option<Projection>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
         for chunk in ids.chunks(BATCH_GET_SIZE) {
             let mut keys: Vec<Item> = chunk
                 .iter()
@@ -359,12 +376,16 @@ impl DynamoRecordStore {
             let mut stalled = 0;
             while !keys.is_empty() {
                 let sent = keys.len();
-                let wanted = KeysAndAttributes::builder()
+                let mut wanted = KeysAndAttributes::builder()
                     .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .projection_expression("#sk, #deleted")
-                    .expression_attribute_names("#sk", attr::SK)
-                    .expression_attribute_names("#deleted", attr::DELETED_AT)
+                    .consistent_read(true);
+                if let Some(projection) = projection {
+                    wanted = wanted.projection_expression(projection.expression);
+                    for (name, attribute) in projection.names {
+                        wanted = wanted.expression_attribute_names(*name, *attribute);
+                    }
+                }
+                let wanted = wanted
                     .build()
                     .map_err(|e| StoreError::permanent(format!("batch get: {e}")))?;
                 let out = self
@@ -378,17 +399,16 @@ impl DynamoRecordStore {
                 for consumed in out.consumed_capacity() {
                     self.meter.read(Read::GetItem, Some(consumed));
                 }
-                let found = out.responses().and_then(|r| r.get(&self.table));
-                for found in found.into_iter().flatten() {
-                    if !found.contains_key(attr::DELETED_AT) {
-                        live.extend(get_s(found, attr::SK));
-                    }
-                }
                 let left = out
                     .unprocessed_keys()
                     .and_then(|u| u.get(&self.table))
                     .map(|k| k.keys().to_vec())
                     .unwrap_or_default();
+                items.extend(
+                    out.responses
+                        .and_then(|mut r| r.remove(&self.table))
+                        .unwrap_or_default(),
+                );
                 stalled = if left.len() < sent { 0 } else { stalled + 1 };
                 if !left.is_empty() {
                     // Throttled in part: back off before the rest, as the writes do.
@@ -404,7 +424,7 @@ impl DynamoRecordStore {
                 keys = left;
             }
         }
-        Ok(live)
+        Ok(items)
     }
 
     /// A deleted record whose payload Nango pruned: the stored payload (a consistent GetItem)
@@ -414,7 +434,6 @@ impl DynamoRecordStore {
         &self,
         stream: &StreamKey,
         record: &NangoRecord,
-        seen_in: Option<&str>,
     ) -> Result<Option<RejectedRecord>, StoreError> {
         let found = self
             .client
@@ -433,7 +452,7 @@ impl DynamoRecordStore {
             .and_then(|i| item::decode_record(i).ok());
         let merged = stored.map(|object| with_stored_payload(&object, record));
         let record = merged.as_ref().unwrap_or(record);
-        self.put_one(stream, record, seen_in).await
+        self.put_one(stream, record).await
     }
 
     /// One record put on its own; reported rejected when it is too large to keep.
@@ -441,9 +460,8 @@ impl DynamoRecordStore {
         &self,
         stream: &StreamKey,
         record: &NangoRecord,
-        seen_in: Option<&str>,
     ) -> Result<Option<RejectedRecord>, StoreError> {
-        match item::put_request(stream, record, stamp(seen_in).as_slice()) {
+        match item::put_request(stream, record, &[]) {
             Encoded::Native(request) | Encoded::Compressed(request) => {
                 self.write_chunk(vec![request]).await.map(|()| None)
             }
@@ -459,22 +477,14 @@ impl DynamoRecordStore {
         &self,
         stream: &StreamKey,
         record: &NangoRecord,
-        seen_in: Option<&str>,
     ) -> Result<Option<RejectedRecord>, StoreError> {
         let meta = &record.metadata;
-        let mut update = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(item::record_key(stream, &record.id)));
-        update = match seen_in {
-            Some(sweep) => update
-                .update_expression("SET #c = :c, #m = :m, #p = :p, #seen = :seen")
-                .expression_attribute_names("#seen", attr::SEEN_IN)
-                .expression_attribute_values(":seen", AttributeValue::S(sweep.to_owned())),
-            None => update.update_expression("SET #c = :c, #m = :m, #p = :p"),
-        };
-        let update = update
+            .set_key(Some(item::record_key(stream, &record.id)))
+            .update_expression("SET #c = :c, #m = :m, #p = :p")
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#c", attr::CURSOR)
             .expression_attribute_names("#m", attr::LAST_MODIFIED_AT)
@@ -492,16 +502,50 @@ impl DynamoRecordStore {
             Ok(_) => Ok(None),
             // Never seen before: there is no payload to keep, store what Nango has.
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                self.put_one(stream, record, seen_in).await
+                self.put_one(stream, record).await
             }
             Err(e) => Err(store_error(e)),
         }
     }
 }
 
-/// The attribute that says which sweep saw a record, when one is running.
-fn stamp(seen_in: Option<&str>) -> Option<(&'static str, &str)> {
-    seen_in.map(|sweep| (attr::SEEN_IN, sweep))
+/// Which attributes a read returns: a ProjectionExpression and its names.
+#[derive(Debug, Clone, Copy)]
+struct Projection {
+    expression: &'static str,
+    names: &'static [(&'static str, &'static str)],
+}
+
+impl Projection {
+    /// Whether a record is live.
+    const LIVE: Self = Self {
+        expression: "#sk, #deleted",
+        names: &[("#sk", attr::SK), ("#deleted", attr::DELETED_AT)],
+    };
+    /// What a sweep compares ([`Stored`]).
+    const VERSION: Self = Self {
+        expression: "#sk, #cursor, #pruned, #deleted",
+        names: &[
+            ("#sk", attr::SK),
+            ("#cursor", attr::CURSOR),
+            ("#pruned", attr::PRUNED_AT),
+            ("#deleted", attr::DELETED_AT),
+        ],
+    };
+}
+
+/// A stored item as a sweep compares it.
+fn stored_version(item: &Item) -> Stored {
+    let deleted = item.contains_key(attr::DELETED_AT);
+    Stored {
+        id: get_s(item, attr::SK).unwrap_or_default(),
+        version: Version::of(
+            &get_s(item, attr::CURSOR).unwrap_or_default(),
+            item.contains_key(attr::PRUNED_AT),
+            deleted,
+        ),
+        live: !deleted,
+    }
 }
 
 /// A BatchWriteItem call's body for `requests` on `table`.
@@ -540,11 +584,10 @@ impl RecordStore for DynamoRecordStore {
         &self,
         stream: &StreamKey,
         records: &[NangoRecord],
-        seen_in: Option<&str>,
     ) -> Result<WriteReport, StoreError> {
         // One decision per id (a batch takes one request per key).
         let plan = plan_page(records, self.settings.delete_mode);
-        let deletes: Vec<&str> = plan.deletes_to_report(seen_in).into_iter().collect();
+        let deletes: Vec<&str> = plan.deletes_to_report().into_iter().collect();
         let no_longer_live = if deletes.is_empty() {
             BTreeSet::new()
         } else {
@@ -552,7 +595,6 @@ impl RecordStore for DynamoRecordStore {
         };
         let (mut rejected, mut compressed) = (Vec::new(), 0);
         let (mut pruned, mut kept_tombstones) = (Vec::new(), Vec::new());
-        let stamp = stamp(seen_in);
         // Items are built as their chunk is sent, so that only the chunks in flight are held
         // as items, not the whole page a second time.
         let requests = plan.writes().iter().filter_map(|write| {
@@ -570,7 +612,7 @@ impl RecordStore for DynamoRecordStore {
                 }
                 RecordWrite::Upsert(record) | RecordWrite::Tombstone(record) => record,
             };
-            match item::put_request(stream, record, stamp.as_slice()) {
+            match item::put_request(stream, record, &[]) {
                 Encoded::Native(request) => Some(request),
                 Encoded::Compressed(request) => {
                     compressed += 1;
@@ -587,13 +629,10 @@ impl RecordStore for DynamoRecordStore {
         });
         self.write_all(requests).await?;
         for record in pruned {
-            rejected.extend(self.write_pruned(stream, record, seen_in).await?);
+            rejected.extend(self.write_pruned(stream, record).await?);
         }
         for record in kept_tombstones {
-            rejected.extend(
-                self.write_tombstone_keeping_payload(stream, record, seen_in)
-                    .await?,
-            );
+            rejected.extend(self.write_tombstone_keeping_payload(stream, record).await?);
         }
         Ok(WriteReport {
             no_longer_live,
@@ -629,20 +668,43 @@ impl RecordStore for DynamoRecordStore {
         })
     }
 
-    async fn count_unseen(&self, stream: &StreamKey, sweep_id: &str) -> Result<u64, StoreError> {
-        self.for_items(stream, Items::Unseen(sweep_id), true, NoPage)
-            .await
-    }
-
-    async fn tombstone_unseen(
+    /// One Query of the partition ([`Items::Versions`]).
+    async fn stored_versions(
         &self,
         stream: &StreamKey,
-        sweep_id: &str,
+        each: &mut (dyn FnMut(Stored) + Send),
+    ) -> Result<(), StoreError> {
+        let page = |items: Vec<Item>| {
+            items.iter().map(stored_version).for_each(&mut *each);
+            std::future::ready(Ok(()))
+        };
+        self.for_items(stream, Items::Versions, false, page).await?;
+        Ok(())
+    }
+
+    async fn remove_unseen(
+        &self,
+        stream: &StreamKey,
+        ids: &[String],
         at: &str,
     ) -> Result<u64, StoreError> {
         let removal = self.settings.delete_mode.sweep_removal(at);
-        self.remove_items(stream, Items::Unseen(sweep_id), removal)
-            .await
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let found = self.get_items(stream, &ids, None).await?;
+        let requests = found
+            .iter()
+            .filter(|found| !found.contains_key(attr::DELETED_AT))
+            .map(|found| match removal {
+                Removal::Tombstone { at, by } => self.tombstone(stream, found, at, by),
+                Removal::Purge => Ok(item::delete_request(
+                    stream,
+                    &get_s(found, attr::SK).unwrap_or_default(),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = requests.len() as u64;
+        self.write_all(requests.into_iter()).await?;
+        Ok(count)
     }
 
     async fn remove_stream(
@@ -657,13 +719,15 @@ impl RecordStore for DynamoRecordStore {
     }
 }
 
-/// Which of a stream's items a Query reads.
+/// Which of a stream's items a Query reads, and how.
 #[derive(Debug, Clone, Copy)]
-enum Items<'a> {
+enum Items {
     Live,
-    /// Live, and not stamped by this sweep.
-    Unseen(&'a str),
     All,
+    /// All, with only what a sweep compares ([`Projection::VERSION`]), eventually consistent:
+    /// half the read units of a consistent read, and a stale answer only makes the sweep fetch
+    /// a record again or keep one.
+    Versions,
 }
 
 /// What [`DynamoRecordStore::for_items`] does with each page of items.

@@ -9,6 +9,8 @@ use aws_sdk_dynamodb::Client;
 
 use super::item::{attr, Item};
 use super::{get_n, get_s, n, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
+use crate::core::clock::{Clock, SystemClock};
+use crate::core::seen::{decode_notes, encode_notes, Seen};
 use crate::core::state::{
     ConnectionEvent, HeldSweep, LastSyncStatus, LiveChange, NangoNotes, StoredEvent, StreamState,
     SweepOutcome, SweepResult, SweepState, SyncReport,
@@ -16,6 +18,33 @@ use crate::core::state::{
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::write::RejectedRecord;
 use crate::ports::{StateStore, StoreError};
+
+/// A sweep's notes of a page ([`encode_notes`]).
+const SEEN: &str = "seen";
+/// The table's TTL attribute (epoch seconds): a sweep's notes expire.
+const EXPIRES_AT: &str = "expires_at";
+/// How long a sweep's notes are kept: an operator may decide on a held sweep until then.
+const NOTES_KEPT_DAYS: i64 = 30;
+/// The most a note item holds, well under DynamoDB's 400 KB.
+const NOTES_PER_ITEM_BYTES: usize = 300 * 1024;
+
+/// `seen` in runs that each encode to at most [`NOTES_PER_ITEM_BYTES`].
+fn in_parts(seen: &[Seen]) -> impl Iterator<Item = &[Seen]> {
+    let mut rest = seen;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (mut n, mut bytes) = (0, 0);
+        while n < rest.len() && (n == 0 || bytes + rest[n].encoded_len() <= NOTES_PER_ITEM_BYTES) {
+            bytes += rest[n].encoded_len();
+            n += 1;
+        }
+        let (part, tail) = rest.split_at(n);
+        rest = tail;
+        Some(part)
+    })
+}
 
 /// Streams, connections and events in one table (`pk`, `sk`).
 #[derive(Debug, Clone)]
@@ -37,6 +66,11 @@ pub mod state_keys {
 
     pub fn connection_pk(connection: &ConnectionKey) -> String {
         format!("connection#{}", connection.encode())
+    }
+
+    /// A sweep's notes of what Nango served (`core::seen`).
+    pub fn seen_pk(stream: &StreamKey, sweep_id: &str) -> String {
+        format!("seen#{}#{sweep_id}", stream.encode())
     }
 
     pub fn events_pk(connection: Option<&ConnectionKey>) -> String {
@@ -409,6 +443,88 @@ impl StateStore for DynamoStateStore {
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
             other => other.map(|_| ()).map_err(store_error),
         }
+    }
+
+    /// One item per page (`seen#<stream>#<sweep>`, keyed by the page), split in parts that
+    /// fit an item, each expiring after [`NOTES_KEPT_DAYS`] by the table's TTL.
+    async fn note_seen(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        page: &str,
+        seen: &[Seen],
+    ) -> Result<(), StoreError> {
+        let expires = SystemClock.now().unix_timestamp() + NOTES_KEPT_DAYS * 86_400;
+        for (part, notes) in in_parts(seen).enumerate() {
+            let item = HashMap::from([
+                (
+                    attr::PK.to_owned(),
+                    s(state_keys::seen_pk(stream, sweep_id)),
+                ),
+                (attr::SK.to_owned(), s(format!("{page}#{part}"))),
+                (
+                    SEEN.to_owned(),
+                    AttributeValue::B(encode_notes(notes).into()),
+                ),
+                (EXPIRES_AT.to_owned(), n(expires)),
+            ]);
+            let out = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(store_error)?;
+            self.meter.write(out.consumed_capacity.as_slice());
+        }
+        Ok(())
+    }
+
+    /// A consistent Query of the sweep's notes: a note just written must be read, or its
+    /// records would look unseen.
+    async fn seen_in_sweep(
+        &self,
+        stream: &StreamKey,
+        sweep_id: &str,
+        each: &mut (dyn FnMut(Seen) + Send),
+    ) -> Result<(), StoreError> {
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_values(":pk", s(state_keys::seen_pk(stream, sweep_id)))
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            self.meter.read(Read::Query, page.consumed_capacity());
+            for item in page.items.unwrap_or_default() {
+                let bytes = match item.get(SEEN) {
+                    Some(AttributeValue::B(bytes)) => bytes.as_ref(),
+                    _ => &[],
+                };
+                let notes = decode_notes(bytes).map_err(StoreError::permanent)?;
+                notes.into_iter().for_each(&mut *each);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The notes expire by the table's TTL: deleting them would cost the write units writing
+    /// them did.
+    async fn forget_seen(&self, _stream: &StreamKey, _sweep_id: &str) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn set_nango_notes(
