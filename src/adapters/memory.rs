@@ -72,9 +72,9 @@ struct MemoryStoreInner {
     connections: BTreeMap<ConnectionKey, ConnectionEvent>,
     events: BTreeMap<String, StoredEvent>,
     cursor_history: Vec<(StreamKey, String)>,
-    /// Each record's cursor and whether it is pruned, as the other stores keep them beside the
-    /// record (a pruned record's stored object keeps its older metadata).
-    bookkeeping: BTreeMap<(String, String), (String, bool)>,
+    /// Each record's cursor, as the other stores keep it beside the record (a pruned record's
+    /// stored object keeps its older metadata).
+    bookkeeping: BTreeMap<(String, String), String>,
     /// What each sweep's pages served: (stream, sweep id, page) → its notes.
     seen: BTreeMap<(String, String, String), Vec<Seen>>,
 }
@@ -164,8 +164,7 @@ impl RecordStore for MemoryStore {
                 no_longer_live.insert(slot.1.clone());
             }
             let meta = &write.record().metadata;
-            let kept = (meta.cursor.clone(), meta.pruned_at.is_some());
-            inner.bookkeeping.insert(slot.clone(), kept);
+            inner.bookkeeping.insert(slot.clone(), meta.cursor.clone());
             match write {
                 RecordWrite::Upsert(record) | RecordWrite::Tombstone(record) => {
                     inner.records.insert(slot, record.object());
@@ -253,17 +252,12 @@ impl RecordStore for MemoryStore {
     }
 }
 
-/// A stored object as a sweep compares it, with its `bookkeeping` (cursor, pruned).
-fn stored_version(
-    id: &str,
-    record: &Map<String, Value>,
-    bookkeeping: Option<&(String, bool)>,
-) -> Stored {
+/// A stored object as a sweep compares it, with its cursor.
+fn stored_version(id: &str, record: &Map<String, Value>, cursor: Option<&String>) -> Stored {
     let deleted = is_deleted(record);
-    let (cursor, pruned) = bookkeeping.map_or(("", false), |(c, p)| (c.as_str(), *p));
     Stored {
         id: id.to_owned(),
-        version: Version::of(cursor, pruned, deleted),
+        version: Version::of(cursor.map_or("", String::as_str), deleted),
         live: !deleted,
     }
 }

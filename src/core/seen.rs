@@ -6,17 +6,18 @@ use std::collections::HashMap;
 use crate::core::record::NangoRecord;
 
 /// A record's version as a sweep compares it. Nango moves a record's cursor on every change of
-/// the record (its `updated_at`), deletes and undeletes included, but not when it prunes the
-/// payload: so the cursor, with whether the record is pruned and deleted, names what the copy
-/// holds. Kept as a 64-bit FNV-1a digest: stable across builds, small in the sweep's notes.
+/// the record (its `updated_at`), deletes and undeletes included, so the cursor, with whether
+/// the record is deleted, names what the copy holds. Pruning is left out: it does not move the
+/// cursor, so a sync never hears of it, and the copy keeps the payload anyway. Kept as a 64-bit
+/// FNV-1a digest: stable across builds, small in the sweep's notes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Version(pub u64);
 
 impl Version {
-    pub fn of(cursor: &str, pruned: bool, deleted: bool) -> Self {
+    pub fn of(cursor: &str, deleted: bool) -> Self {
         const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
         const PRIME: u64 = 0x0100_0000_01b3;
-        let flags = [u8::from(pruned) | (u8::from(deleted) << 1)];
+        let flags = [u8::from(deleted)];
         let digest = cursor
             .as_bytes()
             .iter()
@@ -28,11 +29,7 @@ impl Version {
     /// The version Nango serves `record` at.
     pub fn of_record(record: &NangoRecord) -> Self {
         let meta = &record.metadata;
-        Self::of(
-            &meta.cursor,
-            meta.pruned_at.is_some(),
-            meta.deleted_at.is_some(),
-        )
+        Self::of(&meta.cursor, meta.deleted_at.is_some())
     }
 }
 
@@ -143,21 +140,13 @@ mod tests {
     }
 
     #[test]
-    fn a_version_moves_with_the_cursor_and_the_flags_and_nothing_else() {
-        let base = Version::of("c1", false, false);
-        assert_eq!(base, Version::of("c1", false, false));
-        assert_ne!(base, Version::of("c2", false, false));
-        assert_ne!(base, Version::of("c1", true, false));
-        assert_ne!(base, Version::of("c1", false, true));
-        assert_ne!(
-            Version::of("c1", true, false),
-            Version::of("c1", false, true)
-        );
+    fn a_version_moves_with_the_cursor_and_deletion_and_nothing_else() {
+        let base = Version::of("c1", false);
+        assert_eq!(base, Version::of("c1", false));
+        assert_ne!(base, Version::of("c2", false));
+        assert_ne!(base, Version::of("c1", true));
         // Stable across builds: the notes of a sweep outlive the binary that wrote them.
-        assert_eq!(
-            Version::of("", false, false),
-            Version(0xaf63_bd4c_8601_b7df)
-        );
+        assert_eq!(Version::of("", false), Version(0xaf63_bd4c_8601_b7df));
     }
 
     #[test]
@@ -173,18 +162,18 @@ mod tests {
             [
                 Seen {
                     id: "a".into(),
-                    version: Version::of("c3", false, true),
+                    version: Version::of("c3", true),
                     deleted: true
                 },
                 Seen {
                     id: "b".into(),
-                    version: Version::of("c2", false, false),
+                    version: Version::of("c2", false),
                     deleted: false
                 },
             ]
         );
         assert_eq!(decode_notes(&encode_notes(&seen)).unwrap(), seen);
-        let version = Version::of("c2", false, false).0.to_le_bytes();
+        let version = Version::of("c2", false).0.to_le_bytes();
         let packed = [&[1, 0, 0, 0, b'b'][..], &version, &[0]].concat();
         assert_eq!(encode_notes(&seen[1..]), packed);
         assert!(

@@ -139,10 +139,11 @@ impl LiveChange {
     }
 }
 
-/// A sweep: a full re-read of a stream, with its own cursor, that stamps every record it sees so
-/// that, at its end, the records Nango no longer has can be marked deleted. It runs when the
-/// stream's live count drifts from Nango's `recordCount` (after a cache wipe, Nango reports no
-/// deletes), and it can span several invocations.
+/// A sweep: a full re-read of a stream, with its own cursor, that notes what Nango serves
+/// (`core::seen`) so that, at its end, the records the copy missed can be written and those Nango
+/// no longer has marked deleted (`core::drift::sweep`). It runs when the stream's live count
+/// drifts from Nango's `recordCount` (after a cache wipe, Nango reports no deletes), and it can
+/// span several invocations.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepState {
     pub id: String,
@@ -150,6 +151,10 @@ pub struct SweepState {
     pub started_at: String,
     /// Nango's `recordCount` that started the sweep.
     pub nango_count: u64,
+    /// Every page it read was noted, from the first. False for a sweep a worker of an earlier
+    /// release began (it stamped records instead): such a sweep starts over.
+    #[serde(default)]
+    pub notes_pages: bool,
 }
 
 /// How a sweep ended.

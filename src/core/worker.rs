@@ -22,7 +22,7 @@ use crate::core::metrics::{job_requests, JobMetrics};
 use crate::core::nango_status::NangoSync;
 use crate::core::outcome::{outcome_name, JobOutcome, SyncEnd, SyncSummary};
 use crate::core::reconcile::{reconcile, ReconcileError};
-use crate::core::state::{ConnectionEvent, StoredEvent, SyncReport};
+use crate::core::state::{ConnectionEvent, StoredEvent, SweepState, SyncReport};
 use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncError, Track};
 use crate::ports::{
@@ -463,6 +463,20 @@ where
                 }
             }
             _ => return Ok(summary),
+        };
+        // A sweep an earlier release began stamped the records it read: with no notes of its
+        // first pages, it starts over (what they would leave unseen proves nothing).
+        let sweep_state = if sweep_state.notes_pages {
+            sweep_state
+        } else {
+            let restarted = SweepState {
+                cursor: None,
+                notes_pages: true,
+                ..sweep_state
+            };
+            state.begin_sweep(stream, &restarted).await?;
+            tracing::info!(stream = %stream.encode(), sweep = %restarted.id, "sweep begun by an earlier release starts over, noting its pages");
+            restarted
         };
         let id = sweep_state.id.as_str();
         let mut sweep =

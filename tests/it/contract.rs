@@ -214,8 +214,13 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         cursor: None,
         started_at: "t0".into(),
         nango_count: 1,
+        notes_pages: true,
     };
     store.begin_sweep(&s, &sweep).await.unwrap();
+    assert_eq!(
+        store.get_stream(&s).await.unwrap().unwrap().sweep,
+        Some(sweep.clone())
+    );
     let served = [record("a", 3, "UPDATED", 4)];
     store
         .note_seen(&s, "sweep 1", "", &seen_on_page(&served))
@@ -338,10 +343,29 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         .await
         .unwrap();
     // Noting a page again replaces its note; another page adds to the sweep's.
+    let again = [record("e", 2, "UPDATED", 6)];
     store
-        .note_seen(&s, "sweep 2", "cursor-4", &seen_on_page(&served))
+        .note_seen(&s, "sweep 2", "cursor-4", &seen_on_page(&again))
         .await
         .unwrap();
+    let other_page = [record("zz", 1, "ADDED", 7)];
+    store
+        .note_seen(&s, "sweep 2", "cursor-5", &seen_on_page(&other_page))
+        .await
+        .unwrap();
+    let mut noted = Vec::new();
+    store
+        .seen_in_sweep(&s, "sweep 2", &mut |n: Seen| noted.push((n.id, n.version)))
+        .await
+        .unwrap();
+    noted.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        noted,
+        [
+            ("e".to_owned(), Version::of_record(&again[0])),
+            ("zz".to_owned(), Version::of_record(&other_page[0]))
+        ]
+    );
     assert_eq!(store.count_live(&s).await.unwrap(), 3, "a, d, e");
     assert_eq!(unseen(&store, &s, "sweep 2").await, ["a", "d"]);
     assert_eq!(

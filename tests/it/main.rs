@@ -21,6 +21,7 @@ mod rate_limits;
 mod reconcile;
 mod side_by_side;
 mod signature_vectors;
+mod sweep;
 mod sync_loop;
 mod template;
 mod webhook_metrics;

@@ -58,7 +58,7 @@ macro_rules! scenarios {
             a_reconciles_syncs_all_run_before_any_count,
             a_reconcile_after_changes_counts_nothing_it_can_work_out,
             a_sweep_writes_only_what_the_copy_missed,
-            a_sweep_with_pages_it_did_not_note_deletes_nothing,
+            a_sweep_begun_by_the_previous_release_starts_over,
         );
     };
 }
@@ -1014,17 +1014,16 @@ pub(crate) async fn a_sweep_writes_only_what_the_copy_missed(backend: Backend) {
 }
 
 /// A sweep a worker of the previous release began (it stamped the records it read instead of
-/// noting them) and this one finishes: the pages it did not note leave their records looking
-/// unseen, so nothing may be deleted on their word. The sweep is abandoned; the next reconcile
-/// sweeps again from the start and marks deleted only what Nango lost.
-pub(crate) async fn a_sweep_with_pages_it_did_not_note_deletes_nothing(backend: Backend) {
+/// noting them) and this one finishes: the pages it did not note would leave their records
+/// looking unseen (50 of them plus the 2 Nango lost: within the guard's bound, so they would be
+/// marked deleted). It starts over from the first page and marks deleted only what Nango lost.
+pub(crate) async fn a_sweep_begun_by_the_previous_release_starts_over(backend: Backend) {
     let rig = rig(backend).await;
     let stream = &rig.sim.populate("crm", 1, &["Contact"], 300)[0];
     rig.webhook_sync(stream).await;
     let lost = ["contact-7", "contact-8"];
     assert_eq!(rig.sim.hard_delete(stream, &lost), 2);
-    // The older worker's sweep read the first 50 records: left unseen, they and the 2 lost are
-    // within the guard's bound, so only the notes' coverage keeps them.
+    // The older worker's sweep read the first 50 records.
     let read_so_far = rig.sim.page(stream, None, 50).unwrap()["records"][49]["_nango_metadata"]
         ["cursor"]
         .as_str()
@@ -1035,6 +1034,7 @@ pub(crate) async fn a_sweep_with_pages_it_did_not_note_deletes_nothing(backend: 
         cursor: None,
         started_at: now_rfc3339(),
         nango_count: 298,
+        notes_pages: false,
     };
     let state = &rig.app.state;
     state.begin_sweep(stream, &sweep).await.unwrap();
@@ -1045,14 +1045,7 @@ pub(crate) async fn a_sweep_with_pages_it_did_not_note_deletes_nothing(backend: 
 
     rig.webhook_sync(stream).await;
     let last = rig.state(stream).await.last_sweep.unwrap();
-    assert_eq!(
-        (last.outcome, last.tombstoned),
-        (SweepOutcome::Abandoned, 0)
-    );
-    assert_untouched(&rig, stream, 300).await;
-
-    let outcomes = rig.reconcile().await;
-    assert_eq!(sweeps(&outcomes), 1);
+    assert_eq!((last.outcome, last.tombstoned), (SweepOutcome::Applied, 2));
     let mut deleted = rig.marked_deleted(stream).await;
     deleted.sort();
     assert_eq!(deleted, lost);

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS streams (
     status TEXT NOT NULL DEFAULT 'ok', error TEXT, error_at TEXT,
     last_rejected_id TEXT, last_rejected_reason TEXT,
     sweep_id TEXT, sweep_cursor TEXT, sweep_started_at TEXT, sweep_nango_count INTEGER,
+    sweep_notes INTEGER,              -- 1: the sweep notes its pages (core::seen)
     last_sweep_at TEXT, swept_nango_count INTEGER, swept_live_count INTEGER, swept_tombstoned INTEGER,
     swept_outcome TEXT,               -- applied, held, confirmed, discarded, abandoned, resolved
     held TEXT, held_sweep_id TEXT,    -- JSON: a sweep whose deletes wait for an operator
@@ -126,6 +127,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("connections", "deleted_at", "TEXT"),
     ("streams", "live_change", "INTEGER"),
     ("streams", "live_change_gaps", "INTEGER"),
+    ("streams", "sweep_notes", "INTEGER"),
     ("streams", "live_from", "TEXT"),
 ];
 

@@ -230,15 +230,14 @@ impl RecordStore for SqliteRecordStore {
             .db
             .call(move |c| {
                 let mut q = c.prepare(
-                    "SELECT id, cursor, pruned_at IS NOT NULL, deleted_at IS NOT NULL
-                       FROM records WHERE stream = ?1",
+                    "SELECT id, cursor, deleted_at IS NOT NULL FROM records WHERE stream = ?1",
                 )?;
                 let rows = q
                     .query_map([key], |r| {
-                        let deleted: bool = r.get(3)?;
+                        let deleted: bool = r.get(2)?;
                         Ok(Stored {
                             id: r.get(0)?,
-                            version: Version::of(&r.get::<_, String>(1)?, r.get(2)?, deleted),
+                            version: Version::of(&r.get::<_, String>(1)?, deleted),
                             live: !deleted,
                         })
                     })?

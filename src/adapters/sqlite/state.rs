@@ -90,7 +90,7 @@ const STREAM_COLUMNS: &str = "stream, cursor, sync_name, last_sync_at, last_webh
     records_written, records_rejected, status, error, sweep_id, sweep_cursor, sweep_started_at,
     sweep_nango_count, last_sweep_at, swept_nango_count, swept_live_count, swept_tombstoned,
     swept_outcome, held, nango_notes, connection_deleted_at, live_change, live_change_gaps,
-    live_from";
+    live_from, sweep_notes";
 
 /// A JSON column read back; what cannot be read (a hand edit) reads as unset.
 fn json_column<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
@@ -115,6 +115,7 @@ fn stream_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StreamState)> 
                 cursor: r.get(10)?,
                 started_at: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
                 nango_count: count(12)?,
+                notes_pages: count(24)? == 1,
             }),
             None => None,
         },
@@ -279,8 +280,15 @@ impl StateStore for SqliteStateStore {
                 ensure_stream(c, &s)?;
                 c.execute(
                     "UPDATE streams SET sweep_id = ?2, sweep_cursor = NULL, sweep_started_at = ?3,
-                       sweep_nango_count = ?4 WHERE stream = ?1 AND (sweep_id IS NULL OR sweep_id = ?2)",
-                    params![s.encode(), sweep.id, sweep.started_at, sweep.nango_count as i64],
+                       sweep_nango_count = ?4, sweep_notes = ?5
+                     WHERE stream = ?1 AND (sweep_id IS NULL OR sweep_id = ?2)",
+                    params![
+                        s.encode(),
+                        sweep.id,
+                        sweep.started_at,
+                        sweep.nango_count as i64,
+                        sweep.notes_pages
+                    ],
                 )
             })
             .await?;
@@ -328,7 +336,8 @@ impl StateStore for SqliteStateStore {
         result: &SweepResult,
     ) -> Result<(), StoreError> {
         let clear =
-            "sweep_id = NULL, sweep_cursor = NULL, sweep_started_at = NULL, sweep_nango_count = NULL";
+            "sweep_id = NULL, sweep_cursor = NULL, sweep_started_at = NULL, sweep_nango_count = NULL,
+             sweep_notes = NULL";
         self.record_last_sweep(stream, clear, "sweep_id", id, result)
             .await
             .map(|_| ())

@@ -178,6 +178,7 @@ where
                 self.state
                     .release_hold(stream, &held.sweep_id, &result)
                     .await?;
+                self.state.forget_seen(stream, &held.sweep_id).await?;
                 tracing::info!(stream = %stream.encode(), live, "held sweep lapsed: Nango's count agrees with the copy again");
                 return self.end_at(DriftStep::Settled, stream, stored, notes).await;
             }
@@ -196,14 +197,13 @@ where
             live_change: Some(stored.live_change),
             counted_at: Some(now.clone()),
         };
-        let swept_already = stored.last_sweep.as_ref().is_some_and(|s| {
-            s.outcome != SweepOutcome::Abandoned
-                && s.nango_count == nango_count
-                && s.live_count == live
-        });
+        let swept_already = stored
+            .last_sweep
+            .as_ref()
+            .is_some_and(|s| s.nango_count == nango_count && s.live_count == live);
         if live == nango_count || swept_already {
             // Agreed, or the same drift a finished sweep already settled (Nango's count is kept
-            // incrementally and can be off): no sweep. An abandoned sweep settled nothing.
+            // incrementally and can be off): no sweep.
             notes.checked = Some(checked(true));
             return self.end_at(DriftStep::Settled, stream, stored, notes).await;
         }
@@ -277,6 +277,7 @@ where
             cursor: None,
             started_at: now,
             nango_count: fresh_count,
+            notes_pages: true,
         };
         tracing::warn!(stream = %stream.encode(), live, nango_count = fresh_count, "live count differs from Nango's recordCount; sweeping the stream");
         self.state.begin_sweep(stream, &sweep).await?;
@@ -324,19 +325,8 @@ where
             tombstoned: 0,
             outcome: SweepOutcome::Abandoned,
         };
-        // Notes that hold fewer live records than Nango counts missed pages (a sweep begun by a
-        // worker that stamped records instead, or notes gone): what they leave unseen is no
-        // evidence of anything.
-        let covered = |count: u64| found.served_live >= count;
-        let Some(nango_count) = judged.filter(|count| covered(*count)) else {
-            match judged {
-                None => {
-                    tracing::info!(stream = %stream.encode(), "sweep abandoned: Nango no longer vouches for its cache; nothing marked deleted")
-                }
-                Some(count) => {
-                    tracing::warn!(stream = %stream.encode(), noted = found.served_live, nango_count = count, "sweep abandoned: its notes hold fewer live records than Nango counts; nothing marked deleted")
-                }
-            }
+        let Some(nango_count) = judged else {
+            tracing::info!(stream = %stream.encode(), "sweep abandoned: Nango no longer vouches for its cache; nothing marked deleted");
             self.state.end_sweep(stream, &sweep.id, &result).await?;
             self.state.forget_seen(stream, &sweep.id).await?;
             return Ok(Some((result, healed.written)));
@@ -358,6 +348,7 @@ where
                     self.state
                         .release_hold(stream, &stale.sweep_id, &result)
                         .await?;
+                    self.state.forget_seen(stream, &stale.sweep_id).await?;
                 }
                 tracing::info!(stream = %stream.encode(), tombstoned = result.tombstoned, live_count = result.live_count, "sweep finished: records Nango no longer has are marked deleted");
                 Ok(Some((result, healed.written)))

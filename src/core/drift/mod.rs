@@ -20,3 +20,4 @@ mod sweep;
 pub use check::{DriftCheck, DriftSettings, DriftStep};
 pub use guard::SweepGuard;
 pub use held::{decide_held, HoldDecision, HoldError};
+pub use sweep::{compare, heal, Comparison, Healed};

@@ -32,9 +32,6 @@ pub struct Comparison {
     pub to_fetch: Vec<(String, bool)>,
     /// Stored live and not served: what the sweep would mark deleted.
     pub unseen: Vec<String>,
-    /// The ids the notes hold served live: at least Nango's count when the sweep noted every
-    /// page.
-    pub served_live: u64,
 }
 
 /// What Nango served of an id, as pass 2 matches it.
@@ -92,7 +89,6 @@ pub async fn compare<R: RecordStore, T: StateStore>(
             }
         })
         .await?;
-    out.served_live = served.values().filter(|s| !s.deleted).count() as u64;
     // Served live and not stored: the copy missed it. (Served deleted and never stored: the
     // copy is already right about it, and a hard-delete copy would keep nothing of it.)
     for (id, served) in served {

@@ -524,11 +524,10 @@ impl Projection {
     };
     /// What a sweep compares ([`Stored`]).
     const VERSION: Self = Self {
-        expression: "#sk, #cursor, #pruned, #deleted",
+        expression: "#sk, #cursor, #deleted",
         names: &[
             ("#sk", attr::SK),
             ("#cursor", attr::CURSOR),
-            ("#pruned", attr::PRUNED_AT),
             ("#deleted", attr::DELETED_AT),
         ],
     };
@@ -539,11 +538,7 @@ fn stored_version(item: &Item) -> Stored {
     let deleted = item.contains_key(attr::DELETED_AT);
     Stored {
         id: get_s(item, attr::SK).unwrap_or_default(),
-        version: Version::of(
-            &get_s(item, attr::CURSOR).unwrap_or_default(),
-            item.contains_key(attr::PRUNED_AT),
-            deleted,
-        ),
+        version: Version::of(&get_s(item, attr::CURSOR).unwrap_or_default(), deleted),
         live: !deleted,
     }
 }
@@ -682,6 +677,9 @@ impl RecordStore for DynamoRecordStore {
         Ok(())
     }
 
+    /// A hundred ids at a time: each read consistently (BatchGetItem, whole items: a tombstone
+    /// keeps the payload), then marked deleted or removed. Only a hundred items are held at once,
+    /// whatever the sweep found.
     async fn remove_unseen(
         &self,
         stream: &StreamKey,
@@ -689,21 +687,24 @@ impl RecordStore for DynamoRecordStore {
         at: &str,
     ) -> Result<u64, StoreError> {
         let removal = self.settings.delete_mode.sweep_removal(at);
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let found = self.get_items(stream, &ids, None).await?;
-        let requests = found
-            .iter()
-            .filter(|found| !found.contains_key(attr::DELETED_AT))
-            .map(|found| match removal {
-                Removal::Tombstone { at, by } => self.tombstone(stream, found, at, by),
-                Removal::Purge => Ok(item::delete_request(
-                    stream,
-                    &get_s(found, attr::SK).unwrap_or_default(),
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let count = requests.len() as u64;
-        self.write_all(requests.into_iter()).await?;
+        let mut count = 0;
+        for chunk in ids.chunks(BATCH_GET_SIZE) {
+            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let found = self.get_items(stream, &chunk, None).await?;
+            let requests = found
+                .iter()
+                .filter(|found| !found.contains_key(attr::DELETED_AT))
+                .map(|found| match removal {
+                    Removal::Tombstone { at, by } => self.tombstone(stream, found, at, by),
+                    Removal::Purge => Ok(item::delete_request(
+                        stream,
+                        &get_s(found, attr::SK).unwrap_or_default(),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            count += requests.len() as u64;
+            self.write_all(requests.into_iter()).await?;
+        }
         Ok(count)
     }
 

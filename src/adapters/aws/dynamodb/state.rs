@@ -6,6 +6,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
+use futures_util::stream::{StreamExt, TryStreamExt};
 
 use super::item::{attr, Item};
 use super::{get_n, get_s, n, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
@@ -23,7 +24,8 @@ use crate::ports::{StateStore, StoreError};
 const SEEN: &str = "seen";
 /// The table's TTL attribute (epoch seconds): a sweep's notes expire.
 const EXPIRES_AT: &str = "expires_at";
-/// How long a sweep's notes are kept: an operator may decide on a held sweep until then.
+/// How long a sweep's notes are kept when the sweep never ends (they are deleted when it does):
+/// an operator may decide on a held sweep until then.
 const NOTES_KEPT_DAYS: i64 = 30;
 /// The most a note item holds, well under DynamoDB's 400 KB.
 const NOTES_PER_ITEM_BYTES: usize = 300 * 1024;
@@ -181,6 +183,7 @@ fn stream_state(item: &Item) -> StreamState {
             cursor: get_s(item, "sweep_cursor"),
             started_at: get_s(item, "sweep_started_at").unwrap_or_default(),
             nango_count: get_n(item, "sweep_nango_count"),
+            notes_pages: get_n::<u8>(item, "sweep_notes") == 1,
         }),
         last_sweep: get_s(item, "last_sweep_at").map(|finished_at| SweepResult {
             finished_at,
@@ -381,12 +384,13 @@ impl StateStore for DynamoStateStore {
     async fn begin_sweep(&self, stream: &StreamKey, sweep: &SweepState) -> Result<(), StoreError> {
         let mut request = self.update_stream(stream)
             .update_expression(format!(
-                "SET {IDENTITY_SET}, sweep_id = :id, sweep_started_at = :at, sweep_nango_count = :n REMOVE sweep_cursor"
+                "SET {IDENTITY_SET}, sweep_id = :id, sweep_started_at = :at, sweep_nango_count = :n, sweep_notes = :notes REMOVE sweep_cursor"
             ))
             .condition_expression("attribute_not_exists(sweep_id) OR sweep_id = :id")
             .expression_attribute_values(":id", s(&sweep.id))
             .expression_attribute_values(":at", s(&sweep.started_at))
-            .expression_attribute_values(":n", n(sweep.nango_count));
+            .expression_attribute_values(":n", n(sweep.nango_count))
+            .expression_attribute_values(":notes", n(u8::from(sweep.notes_pages)));
         for (name, value) in Self::identity_values(stream) {
             request = request.expression_attribute_values(name, value);
         }
@@ -432,7 +436,7 @@ impl StateStore for DynamoStateStore {
         let ended = self
             .update_stream(stream)
             .update_expression(
-                format!("SET {LAST_SWEEP_SET} REMOVE sweep_id, sweep_cursor, sweep_started_at, sweep_nango_count ADD {GAP_ADD}"),
+                format!("SET {LAST_SWEEP_SET} REMOVE sweep_id, sweep_cursor, sweep_started_at, sweep_nango_count, sweep_notes ADD {GAP_ADD}"),
             )
             .condition_expression("sweep_id = :id")
             .expression_attribute_values(":id", s(id))
@@ -521,9 +525,52 @@ impl StateStore for DynamoStateStore {
         }
     }
 
-    /// The notes expire by the table's TTL: deleting them would cost the write units writing
-    /// them did.
-    async fn forget_seen(&self, _stream: &StreamKey, _sweep_id: &str) -> Result<(), StoreError> {
+    /// Deletes the sweep's note items (a write unit per KB of each, as writing them cost): kept,
+    /// they would be read by every listing of the streams (a Scan of this table) until they
+    /// expire.
+    async fn forget_seen(&self, stream: &StreamKey, sweep_id: &str) -> Result<(), StoreError> {
+        let pk = state_keys::seen_pk(stream, sweep_id);
+        let mut keys: Vec<Item> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_names("#sk", attr::SK)
+                .expression_attribute_values(":pk", s(&pk))
+                .projection_expression("#pk, #sk")
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            self.meter.read(Read::Query, page.consumed_capacity());
+            keys.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let deletes = keys.into_iter().map(|key| async move {
+            let out = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(store_error)?;
+            self.meter.write(out.consumed_capacity.as_slice());
+            Ok::<_, StoreError>(())
+        });
+        futures_util::stream::iter(deletes)
+            .buffer_unordered(8)
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(())
     }
 

@@ -1,0 +1,140 @@
+//! A sweep's second pass (`core::drift::sweep`) over the memory store and an in-process
+//! simulator: what it compares, what it fetches again, what it finds unseen.
+use std::sync::Arc;
+
+use serde_json::json;
+
+use nango_sync::adapters::memory::MemoryStore;
+use nango_sync::core::drift::{compare, heal, Healed};
+use nango_sync::core::record::NangoRecord;
+use nango_sync::core::seen::seen_on_page;
+use nango_sync::core::stream::StreamKey;
+use nango_sync::ports::{RecordStore, StateStore};
+use nango_sync::simulator::{InProcessSource, Simulator};
+
+fn record(id: &str, cursor: &str, deleted: bool, pruned: bool) -> NangoRecord {
+    let at = "2026-12-07T00:00:01+00:00";
+    let payload = if pruned {
+        json!({})
+    } else {
+        json!({"name": id})
+    };
+    let mut object = payload.as_object().unwrap().clone();
+    object.insert("id".into(), json!(id));
+    object.insert(
+        "_nango_metadata".into(),
+        json!({"first_seen_at": at, "last_modified_at": at,
+            "last_action": if deleted { "DELETED" } else { "UPDATED" },
+            "deleted_at": deleted.then_some(at), "pruned_at": pruned.then_some(at), "cursor": cursor}),
+    );
+    NangoRecord::from_object(object).unwrap()
+}
+
+#[tokio::test]
+async fn a_sweep_fetches_only_what_differs_and_finds_unseen_only_what_was_not_served() {
+    let store = MemoryStore::new();
+    let s = StreamKey::new("p", "c", "Contact", "base");
+    let stored = [
+        record("same", "c1", false, false),
+        record("changed", "c2", false, false),
+        record("tombstoned here", "c3", true, false),
+        record("gone from nango", "c4", false, false),
+        record("pruned by nango", "c7", false, false),
+        record("changed twice", "c8", false, false),
+    ];
+    store.write_page(&s, &stored).await.unwrap();
+    let page_one = [
+        record("same", "c1", false, false),
+        record("changed", "c5", false, false),
+        record("tombstoned here", "c6", false, false),
+        record("new", "c9", false, false),
+        record("deleted, never stored", "c10", true, false),
+        // Pruning moves no cursor: the copy's payload is what Nango no longer has.
+        record("pruned by nango", "c7", false, true),
+        record("changed twice", "c8", false, false),
+    ];
+    // Changed while the sweep read: noted on two pages at two versions.
+    let page_two = [record("changed twice", "c11", false, false)];
+    store
+        .note_seen(&s, "sweep", "", &seen_on_page(&page_one))
+        .await
+        .unwrap();
+    store
+        .note_seen(&s, "sweep", "c10", &seen_on_page(&page_two))
+        .await
+        .unwrap();
+
+    let mut found = compare(&store, &store, &s, "sweep").await.unwrap();
+    found.to_fetch.sort();
+    assert_eq!(found.live, 5, "all but the tombstone");
+    assert_eq!(found.unchanged, 2, "same, pruned by nango");
+    assert_eq!(
+        found.to_fetch,
+        [
+            ("changed".to_owned(), true),
+            ("changed twice".to_owned(), true),
+            ("new".to_owned(), false),
+            ("tombstoned here".to_owned(), false),
+        ]
+    );
+    assert_eq!(found.unseen, ["gone from nango"]);
+    assert!(
+        compare(&store, &store, &s, "another sweep")
+            .await
+            .unwrap()
+            .unseen
+            .len()
+            == 5,
+        "another sweep's notes are its own"
+    );
+}
+
+#[tokio::test]
+async fn healing_writes_nangos_current_records_and_counts_what_became_live() {
+    let sim = Arc::new(Simulator::new());
+    let s = StreamKey::new("p", "c", "Contact", "base");
+    let payload = |n: i64| json!({"n": n}).as_object().unwrap().clone();
+    sim.save(&s, (0..4).map(|i| (format!("r{i}"), payload(i))));
+    sim.tick();
+    sim.delete(&s, &["r3"]);
+    let source = InProcessSource {
+        sim: Arc::clone(&sim),
+        limit: 100,
+    };
+    let store = MemoryStore::new();
+    // The copy holds r0 live and r3 live (Nango deleted it since); r1 and r2 not at all.
+    let served = sim.page(&s, None, 100).unwrap();
+    let served: Vec<NangoRecord> = served["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| NangoRecord::from_object(r.as_object().unwrap().clone()).unwrap())
+        .collect();
+    let r3_before = record("r3", "old", false, false);
+    store
+        .write_page(&s, &[served[0].clone(), r3_before])
+        .await
+        .unwrap();
+    let to_fetch = [
+        ("r1".to_owned(), false),
+        ("r2".to_owned(), false),
+        ("r3".to_owned(), true),
+        ("not at nango".to_owned(), false),
+    ];
+    let healed = heal(&source, &store, &s, &to_fetch, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        healed,
+        Healed {
+            written: 3,
+            live_change: 1
+        },
+        "r1 and r2 live, r3 no longer"
+    );
+    let copy = store.records(&s);
+    assert_eq!(copy.len(), 4);
+    assert!(copy["r3"]["_nango_metadata"]["deleted_at"].is_string());
+    assert_eq!(copy["r2"]["n"], 2);
+}
