@@ -15,7 +15,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use crate::core::seen::{Seen, Stored, Version};
+use crate::core::seen::{id_key, Seen, Stored, Version};
 use crate::core::stream::StreamKey;
 use crate::core::sync::SyncError;
 use crate::ports::{RecordSource, RecordStore, SourceError, StateStore, StoreError, MAX_IDS};
@@ -34,7 +34,8 @@ pub struct Comparison {
     pub unseen: Vec<String>,
 }
 
-/// What Nango served of an id, as pass 2 matches it.
+/// What Nango served of an id, as pass 2 matches it: keyed by [`id_key`], about 30 bytes a
+/// record with the map's overhead, so about 300 MB for a stream of 10M records.
 struct Served {
     version: Version,
     deleted: bool,
@@ -43,19 +44,21 @@ struct Served {
     stored: bool,
 }
 
-/// Pass 2's comparison of what sweep `sweep_id` noted with what the stream stores.
+/// Pass 2's comparison of what sweep `sweep_id` noted with what the stream stores. Reads the
+/// notes twice: once into memory by [`id_key`], once more for the ids of records served and not
+/// stored (only their keys are held).
 pub async fn compare<R: RecordStore, T: StateStore>(
     records: &R,
     state: &T,
     stream: &StreamKey,
     sweep_id: &str,
 ) -> Result<Comparison, StoreError> {
-    let mut served: HashMap<String, Served> = HashMap::new();
+    let mut served: HashMap<u64, Served> = HashMap::new();
     state
         .seen_in_sweep(
             stream,
             sweep_id,
-            &mut |seen: Seen| match served.entry(seen.id) {
+            &mut |seen: Seen| match served.entry(id_key(&seen.id)) {
                 Entry::Vacant(slot) => {
                     slot.insert(Served {
                         version: seen.version,
@@ -75,7 +78,7 @@ pub async fn compare<R: RecordStore, T: StateStore>(
     records
         .stored_versions(stream, &mut |stored: Stored| {
             out.live += u64::from(stored.live);
-            match served.get_mut(&stored.id) {
+            match served.get_mut(&id_key(&stored.id)) {
                 None if stored.live => out.unseen.push(stored.id),
                 None => {}
                 Some(served) => {
@@ -91,10 +94,17 @@ pub async fn compare<R: RecordStore, T: StateStore>(
         .await?;
     // Served live and not stored: the copy missed it. (Served deleted and never stored: the
     // copy is already right about it, and a hard-delete copy would keep nothing of it.)
-    for (id, served) in served {
-        if !served.stored && (!served.deleted || served.conflicting) {
-            out.to_fetch.push((id, false));
-        }
+    let missed = |s: &Served| !s.stored && (!s.deleted || s.conflicting);
+    if served.values().any(missed) {
+        state
+            .seen_in_sweep(stream, sweep_id, &mut |seen: Seen| {
+                if let Some(s) = served.get_mut(&id_key(&seen.id)).filter(|s| missed(s)) {
+                    // Once: an id noted on two pages is fetched once.
+                    s.stored = true;
+                    out.to_fetch.push((seen.id, false));
+                }
+            })
+            .await?;
     }
     Ok(out)
 }
