@@ -364,6 +364,10 @@ where
                     reason,
                 };
                 self.hold(stream, held).await?;
+                if let Some(replaced) = stored.held.as_ref().filter(|h| h.sweep_id != sweep.id) {
+                    // The hold this one replaces can no longer be decided: its notes go.
+                    self.state.forget_seen(stream, &replaced.sweep_id).await?;
+                }
                 result.outcome = SweepOutcome::Held;
                 self.state.end_sweep(stream, &sweep.id, &result).await?;
                 Ok(Some((result, healed.written)))
