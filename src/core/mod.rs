@@ -23,3 +23,4 @@ pub mod sync;
 pub mod webhook;
 pub mod worker;
 pub mod write;
+pub mod writes;

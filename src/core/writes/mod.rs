@@ -1,0 +1,9 @@
+//! Two-way sync (issue "Two-way sync"): an application's writes to the provider, through Nango's
+//! tools, legacy actions or proxy, never run twice unless safe to repeat, every outcome known.
+//!
+//! This module is the model, pure: the write request an application sends ([`request`]), the
+//! states a write goes through and the at-most-once rules that move it ([`state`]). Nango's
+//! side of the contract is ../shared/nango-writeback.md.
+
+pub mod request;
+pub mod state;

@@ -1,0 +1,190 @@
+//! A write's states and the at-most-once rules that move it between them. One state item per
+//! write id, moved only by conditional transitions (the stores' job), so that two workers, or a
+//! redelivered message, can never both send it:
+//!
+//! ```text
+//! accepted ──> sending ──> succeeded | failed | unknown
+//!    ^            │
+//!    └── retry ───┘   (only when nothing was sent, or the write is safe to repeat)
+//! ```
+//!
+//! `unknown` means the request may have reached the provider and the write is not safe to
+//! repeat: it is never sent again unless an operator says so ([`resolve`]).
+
+use serde::{Deserialize, Serialize};
+
+/// Where a write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteState {
+    /// Taken, not sent yet (or to be sent again).
+    Accepted,
+    /// A worker is sending it: the request may be on its way to the provider.
+    Sending,
+    Succeeded,
+    Failed,
+    /// It may or may not have reached the provider; not sent again without an operator.
+    Unknown,
+}
+
+impl WriteState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Unknown)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Sending => "sending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// What one attempt to send a write came to, as the adapter that sent it classifies Nango's or
+/// the provider's answer (nango-writeback.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Done: the output, as Nango returned it.
+    Succeeded,
+    /// Known to have stopped before the provider was reached: connection refused, Nango's 429,
+    /// Nango's own validation errors. `retryable` for the passing ones (a refused connection, a
+    /// 429), not for a request Nango will always refuse (an unknown connection or tool).
+    NotSent { retryable: bool },
+    /// The provider (or the action's script) answered with an error: it refused the write.
+    Refused,
+    /// It may have reached the provider: a timeout or a connection dropped after the request
+    /// went out, a 5xx from Nango while the action ran.
+    Unsure,
+}
+
+/// What becomes of a write after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Back to `accepted`, to be sent again (after a wait).
+    Retry,
+    /// A terminal state.
+    End(WriteState),
+}
+
+/// The at-most-once rule. `may_repeat`: the write is safe to repeat
+/// (`WriteRequest::may_repeat`); `attempts`: how many were made, this one included.
+pub fn after(attempt: &Attempt, may_repeat: bool, attempts: u32, max_attempts: u32) -> Next {
+    let room = attempts < max_attempts;
+    match attempt {
+        Attempt::Succeeded => Next::End(WriteState::Succeeded),
+        Attempt::Refused | Attempt::NotSent { retryable: false } => Next::End(WriteState::Failed),
+        Attempt::NotSent { retryable: true } if room => Next::Retry,
+        Attempt::NotSent { retryable: true } => Next::End(WriteState::Failed),
+        Attempt::Unsure if may_repeat && room => Next::Retry,
+        // Out of attempts while it may have reached the provider: nobody knows.
+        Attempt::Unsure => Next::End(WriteState::Unknown),
+    }
+}
+
+/// A write found in `sending` when its message comes again: the worker that was sending it
+/// stopped (a crash, a timeout) before recording how it went. The request may have gone out.
+pub fn after_interruption(may_repeat: bool, attempts: u32, max_attempts: u32) -> Next {
+    after(&Attempt::Unsure, may_repeat, attempts, max_attempts)
+}
+
+/// An operator's decision on an `unknown` write (`nango-sync writes resolve ID ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// The provider shows the write: it succeeded.
+    Succeeded,
+    /// The provider does not show it: it failed, and is not sent again.
+    Failed,
+    /// Send it again: the operator checked that the provider does not have it.
+    Retry,
+}
+
+/// Why a decision on a write was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("write is {}, not unknown: only an unknown write is resolved by hand", .0.as_str())]
+pub struct NotUnknown(pub WriteState);
+
+/// The state an operator's decision moves an `unknown` write to.
+pub fn resolve(state: WriteState, resolution: Resolution) -> Result<WriteState, NotUnknown> {
+    if state != WriteState::Unknown {
+        return Err(NotUnknown(state));
+    }
+    Ok(match resolution {
+        Resolution::Succeeded => WriteState::Succeeded,
+        Resolution::Failed => WriteState::Failed,
+        Resolution::Retry => WriteState::Accepted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: u32 = 3;
+
+    #[test]
+    fn a_write_that_may_have_reached_the_provider_is_sent_again_only_if_safe_to_repeat() {
+        assert_eq!(
+            after(&Attempt::Unsure, false, 1, MAX),
+            Next::End(WriteState::Unknown)
+        );
+        assert_eq!(after(&Attempt::Unsure, true, 1, MAX), Next::Retry);
+        assert_eq!(
+            after(&Attempt::Unsure, true, MAX, MAX),
+            Next::End(WriteState::Unknown)
+        );
+        assert_eq!(
+            after_interruption(false, 1, MAX),
+            Next::End(WriteState::Unknown)
+        );
+        assert_eq!(after_interruption(true, 1, MAX), Next::Retry);
+    }
+
+    #[test]
+    fn what_stopped_before_the_provider_is_retried_or_failed_as_such() {
+        let passing = Attempt::NotSent { retryable: true };
+        assert_eq!(after(&passing, false, 1, MAX), Next::Retry);
+        assert_eq!(
+            after(&passing, false, MAX, MAX),
+            Next::End(WriteState::Failed)
+        );
+        let refused_by_nango = Attempt::NotSent { retryable: false };
+        assert_eq!(
+            after(&refused_by_nango, true, 1, MAX),
+            Next::End(WriteState::Failed)
+        );
+        assert_eq!(
+            after(&Attempt::Refused, true, 1, MAX),
+            Next::End(WriteState::Failed)
+        );
+        assert_eq!(
+            after(&Attempt::Succeeded, false, 1, MAX),
+            Next::End(WriteState::Succeeded)
+        );
+    }
+
+    #[test]
+    fn only_an_unknown_write_is_resolved_by_hand() {
+        let unknown = WriteState::Unknown;
+        assert_eq!(
+            resolve(unknown, Resolution::Retry),
+            Ok(WriteState::Accepted)
+        );
+        assert_eq!(
+            resolve(unknown, Resolution::Succeeded),
+            Ok(WriteState::Succeeded)
+        );
+        assert_eq!(resolve(unknown, Resolution::Failed), Ok(WriteState::Failed));
+        for state in [
+            WriteState::Accepted,
+            WriteState::Sending,
+            WriteState::Succeeded,
+            WriteState::Failed,
+        ] {
+            assert_eq!(resolve(state, Resolution::Retry), Err(NotUnknown(state)));
+        }
+        assert!(WriteState::Unknown.is_terminal() && !WriteState::Sending.is_terminal());
+    }
+}
