@@ -16,8 +16,10 @@ use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::write::{
     plan_page, with_stored_payload, DeleteMode, RecordWrite, RejectedRecord, Removal, WriteReport,
 };
+use crate::core::writes::request::WriteRequest;
+use crate::core::writes::stored::{oldest_first, Accept, Move, StoredWrite};
 use crate::ports::OutgoingMessage;
-use crate::ports::{JobQueue, QueueError, RecordStore, StateStore, StoreError};
+use crate::ports::{JobQueue, QueueError, RecordStore, StateStore, StoreError, WriteStore};
 
 /// A queue that keeps what it was sent, and fails every send while `fail` is set.
 #[derive(Debug, Default)]
@@ -77,6 +79,8 @@ struct MemoryStoreInner {
     bookkeeping: BTreeMap<(String, String), String>,
     /// What each sweep's pages served: (stream, sweep id, page) → its notes.
     seen: BTreeMap<(String, String, String), Vec<Seen>>,
+    /// Writes to the provider, by id.
+    writes: BTreeMap<String, StoredWrite>,
 }
 
 impl MemoryStore {
@@ -533,5 +537,44 @@ impl StateStore for MemoryStore {
         self.check_failing()?;
         self.lock().events.insert(event.id.clone(), event.clone());
         Ok(())
+    }
+}
+
+impl WriteStore for MemoryStore {
+    async fn accept_write(&self, request: &WriteRequest, at: &str) -> Result<Accept, StoreError> {
+        self.check_failing()?;
+        let mut inner = self.lock();
+        if let Some(kept) = inner.writes.get(&request.id) {
+            return Ok(Accept::Duplicate(Box::new(kept.clone())));
+        }
+        let write = StoredWrite::accepted(request.clone(), at);
+        inner.writes.insert(request.id.clone(), write);
+        Ok(Accept::New)
+    }
+
+    async fn get_write(&self, id: &str) -> Result<Option<StoredWrite>, StoreError> {
+        Ok(self.lock().writes.get(id).cloned())
+    }
+
+    async fn move_write(&self, id: &str, change: &Move<'_>) -> Result<bool, StoreError> {
+        self.check_failing()?;
+        let mut inner = self.lock();
+        match inner.writes.remove(id) {
+            Some(write) if write.position == change.from => {
+                inner.writes.insert(id.to_owned(), write.moved(change));
+                Ok(true)
+            }
+            Some(write) => {
+                inner.writes.insert(id.to_owned(), write);
+                Ok(false)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn list_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
+        let mut writes: Vec<StoredWrite> = self.lock().writes.values().cloned().collect();
+        oldest_first(&mut writes);
+        Ok(writes)
     }
 }

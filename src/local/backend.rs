@@ -11,7 +11,7 @@ use crate::adapters::sqlite::{
 };
 use crate::core::stream::StreamKey;
 use crate::core::write::DeleteMode;
-use crate::ports::{forward_queue, forward_record_store, forward_state_store};
+use crate::ports::{forward_queue, forward_record_store, forward_state_store, forward_write_store};
 use crate::ports::{QueueError, StoreError};
 
 /// Where records and state live.
@@ -182,6 +182,11 @@ forward_record_store!(Store {
 });
 
 forward_state_store!(Store {
+    Store::Sqlite { state, .. } => state,
+    Store::Dynamo { state, .. } => state,
+});
+
+forward_write_store!(Store {
     Store::Sqlite { state, .. } => state,
     Store::Dynamo { state, .. } => state,
 });

@@ -8,6 +8,7 @@ mod observe;
 mod queue;
 mod source;
 mod store;
+mod writes;
 
 pub use observe::{DynEventPublisher, EventPublisher, MetricsSink, PublishError};
 pub use queue::{
@@ -15,8 +16,10 @@ pub use queue::{
 };
 pub use source::{PermanentReason, RecordSource, SourceError, StreamDiscovery, MAX_IDS};
 pub use store::{Cause, RecordStore, StateStore, StoreError};
+pub use writes::{WriteSender, WriteStore};
 #[cfg(feature = "local")]
 pub(crate) use {
     queue::forward_queue,
     store::{forward_record_store, forward_state_store},
+    writes::forward_write_store,
 };

@@ -17,6 +17,7 @@ const USE_CASES: &[&str] = &[
     "src/core/reconcile.rs",
     "src/core/connection.rs",
     "src/core/drift/",
+    "src/core/writes/take.rs",
 ];
 
 /// The edges: what core must never reach, even through the model.

@@ -25,3 +25,4 @@ mod sweep;
 mod sync_loop;
 mod template;
 mod webhook_metrics;
+mod writes;

@@ -64,6 +64,16 @@ CREATE TABLE IF NOT EXISTS events (
     body        TEXT NOT NULL,       -- JSON: the verified webhook, verbatim
     PRIMARY KEY (connection, received_at, id)
 );
+-- Writes to the provider (core::writes), one row per write id, moved only conditionally.
+CREATE TABLE IF NOT EXISTS writes (
+    id          TEXT PRIMARY KEY,    -- the application's id, the idempotency key
+    request     TEXT NOT NULL,       -- JSON: the write request
+    state       TEXT NOT NULL,       -- accepted, sending, succeeded, failed or unknown
+    attempts    INTEGER NOT NULL,    -- attempts to send it begun
+    accepted_at TEXT NOT NULL,
+    changed_at  TEXT NOT NULL,
+    outcome     TEXT                 -- what the last attempt came to, in words
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     queue         TEXT NOT NULL,     -- 'ingest' or 'dead'

@@ -9,6 +9,7 @@
 //! - [`db`]: the file, its schema and the connection;
 //! - [`records`]: records ([`SqliteRecordStore`]), [`state`]: streams, connections and events
 //!   ([`SqliteStateStore`]), as `dynamodb/` has them;
+//! - [`writes`]: writes to the provider, kept by the state store as the state table keeps them;
 //! - [`queue`]: the FIFO job queue and its dead-letter queue ([`SqliteQueue`]);
 //! - [`feed`]: the change feed the schema's triggers keep ([`SqliteFeed`]).
 
@@ -17,6 +18,7 @@ mod feed;
 mod queue;
 mod records;
 mod state;
+mod writes;
 
 pub use db::{SqliteDb, CHANGES_KEPT, SCHEMA};
 pub use feed::{Change, SqliteFeed};

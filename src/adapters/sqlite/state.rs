@@ -16,7 +16,7 @@ use crate::ports::{StateStore, StoreError};
 /// Streams, connections and events in the SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStateStore {
-    db: SqliteDb,
+    pub(super) db: SqliteDb,
 }
 
 impl SqliteStateStore {

@@ -2,8 +2,12 @@
 //! tools, legacy actions or proxy, never run twice unless safe to repeat, every outcome known.
 //!
 //! This module is the model, pure: the write request an application sends ([`request`]), the
-//! states a write goes through and the at-most-once rules that move it ([`state`]). Nango's
+//! states a write goes through and the at-most-once rules that move it ([`state`]), and a write
+//! as the stores keep it ([`stored`]); and the use case, one request taken through one attempt
+//! ([`take`]). Nango's
 //! side of the contract is ../shared/nango-writeback.md.
 
 pub mod request;
 pub mod state;
+pub mod stored;
+pub mod take;

@@ -20,6 +20,10 @@ pub const WRITE_REQUEST_VERSION: u32 = 1;
 /// An id's longest length, in characters (as Nango's record ids).
 pub const MAX_ID_CHARS: usize = 256;
 
+/// A request's largest JSON text, in bytes: what one SQS message carries in the default queue
+/// settings, and with the outcome well within one DynamoDB item.
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
 /// The proxy header prefix Nango forwards to the provider, stripped (`parseHeaders`): the only
 /// headers of a proxy call that reach it.
 pub const PROXY_HEADER_PREFIX: &str = "nango-proxy-";
@@ -103,6 +107,8 @@ fn base_variant() -> String {
 pub enum WriteRequestError {
     #[error("not a write request: {0}")]
     NotJson(String),
+    #[error("write request of {0} bytes, more than {MAX_REQUEST_BYTES}")]
+    TooLarge(usize),
     #[error("write request version {0} is not supported (this worker reads version {WRITE_REQUEST_VERSION})")]
     Version(u32),
     #[error("write request field {field}: {problem}")]
@@ -115,6 +121,9 @@ pub enum WriteRequestError {
 impl WriteRequest {
     /// A request from its JSON text, checked: every refusal says which field and why.
     pub fn parse(text: &[u8]) -> Result<Self, WriteRequestError> {
+        if text.len() > MAX_REQUEST_BYTES {
+            return Err(WriteRequestError::TooLarge(text.len()));
+        }
         let request: Self =
             serde_json::from_slice(text).map_err(|e| WriteRequestError::NotJson(e.to_string()))?;
         request.check()?;
@@ -271,6 +280,8 @@ mod tests {
             "{dropped}"
         );
         assert!(WriteRequest::parse(b"{").is_err());
+        let huge = with(&["run", "input"], json!("x".repeat(MAX_REQUEST_BYTES)));
+        assert!(huge.contains("more than 262144"), "{huge}");
     }
 
     /// The JSON Schema an application validates against names exactly what the model reads.

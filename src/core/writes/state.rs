@@ -41,6 +41,19 @@ impl WriteState {
             Self::Unknown => "unknown",
         }
     }
+
+    /// The state [`Self::as_str`] names.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Accepted,
+            Self::Sending,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Unknown,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
 }
 
 /// What one attempt to send a write came to, as the adapter that sent it classifies Nango's or
@@ -58,6 +71,15 @@ pub enum Attempt {
     /// It may have reached the provider: a timeout or a connection dropped after the request
     /// went out, a 5xx from Nango while the action ran.
     Unsure,
+}
+
+/// One attempt as its sender saw it: what it came to, in words (Nango's or the provider's error,
+/// or the output), and how long Nango asked to wait before another (a 429's `Retry-After`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub attempt: Attempt,
+    pub detail: Option<String>,
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// What becomes of a write after an attempt.

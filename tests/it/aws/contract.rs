@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::common::{moto_sdk_config, unique_name};
 use crate::contract::{memory_trace, queue_contract, store_contract, trace};
+use crate::writes::{take_contract, write_store_contract};
 
 async fn dynamo_store() -> Store {
     dynamo_store_deleting(DeleteMode::Tombstone).await
@@ -73,6 +74,16 @@ async fn sqs_queues() -> (Queue, Queue) {
 #[tokio::test]
 async fn store_contract_on_dynamodb() {
     store_contract(dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn write_store_contract_on_dynamodb() {
+    write_store_contract(dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn writes_run_at_most_once_on_dynamodb() {
+    take_contract(dynamo_store().await).await;
 }
 
 #[tokio::test]

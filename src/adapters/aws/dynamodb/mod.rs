@@ -5,7 +5,8 @@
 //! Records go through BatchWriteItem, 25 items a call, several calls in flight (as many as the
 //! write gate allows: fewer under throttling, more again after); UnprocessedItems and
 //! throttling are retried with backoff until written. The state table holds one item per
-//! stream (its cursor, moved by a conditional write), per connection, and per stored event.
+//! stream (its cursor, moved by a conditional write), per connection, per stored event and per
+//! write to the provider (writes.rs).
 
 #[cfg(feature = "local")]
 pub(crate) mod feed;
@@ -14,6 +15,7 @@ pub(crate) mod item;
 mod records;
 mod state;
 pub(crate) mod wire;
+mod writes;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

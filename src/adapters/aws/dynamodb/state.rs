@@ -51,9 +51,9 @@ fn in_parts(seen: &[Seen]) -> impl Iterator<Item = &[Seen]> {
 /// Streams, connections and events in one table (`pk`, `sk`).
 #[derive(Debug, Clone)]
 pub struct DynamoStateStore {
-    client: Client,
-    table: String,
-    meter: Arc<CapacityMeter>,
+    pub(super) client: Client,
+    pub(super) table: String,
+    pub(super) meter: Arc<CapacityMeter>,
 }
 
 /// Item kinds in the state table, by key.
@@ -74,6 +74,13 @@ pub mod state_keys {
     pub fn seen_pk(stream: &StreamKey, sweep_id: &str) -> String {
         format!("seen#{}#{sweep_id}", stream.encode())
     }
+
+    /// A write to the provider (`core::writes`), its item's sort key being [`STATE_SK`].
+    pub fn write_pk(id: &str) -> String {
+        format!("{WRITE_PREFIX}{id}")
+    }
+
+    pub const WRITE_PREFIX: &str = "write#";
 
     pub fn events_pk(connection: Option<&ConnectionKey>) -> String {
         match connection {
@@ -100,6 +107,38 @@ impl DynamoStateStore {
 
     pub fn meter(&self) -> &Arc<CapacityMeter> {
         &self.meter
+    }
+
+    /// Every item whose `pk` begins with `prefix`, handed to `each`: a Scan, page by page (for
+    /// listings; eventually consistent).
+    pub(super) async fn scan_prefix(
+        &self,
+        prefix: &str,
+        mut each: impl FnMut(Item) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(#pk, :prefix)")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_values(":prefix", s(prefix))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            self.meter.read(Read::Scan, page.consumed_capacity());
+            for item in page.items.unwrap_or_default() {
+                each(item)?;
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// An UpdateItem on the stream's state item.
@@ -247,35 +286,18 @@ impl StateStore for DynamoStateStore {
 
     async fn list_streams(&self) -> Result<Vec<(StreamKey, StreamState)>, StoreError> {
         let mut streams = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(#pk, :prefix)")
-                .expression_attribute_names("#pk", attr::PK)
-                .expression_attribute_values(":prefix", s("stream#"))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            self.meter.read(Read::Scan, page.consumed_capacity());
-            for item in page.items.unwrap_or_default() {
-                let key = get_s(&item, attr::PK)
-                    .and_then(|pk| pk.strip_prefix("stream#").map(str::to_owned))
-                    .and_then(|encoded| StreamKey::decode(&encoded).ok());
-                match key {
-                    Some(key) => streams.push((key, stream_state(&item))),
-                    None => tracing::warn!("state item with an undecodable stream key skipped"),
-                }
+        self.scan_prefix("stream#", |item| {
+            let key = get_s(&item, attr::PK)
+                .and_then(|pk| pk.strip_prefix("stream#").map(str::to_owned))
+                .and_then(|encoded| StreamKey::decode(&encoded).ok());
+            match key {
+                Some(key) => streams.push((key, stream_state(&item))),
+                None => tracing::warn!("state item with an undecodable stream key skipped"),
             }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(streams),
-            }
-        }
+            Ok(())
+        })
+        .await?;
+        Ok(streams)
     }
 
     async fn advance_cursor(

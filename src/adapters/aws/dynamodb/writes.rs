@@ -1,0 +1,142 @@
+//! Writes to the provider in the state table, one item per write id (`write#<id>`, `state`):
+//! a PutItem that leaves a kept id alone, and UpdateItems conditional on the write's position.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+
+use super::item::{attr, Item};
+use super::state::state_keys::{write_pk, STATE_SK, WRITE_PREFIX};
+use super::state::DynamoStateStore;
+use super::{get_n, get_s, n, s, store_error, Read};
+use crate::core::writes::request::WriteRequest;
+use crate::core::writes::stored::{bounded, oldest_first, Accept, Move, StoredWrite};
+use crate::ports::{StoreError, WriteStore};
+
+const REQUEST: &str = "request";
+const STATE: &str = "state";
+const ATTEMPTS: &str = "attempts";
+const ACCEPTED_AT: &str = "accepted_at";
+const CHANGED_AT: &str = "changed_at";
+const OUTCOME: &str = "outcome";
+
+fn key(id: &str) -> Item {
+    HashMap::from([
+        (attr::PK.to_owned(), s(write_pk(id))),
+        (attr::SK.to_owned(), s(STATE_SK)),
+    ])
+}
+
+fn stored(item: &Item) -> Result<StoredWrite, StoreError> {
+    let text = |name: &str| get_s(item, name).unwrap_or_default();
+    StoredWrite::from_kept(
+        &text(REQUEST),
+        &text(STATE),
+        get_n(item, ATTEMPTS),
+        text(ACCEPTED_AT),
+        text(CHANGED_AT),
+        get_s(item, OUTCOME),
+    )
+    .map_err(StoreError::permanent)
+}
+
+fn is_condition_failure(code: Option<&str>) -> bool {
+    code == Some("ConditionalCheckFailedException")
+}
+
+impl WriteStore for DynamoStateStore {
+    async fn accept_write(&self, request: &WriteRequest, at: &str) -> Result<Accept, StoreError> {
+        let write = StoredWrite::accepted(request.clone(), at);
+        let mut item = key(&request.id);
+        item.extend([
+            (REQUEST.to_owned(), s(StoredWrite::request_text(request))),
+            (STATE.to_owned(), s(write.position.state.as_str())),
+            (ATTEMPTS.to_owned(), n(write.position.attempts)),
+            (ACCEPTED_AT.to_owned(), s(at)),
+            (CHANGED_AT.to_owned(), s(at)),
+        ]);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", attr::PK)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match put {
+            Ok(out) => {
+                self.meter.write(out.consumed_capacity.as_slice());
+                Ok(Accept::New)
+            }
+            Err(e) if is_condition_failure(e.code()) => match self.get_write(&request.id).await? {
+                Some(kept) => Ok(Accept::Duplicate(Box::new(kept))),
+                // Kept a moment ago and gone now: nothing deletes writes, so this is a store
+                // that changed under us; let the caller try again.
+                None => Err(StoreError::transient("write vanished while being accepted")),
+            },
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn get_write(&self, id: &str) -> Result<Option<StoredWrite>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.meter.read(Read::GetItem, out.consumed_capacity());
+        out.item.as_ref().map(stored).transpose()
+    }
+
+    async fn move_write(&self, id: &str, change: &Move<'_>) -> Result<bool, StoreError> {
+        let mut set = "#state = :to, #attempts = :to_attempts, #changed_at = :at".to_owned();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .condition_expression("#state = :from AND #attempts = :from_attempts")
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#attempts", ATTEMPTS)
+            .expression_attribute_names("#changed_at", CHANGED_AT)
+            .expression_attribute_values(":from", s(change.from.state.as_str()))
+            .expression_attribute_values(":from_attempts", n(change.from.attempts))
+            .expression_attribute_values(":to", s(change.to.state.as_str()))
+            .expression_attribute_values(":to_attempts", n(change.to.attempts))
+            .expression_attribute_values(":at", s(change.at))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if let Some(outcome) = change.outcome {
+            set.push_str(", #outcome = :outcome");
+            update = update
+                .expression_attribute_names("#outcome", OUTCOME)
+                .expression_attribute_values(":outcome", s(bounded(outcome)));
+        }
+        match update.update_expression(format!("SET {set}")).send().await {
+            Ok(out) => {
+                self.meter.write(out.consumed_capacity.as_slice());
+                Ok(true)
+            }
+            Err(e) if is_condition_failure(e.code()) => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn list_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
+        let mut writes = Vec::new();
+        self.scan_prefix(WRITE_PREFIX, |item| {
+            writes.push(stored(&item)?);
+            Ok(())
+        })
+        .await?;
+        oldest_first(&mut writes);
+        Ok(writes)
+    }
+}

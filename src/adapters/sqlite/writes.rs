@@ -1,0 +1,121 @@
+//! Writes to the provider in the `writes` table: an INSERT that leaves a kept id alone, and
+//! UPDATEs conditional on the write's position.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::state::SqliteStateStore;
+use crate::core::writes::request::WriteRequest;
+use crate::core::writes::stored::{bounded, Accept, Move, StoredWrite};
+use crate::ports::{StoreError, WriteStore};
+
+const COLUMNS: &str = "request, state, attempts, accepted_at, changed_at, outcome";
+
+/// A row's fields, read as they are; made a [`StoredWrite`] off the connection.
+type Kept = (String, String, u32, String, String, Option<String>);
+
+fn kept(row: &Row<'_>) -> rusqlite::Result<Kept> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn stored(
+    (request, state, attempts, accepted_at, changed_at, outcome): Kept,
+) -> Result<StoredWrite, StoreError> {
+    StoredWrite::from_kept(&request, &state, attempts, accepted_at, changed_at, outcome)
+        .map_err(StoreError::permanent)
+}
+
+fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<Kept>> {
+    c.query_row(
+        &format!("SELECT {COLUMNS} FROM writes WHERE id = ?1"),
+        [id],
+        kept,
+    )
+    .optional()
+}
+
+impl WriteStore for SqliteStateStore {
+    async fn accept_write(&self, request: &WriteRequest, at: &str) -> Result<Accept, StoreError> {
+        let (id, text, at) = (
+            request.id.clone(),
+            StoredWrite::request_text(request),
+            at.to_owned(),
+        );
+        let write = StoredWrite::accepted(request.clone(), &at);
+        let found = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let inserted = tx.execute(
+                    "INSERT INTO writes (id, request, state, attempts, accepted_at, changed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO NOTHING",
+                    params![
+                        id,
+                        text,
+                        write.position.state.as_str(),
+                        write.position.attempts,
+                        at
+                    ],
+                )?;
+                let found = if inserted == 0 { get(&tx, &id)? } else { None };
+                tx.commit()?;
+                Ok(found)
+            })
+            .await?;
+        match found {
+            None => Ok(Accept::New),
+            Some(kept) => Ok(Accept::Duplicate(Box::new(stored(kept)?))),
+        }
+    }
+
+    async fn get_write(&self, id: &str) -> Result<Option<StoredWrite>, StoreError> {
+        let id = id.to_owned();
+        let found = self.db.call(move |c| get(c, &id)).await?;
+        found.map(stored).transpose()
+    }
+
+    async fn move_write(&self, id: &str, change: &Move<'_>) -> Result<bool, StoreError> {
+        let (id, from, to, at) = (id.to_owned(), change.from, change.to, change.at.to_owned());
+        let outcome = change.outcome.map(|o| bounded(o).to_owned());
+        let moved = self
+            .db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE writes SET state = ?4, attempts = ?5, changed_at = ?6,
+                         outcome = coalesce(?7, outcome)
+                     WHERE id = ?1 AND state = ?2 AND attempts = ?3",
+                    params![
+                        id,
+                        from.state.as_str(),
+                        from.attempts,
+                        to.state.as_str(),
+                        to.attempts,
+                        at,
+                        outcome
+                    ],
+                )
+            })
+            .await?;
+        Ok(moved == 1)
+    }
+
+    async fn list_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
+        let rows = self
+            .db
+            .call(|c| {
+                c.prepare(&format!(
+                    "SELECT {COLUMNS} FROM writes ORDER BY accepted_at, id"
+                ))?
+                .query_map([], kept)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter().map(stored).collect()
+    }
+}

@@ -1,0 +1,151 @@
+//! One write request taken through one attempt: accepted once by its id, sent at most once
+//! unless safe to repeat. A write that is not at an end after the attempt is taken again when
+//! its message comes back (the queue's redelivery is the retry loop), so no attempt waits inside
+//! a function's time.
+
+use std::time::Duration;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::request::WriteRequest;
+use super::state::{after, after_interruption, Next, Sent, WriteState};
+use super::stored::{Accept, Move, Position, StoredWrite};
+use crate::core::clock::Clock;
+use crate::ports::{StoreError, WriteSender, WriteStore};
+
+/// What a write found in `sending` past its lease is said to have come to.
+pub const INTERRUPTED: &str =
+    "interrupted: the worker sending it stopped before it knew how the attempt went";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TakeSettings {
+    /// Attempts to send a write, the first included.
+    pub max_attempts: u32,
+    /// How long a write stays `sending` before a later delivery takes its worker for stopped:
+    /// longer than an attempt can take (the sender's timeout).
+    pub lease: Duration,
+}
+
+impl Default for TakeSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            lease: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What taking a write came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Taken {
+    /// At an end, now or before: a duplicate request reports the first one's outcome.
+    Ended(Box<StoredWrite>),
+    /// Accepted again, to be taken when its message comes back (after `retry_after`, if Nango
+    /// asked for a wait).
+    Again {
+        write: Box<StoredWrite>,
+        retry_after: Option<Duration>,
+    },
+    /// Another worker holds it (sending within its lease, or it moved first): nothing was sent.
+    Busy,
+    /// The id is kept for a different write: nothing ran. The kept one is as it was.
+    IdReused(Box<StoredWrite>),
+}
+
+/// Takes `request` through at most one attempt.
+pub async fn take(
+    store: &impl WriteStore,
+    sender: &impl WriteSender,
+    clock: &dyn Clock,
+    request: &WriteRequest,
+    settings: TakeSettings,
+) -> Result<Taken, StoreError> {
+    let now = clock.now_rfc3339();
+    let mut write = match store.accept_write(request, &now).await? {
+        Accept::New => StoredWrite::accepted(request.clone(), &now),
+        Accept::Duplicate(kept) if kept.request != *request => return Ok(Taken::IdReused(kept)),
+        Accept::Duplicate(kept) => *kept,
+    };
+    let may_repeat = write.request.may_repeat();
+    let attempts = |w: &StoredWrite| w.position.attempts;
+    match write.position.state {
+        state if state.is_terminal() => return Ok(Taken::Ended(Box::new(write))),
+        WriteState::Sending => {
+            if within_lease(&write.changed_at, clock.now(), settings.lease) {
+                return Ok(Taken::Busy);
+            }
+            let next = after_interruption(may_repeat, attempts(&write), settings.max_attempts);
+            let change = Move {
+                from: write.position,
+                to: next_position(write.position, next),
+                outcome: Some(INTERRUPTED),
+                at: &now,
+            };
+            if !store.move_write(&request.id, &change).await? {
+                return Ok(Taken::Busy);
+            }
+            write = write.moved(&change);
+            if write.position.state.is_terminal() {
+                return Ok(Taken::Ended(Box::new(write)));
+            }
+        }
+        _ => {}
+    }
+
+    let begin = Move {
+        from: write.position,
+        to: write.position.sending(),
+        outcome: None,
+        at: &now,
+    };
+    if !store.move_write(&request.id, &begin).await? {
+        return Ok(Taken::Busy);
+    }
+    write = write.moved(&begin);
+    let Sent {
+        attempt,
+        detail,
+        retry_after,
+    } = sender.send(&write.request).await;
+    let next = after(
+        &attempt,
+        may_repeat,
+        attempts(&write),
+        settings.max_attempts,
+    );
+    let at = clock.now_rfc3339();
+    let end = Move {
+        from: write.position,
+        to: next_position(write.position, next),
+        outcome: detail.as_deref(),
+        at: &at,
+    };
+    // Refused only if a later delivery took this worker for stopped (the attempt outlasted the
+    // lease): that delivery decided the write's fate, which stands.
+    if !store.move_write(&request.id, &end).await? {
+        return Ok(Taken::Busy);
+    }
+    write = write.moved(&end);
+    Ok(if write.position.state.is_terminal() {
+        Taken::Ended(Box::new(write))
+    } else {
+        Taken::Again {
+            write: Box::new(write),
+            retry_after,
+        }
+    })
+}
+
+fn next_position(from: Position, next: Next) -> Position {
+    match next {
+        Next::Retry => from.in_state(WriteState::Accepted),
+        Next::End(state) => from.in_state(state),
+    }
+}
+
+/// Whether a write that moved at `changed_at` is still within its lease at `now`. A time this
+/// code did not write counts as past it.
+fn within_lease(changed_at: &str, now: OffsetDateTime, lease: Duration) -> bool {
+    OffsetDateTime::parse(changed_at, &Rfc3339).is_ok_and(|at| now < at + lease)
+}

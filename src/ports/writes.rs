@@ -1,0 +1,84 @@
+//! Writes to the provider: where they are kept ([`WriteStore`]: one item per write id, moved only
+//! conditionally, so that a write is taken once and sent by one worker at a time) and what sends
+//! them ([`WriteSender`]: Nango's tools, actions and proxy). The rules are `core::writes`.
+
+use std::future::Future;
+
+use super::StoreError;
+use crate::core::writes::request::WriteRequest;
+use crate::core::writes::state::Sent;
+use crate::core::writes::stored::{Accept, Move, StoredWrite};
+
+pub trait WriteStore: Send + Sync {
+    /// Keeps `request` as accepted at `at`, unless a write with its id is kept already: that one
+    /// is left as it is and comes back ([`Accept::Duplicate`]).
+    fn accept_write(
+        &self,
+        request: &WriteRequest,
+        at: &str,
+    ) -> impl Future<Output = Result<Accept, StoreError>> + Send;
+
+    /// The kept write with this id, read consistently.
+    fn get_write(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<StoredWrite>, StoreError>> + Send;
+
+    /// Moves the write with this id, only if it is still at `change.from`. `false`: it is not
+    /// (another worker moved it, or no such write is kept), and nothing changed.
+    fn move_write(
+        &self,
+        id: &str,
+        change: &Move<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every kept write, oldest accepted first (then by id).
+    fn list_writes(&self) -> impl Future<Output = Result<Vec<StoredWrite>, StoreError>> + Send;
+}
+
+/// Sends one write to the provider through Nango, once: no retry of its own (a retry is the
+/// at-most-once rules' decision), and every answer classified ([`Sent`]), never an error.
+pub trait WriteSender: Send + Sync {
+    fn send(&self, request: &WriteRequest) -> impl Future<Output = Sent> + Send;
+}
+
+/// Implements [`WriteStore`] for an enum of stores, as `forward_record_store` does.
+#[cfg(feature = "local")]
+macro_rules! forward_write_store {
+    ($ty:ty { $($variant:pat => $inner:ident),+ $(,)? }) => {
+        impl $crate::ports::WriteStore for $ty {
+            async fn accept_write(
+                &self,
+                request: &$crate::core::writes::request::WriteRequest,
+                at: &str,
+            ) -> Result<$crate::core::writes::stored::Accept, $crate::ports::StoreError> {
+                match self { $($variant => $inner.accept_write(request, at).await),+ }
+            }
+
+            async fn get_write(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::core::writes::stored::StoredWrite>, $crate::ports::StoreError>
+            {
+                match self { $($variant => $inner.get_write(id).await),+ }
+            }
+
+            async fn move_write(
+                &self,
+                id: &str,
+                change: &$crate::core::writes::stored::Move<'_>,
+            ) -> Result<bool, $crate::ports::StoreError> {
+                match self { $($variant => $inner.move_write(id, change).await),+ }
+            }
+
+            async fn list_writes(
+                &self,
+            ) -> Result<Vec<$crate::core::writes::stored::StoredWrite>, $crate::ports::StoreError>
+            {
+                match self { $($variant => $inner.list_writes().await),+ }
+            }
+        }
+    };
+}
+#[cfg(feature = "local")]
+pub(crate) use forward_write_store;

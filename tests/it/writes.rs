@@ -1,0 +1,419 @@
+//! Writes to the provider (issue "Two-way sync", item 2). The write store's contract: one state
+//! item per write id, taken once, moved only from where its mover saw it. And the at-most-once
+//! rules taken through a store against a fake provider. Both run on memory and SQLite here, on
+//! DynamoDB in `aws::contract`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nango_sync::adapters::memory::MemoryStore;
+use nango_sync::adapters::sqlite::SqliteDb;
+use nango_sync::core::clock::{Clock, FixedClock};
+use nango_sync::core::write::DeleteMode;
+use nango_sync::core::writes::request::WriteRequest;
+use nango_sync::core::writes::state::{Attempt, Sent, WriteState};
+use nango_sync::core::writes::stored::{Accept, Move, Position, MAX_OUTCOME_BYTES};
+use nango_sync::core::writes::take::{take, TakeSettings, Taken, INTERRUPTED};
+use nango_sync::local::backend::Store;
+use nango_sync::ports::{WriteSender, WriteStore};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::common::unique_name;
+
+fn request(id: &str, deal: &str) -> WriteRequest {
+    WriteRequest::parse(
+        json!({"v": 1, "id": id, "provider_config_key": "hubspot", "connection_id": "u-1",
+            "run": {"kind": "proxy", "method": "PATCH", "path": format!("/crm/deals/{deal}"),
+                "headers": {"Nango-Proxy-Idempotency-Key": id}, "body": {"stage": "won"}},
+            "record": {"model": "Deal", "id": deal}})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+fn change<'a>(from: Position, to: Position, outcome: Option<&'a str>, at: &'a str) -> Move<'a> {
+    Move {
+        from,
+        to,
+        outcome,
+        at,
+    }
+}
+
+pub(crate) async fn write_store_contract(store: impl WriteStore) {
+    let first = request("w-1", "42");
+    let t0 = "2026-12-07T10:00:00.000Z";
+    assert_eq!(store.accept_write(&first, t0).await.unwrap(), Accept::New);
+    let kept = store.get_write("w-1").await.unwrap().unwrap();
+    assert_eq!(kept.request, first, "the request comes back whole");
+    assert_eq!(kept.position, Position::ACCEPTED);
+    assert_eq!((kept.accepted_at.as_str(), kept.outcome), (t0, None));
+    assert_eq!(store.get_write("w-0").await.unwrap(), None);
+
+    // The same id again, even for another deal, is the first write: nothing changes.
+    let again = request("w-1", "43");
+    let t1 = "2026-12-07T10:00:01.000Z";
+    match store.accept_write(&again, t1).await.unwrap() {
+        Accept::Duplicate(duplicate) => {
+            assert_eq!(duplicate.request, first);
+            assert_eq!(
+                (duplicate.position, duplicate.accepted_at.as_str()),
+                (Position::ACCEPTED, t0)
+            );
+        }
+        Accept::New => panic!("a second write with a kept id was taken as new"),
+    }
+
+    // Two workers begin the same attempt: one of them moves it.
+    let sending = Position::ACCEPTED.sending();
+    let begin = change(Position::ACCEPTED, sending, None, t1);
+    let (a, b) = tokio::join!(
+        store.move_write("w-1", &begin),
+        store.move_write("w-1", &begin)
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one mover wins");
+    assert!(
+        !store.move_write("w-1", &begin).await.unwrap(),
+        "a stale move is refused"
+    );
+    assert!(
+        !store.move_write("w-0", &begin).await.unwrap(),
+        "no such write"
+    );
+
+    // A retry keeps the last outcome unless it is given a new one; the second attempt ends
+    // unknown with what it came to.
+    let t2 = "2026-12-07T10:00:02.000Z";
+    let retry = sending.in_state(WriteState::Accepted);
+    assert!(store
+        .move_write(
+            "w-1",
+            &change(sending, retry, Some("nango answered 429"), t2)
+        )
+        .await
+        .unwrap());
+    assert!(
+        !store.move_write("w-1", &begin).await.unwrap(),
+        "accepted again, but after an attempt: the first attempt's mover is refused"
+    );
+    let second = retry.sending();
+    assert!(store
+        .move_write("w-1", &change(retry, second, None, t2))
+        .await
+        .unwrap());
+    let kept = store.get_write("w-1").await.unwrap().unwrap();
+    assert_eq!(
+        (kept.position, kept.outcome.as_deref()),
+        (second, Some("nango answered 429"))
+    );
+    let long = "x".repeat(MAX_OUTCOME_BYTES + 10);
+    let unknown = second.in_state(WriteState::Unknown);
+    let t3 = "2026-12-07T10:00:03.000Z";
+    assert!(store
+        .move_write("w-1", &change(second, unknown, Some(&long), t3))
+        .await
+        .unwrap());
+    let kept = store.get_write("w-1").await.unwrap().unwrap();
+    assert_eq!(
+        kept.position,
+        Position {
+            state: WriteState::Unknown,
+            attempts: 2
+        }
+    );
+    assert_eq!(
+        (kept.changed_at.as_str(), kept.accepted_at.as_str()),
+        (t3, t0)
+    );
+    assert_eq!(kept.outcome.map(|o| o.len()), Some(MAX_OUTCOME_BYTES));
+
+    // A duplicate now reports the first write's outcome.
+    match store.accept_write(&first, t3).await.unwrap() {
+        Accept::Duplicate(duplicate) => assert_eq!(duplicate.position, unknown),
+        Accept::New => panic!("a kept write was taken again"),
+    }
+
+    // Listed oldest accepted first, then by id.
+    store
+        .accept_write(&request("w-3", "7"), "2026-12-07T09:00:00.000Z")
+        .await
+        .unwrap();
+    store
+        .accept_write(&request("w-2", "7"), "2026-12-07T09:00:00.000Z")
+        .await
+        .unwrap();
+    let listed: Vec<(String, WriteState)> = store
+        .list_writes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.request.id, w.position.state))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("w-2".to_owned(), WriteState::Accepted),
+            ("w-3".to_owned(), WriteState::Accepted),
+            ("w-1".to_owned(), WriteState::Unknown),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn write_store_contract_on_memory() {
+    write_store_contract(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn write_store_contract_on_sqlite() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("writes")));
+    let store = Store::sqlite(SqliteDb::open(&path).unwrap(), DeleteMode::Tombstone);
+    write_store_contract(store).await;
+}
+
+/// What the fake provider does with the next call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Behaviour {
+    /// Applies the write and answers.
+    Apply,
+    /// Applies the write, then the answer never comes: Nango's call times out.
+    ApplyThenTimeout,
+    /// Nango answers 429 before anything reaches the provider.
+    TooManyRequests,
+    /// The provider refuses the write (a 4xx through Nango).
+    Refuse,
+}
+
+/// A provider behind Nango that counts what reached it. A write safe to repeat is applied as a
+/// PUT by id or an idempotency key makes it: twice is one effect.
+#[derive(Debug, Default)]
+pub(crate) struct FakeProvider {
+    script: Mutex<VecDeque<Behaviour>>,
+    calls: Mutex<Vec<String>>,
+    effects: Mutex<BTreeMap<String, u32>>,
+}
+
+impl FakeProvider {
+    pub(crate) fn then(&self, behaviour: Behaviour) -> &Self {
+        self.script.lock().unwrap().push_back(behaviour);
+        self
+    }
+
+    pub(crate) fn calls(&self, id: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == id)
+            .count()
+    }
+
+    pub(crate) fn effects(&self, id: &str) -> u32 {
+        self.effects.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+
+    fn apply(&self, request: &WriteRequest) {
+        let mut effects = self.effects.lock().unwrap();
+        let count = effects.entry(request.id.clone()).or_default();
+        *count = if request.may_repeat() { 1 } else { *count + 1 };
+    }
+}
+
+impl WriteSender for FakeProvider {
+    async fn send(&self, request: &WriteRequest) -> Sent {
+        self.calls.lock().unwrap().push(request.id.clone());
+        let behaviour = self.script.lock().unwrap().pop_front();
+        let sent = |attempt, detail: &str| Sent {
+            attempt,
+            detail: Some(detail.to_owned()),
+            retry_after: None,
+        };
+        match behaviour.unwrap_or(Behaviour::Apply) {
+            Behaviour::Apply => {
+                self.apply(request);
+                sent(Attempt::Succeeded, r#"{"ok":true}"#)
+            }
+            Behaviour::ApplyThenTimeout => {
+                self.apply(request);
+                sent(Attempt::Unsure, "no answer from Nango within 30 s")
+            }
+            Behaviour::TooManyRequests => Sent {
+                retry_after: Some(Duration::from_secs(1)),
+                ..sent(Attempt::NotSent { retryable: true }, "429 too_many_request")
+            },
+            Behaviour::Refuse => sent(
+                Attempt::Refused,
+                "424 script_http_error: 422 from the provider",
+            ),
+        }
+    }
+}
+
+fn tool(id: &str, safe_to_repeat: bool) -> WriteRequest {
+    WriteRequest::parse(
+        json!({"v": 1, "id": id, "provider_config_key": "hubspot", "connection_id": "u-1",
+            "run": {"kind": "tool", "name": "create-contact", "input": {"email": "a@b.c"}},
+            "safe_to_repeat": safe_to_repeat})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+fn state_of(taken: &Taken) -> Option<WriteState> {
+    match taken {
+        Taken::Ended(write) | Taken::Again { write, .. } => Some(write.position.state),
+        Taken::Busy | Taken::IdReused(_) => None,
+    }
+}
+
+/// The at-most-once rules over a store (issue "Two-way sync", done when): each case on its own
+/// write id, against a provider that counts what reached it.
+pub(crate) async fn take_contract(store: impl WriteStore) {
+    let clock = FixedClock::at(OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
+    let settings = TakeSettings {
+        max_attempts: 3,
+        lease: Duration::from_secs(60),
+    };
+    let provider = FakeProvider::default();
+    let take = |request: WriteRequest| {
+        let (store, provider, clock) = (&store, &provider, &clock);
+        async move {
+            take(store, provider, clock, &request, settings)
+                .await
+                .unwrap()
+        }
+    };
+
+    // The same id twice runs once, and the second hears the first's outcome.
+    let first = take(tool("once", false)).await;
+    assert_eq!(state_of(&first), Some(WriteState::Succeeded));
+    assert_eq!(take(tool("once", false)).await, first);
+    assert_eq!((provider.calls("once"), provider.effects("once")), (1, 1));
+
+    // A timeout after the provider applied a write that is not safe to repeat: unknown, for
+    // good, with exactly one write at the provider.
+    provider.then(Behaviour::ApplyThenTimeout);
+    let unsure = take(tool("unsure", false)).await;
+    assert_eq!(state_of(&unsure), Some(WriteState::Unknown));
+    assert_eq!(
+        state_of(&take(tool("unsure", false)).await),
+        Some(WriteState::Unknown)
+    );
+    assert_eq!(
+        (provider.calls("unsure"), provider.effects("unsure")),
+        (1, 1)
+    );
+
+    // The same timeout for a write safe to repeat: sent again, succeeded, still one effect.
+    provider.then(Behaviour::ApplyThenTimeout);
+    let again = take(tool("repeatable", true)).await;
+    assert_eq!(state_of(&again), Some(WriteState::Accepted));
+    let done = take(tool("repeatable", true)).await;
+    assert_eq!(state_of(&done), Some(WriteState::Succeeded));
+    assert_eq!(
+        (provider.calls("repeatable"), provider.effects("repeatable")),
+        (2, 1)
+    );
+
+    // A 429 reached nobody: sent again after the wait Nango asked for, whatever the write.
+    provider.then(Behaviour::TooManyRequests);
+    match take(tool("limited", false)).await {
+        Taken::Again { retry_after, write } => {
+            assert_eq!(retry_after, Some(Duration::from_secs(1)));
+            assert_eq!(write.outcome.as_deref(), Some("429 too_many_request"));
+        }
+        other => panic!("a 429 ended the write: {other:?}"),
+    }
+    assert_eq!(
+        state_of(&take(tool("limited", false)).await),
+        Some(WriteState::Succeeded)
+    );
+    assert_eq!(
+        (provider.calls("limited"), provider.effects("limited")),
+        (2, 1)
+    );
+
+    // Refused by the provider: failed, not sent again.
+    provider.then(Behaviour::Refuse);
+    assert_eq!(
+        state_of(&take(tool("refused", true)).await),
+        Some(WriteState::Failed)
+    );
+    assert_eq!(
+        state_of(&take(tool("refused", true)).await),
+        Some(WriteState::Failed)
+    );
+    assert_eq!(provider.calls("refused"), 1);
+
+    // The id of a kept write used for another write: nothing runs.
+    let mut other = tool("once", false);
+    other.run = tool("x", false).run;
+    other.safe_to_repeat = true;
+    assert!(
+        matches!(take(other).await, Taken::IdReused(kept) if kept.request == tool("once", false))
+    );
+    assert_eq!(provider.calls("once"), 1);
+
+    // A worker stopped while sending: within the lease the write is left alone; past it, a write
+    // not safe to repeat is unknown (never sent blindly), one safe to repeat is sent again.
+    for (id, may_repeat, ends) in [
+        ("stopped", false, WriteState::Unknown),
+        ("stopped-repeatable", true, WriteState::Succeeded),
+    ] {
+        let at = clock.now_rfc3339();
+        store
+            .accept_write(&tool(id, may_repeat), &at)
+            .await
+            .unwrap();
+        let begin = Move {
+            from: Position::ACCEPTED,
+            to: Position::ACCEPTED.sending(),
+            outcome: None,
+            at: &at,
+        };
+        assert!(store.move_write(id, &begin).await.unwrap());
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(take(tool(id, may_repeat)).await, Taken::Busy, "{id}");
+        clock.advance(Duration::from_secs(31));
+        let taken = take(tool(id, may_repeat)).await;
+        assert_eq!(state_of(&taken), Some(ends), "{id}");
+        assert_eq!(provider.calls(id), usize::from(may_repeat), "{id}");
+    }
+    let stopped = store.get_write("stopped").await.unwrap().unwrap();
+    assert_eq!(stopped.outcome.as_deref(), Some(INTERRUPTED));
+
+    // Two deliveries of one write at once: one sends it.
+    let (a, b) = tokio::join!(
+        take(tool("twice-at-once", false)),
+        take(tool("twice-at-once", false))
+    );
+    assert_eq!(provider.calls("twice-at-once"), 1);
+    // The other found it sending (Busy) or, if the first was done by then, its outcome.
+    let states = [state_of(&a), state_of(&b)];
+    assert!(
+        states.contains(&Some(WriteState::Succeeded))
+            && states
+                .iter()
+                .all(|s| matches!(s, None | Some(WriteState::Succeeded))),
+        "{a:?} {b:?}"
+    );
+}
+
+#[tokio::test]
+async fn writes_run_at_most_once_on_memory() {
+    take_contract(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn writes_run_at_most_once_on_sqlite() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("take")));
+    take_contract(Store::sqlite(
+        SqliteDb::open(&path).unwrap(),
+        DeleteMode::Tombstone,
+    ))
+    .await;
+}
