@@ -11,7 +11,8 @@
 //! - [`wire`]: timestamps, cursors and uuids as Nango writes them;
 //! - [`generate`]: generated payloads;
 //! - [`in_process`]: the cache as a source, without HTTP ([`InProcessSource`]);
-//! - [`server`]: Nango's API over HTTP, with faults; [`webhooks`]: signed sync webhooks.
+//! - [`server`]: Nango's API over HTTP, with faults; [`webhooks`]: signed sync webhooks;
+//! - [`writes`]: the write APIs (tools, actions, proxy) and the fake provider behind them.
 
 mod cache;
 mod generate;
@@ -19,6 +20,7 @@ mod in_process;
 pub mod server;
 pub mod webhooks;
 mod wire;
+pub mod writes;
 
 pub use cache::{Changes, Simulator, SyncRun};
 pub use generate::{incompressible_text, sample_payload, RecordShape};

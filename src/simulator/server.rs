@@ -1,4 +1,5 @@
-//! The simulator over HTTP: `GET /records` as Nango serves it (contract §4), with fault injection.
+//! The simulator over HTTP: `GET /records` as Nango serves it (contract §4), with fault injection,
+//! and the write APIs (`writes`).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -15,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use super::writes::{self, FakeProvider};
 use super::{SimError, Simulator};
 use crate::core::stream::{StreamKey, BASE_VARIANT};
 
@@ -143,6 +145,8 @@ pub struct SimServer {
     pub url: String,
     pub sim: Arc<Simulator>,
     pub stats: Arc<ServerStats>,
+    /// The provider behind the write APIs: what it applied, and its faults.
+    pub provider: Arc<FakeProvider>,
     faults: Arc<Mutex<VecDeque<Fault>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -163,6 +167,7 @@ impl SimServer {
         let url = format!("http://{}", listener.local_addr()?);
         let stats = Arc::new(ServerStats::default());
         let faults = Arc::new(Mutex::new(VecDeque::new()));
+        let provider = Arc::new(FakeProvider::default());
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let state = Arc::new(State {
             sim: Arc::clone(&sim),
@@ -173,6 +178,7 @@ impl SimServer {
             settings,
             stats: Arc::clone(&stats),
             faults: Arc::clone(&faults),
+            provider: Arc::clone(&provider),
             window: Mutex::default(),
         });
         tokio::spawn(serve(state, listener, async {
@@ -182,6 +188,7 @@ impl SimServer {
             url,
             sim,
             stats,
+            provider,
             faults,
             stop: Some(stop),
         })
@@ -215,6 +222,7 @@ struct State {
     rates: Mutex<FaultRates>,
     stats: Arc<ServerStats>,
     faults: Arc<Mutex<VecDeque<Fault>>>,
+    provider: Arc<FakeProvider>,
     window: Mutex<Option<Window>>,
 }
 
@@ -249,7 +257,7 @@ async fn serve(state: Arc<State>, listener: TcpListener, shutdown: impl Future<O
 
 #[derive(Debug, thiserror::Error)]
 #[error("connection reset by the simulator")]
-struct InjectedReset;
+pub(super) struct InjectedReset;
 
 async fn answer(
     state: &State,
@@ -352,6 +360,12 @@ async fn answer_within_limit(
         Some(Fault::Reset) => return Err(InjectedReset),
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::Truncated) | None => {}
+    }
+    if writes::is_write(request.uri().path()) {
+        if let Some(refused) = refuse_auth(state, &request) {
+            return Ok(refused);
+        }
+        return writes::answer_write(&state.sim, &state.provider, request).await;
     }
     Ok(records(state, &request, fault == Some(Fault::Truncated)))
 }
@@ -634,7 +648,7 @@ fn valid_model(m: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn json_response(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> {
+pub(super) fn json_response(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> {
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header("content-type", "application/json")
@@ -651,7 +665,7 @@ fn text(status: u16, body: &'static str) -> Response<Full<Bytes>> {
         .expect("valid response")
 }
 
-fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+pub(super) fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
     json_response(status, json!({"error": {"code": code, "message": message}}))
 }
 

@@ -4,12 +4,13 @@
 //! DynamoDB in `aws::contract`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nango_sync::adapters::memory::MemoryStore;
 use nango_sync::adapters::sqlite::SqliteDb;
 use nango_sync::core::clock::{Clock, FixedClock};
+use nango_sync::core::stream::StreamKey;
 use nango_sync::core::write::DeleteMode;
 use nango_sync::core::writes::request::WriteRequest;
 use nango_sync::core::writes::state::{Attempt, Sent, WriteState};
@@ -17,10 +18,13 @@ use nango_sync::core::writes::stored::{Accept, Move, Position, MAX_OUTCOME_BYTES
 use nango_sync::core::writes::take::{take, TakeSettings, Taken, INTERRUPTED};
 use nango_sync::local::backend::Store;
 use nango_sync::ports::{WriteSender, WriteStore};
+use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::writes::WriteFault;
+use nango_sync::simulator::Simulator;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::common::unique_name;
+use crate::common::{nango_client, unique_name};
 
 fn request(id: &str, deal: &str) -> WriteRequest {
     WriteRequest::parse(
@@ -412,6 +416,132 @@ async fn writes_run_at_most_once_on_memory() {
 async fn writes_run_at_most_once_on_sqlite() {
     let path = std::env::temp_dir().join(format!("{}.db", unique_name("take")));
     take_contract(Store::sqlite(
+        SqliteDb::open(&path).unwrap(),
+        DeleteMode::Tombstone,
+    ))
+    .await;
+}
+
+fn write(value: serde_json::Value) -> WriteRequest {
+    WriteRequest::parse(value.to_string().as_bytes()).unwrap()
+}
+
+/// The at-most-once rules through Nango over HTTP, the simulator's write APIs and its fake
+/// provider, which applies writes to the simulated records and counts them.
+pub(crate) async fn through_nango(store: impl WriteStore) {
+    let sim = Arc::new(Simulator::new());
+    let contacts = StreamKey::new("hubspot", "u-1", "Contact", "base");
+    sim.add_connection(contacts.connection());
+    let server = SimServer::start(Arc::clone(&sim), ServerSettings::default())
+        .await
+        .unwrap();
+    let nango = nango_client(&server.url, 100);
+    let clock = FixedClock::at(OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
+    let settings = TakeSettings::default();
+    let take = |request: &WriteRequest| {
+        let (store, nango, clock, request) = (&store, &nango, &clock, request.clone());
+        async move { take(store, nango, clock, &request, settings).await.unwrap() }
+    };
+    let applied = |id: &str| {
+        server
+            .provider
+            .applied()
+            .iter()
+            .filter(|w| w.record_id == id)
+            .count()
+    };
+    let tool = |id: &str, record: &str| {
+        write(
+            json!({"v": 1, "id": id, "provider_config_key": "hubspot", "connection_id": "u-1",
+            "run": {"kind": "tool", "name": "save-Contact", "input": {"id": record, "email": "a@b.c"}},
+            "record": {"model": "Contact", "id": record}}),
+        )
+    };
+
+    // A tool call goes through once, and the provider's record shows it.
+    let done = take(&tool("w-1", "c-1")).await;
+    assert_eq!(state_of(&done), Some(WriteState::Succeeded), "{done:?}");
+    assert_eq!(
+        state_of(&take(&tool("w-1", "c-1")).await),
+        Some(WriteState::Succeeded)
+    );
+    assert_eq!(applied("c-1"), 1);
+    let stored = sim.live_payloads(&contacts);
+    assert!(
+        stored
+            .iter()
+            .any(|(id, p)| id == "c-1" && p["email"] == "a@b.c"),
+        "the next sync would show the write"
+    );
+
+    // The provider applied it, then the answer never came: unknown, one write at the provider.
+    server.provider.inject([WriteFault::ApplyThenDrop]);
+    let unsure = take(&tool("w-2", "c-2")).await;
+    assert_eq!(state_of(&unsure), Some(WriteState::Unknown), "{unsure:?}");
+    assert_eq!(
+        state_of(&take(&tool("w-2", "c-2")).await),
+        Some(WriteState::Unknown)
+    );
+    assert_eq!(applied("c-2"), 1);
+
+    // The same for a proxy PUT carrying the provider's idempotency key: sent again, succeeded,
+    // one effect; and Nango was never asked to retry.
+    let put = write(
+        json!({"v": 1, "id": "w-3", "provider_config_key": "hubspot",
+        "connection_id": "u-1", "run": {"kind": "proxy", "method": "PUT", "path": "/Contact/c-3",
+        "headers": {"Nango-Proxy-Idempotency-Key": "w-3"}, "body": {"email": "c@d.e"}}}),
+    );
+    server.provider.inject([WriteFault::ApplyThenDrop]);
+    assert_eq!(state_of(&take(&put).await), Some(WriteState::Accepted));
+    assert_eq!(state_of(&take(&put).await), Some(WriteState::Succeeded));
+    assert_eq!(applied("c-3"), 1);
+
+    // Nango's 429 reached nobody: sent again after the wait it asked for.
+    server.provider.inject([WriteFault::TooManyRequests]);
+    match take(&tool("w-4", "c-4")).await {
+        Taken::Again { retry_after, .. } => assert!(retry_after.is_some()),
+        other => panic!("a 429 ended the write: {other:?}"),
+    }
+    assert_eq!(
+        state_of(&take(&tool("w-4", "c-4")).await),
+        Some(WriteState::Succeeded)
+    );
+    assert_eq!(applied("c-4"), 1);
+
+    // Refused by the provider, or by Nango (an unknown tool): failed, nothing applied.
+    server.provider.inject([WriteFault::Refuse]);
+    let refused = take(&tool("w-5", "c-5")).await;
+    assert_eq!(state_of(&refused), Some(WriteState::Failed));
+    let Taken::Ended(refused) = refused else {
+        unreachable!()
+    };
+    assert!(refused.outcome.unwrap().starts_with("424 "));
+    let mut unknown_tool = tool("w-6", "c-6");
+    unknown_tool.run = write(json!({"v": 1, "id": "x", "provider_config_key": "p",
+        "connection_id": "c", "run": {"kind": "tool", "name": "archive-Contact", "input": {}}}))
+    .run;
+    assert_eq!(
+        state_of(&take(&unknown_tool).await),
+        Some(WriteState::Failed)
+    );
+    // A 500 from Nango may have come after the script ran: never sent blindly again.
+    server.provider.inject([WriteFault::ServerErrorBefore]);
+    assert_eq!(
+        state_of(&take(&tool("w-7", "c-7")).await),
+        Some(WriteState::Unknown)
+    );
+    assert_eq!(applied("c-5") + applied("c-6") + applied("c-7"), 0);
+    assert!(server
+        .provider
+        .applied()
+        .iter()
+        .all(|w| w.nango_retries.is_none()));
+}
+
+#[tokio::test]
+async fn writes_through_nango_on_sqlite() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("nango-writes")));
+    through_nango(Store::sqlite(
         SqliteDb::open(&path).unwrap(),
         DeleteMode::Tombstone,
     ))

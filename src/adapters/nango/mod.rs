@@ -16,6 +16,7 @@ use crate::ports::{PermanentReason, RecordSource, SourceError, StreamDiscovery, 
 use crate::retry::RetryPolicy;
 
 mod budget;
+mod writes;
 pub use budget::RequestBudget;
 
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::common::{moto_sdk_config, unique_name};
 use crate::contract::{memory_trace, queue_contract, store_contract, trace};
-use crate::writes::{take_contract, write_store_contract};
+use crate::writes::{take_contract, through_nango, write_store_contract};
 
 async fn dynamo_store() -> Store {
     dynamo_store_deleting(DeleteMode::Tombstone).await
@@ -84,6 +84,11 @@ async fn write_store_contract_on_dynamodb() {
 #[tokio::test]
 async fn writes_run_at_most_once_on_dynamodb() {
     take_contract(dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn writes_through_nango_on_dynamodb() {
+    through_nango(dynamo_store().await).await;
 }
 
 #[tokio::test]

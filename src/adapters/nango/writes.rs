@@ -1,0 +1,275 @@
+//! Writes to the provider through Nango (nango-writeback.md): a tool call, a sync action or a
+//! proxy request, sent once, its answer classified ([`Sent`]). Nothing is retried here: whether
+//! a write goes again is the at-most-once rules' decision (`core::writes`), and Nango's own
+//! retries are never asked for (no `Retries` header, no `X-Max-Retries`). A write draws on the
+//! process's one request budget, as the record reads do.
+
+use reqwest::header::AUTHORIZATION;
+use reqwest::Method;
+use serde_json::json;
+
+use super::{error_code, without_url, NangoClient};
+use crate::core::writes::request::{Operation, ProxyMethod, WriteRequest};
+use crate::core::writes::state::{Attempt, Sent};
+use crate::ports::WriteSender;
+
+/// Which of Nango's write APIs answered: they say the same status in different ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// A tool call or an action: Nango runs a script that calls the provider.
+    Script,
+    /// The proxy: the provider's own answer, passed through.
+    Proxy,
+}
+
+impl WriteSender for NangoClient {
+    async fn send(&self, request: &WriteRequest) -> Sent {
+        if let Operation::Action {
+            run_async: true, ..
+        } = request.run
+        {
+            return Sent {
+                attempt: Attempt::NotSent { retryable: false },
+                detail: Some(
+                    "async actions are not sent yet: run it as a tool or a sync action".to_owned(),
+                ),
+                retry_after: None,
+            };
+        }
+        // Without a deadline the wait for the budget never defers.
+        let _ = self.wait_for_budget(&request.id, None).await;
+        let key = self.api_key.fresh().await;
+        let (sent, unauthorized) = self.send_with(&key, request).await;
+        if unauthorized {
+            // A key rotated under a warm process: read once more and send again (nothing ran).
+            if let Some(newer) = self.api_key.after_refusal(&key).await {
+                return self.send_with(&newer, request).await.0;
+            }
+        }
+        sent
+    }
+}
+
+impl NangoClient {
+    /// One request with `key`; whether Nango refused the key.
+    async fn send_with(&self, key: &str, request: &WriteRequest) -> (Sent, bool) {
+        let (builder, via) = match self.write_request(request) {
+            Ok(built) => built,
+            Err(why) => return (not_sent(false, why), false),
+        };
+        let response = builder
+            .header(AUTHORIZATION, format!("Bearer {key}"))
+            .header("Provider-Config-Key", &request.provider_config_key)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            // Refused before the request went out: nothing reached Nango.
+            Err(e) if e.is_connect() || e.is_builder() => {
+                return (not_sent(e.is_connect(), without_url(&e)), false)
+            }
+            // A timeout or a dropped connection once the request was out: it may have run.
+            Err(e) => {
+                let detail = format!("no answer from Nango: {}", without_url(&e));
+                return (unsure(detail), false);
+            }
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        // A body that cannot be read leaves the status to say what happened.
+        let body = response.bytes().await.unwrap_or_default();
+        if status == 429 {
+            let wait = self.rate_limit_wait(&headers);
+            self.budget.pause(std::time::Instant::now(), wait);
+            let mut sent = not_sent(true, "429 too_many_request".to_owned());
+            sent.retry_after = Some(wait);
+            return (sent, false);
+        }
+        if status != 401 {
+            self.observe_rate_limit(&headers);
+        }
+        let attempt = classify(via, status, &body);
+        let detail = if (200..300).contains(&status) {
+            String::from_utf8_lossy(&body).into_owned()
+        } else {
+            format!("{status} {}", String::from_utf8_lossy(&body))
+        };
+        let sent = Sent {
+            attempt,
+            detail: Some(detail),
+            retry_after: None,
+        };
+        (sent, status == 401)
+    }
+
+    fn write_request(
+        &self,
+        request: &WriteRequest,
+    ) -> Result<(reqwest::RequestBuilder, Via), String> {
+        match &request.run {
+            Operation::Tool { name, input } => {
+                let mut url = reqwest::Url::parse(&self.base_url).map_err(|e| e.to_string())?;
+                url.path_segments_mut()
+                    .map_err(|()| "Nango's URL takes no path".to_owned())?
+                    .pop_if_empty()
+                    .extend([
+                        "connections",
+                        &request.connection_id,
+                        "tools",
+                        name,
+                        "calls",
+                    ]);
+                let body = json!({ "input": input });
+                Ok((self.http.post(url).json(&body), Via::Script))
+            }
+            Operation::Action { name, input, .. } => {
+                let body = json!({ "action_name": name, "input": input });
+                let builder = self
+                    .http
+                    .post(format!("{}/action/trigger", self.base_url))
+                    .header("Connection-Id", &request.connection_id)
+                    .json(&body);
+                Ok((builder, Via::Script))
+            }
+            Operation::Proxy {
+                method,
+                path,
+                headers,
+                body,
+            } => {
+                let method = match method {
+                    ProxyMethod::Get => Method::GET,
+                    ProxyMethod::Post => Method::POST,
+                    ProxyMethod::Put => Method::PUT,
+                    ProxyMethod::Patch => Method::PATCH,
+                    ProxyMethod::Delete => Method::DELETE,
+                };
+                let mut builder = self
+                    .http
+                    .request(method, format!("{}/proxy{path}", self.base_url))
+                    .header("Connection-Id", &request.connection_id);
+                for (name, value) in headers {
+                    builder = builder.header(name, value);
+                }
+                if let Some(body) = body {
+                    builder = builder.json(body);
+                }
+                Ok((builder, Via::Proxy))
+            }
+        }
+    }
+}
+
+fn not_sent(retryable: bool, detail: String) -> Sent {
+    Sent {
+        attempt: Attempt::NotSent { retryable },
+        detail: Some(detail),
+        retry_after: None,
+    }
+}
+
+fn unsure(detail: String) -> Sent {
+    Sent {
+        attempt: Attempt::Unsure,
+        detail: Some(detail),
+        retry_after: None,
+    }
+}
+
+/// What Nango's answer (not a 429) says of a write: the one status mapping of the write side.
+fn classify(via: Via, status: u16, body: &[u8]) -> Attempt {
+    let code = error_code(body);
+    let code = code.as_deref();
+    match (via, status) {
+        (_, 200..=299) => Attempt::Succeeded,
+        // Nango refused the key: nothing ran (the key may be read again).
+        (_, 401) => Attempt::NotSent { retryable: true },
+        // The connection's credentials are being refreshed: nothing was sent yet.
+        (_, 424) if code == Some("connection_refresh_backoff") => {
+            Attempt::NotSent { retryable: true }
+        }
+        // A script's call to the provider failed: refused if the provider said no, unknown if it
+        // failed on its side (it may have applied the write).
+        (Via::Script, 424) => match upstream_status(body) {
+            Some(500..=599) | None => Attempt::Unsure,
+            Some(_) => Attempt::Refused,
+        },
+        // The script ran; its output or its end was refused, not its effects.
+        (Via::Script, 400)
+            if matches!(
+                code,
+                Some("invalid_action_output" | "script_output_too_large")
+            ) =>
+        {
+            Attempt::Unsure
+        }
+        (Via::Script, 410) => Attempt::Unsure,
+        // Refused before the script ran: a bad input, an unknown connection, tool or action, a
+        // plan limit, a missing scope.
+        (Via::Script, 400..=499) => Attempt::NotSent { retryable: false },
+        // Through the proxy, a 4xx is the provider's (or Nango's) refusal: nothing applied.
+        (Via::Proxy, 400..=499) => Attempt::Refused,
+        // A 5xx, or anything else: it may have run.
+        _ => Attempt::Unsure,
+    }
+}
+
+fn upstream_status(body: &[u8]) -> Option<u16> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let status = v.get("error")?.get("upstream")?.get("status")?.as_u64()?;
+    u16::try_from(status).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(status: u16, body: serde_json::Value) -> Attempt {
+        classify(Via::Script, status, body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn what_ran_is_told_from_what_never_ran() {
+        assert_eq!(script(200, json!({"id": "1"})), Attempt::Succeeded);
+        let before = Attempt::NotSent { retryable: false };
+        for code in [
+            "invalid_action_input",
+            "unknown_connection",
+            "invalid_headers",
+        ] {
+            assert_eq!(
+                script(400, json!({"error": {"code": code}})),
+                before,
+                "{code}"
+            );
+        }
+        assert_eq!(script(404, json!({"error": {"code": "not_found"}})), before);
+        assert_eq!(
+            script(400, json!({"error": {"code": "invalid_action_output"}})),
+            Attempt::Unsure
+        );
+        let provider_said = |status| {
+            script(
+                424,
+                json!({"error": {"code": "script_http_error", "upstream": {"status": status}}}),
+            )
+        };
+        assert_eq!(provider_said(422), Attempt::Refused);
+        assert_eq!(provider_said(503), Attempt::Unsure);
+        assert_eq!(
+            script(410, json!({"error": {"code": "script_aborted"}})),
+            Attempt::Unsure
+        );
+        assert_eq!(script(500, json!({})), Attempt::Unsure);
+        assert_eq!(
+            script(
+                424,
+                json!({"error": {"code": "connection_refresh_backoff"}})
+            ),
+            Attempt::NotSent { retryable: true }
+        );
+        assert_eq!(classify(Via::Proxy, 422, b"{}"), Attempt::Refused);
+        assert_eq!(classify(Via::Proxy, 502, b""), Attempt::Unsure);
+        assert_eq!(classify(Via::Proxy, 201, b""), Attempt::Succeeded);
+    }
+}
