@@ -47,6 +47,11 @@ pub enum Command {
     /// Forget a connection: its streams stop syncing and their records are marked deleted
     /// (or, with --purge, removed).
     Forget(ForgetArgs),
+    /// Send a write to the provider through Nango (a tool, an action or a proxy request), at
+    /// most once unless it is safe to repeat; the request is JSON (events/write-request.schema.json).
+    Write(WriteArgs),
+    /// List the writes and how each ended; `writes resolve` decides one that ended unknown.
+    Writes(WritesArgs),
     /// Check a deployment: the stack's outputs, the secrets' shape, Nango reached with the API
     /// key, the webhook endpoint answering, and what to check in Nango's dashboard.
     Doctor(DoctorArgs),
@@ -396,6 +401,56 @@ pub struct SignArgs {
     /// POST the signed body to this URL and print the answer.
     #[arg(long)]
     pub post: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The write request's file, or - for standard input.
+    #[arg(default_value = "-")]
+    pub request: PathBuf,
+    /// The write as JSON when it ends.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct WritesArgs {
+    #[command(subcommand)]
+    pub action: Option<WritesAction>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// One JSON object per write.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum WritesAction {
+    /// Decide a write that ended unknown, once you have looked at the provider: it
+    /// --succeeded, it --failed, or --retry (it is sent again now).
+    Resolve(ResolveArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("decision").required(true).args(["succeeded", "failed", "retry"])))]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The write's id.
+    pub id: String,
+    /// The provider shows the write.
+    #[arg(long)]
+    pub succeeded: bool,
+    /// The provider does not show it, and it is not to be sent.
+    #[arg(long)]
+    pub failed: bool,
+    /// The provider does not show it: send it again.
+    #[arg(long)]
+    pub retry: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -9,6 +9,7 @@ mod run;
 mod sign;
 mod streams;
 mod watch;
+mod writes;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -55,6 +56,8 @@ pub async fn main() -> ExitCode {
         Command::Drain(args) => queue::drain(args).await,
         Command::Sign(args) => sign::sign(args).await,
         Command::Watch(args) => watch::watch(args).await,
+        Command::Write(args) => writes::write(args).await,
+        Command::Writes(args) => writes::writes(args).await,
         Command::Doctor(args) => doctor::doctor(args).await,
         Command::Completions(args) => {
             clap_complete::generate(

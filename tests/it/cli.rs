@@ -2,6 +2,7 @@
 //! `status`, decided by `sweep`, and bad input refused with a clear error and no change.
 
 use std::process::Command;
+use std::sync::Arc;
 
 use nango_sync::adapters::sqlite::SqliteDb;
 use nango_sync::core::record::NangoRecord;
@@ -11,9 +12,12 @@ use nango_sync::core::stream::StreamKey;
 use nango_sync::core::write::DeleteMode;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::{RecordStore, StateStore};
+use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::writes::WriteFault;
+use nango_sync::simulator::Simulator;
 use serde_json::{json, Value};
 
-use crate::common::{replay, unique_name, TEST_SIGNING_KEY};
+use crate::common::{replay, unique_name, API_KEY, TEST_SIGNING_KEY};
 
 fn record(id: &str) -> NangoRecord {
     let object = json!({"id": id, "name": id, "_nango_metadata": {"first_seen_at": "2026-11-27T00:00:00+00:00",
@@ -305,6 +309,8 @@ fn every_reporting_command_takes_json() {
         "demo",
         "watch",
         "doctor",
+        "write",
+        "writes",
     ];
     for command in commands {
         let out = Command::new(env!("CARGO_BIN_EXE_nango-sync"))
@@ -495,4 +501,105 @@ fn completions_and_the_man_page_are_generated() {
         "{man}"
     );
     assert!(man.contains("doctor") && man.contains("status"), "{man}");
+}
+
+/// `write` sends a write through Nango once, and the same request again reports the first one's
+/// outcome; one that ended unknown exits non-zero and says how to resolve it; `writes` lists
+/// them and `writes resolve` decides only an unknown one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_sends_once_and_writes_lists_and_resolves() {
+    let db = std::env::temp_dir().join(format!("{}.db", unique_name("cli-write")));
+    let sim = Arc::new(Simulator::new());
+    sim.add_connection(StreamKey::new("hubspot", "u-1", "Contact", "base").connection());
+    let server = SimServer::start(Arc::clone(&sim), ServerSettings::default())
+        .await
+        .unwrap();
+    let request = |id: &str, record: &str| {
+        let path = std::env::temp_dir().join(format!("{}.json", unique_name(id)));
+        let body = json!({"v": 1, "id": id, "provider_config_key": "hubspot", "connection_id": "u-1",
+            "run": {"kind": "tool", "name": "save-Contact", "input": {"id": record}}});
+        std::fs::write(&path, body.to_string()).unwrap();
+        path
+    };
+    let url = server.url.clone();
+    let run = move |args: Vec<String>| {
+        let (db, url) = (db.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = command(&db, &args)
+                .env("NANGO_API_KEY", API_KEY)
+                .env("NANGO_BASE_URL", url)
+                .output()
+                .unwrap();
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (out.status.success(), text(&out.stdout), text(&out.stderr))
+        })
+    };
+    let applied = |record: &str| {
+        server
+            .provider
+            .applied()
+            .iter()
+            .filter(|w| w.record_id == record)
+            .count()
+    };
+    let first = request("w-1", "c-1").display().to_string();
+    for _ in 0..2 {
+        let (ok, out, err) = run(vec!["write".into(), first.clone()]).await.unwrap();
+        assert!(
+            ok && out.contains("w-1  succeeded  attempts 1"),
+            "{out}{err}"
+        );
+    }
+    assert_eq!(applied("c-1"), 1, "the same request twice ran once");
+
+    server.provider.inject([WriteFault::ApplyThenDrop]);
+    let second = request("w-2", "c-2").display().to_string();
+    let (ok, out, err) = run(vec!["write".into(), second]).await.unwrap();
+    assert!(!ok && out.contains("w-2  unknown"), "{out}{err}");
+    assert!(err.contains("writes resolve w-2"), "{err}");
+    assert_eq!(applied("c-2"), 1);
+
+    let (ok, out, _) = run(vec!["writes".into(), "--json".into()]).await.unwrap();
+    let listed: Vec<(String, String)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|w| {
+            (
+                w["request"]["id"].as_str().unwrap().to_owned(),
+                w["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(ok);
+    assert_eq!(
+        listed,
+        [
+            ("w-1".to_owned(), "succeeded".to_owned()),
+            ("w-2".to_owned(), "unknown".to_owned())
+        ]
+    );
+    let resolve = |id: &str, how: &str| {
+        vec![
+            "writes".into(),
+            "resolve".into(),
+            id.to_owned(),
+            how.to_owned(),
+        ]
+    };
+    let (ok, _, err) = run(resolve("w-1", "--failed")).await.unwrap();
+    assert!(!ok && err.contains("is succeeded, not unknown"), "{err}");
+    let (ok, out, err) = run(resolve("w-2", "--succeeded")).await.unwrap();
+    assert!(ok && out.contains("w-2  succeeded"), "{out}{err}");
+    assert_eq!(applied("c-2"), 1, "resolving sent nothing");
+    // --retry: the operator checked the provider does not have it; it goes again now.
+    server.provider.inject([WriteFault::ApplyThenDrop]);
+    let third = request("w-3", "c-3").display().to_string();
+    assert!(!run(vec!["write".into(), third]).await.unwrap().0);
+    let (ok, out, err) = run(resolve("w-3", "--retry")).await.unwrap();
+    assert!(
+        ok && out.contains("w-3  succeeded  attempts 2"),
+        "{out}{err}"
+    );
+    assert_eq!(applied("c-3"), 2, "sent again, as the operator decided");
 }

@@ -18,6 +18,7 @@ const USE_CASES: &[&str] = &[
     "src/core/connection.rs",
     "src/core/drift/",
     "src/core/writes/take.rs",
+    "src/core/writes/resolve.rs",
 ];
 
 /// The edges: what core must never reach, even through the model.

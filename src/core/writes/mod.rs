@@ -4,10 +4,11 @@
 //! This module is the model, pure: the write request an application sends ([`request`]), the
 //! states a write goes through and the at-most-once rules that move it ([`state`]), and a write
 //! as the stores keep it ([`stored`]); and the use case, one request taken through one attempt
-//! ([`take`]). Nango's
+//! ([`take`]), and an operator's decision on an unknown write ([`resolve`]). Nango's
 //! side of the contract is ../shared/nango-writeback.md.
 
 pub mod request;
+pub mod resolve;
 pub mod state;
 pub mod stored;
 pub mod take;

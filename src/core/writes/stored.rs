@@ -12,7 +12,7 @@ pub const MAX_OUTCOME_BYTES: usize = 64 * 1024;
 /// Where a write is, and how many attempts to send it began. Along a write's life no position
 /// comes twice (an attempt moves `attempts` up, every other move changes the state), so a move
 /// conditional on the position its mover saw succeeds for one mover only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Position {
     pub state: WriteState,
     pub attempts: u32,
@@ -40,9 +40,10 @@ impl Position {
 }
 
 /// One kept write.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StoredWrite {
     pub request: WriteRequest,
+    #[serde(flatten)]
     pub position: Position,
     /// RFC 3339, when it was first accepted.
     pub accepted_at: String,
