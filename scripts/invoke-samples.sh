@@ -79,6 +79,12 @@ if [ "$records" = 40 ]; then
 else
   echo "FAIL the batch's sync job wrote $records records (expected 40)"; failures=$((failures + 1))
 fi
+write="$("$PY" -c "import boto3; item = boto3.client('dynamodb', endpoint_url='$MOTO_ENDPOINT').get_item(TableName='samples-state', Key={'pk': {'S': 'write#sample-write-1'}, 'sk': {'S': 'state'}}).get('Item'); print(item['state']['S'] if item else 'missing')")"
+if [ "$write" = succeeded ]; then
+  echo "ok   the batch's write request went through the simulated Nango's tool"
+else
+  echo "FAIL the batch's write request is $write (expected succeeded)"; failures=$((failures + 1))
+fi
 if [ "$failures" -gt 0 ]; then
   echo "error: $failures sample event(s) did not get their answer (logs in $LOGS)" >&2
   exit 1

@@ -10,7 +10,8 @@ use lambda_http::{Body, Request, Response};
 use crate::core::webhook::{RequestOutcome, WebhookApp, WebhookRequest};
 use crate::core::worker::WorkerApp;
 use crate::ports::{
-    JobQueue, ReceivedMessage, RecordSource, RecordStore, StateStore, StreamDiscovery,
+    JobQueue, ReceivedMessage, RecordSource, RecordStore, StateStore, StreamDiscovery, WriteSender,
+    WriteStore,
 };
 
 /// The webhook function: a Function URL (or HTTP API) request in, its answer out. Never an error:
@@ -51,9 +52,9 @@ pub async fn worker<S, R, T, Q>(
     deadline: Option<Instant>,
 ) -> SqsBatchResponse
 where
-    S: RecordSource + StreamDiscovery,
+    S: RecordSource + StreamDiscovery + WriteSender,
     R: RecordStore,
-    T: StateStore,
+    T: StateStore + WriteStore,
     Q: JobQueue,
 {
     let batch: Vec<ReceivedMessage> = event

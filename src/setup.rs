@@ -183,6 +183,7 @@ pub fn worker_settings(config: &WorkerBehaviour) -> WorkerSettings {
         events: None,
         clock: crate::core::clock::system(),
         streams_at_once: config.streams_at_once,
+        writes: crate::core::writes::take::TakeSettings::default(),
     }
 }
 

@@ -448,9 +448,13 @@ pub struct ResolveArgs {
     /// The provider does not show it, and it is not to be sent.
     #[arg(long)]
     pub failed: bool,
-    /// The provider does not show it: send it again.
+    /// The provider does not show it: send it again. Refused within 15 minutes of the write's
+    /// end, while its first request may still land (Nango runs a tool or action that long).
     #[arg(long)]
     pub retry: bool,
+    /// With --retry: send it again now, within those 15 minutes (it may then apply twice).
+    #[arg(long, requires = "retry")]
+    pub force: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -1,24 +1,17 @@
 //! `write` (send one write through Nango, at most once unless safe to repeat) and `writes` (list
 //! them; `writes resolve` decides an unknown one).
 
-use std::time::Duration;
-
 use crate::core::clock::SystemClock;
 use crate::core::writes::request::{Operation, WriteRequest};
 use crate::core::writes::resolve::resolve_unknown;
 use crate::core::writes::state::{Resolution, WriteState};
 use crate::core::writes::stored::StoredWrite;
-use crate::core::writes::take::{take, TakeSettings, Taken};
+use crate::core::writes::take::{take_until_ended, TakeSettings, Taken};
 use crate::ports::{WriteSender, WriteStore};
-use crate::retry::RetryPolicy;
 
 use super::args::{ResolveArgs, WriteArgs, WritesAction, WritesArgs};
 use super::backend::{resolve, worker_parts, DbFile};
 use super::{report, CliResult};
-
-/// The waits between attempts when Nango asked for none.
-const BETWEEN_ATTEMPTS: RetryPolicy =
-    RetryPolicy::new(3, Duration::from_secs(1), Duration::from_secs(30));
 
 pub async fn write(args: WriteArgs) -> CliResult {
     let text = if args.request.as_os_str() == "-" {
@@ -41,36 +34,19 @@ async fn send(
     nango: &impl WriteSender,
     request: &WriteRequest,
 ) -> Result<StoredWrite, Box<dyn std::error::Error>> {
-    loop {
-        match take(store, nango, &SystemClock, request, TakeSettings::default()).await? {
-            Taken::Ended(write) => return Ok(*write),
-            Taken::Again { write, retry_after } => {
-                let wait = retry_after.unwrap_or_else(|| {
-                    BETWEEN_ATTEMPTS.backoff(write.position.attempts.saturating_sub(1))
-                });
-                eprintln!(
-                    "{}: attempt {} did not go through ({}); again in {wait:?}",
-                    request.id,
-                    write.position.attempts,
-                    write.outcome.as_deref().unwrap_or("no detail")
-                );
-                tokio::time::sleep(wait).await;
-            }
-            Taken::Busy => {
-                return Err(format!(
-                    "write {:?} is being sent by another worker: look again with `nango-sync writes`",
-                    request.id
-                )
-                .into())
-            }
-            Taken::IdReused(kept) => {
-                return Err(format!(
-                    "write id {:?} is kept for a different write (accepted {}): nothing was sent; give this write an id of its own",
-                    request.id, kept.accepted_at
-                )
-                .into())
-            }
-        }
+    let settings = TakeSettings::default();
+    match take_until_ended(store, nango, &SystemClock, request, settings, None).await? {
+        Taken::Ended(write) | Taken::Again { write, .. } => Ok(*write),
+        Taken::Busy => Err(format!(
+            "write {:?} is being sent by another worker: look again with `nango-sync writes`",
+            request.id
+        )
+        .into()),
+        Taken::IdReused(kept) => Err(format!(
+            "write id {:?} is kept for a different write (accepted {}): nothing was sent; give this write an id of its own",
+            request.id, kept.accepted_at
+        )
+        .into()),
     }
 }
 
@@ -111,12 +87,15 @@ async fn resolve_write(args: ResolveArgs) -> CliResult {
     };
     let resolved = resolve(&args.backend, DbFile::MustExist).await?;
     let store = &resolved.backends.store;
-    let write = resolve_unknown(store, &SystemClock, &args.id, resolution).await?;
     if resolution != Resolution::Retry {
+        let write = resolve_unknown(store, &SystemClock, &args.id, resolution, false).await?;
         report(args.json, serde_json::json!(write), &line(&write));
         return Ok(());
     }
+    // The sender first: a write moved to accepted with nothing to send it would wait for a
+    // delivery that may never come.
     let (nango, _) = worker_parts(&resolved).await?;
+    let write = resolve_unknown(store, &SystemClock, &args.id, resolution, args.force).await?;
     let write = send(store, &nango, &write.request).await?;
     finish(args.json, &write)
 }

@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use crate::core::nango_status::NangoSync;
 use crate::core::payload::{ErrorInfo, NangoWebhook, ResponseResults};
 use crate::core::stream::{digest_hex, ConnectionKey, StreamKey};
+use crate::core::writes::request::{WriteRequest, WriteRequestError};
 use crate::ports::OutgoingMessage;
 
 /// The version this code writes and the only one it reads.
@@ -90,6 +91,10 @@ pub enum Job {
         kind: String,
         webhook: Box<RawValue>,
     },
+    /// A write to the provider through Nango, as an application asked for it (`core::writes`):
+    /// sent at most once unless safe to repeat. An application may also send the bare write
+    /// request (events/write-request.json) as the message body.
+    Write(Box<WriteRequest>),
 }
 
 /// Where a checkpointed pass stands, as a sync webhook reports it (`checkpoints`, contract §1.2).
@@ -168,6 +173,8 @@ pub enum JobDecodeError {
     Malformed(#[from] serde_json::Error),
     #[error("job message version {0} is not supported (this build reads version {JOB_VERSION})")]
     UnsupportedVersion(u32),
+    #[error(transparent)]
+    Write(#[from] WriteRequestError),
 }
 
 impl JobMessage {
@@ -193,13 +200,20 @@ impl JobMessage {
         serde_json::to_string(self).expect("job messages always serialize")
     }
 
-    /// Reads a message body, checking the version before the shape.
+    /// Reads a message body, checking the version before the shape. A bare write request (it
+    /// has `run`, not `job`) is a write job, checked as its own shape and version.
     pub fn decode(body: &str) -> Result<Self, JobDecodeError> {
         #[derive(Deserialize)]
-        struct Version {
+        struct Envelope {
             v: u32,
+            job: Option<serde::de::IgnoredAny>,
+            run: Option<serde::de::IgnoredAny>,
         }
-        let Version { v } = serde_json::from_str(body)?;
+        let Envelope { v, job, run } = serde_json::from_str(body)?;
+        if job.is_none() && run.is_some() {
+            let request = WriteRequest::parse(body.as_bytes())?;
+            return Ok(Self::new(String::new(), Job::Write(Box::new(request))));
+        }
         if v != JOB_VERSION {
             return Err(JobDecodeError::UnsupportedVersion(v));
         }
@@ -212,6 +226,23 @@ impl JobMessage {
             Job::Reconcile {} => "reconcile".to_owned(),
             Job::Sync { stream, .. } | Job::SyncFailed { stream, .. } => stream.message_group_id(),
             Job::Connection { connection, .. } => connection.message_group_id(),
+            // Writes to one record stay in order; others run beside them.
+            Job::Write(request) => match &request.record {
+                Some(record) => format!(
+                    "w-{}",
+                    digest_hex(
+                        format!(
+                            "{}|{}|{}|{}",
+                            request.provider_config_key,
+                            request.connection_id,
+                            record.model,
+                            record.id
+                        )
+                        .as_bytes()
+                    )
+                ),
+                None => format!("w-{}", digest_hex(request.id.as_bytes())),
+            },
             Job::Event { webhook, .. } => match event_connection(webhook) {
                 Some(connection) => connection.message_group_id(),
                 // Nothing to order it against: a group of its own.
@@ -428,5 +459,35 @@ mod tests {
             JobMessage::decode("not json"),
             Err(JobDecodeError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_bare_write_request_is_a_write_job_grouped_by_its_record() {
+        let example = include_str!("../../events/write-request.json");
+        let message = JobMessage::decode(example).unwrap();
+        let Job::Write(request) = &message.job else {
+            panic!("not a write job: {message:?}");
+        };
+        assert_eq!(request.id, "order-42-close-deal");
+        let group = message.group_id("unused");
+        assert!(group.starts_with("w-") && group.len() > 10, "{group}");
+        let mut other_record: serde_json::Value = serde_json::from_str(example).unwrap();
+        other_record["record"]["id"] = "43".into();
+        let other = JobMessage::decode(&other_record.to_string()).unwrap();
+        assert_ne!(
+            other.group_id("unused"),
+            group,
+            "writes to other records run beside it"
+        );
+        let wrapped = JobMessage::new("t".into(), Job::Write(request.clone()));
+        assert_eq!(
+            JobMessage::decode(&wrapped.to_json())
+                .unwrap()
+                .group_id("x"),
+            group
+        );
+        let bad = example.replace("\"v\": 1", "\"v\": 2");
+        let refused = JobMessage::decode(&bad).unwrap_err().to_string();
+        assert!(refused.contains("write request version 2"), "{refused}");
     }
 }

@@ -51,6 +51,12 @@ pub enum JobOutcome {
     SyncFailureRecorded,
     ConnectionUpdated,
     EventStored,
+    /// A write ended (succeeded, failed or unknown), now or before (a duplicate).
+    WriteEnded {
+        id: String,
+        state: crate::core::writes::state::WriteState,
+        attempts: u32,
+    },
     /// A sync was enqueued for each stream; `new_streams` of them had never been seen.
     Reconciled {
         streams: usize,
@@ -67,6 +73,7 @@ pub fn outcome_name(outcome: &JobOutcome) -> &'static str {
         JobOutcome::SyncFailureRecorded => "sync_failure_recorded",
         JobOutcome::ConnectionUpdated => "connection_updated",
         JobOutcome::EventStored => "event_stored",
+        JobOutcome::WriteEnded { .. } => "write_ended",
         JobOutcome::Reconciled { .. } => "reconciled",
     }
 }

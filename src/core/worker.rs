@@ -25,9 +25,10 @@ use crate::core::reconcile::{reconcile, ReconcileError};
 use crate::core::state::{ConnectionEvent, StoredEvent, SweepState, SyncReport};
 use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncError, Track};
+use crate::core::writes::take::{take_until_ended, TakeSettings, Taken};
 use crate::ports::{
     DynEventPublisher, JobQueue, MetricsSink, QueueError, ReceivedMessage, RecordSource,
-    RecordStore, SourceError, StateStore, StoreError, StreamDiscovery,
+    RecordStore, SourceError, StateStore, StoreError, StreamDiscovery, WriteSender, WriteStore,
 };
 
 /// Every stream of a batch side by side (SQS delivers at most 10 messages a batch): the page budget
@@ -51,6 +52,8 @@ pub struct WorkerSettings {
     pub clock: Arc<dyn Clock>,
     /// How many of a batch's streams (FIFO groups) run side by side.
     pub streams_at_once: usize,
+    /// How writes to the provider are taken: attempts, and the lease of one being sent.
+    pub writes: TakeSettings,
 }
 
 impl Default for WorkerSettings {
@@ -63,6 +66,7 @@ impl Default for WorkerSettings {
             events: None,
             clock: crate::core::clock::system(),
             streams_at_once: DEFAULT_STREAMS_AT_ONCE,
+            writes: TakeSettings::default(),
         }
     }
 }
@@ -89,6 +93,13 @@ pub enum JobError {
     /// A continuation or the reconcile's sync jobs could not be enqueued.
     #[error("could not enqueue follow-up jobs: {0}")]
     Enqueue(#[from] QueueError),
+    /// A write is not through yet (it is accepted, to be sent again) or another worker holds
+    /// it: its message comes back.
+    #[error("write {id:?} not at an end yet: {why}")]
+    WriteNotDone { id: String, why: &'static str },
+    /// The id of a kept write came with a different request: nothing ran.
+    #[error("write id {0:?} is kept for a different write: nothing was sent; the application must give each write an id of its own")]
+    WriteIdReused(String),
 }
 
 impl From<ReconcileError> for JobError {
@@ -102,9 +113,9 @@ impl From<ReconcileError> for JobError {
 
 impl<S, R, T, Q> WorkerApp<S, R, T, Q>
 where
-    S: RecordSource + StreamDiscovery,
+    S: RecordSource + StreamDiscovery + WriteSender,
     R: RecordStore,
-    T: StateStore,
+    T: StateStore + WriteStore,
     Q: JobQueue,
 {
     /// One batch; returns the ids of the messages that failed (to be redelivered). Each FIFO
@@ -343,6 +354,33 @@ where
                 }
                 Ok(JobOutcome::ConnectionUpdated)
             }
+            Job::Write(request) => {
+                let taken = take_until_ended(
+                    &self.state,
+                    &self.source,
+                    &*self.settings.clock,
+                    &request,
+                    self.settings.writes,
+                    stop_at,
+                )
+                .await?;
+                match taken {
+                    Taken::Ended(write) => Ok(JobOutcome::WriteEnded {
+                        id: write.request.id,
+                        state: write.position.state,
+                        attempts: write.position.attempts,
+                    }),
+                    Taken::Again { .. } => Err(JobError::WriteNotDone {
+                        id: request.id,
+                        why: "to be sent again after the invocation's deadline",
+                    }),
+                    Taken::Busy => Err(JobError::WriteNotDone {
+                        id: request.id,
+                        why: "another worker is sending it",
+                    }),
+                    Taken::IdReused(_) => Err(JobError::WriteIdReused(request.id)),
+                }
+            }
             Job::Event { kind, webhook } => {
                 let body = webhook.get().to_owned();
                 let event = StoredEvent {
@@ -561,6 +599,18 @@ fn log_done(outcome: &JobOutcome, duration_ms: u64) {
             duration_ms,
             "job done"
         ),
+        JobOutcome::WriteEnded {
+            id,
+            state,
+            attempts,
+        } => tracing::info!(
+            outcome = outcome_name,
+            write_id = %id,
+            state = state.as_str(),
+            attempts,
+            duration_ms,
+            "job done"
+        ),
         _ => tracing::info!(outcome = outcome_name, duration_ms, "job done"),
     }
 }
@@ -576,6 +626,8 @@ impl JobError {
             Self::Sync(SyncError::Source(SourceError::Permanent { .. })) => ("nango_refused", "the error says what to change; the stream stays in error until then"),
             Self::Sync(SyncError::Store(_)) | Self::Store(_) => ("store_unavailable", "usually none; if it persists, check the tables exist and the function may write them"),
             Self::Enqueue(_) => ("queue_unavailable", "usually none; if it persists, check the queue exists and the function may send to it"),
+            Self::WriteNotDone { .. } => ("write_not_done", "none: the write is taken again when its message comes back"),
+            Self::WriteIdReused(_) => ("write_id_reused", "give each write an id of its own: after its receives the message moves to the dead-letter queue; nothing was sent"),
         }
     }
 }

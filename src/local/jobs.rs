@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::core::worker::WorkerApp;
 use crate::ports::{
     JobConsumer, JobQueue, QueueError, RecordSource, RecordStore, StateStore, StreamDiscovery,
+    WriteSender, WriteStore,
 };
 
 /// What a run did.
@@ -29,9 +30,9 @@ pub async fn run_jobs<C, S, R, T, Q>(
 ) -> Result<RunTotals, QueueError>
 where
     C: JobConsumer,
-    S: RecordSource + StreamDiscovery,
+    S: RecordSource + StreamDiscovery + WriteSender,
     R: RecordStore,
-    T: StateStore,
+    T: StateStore + WriteStore,
     Q: JobQueue,
 {
     let mut totals = RunTotals::default();

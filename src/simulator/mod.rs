@@ -16,6 +16,7 @@
 
 mod cache;
 mod generate;
+mod http;
 mod in_process;
 pub mod server;
 pub mod webhooks;

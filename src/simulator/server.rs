@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use super::http::{error, json_response, InjectedReset};
 use super::writes::{self, FakeProvider};
 use super::{SimError, Simulator};
 use crate::core::stream::{StreamKey, BASE_VARIANT};
@@ -254,10 +255,6 @@ async fn serve(state: Arc<State>, listener: TcpListener, shutdown: impl Future<O
         });
     }
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("connection reset by the simulator")]
-pub(super) struct InjectedReset;
 
 async fn answer(
     state: &State,
@@ -648,25 +645,11 @@ fn valid_model(m: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-pub(super) fn json_response(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header("content-type", "application/json")
-        .header("x-ratelimit-limit", "200")
-        .header("x-ratelimit-remaining", "199")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("valid response")
-}
-
 fn text(status: u16, body: &'static str) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .body(Full::new(Bytes::from_static(body.as_bytes())))
         .expect("valid response")
-}
-
-pub(super) fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
-    json_response(status, json!({"error": {"code": code, "message": message}}))
 }
 
 fn auth_error(code: &str) -> Response<Full<Bytes>> {

@@ -17,7 +17,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
 
-use super::server::{error, json_response, InjectedReset};
+use super::http::{error, json_response, InjectedReset};
 use super::Simulator;
 use crate::core::stream::{ConnectionKey, StreamKey, BASE_VARIANT};
 
@@ -66,6 +66,14 @@ impl FakeProvider {
     /// Every write applied so far, in order.
     pub fn applied(&self) -> Vec<AppliedWrite> {
         lock(&self.applied).clone()
+    }
+
+    /// How many writes to the record with this id were applied.
+    pub fn applied_to(&self, record_id: &str) -> usize {
+        lock(&self.applied)
+            .iter()
+            .filter(|w| w.record_id == record_id)
+            .count()
     }
 }
 

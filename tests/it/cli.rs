@@ -535,14 +535,7 @@ async fn write_sends_once_and_writes_lists_and_resolves() {
             (out.status.success(), text(&out.stdout), text(&out.stderr))
         })
     };
-    let applied = |record: &str| {
-        server
-            .provider
-            .applied()
-            .iter()
-            .filter(|w| w.record_id == record)
-            .count()
-    };
+    let applied = |record: &str| server.provider.applied_to(record);
     let first = request("w-1", "c-1").display().to_string();
     for _ in 0..2 {
         let (ok, out, err) = run(vec!["write".into(), first.clone()]).await.unwrap();
@@ -596,7 +589,19 @@ async fn write_sends_once_and_writes_lists_and_resolves() {
     server.provider.inject([WriteFault::ApplyThenDrop]);
     let third = request("w-3", "c-3").display().to_string();
     assert!(!run(vec!["write".into(), third]).await.unwrap().0);
-    let (ok, out, err) = run(resolve("w-3", "--retry")).await.unwrap();
+    let (ok, _, err) = run(resolve("w-3", "--retry")).await.unwrap();
+    assert!(
+        !ok && err.contains("may still land until"),
+        "too soon: {err}"
+    );
+    assert_eq!(
+        applied("c-3"),
+        1,
+        "nothing sent while the first request may still land"
+    );
+    let mut forced = resolve("w-3", "--retry");
+    forced.push("--force".into());
+    let (ok, out, err) = run(forced).await.unwrap();
     assert!(
         ok && out.contains("w-3  succeeded  attempts 2"),
         "{out}{err}"

@@ -15,10 +15,12 @@ use nango_sync::core::record::RecordsPage;
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
+use nango_sync::core::writes::request::WriteRequest;
+use nango_sync::core::writes::state::Sent;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::{
     PermanentReason, ReceivedMessage, RecordSource, RecordStore, SourceError, StreamDiscovery,
-    MAX_IDS,
+    WriteSender, MAX_IDS,
 };
 use nango_sync::simulator::server::{AccountLimit, ServerSettings, SimServer};
 use nango_sync::simulator::{sample_payload, Simulator};
@@ -79,6 +81,12 @@ impl RecordSource for Watched {
         let page = self.inner.fetch_ids(stream, ids, until).await;
         self.leave(stream);
         page
+    }
+}
+
+impl WriteSender for Watched {
+    async fn send(&self, request: &WriteRequest) -> Sent {
+        self.inner.send(request).await
     }
 }
 

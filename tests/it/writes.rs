@@ -5,19 +5,20 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use nango_sync::adapters::memory::MemoryStore;
+use nango_sync::adapters::memory::{MemoryQueue, MemoryStore};
 use nango_sync::adapters::sqlite::SqliteDb;
 use nango_sync::core::clock::{Clock, FixedClock};
 use nango_sync::core::stream::StreamKey;
+use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
 use nango_sync::core::writes::request::WriteRequest;
 use nango_sync::core::writes::state::{Attempt, Sent, WriteState};
 use nango_sync::core::writes::stored::{Accept, Move, Position, MAX_OUTCOME_BYTES};
 use nango_sync::core::writes::take::{take, TakeSettings, Taken, INTERRUPTED};
 use nango_sync::local::backend::Store;
-use nango_sync::ports::{WriteSender, WriteStore};
+use nango_sync::ports::{ReceivedMessage, WriteSender, WriteStore};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::writes::WriteFault;
 use nango_sync::simulator::Simulator;
@@ -128,6 +129,12 @@ pub(crate) async fn write_store_contract(store: impl WriteStore) {
             attempts: 2
         }
     );
+    // The late end of the second attempt (same attempts, another state) is refused.
+    let late = change(second, second.in_state(WriteState::Succeeded), None, t3);
+    assert!(
+        !store.move_write("w-1", &late).await.unwrap(),
+        "a move from sending applied to an unknown write"
+    );
     assert_eq!(
         (kept.changed_at.as_str(), kept.accepted_at.as_str()),
         (t3, t0)
@@ -189,6 +196,8 @@ pub(crate) enum Behaviour {
     TooManyRequests,
     /// The provider refuses the write (a 4xx through Nango).
     Refuse,
+    /// Applies the write and never answers.
+    ApplyThenHang,
 }
 
 /// A provider behind Nango that counts what reached it. A write safe to repeat is applied as a
@@ -248,6 +257,11 @@ impl WriteSender for FakeProvider {
                 retry_after: Some(Duration::from_secs(1)),
                 ..sent(Attempt::NotSent { retryable: true }, "429 too_many_request")
             },
+            Behaviour::ApplyThenHang => {
+                self.apply(request);
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                unreachable!("the attempt's time limit ends the wait")
+            }
             Behaviour::Refuse => sent(
                 Attempt::Refused,
                 "424 script_http_error: 422 from the provider",
@@ -280,6 +294,7 @@ pub(crate) async fn take_contract(store: impl WriteStore) {
     let clock = FixedClock::at(OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
     let settings = TakeSettings {
         max_attempts: 3,
+        attempt_timeout: Duration::from_millis(200),
         lease: Duration::from_secs(60),
     };
     let provider = FakeProvider::default();
@@ -340,6 +355,12 @@ pub(crate) async fn take_contract(store: impl WriteStore) {
         (provider.calls("limited"), provider.effects("limited")),
         (2, 1)
     );
+
+    // An attempt that outlasts its time limit may have reached the provider: unknown.
+    provider.then(Behaviour::ApplyThenHang);
+    let hung = take(tool("hung", false)).await;
+    assert_eq!(state_of(&hung), Some(WriteState::Unknown), "{hung:?}");
+    assert_eq!((provider.calls("hung"), provider.effects("hung")), (1, 1));
 
     // Refused by the provider: failed, not sent again.
     provider.then(Behaviour::Refuse);
@@ -442,14 +463,7 @@ pub(crate) async fn through_nango(store: impl WriteStore) {
         let (store, nango, clock, request) = (&store, &nango, &clock, request.clone());
         async move { take(store, nango, clock, &request, settings).await.unwrap() }
     };
-    let applied = |id: &str| {
-        server
-            .provider
-            .applied()
-            .iter()
-            .filter(|w| w.record_id == id)
-            .count()
-    };
+    let applied = |record: &str| server.provider.applied_to(record);
     let tool = |id: &str, record: &str| {
         write(
             json!({"v": 1, "id": id, "provider_config_key": "hubspot", "connection_id": "u-1",
@@ -546,4 +560,124 @@ async fn writes_through_nango_on_sqlite() {
         DeleteMode::Tombstone,
     ))
     .await;
+}
+
+fn received(id: &str, body: String) -> ReceivedMessage {
+    ReceivedMessage {
+        message_id: id.to_owned(),
+        receipt_handle: format!("handle-{id}"),
+        body,
+        group_id: Some("w-1".to_owned()),
+    }
+}
+
+/// Write requests as queue messages, through the worker that takes every job (issue "Two-way
+/// sync", item 1): a bare request or a job message, delivered twice, timed out after the
+/// provider applied it, rate limited past the invocation's deadline, or reusing an id.
+#[tokio::test]
+async fn the_worker_takes_write_messages_at_most_once() {
+    let sim = Arc::new(Simulator::new());
+    sim.add_connection(StreamKey::new("hubspot", "u-1", "Contact", "base").connection());
+    let server = SimServer::start(Arc::clone(&sim), ServerSettings::default())
+        .await
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("worker-writes")));
+    let store = Store::sqlite(SqliteDb::open(&path).unwrap(), DeleteMode::Tombstone);
+    let app = WorkerApp {
+        source: nango_client(&server.url, 100),
+        records: store.clone(),
+        state: store.clone(),
+        queue: MemoryQueue::new(),
+        settings: WorkerSettings::default(),
+    };
+    let request = |id: &str, record: &str| {
+        json!({"v": 1, "id": id, "provider_config_key": "hubspot", "connection_id": "u-1",
+            "run": {"kind": "tool", "name": "save-Contact", "input": {"id": record}},
+            "record": {"model": "Contact", "id": record}})
+    };
+    let applied = |record: &str| server.provider.applied_to(record);
+    let state = |id: &str| {
+        let store = store.clone();
+        let id = id.to_owned();
+        async move { store.get_write(&id).await.unwrap().map(|w| w.position) }
+    };
+    let far = Some(Instant::now() + Duration::from_secs(600));
+
+    // A bare request, delivered twice: sent once, both deliveries done.
+    let bare = received("m-1", request("w-1", "c-1").to_string());
+    for _ in 0..2 {
+        assert!(app
+            .handle(std::slice::from_ref(&bare), far)
+            .await
+            .is_empty());
+    }
+    assert_eq!(applied("c-1"), 1);
+    assert_eq!(
+        state("w-1").await.map(|p| p.state),
+        Some(WriteState::Succeeded)
+    );
+
+    // The job message form.
+    let wrapped = json!({"v": 1, "received_at": "2026-12-07T10:00:00.000Z",
+        "job": {"write": request("w-2", "c-2")}});
+    assert!(app
+        .handle(&[received("m-2", wrapped.to_string())], far)
+        .await
+        .is_empty());
+    assert_eq!(applied("c-2"), 1);
+
+    // Applied, then no answer: the write ends unknown and its message is done with (the
+    // outcome is kept; sending it again is not the queue's call).
+    server.provider.inject([WriteFault::ApplyThenDrop]);
+    let unsure = received("m-3", request("w-3", "c-3").to_string());
+    assert!(app
+        .handle(std::slice::from_ref(&unsure), far)
+        .await
+        .is_empty());
+    assert!(app
+        .handle(std::slice::from_ref(&unsure), far)
+        .await
+        .is_empty());
+    assert_eq!(applied("c-3"), 1);
+    assert_eq!(
+        state("w-3").await.map(|p| p.state),
+        Some(WriteState::Unknown)
+    );
+
+    // A 429 with the invocation's deadline too near for the wait: the message fails (it comes
+    // back), the write waits accepted, and the next delivery sends it.
+    server.provider.inject([WriteFault::TooManyRequests]);
+    let limited = received("m-4", request("w-4", "c-4").to_string());
+    let near = Some(Instant::now() + WorkerSettings::default().deadline_margin);
+    assert_eq!(
+        app.handle(std::slice::from_ref(&limited), near).await,
+        ["m-4"]
+    );
+    assert_eq!(
+        state("w-4").await.map(|p| p.state),
+        Some(WriteState::Accepted)
+    );
+    assert!(app
+        .handle(std::slice::from_ref(&limited), far)
+        .await
+        .is_empty());
+    assert_eq!(applied("c-4"), 1);
+
+    // A 429 within the deadline is waited out in the same invocation.
+    server.provider.inject([WriteFault::TooManyRequests]);
+    let waited = received("m-5", request("w-5", "c-5").to_string());
+    assert!(app
+        .handle(std::slice::from_ref(&waited), far)
+        .await
+        .is_empty());
+    assert_eq!(
+        state("w-5").await.map(|p| (p.state, p.attempts)),
+        Some((WriteState::Succeeded, 2))
+    );
+
+    // An id reused for another write fails its message (to the dead-letter queue in time),
+    // and nothing is sent.
+    let reused = received("m-6", request("w-1", "c-6").to_string());
+    assert_eq!(app.handle(&[reused], far).await, ["m-6"]);
+    assert_eq!(applied("c-6"), 0);
 }

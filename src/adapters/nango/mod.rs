@@ -76,6 +76,10 @@ impl Default for RateLimits {
 #[derive(Clone)]
 pub struct NangoClient {
     http: reqwest::Client,
+    /// Writes to the provider (writes.rs): no redirect followed, since following one would
+    /// send the write again. Built at the first write, so a worker that sends none pays nothing
+    /// at cold start.
+    write_http: Arc<std::sync::OnceLock<reqwest::Client>>,
     base_url: String,
     /// Shared by clones; read again on a 401 when it comes from Secrets Manager (a rotation).
     api_key: Arc<RotatingSecret<String>>,
@@ -123,6 +127,7 @@ impl NangoClient {
             .expect("a TLS client with default settings builds");
         Self {
             http,
+            write_http: Arc::default(),
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: Arc::new(RotatingSecret::fixed(api_key.into())),
             page_limit: page_limit.clamp(1, MAX_PAGE_LIMIT),

@@ -4,6 +4,8 @@
 //! retries are never asked for (no `Retries` header, no `X-Max-Retries`). A write draws on the
 //! process's one request budget, as the record reads do.
 
+use std::time::Duration;
+
 use reqwest::header::AUTHORIZATION;
 use reqwest::Method;
 use serde_json::json;
@@ -51,6 +53,18 @@ impl WriteSender for NangoClient {
 }
 
 impl NangoClient {
+    fn write_http(&self) -> &reqwest::Client {
+        self.write_http.get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("nango-sync/", env!("CARGO_PKG_VERSION")))
+                .timeout(Duration::from_secs(70))
+                .connect_timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("a TLS client with default settings builds")
+        })
+    }
+
     /// One request with `key`; whether Nango refused the key.
     async fn send_with(&self, key: &str, request: &WriteRequest) -> (Sent, bool) {
         let (builder, via) = match self.write_request(request) {
@@ -78,14 +92,21 @@ impl NangoClient {
         let headers = response.headers().clone();
         // A body that cannot be read leaves the status to say what happened.
         let body = response.bytes().await.unwrap_or_default();
+        // Through the proxy an answer may be the provider's own: only Nango's error codes
+        // speak for Nango's rate limit and key.
+        let from_nango = via == Via::Script || nango_error(&body);
         if status == 429 {
             let wait = self.rate_limit_wait(&headers);
-            self.budget.pause(std::time::Instant::now(), wait);
-            let mut sent = not_sent(true, "429 too_many_request".to_owned());
+            if from_nango {
+                // Every request of the process waits too, as for the record reads.
+                self.budget.pause(std::time::Instant::now(), wait);
+            }
+            let who = if from_nango { "Nango" } else { "the provider" };
+            let mut sent = not_sent(true, format!("429 from {who}: nothing applied"));
             sent.retry_after = Some(wait);
             return (sent, false);
         }
-        if status != 401 {
+        if via == Via::Script && status != 401 {
             self.observe_rate_limit(&headers);
         }
         let attempt = classify(via, status, &body);
@@ -99,7 +120,7 @@ impl NangoClient {
             detail: Some(detail),
             retry_after: None,
         };
-        (sent, status == 401)
+        (sent, status == 401 && from_nango)
     }
 
     fn write_request(
@@ -120,12 +141,12 @@ impl NangoClient {
                         "calls",
                     ]);
                 let body = json!({ "input": input });
-                Ok((self.http.post(url).json(&body), Via::Script))
+                Ok((self.write_http().post(url).json(&body), Via::Script))
             }
             Operation::Action { name, input, .. } => {
                 let body = json!({ "action_name": name, "input": input });
                 let builder = self
-                    .http
+                    .write_http()
                     .post(format!("{}/action/trigger", self.base_url))
                     .header("Connection-Id", &request.connection_id)
                     .json(&body);
@@ -144,9 +165,17 @@ impl NangoClient {
                     ProxyMethod::Patch => Method::PATCH,
                     ProxyMethod::Delete => Method::DELETE,
                 };
+                let url = format!("{}/proxy{path}", self.base_url);
+                // The request's checks keep the path under /proxy/; this holds it to that.
+                let parsed = reqwest::Url::parse(&url).map_err(|e| format!("proxy path: {e}"))?;
+                let under = reqwest::Url::parse(&format!("{}/proxy/", self.base_url))
+                    .map_err(|e| e.to_string())?;
+                if !parsed.path().starts_with(under.path()) {
+                    return Err(format!("proxy path {path:?} leaves /proxy/"));
+                }
                 let mut builder = self
-                    .http
-                    .request(method, format!("{}/proxy{path}", self.base_url))
+                    .write_http()
+                    .request(method, parsed)
                     .header("Connection-Id", &request.connection_id);
                 for (name, value) in headers {
                     builder = builder.header(name, value);
@@ -182,7 +211,9 @@ fn classify(via: Via, status: u16, body: &[u8]) -> Attempt {
     let code = code.as_deref();
     match (via, status) {
         (_, 200..=299) => Attempt::Succeeded,
-        // Nango refused the key: nothing ran (the key may be read again).
+        // Nango refused the key: nothing ran (the key may be read again). Through the proxy, a
+        // 401 of the provider's own is its refusal.
+        (Via::Proxy, 401) if !nango_error(body) => Attempt::Refused,
         (_, 401) => Attempt::NotSent { retryable: true },
         // The connection's credentials are being refreshed: nothing was sent yet.
         (_, 424) if code == Some("connection_refresh_backoff") => {
@@ -212,6 +243,20 @@ fn classify(via: Via, status: u16, body: &[u8]) -> Attempt {
         // A 5xx, or anything else: it may have run.
         _ => Attempt::Unsure,
     }
+}
+
+/// Nango's own error codes for its key and its rate limit (nango-contract.md, errors): an answer
+/// with one came from Nango, not from the provider behind the proxy.
+const NANGO_CODES: &[&str] = &[
+    "missing_auth_header",
+    "malformed_auth_header",
+    "invalid_secret_key_format",
+    "unknown_account",
+    "too_many_request",
+];
+
+fn nango_error(body: &[u8]) -> bool {
+    error_code(body).is_some_and(|code| NANGO_CODES.contains(&code.as_str()))
 }
 
 fn upstream_status(body: &[u8]) -> Option<u16> {
@@ -269,6 +314,20 @@ mod tests {
             Attempt::NotSent { retryable: true }
         );
         assert_eq!(classify(Via::Proxy, 422, b"{}"), Attempt::Refused);
+        let nango_401 = json!({"error": {"code": "unknown_account"}}).to_string();
+        assert_eq!(
+            classify(Via::Proxy, 401, nango_401.as_bytes()),
+            Attempt::NotSent { retryable: true }
+        );
+        assert_eq!(
+            classify(Via::Proxy, 401, b"{\"message\":\"bad token\"}"),
+            Attempt::Refused
+        );
+        assert_eq!(
+            classify(Via::Proxy, 303, b""),
+            Attempt::Unsure,
+            "a redirect after a POST may mean it applied"
+        );
         assert_eq!(classify(Via::Proxy, 502, b""), Attempt::Unsure);
         assert_eq!(classify(Via::Proxy, 201, b""), Attempt::Succeeded);
     }

@@ -31,6 +31,17 @@ fn stored(
         .map_err(StoreError::permanent)
 }
 
+/// Runs `f` with SQLite's `synchronous = FULL`: its commit is on disk when it returns.
+fn durably<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.pragma_update(None, "synchronous", "FULL")?;
+    let result = f(c);
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    result
+}
+
 fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<Kept>> {
     c.query_row(
         &format!("SELECT {COLUMNS} FROM writes WHERE id = ?1"),
@@ -86,20 +97,25 @@ impl WriteStore for SqliteStateStore {
         let moved = self
             .db
             .call(move |c| {
-                c.execute(
-                    "UPDATE writes SET state = ?4, attempts = ?5, changed_at = ?6,
+                // A write's moves survive a power loss, not only a crash of the process (the
+                // file's NORMAL setting may lose its last commits): a lost `sending` would let the
+                // write go out again.
+                durably(c, |c| {
+                    c.execute(
+                        "UPDATE writes SET state = ?4, attempts = ?5, changed_at = ?6,
                          outcome = coalesce(?7, outcome)
                      WHERE id = ?1 AND state = ?2 AND attempts = ?3",
-                    params![
-                        id,
-                        from.state.as_str(),
-                        from.attempts,
-                        to.state.as_str(),
-                        to.attempts,
-                        at,
-                        outcome
-                    ],
-                )
+                        params![
+                            id,
+                            from.state.as_str(),
+                            from.attempts,
+                            to.state.as_str(),
+                            to.attempts,
+                            at,
+                            outcome
+                        ],
+                    )
+                })
             })
             .await?;
         Ok(moved == 1)

@@ -138,12 +138,23 @@ impl WriteRequest {
         name("provider_config_key", &self.provider_config_key)?;
         name("connection_id", &self.connection_id)?;
         match &self.run {
+            Operation::Action {
+                run_async: true, ..
+            } => {
+                return Err(field(
+                    "run.async",
+                    "async actions are not supported yet: run it as a tool or a sync action",
+                ))
+            }
             Operation::Tool { name: n, .. } | Operation::Action { name: n, .. } => {
                 name("run.name", n)?
             }
             Operation::Proxy { path, headers, .. } => {
                 if !path.starts_with('/') {
                     return Err(field("run.path", "must start with /"));
+                }
+                if let Some(problem) = path_problem(path) {
+                    return Err(field("run.path", problem));
                 }
                 if let Some(other) = headers
                     .keys()
@@ -174,6 +185,23 @@ impl WriteRequest {
             || matches!(&self.run, Operation::Proxy { headers, .. }
                 if headers.keys().any(|h| h.eq_ignore_ascii_case(PROXY_IDEMPOTENCY_HEADER)))
     }
+}
+
+/// Why a proxy path could reach past `/proxy/` once a URL parser resolves it (`..` segments,
+/// encoded or not, and backslashes, which URL parsers read as slashes), if it could.
+fn path_problem(path: &str) -> Option<&'static str> {
+    let before_query = path.split(['?', '#']).next().unwrap_or("");
+    if before_query.contains('\\') || before_query.to_ascii_lowercase().contains("%5c") {
+        return Some("must not hold a backslash");
+    }
+    if path.chars().any(char::is_control) {
+        return Some("must not hold control characters");
+    }
+    let dots = before_query.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    });
+    dots.then_some("must not hold . or .. segments: the proxy path stays under /proxy/")
 }
 
 /// A non-empty name of at most [`MAX_ID_CHARS`] characters, without control characters.
@@ -226,7 +254,7 @@ mod tests {
         );
         assert!(!request.may_repeat());
         let action = json!({"v": 1, "id": "w-2", "provider_config_key": "p", "connection_id": "c",
-            "run": {"kind": "action", "name": "sync-owner", "input": null, "async": true},
+            "run": {"kind": "action", "name": "sync-owner", "input": null, "async": false},
             "safe_to_repeat": true});
         let proxy = json!({"v": 1, "id": "w-3", "provider_config_key": "p", "connection_id": "c",
             "run": {"kind": "proxy", "method": "POST", "path": "/crm/v3/objects/contacts",
@@ -279,6 +307,23 @@ mod tests {
             dropped.contains("would not reach the provider"),
             "{dropped}"
         );
+        for escape in [
+            "/../connection/u-1",
+            "/a/%2E%2e/b",
+            "/a/./b",
+            "/a\\b",
+            "/a%5Cb",
+            "/x\n",
+        ] {
+            let refused = proxy(escape, "Nango-Proxy-A").unwrap_err().to_string();
+            assert!(refused.contains("run.path"), "{escape}: {refused}");
+        }
+        assert!(proxy("/crm/v3/objects?after=..", "Nango-Proxy-A").is_ok());
+        let asynchronous = with(
+            &["run"],
+            json!({"kind": "action", "name": "a", "input": {}, "async": true}),
+        );
+        assert!(asynchronous.contains("run.async"), "{asynchronous}");
         assert!(WriteRequest::parse(b"{").is_err());
         let huge = with(&["run", "input"], json!("x".repeat(MAX_REQUEST_BYTES)));
         assert!(huge.contains("more than 262144"), "{huge}");

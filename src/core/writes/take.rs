@@ -1,9 +1,9 @@
-//! One write request taken through one attempt: accepted once by its id, sent at most once
-//! unless safe to repeat. A write that is not at an end after the attempt is taken again when
-//! its message comes back (the queue's redelivery is the retry loop), so no attempt waits inside
-//! a function's time.
+//! One write request taken through one attempt ([`take`]): accepted once by its id, sent at most
+//! once unless safe to repeat; and taken again while it is not at an end, waiting between
+//! attempts as Nango asks, until a deadline ([`take_until_ended`]). A write still not at an end
+//! then is taken again when its message comes back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -13,6 +13,11 @@ use super::state::{after, after_interruption, Next, Sent, WriteState};
 use super::stored::{Accept, Move, Position, StoredWrite};
 use crate::core::clock::Clock;
 use crate::ports::{StoreError, WriteSender, WriteStore};
+use crate::retry::RetryPolicy;
+
+/// The waits between attempts when Nango asked for none.
+const BETWEEN_ATTEMPTS: RetryPolicy =
+    RetryPolicy::new(3, Duration::from_secs(1), Duration::from_secs(30));
 
 /// What a write found in `sending` past its lease is said to have come to.
 pub const INTERRUPTED: &str =
@@ -22,8 +27,11 @@ pub const INTERRUPTED: &str =
 pub struct TakeSettings {
     /// Attempts to send a write, the first included.
     pub max_attempts: u32,
+    /// The most one attempt may take, the wait for Nango's request budget included; past it the
+    /// attempt counts as one that may have reached the provider.
+    pub attempt_timeout: Duration,
     /// How long a write stays `sending` before a later delivery takes its worker for stopped:
-    /// longer than an attempt can take (the sender's timeout).
+    /// longer than `attempt_timeout`, so that no attempt outlives it.
     pub lease: Duration,
 }
 
@@ -31,6 +39,7 @@ impl Default for TakeSettings {
     fn default() -> Self {
         Self {
             max_attempts: 3,
+            attempt_timeout: Duration::from_secs(90),
             lease: Duration::from_secs(120),
         }
     }
@@ -93,21 +102,31 @@ pub async fn take(
         _ => {}
     }
 
+    // The lease runs from this moment: the attempt starts right after it.
+    let begin_at = clock.now_rfc3339();
     let begin = Move {
         from: write.position,
         to: write.position.sending(),
         outcome: None,
-        at: &now,
+        at: &begin_at,
     };
     if !store.move_write(&request.id, &begin).await? {
         return Ok(Taken::Busy);
     }
     write = write.moved(&begin);
+    let sent = tokio::time::timeout(settings.attempt_timeout, sender.send(&write.request)).await;
     let Sent {
         attempt,
         detail,
         retry_after,
-    } = sender.send(&write.request).await;
+    } = sent.unwrap_or_else(|_| Sent {
+        attempt: super::state::Attempt::Unsure,
+        detail: Some(format!(
+            "no answer within {:?}: the request may have gone out",
+            settings.attempt_timeout
+        )),
+        retry_after: None,
+    });
     let next = after(
         &attempt,
         may_repeat,
@@ -124,6 +143,11 @@ pub async fn take(
     // Refused only if a later delivery took this worker for stopped (the attempt outlasted the
     // lease): that delivery decided the write's fate, which stands.
     if !store.move_write(&request.id, &end).await? {
+        tracing::warn!(
+            write_id = %request.id,
+            came_to = end.to.state.as_str(),
+            "a write's attempt ended after its lease; the state another delivery gave it stands"
+        );
         return Ok(Taken::Busy);
     }
     write = write.moved(&end);
@@ -135,6 +159,36 @@ pub async fn take(
             retry_after,
         }
     })
+}
+
+/// Takes `request` until it is at an end, another worker holds it, or the next attempt would
+/// start after `until` (then it comes back [`Taken::Again`], for its message to be redelivered).
+pub async fn take_until_ended(
+    store: &impl WriteStore,
+    sender: &impl WriteSender,
+    clock: &dyn Clock,
+    request: &WriteRequest,
+    settings: TakeSettings,
+    until: Option<Instant>,
+) -> Result<Taken, StoreError> {
+    loop {
+        let taken = take(store, sender, clock, request, settings).await?;
+        let Taken::Again { write, retry_after } = &taken else {
+            return Ok(taken);
+        };
+        let wait = retry_after
+            .unwrap_or_else(|| BETWEEN_ATTEMPTS.backoff(write.position.attempts.saturating_sub(1)));
+        if until.is_some_and(|until| Instant::now() + wait > until) {
+            return Ok(taken);
+        }
+        tracing::info!(
+            write_id = %request.id,
+            attempts = write.position.attempts,
+            ?wait,
+            "write not through yet; sent again after the wait"
+        );
+        tokio::time::sleep(wait).await;
+    }
 }
 
 fn next_position(from: Position, next: Next) -> Position {

@@ -30,10 +30,14 @@ use nango_sync::core::stream::{ConnectionKey, StreamKey};
 use nango_sync::core::webhook::WebhookApp;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::{RejectedRecord, Removal, WriteReport};
+use nango_sync::core::writes::request::WriteRequest;
+use nango_sync::core::writes::stored::{Accept, Move, StoredWrite};
 use nango_sync::fuzzing::same_value;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::OutgoingMessage;
-use nango_sync::ports::{JobConsumer, JobQueue, QueueError, RecordStore, StateStore, StoreError};
+use nango_sync::ports::{
+    JobConsumer, JobQueue, QueueError, RecordStore, StateStore, StoreError, WriteStore,
+};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::{decode_cursor, webhooks, Changes, Simulator};
 use serde_json::{json, Value};
@@ -199,6 +203,22 @@ impl RecordStore for ChaosStore {
     ) -> Result<u64, StoreError> {
         self.switch.step().await;
         self.inner.remove_stream(stream, removal).await
+    }
+}
+
+/// Writes to the provider, as the store keeps them (the chaos schedules send none yet).
+impl WriteStore for ChaosStore {
+    async fn accept_write(&self, request: &WriteRequest, at: &str) -> Result<Accept, StoreError> {
+        self.inner.accept_write(request, at).await
+    }
+    async fn get_write(&self, id: &str) -> Result<Option<StoredWrite>, StoreError> {
+        self.inner.get_write(id).await
+    }
+    async fn move_write(&self, id: &str, change: &Move<'_>) -> Result<bool, StoreError> {
+        self.inner.move_write(id, change).await
+    }
+    async fn list_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
+        self.inner.list_writes().await
     }
 }
 

@@ -6,12 +6,12 @@
 //! `NANGO_SYNC_BOOTSTRAP_DIR=target/release scripts/test.sh --test it runtime_loop -- --nocapture`
 //! (or a cargo-lambda output directory, `<dir>/webhook/bootstrap`, when it matches this machine).
 
-use nango_sync::ports::JobConsumer;
 use std::collections::{HashMap, VecDeque};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -20,6 +20,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use nango_sync::adapters::aws::dynamodb::create_table;
 use nango_sync::adapters::aws::sqs::SqsQueue;
+use nango_sync::ports::JobConsumer;
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::Simulator;
 use serde_json::Value;
@@ -343,6 +344,27 @@ impl SampleWorld {
         self.env.iter().chain(more).cloned().collect()
     }
 
+    /// The state of the write with this id, as the state table keeps it.
+    async fn write_state(&self, id: &str) -> Option<String> {
+        let state_table = &self
+            .env
+            .iter()
+            .find(|(k, _)| *k == "STATE_TABLE")
+            .unwrap()
+            .1;
+        let item = self
+            .dynamo
+            .get_item()
+            .table_name(state_table)
+            .key("pk", AttributeValue::S(format!("write#{id}")))
+            .key("sk", AttributeValue::S("state".into()))
+            .send()
+            .await
+            .unwrap()
+            .item?;
+        item.get("state")?.as_s().ok().cloned()
+    }
+
     async fn records_written(&self) -> i32 {
         self.dynamo
             .scan()
@@ -381,6 +403,10 @@ async fn worker_bootstrap_processes_the_sample_batch() {
         .collect();
     assert_eq!(failures, expected_batch_failures(), "{body}");
     assert_eq!(world.records_written().await, 40);
+    assert_eq!(
+        world.write_state("sample-write-1").await.as_deref(),
+        Some("succeeded")
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
 
 use super::item::{attr, Item};
 use super::state::state_keys::{write_pk, STATE_SK, WRITE_PREFIX};
@@ -20,6 +21,8 @@ const ATTEMPTS: &str = "attempts";
 const ACCEPTED_AT: &str = "accepted_at";
 const CHANGED_AT: &str = "changed_at";
 const OUTCOME: &str = "outcome";
+/// A random mark of the call that last moved the write.
+const MOVER: &str = "moved_by";
 
 fn key(id: &str) -> Item {
     HashMap::from([
@@ -39,6 +42,13 @@ fn stored(item: &Item) -> Result<StoredWrite, StoreError> {
         get_s(item, OUTCOME),
     )
     .map_err(StoreError::permanent)
+}
+
+/// Whether `item` is where this very call (its `token`) moved the write.
+fn moved_by(item: &Item, change: &Move<'_>, token: &str) -> bool {
+    get_s(item, MOVER).as_deref() == Some(token)
+        && get_s(item, STATE).as_deref() == Some(change.to.state.as_str())
+        && get_n::<u32>(item, ATTEMPTS) == change.to.attempts
 }
 
 fn is_condition_failure(code: Option<&str>) -> bool {
@@ -97,7 +107,10 @@ impl WriteStore for DynamoStateStore {
     }
 
     async fn move_write(&self, id: &str, change: &Move<'_>) -> Result<bool, StoreError> {
-        let mut set = "#state = :to, #attempts = :to_attempts, #changed_at = :at".to_owned();
+        // This call's own mark: an SDK retry of it carries the same one, another mover's never.
+        let token = format!("{:016x}", fastrand::u64(..));
+        let mut set =
+            "#state = :to, #attempts = :to_attempts, #changed_at = :at, #mover = :token".to_owned();
         let mut update = self
             .client
             .update_item()
@@ -112,7 +125,10 @@ impl WriteStore for DynamoStateStore {
             .expression_attribute_values(":to", s(change.to.state.as_str()))
             .expression_attribute_values(":to_attempts", n(change.to.attempts))
             .expression_attribute_values(":at", s(change.at))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            .expression_attribute_names("#mover", MOVER)
+            .expression_attribute_values(":token", s(&token))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if let Some(outcome) = change.outcome {
             set.push_str(", #outcome = :outcome");
             update = update
@@ -124,7 +140,15 @@ impl WriteStore for DynamoStateStore {
                 self.meter.write(out.consumed_capacity.as_slice());
                 Ok(true)
             }
-            Err(e) if is_condition_failure(e.code()) => Ok(false),
+            // The SDK may have sent the update again after a first one that applied but whose
+            // answer was lost: the item then already is where this move put it.
+            Err(e) if is_condition_failure(e.code()) => Ok(match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => failed
+                    .item
+                    .as_ref()
+                    .is_some_and(|item| moved_by(item, change, &token)),
+                _ => false,
+            }),
             Err(e) => Err(store_error(e)),
         }
     }
