@@ -2,6 +2,7 @@
 //! them; `writes resolve` decides an unknown one).
 
 use crate::core::clock::SystemClock;
+use crate::core::writes::follow::read_back;
 use crate::core::writes::request::{Operation, WriteRequest};
 use crate::core::writes::resolve::resolve_unknown;
 use crate::core::writes::state::{Resolution, WriteState};
@@ -10,7 +11,7 @@ use crate::core::writes::take::{take_until_ended, TakeSettings, Taken};
 use crate::ports::{WriteSender, WriteStore};
 
 use super::args::{ResolveArgs, WriteArgs, WritesAction, WritesArgs};
-use super::backend::{resolve, worker_parts, DbFile};
+use super::backend::{resolve, worker_parts, DbFile, Resolved};
 use super::{report, CliResult};
 
 pub async fn write(args: WriteArgs) -> CliResult {
@@ -25,7 +26,20 @@ pub async fn write(args: WriteArgs) -> CliResult {
     let resolved = resolve(&args.backend, DbFile::MayCreate).await?;
     let (nango, _) = worker_parts(&resolved).await?;
     let write = send(&resolved.backends.store, &nango, &request).await?;
+    read_back_queued(&resolved, &write).await?;
     finish(args.json, &write)
+}
+
+/// Queues the sync that reads a succeeded write back into the copy (`serve` or `work` runs it).
+async fn read_back_queued(resolved: &Resolved, write: &StoredWrite) -> CliResult {
+    let backends = &resolved.backends;
+    if read_back(&backends.queue, &backends.store, &SystemClock, write).await? {
+        eprintln!(
+            "{}: a sync of its record's stream is queued, to read the write back",
+            write.request.id
+        );
+    }
+    Ok(())
 }
 
 /// Takes `request` until it ends, waiting between attempts as Nango asks.
@@ -97,6 +111,7 @@ async fn resolve_write(args: ResolveArgs) -> CliResult {
     let (nango, _) = worker_parts(&resolved).await?;
     let write = resolve_unknown(store, &SystemClock, &args.id, resolution, args.force).await?;
     let write = send(store, &nango, &write.request).await?;
+    read_back_queued(&resolved, &write).await?;
     finish(args.json, &write)
 }
 

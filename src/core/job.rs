@@ -149,6 +149,8 @@ pub enum Trigger {
     Reconcile,
     /// An operator asked for it (`nango-sync sync`).
     Manual,
+    /// A write to one of its records succeeded: the copy reads the provider's new state back.
+    Write,
 }
 
 impl Trigger {
@@ -163,6 +165,7 @@ impl Trigger {
             Self::Continuation => "continuation",
             Self::Reconcile => "reconcile",
             Self::Manual => "manual",
+            Self::Write => "write",
         }
     }
 }

@@ -56,6 +56,8 @@ pub enum JobOutcome {
         id: String,
         state: crate::core::writes::state::WriteState,
         attempts: u32,
+        /// A sync of the write's record's stream was queued to read it back.
+        read_back: bool,
     },
     /// A sync was enqueued for each stream; `new_streams` of them had never been seen.
     Reconciled {

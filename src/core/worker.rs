@@ -25,6 +25,7 @@ use crate::core::reconcile::{reconcile, ReconcileError};
 use crate::core::state::{ConnectionEvent, StoredEvent, SweepState, SyncReport};
 use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncError, Track};
+use crate::core::writes::follow::{read_back, FollowError};
 use crate::core::writes::take::{take_until_ended, TakeSettings, Taken};
 use crate::ports::{
     DynEventPublisher, JobQueue, MetricsSink, QueueError, ReceivedMessage, RecordSource,
@@ -100,6 +101,15 @@ pub enum JobError {
     /// The id of a kept write came with a different request: nothing ran.
     #[error("write id {0:?} is kept for a different write: nothing was sent; the application must give each write an id of its own")]
     WriteIdReused(String),
+}
+
+impl From<FollowError> for JobError {
+    fn from(error: FollowError) -> Self {
+        match error {
+            FollowError::Store(e) => Self::Store(e),
+            FollowError::Enqueue(e) => Self::Enqueue(e),
+        }
+    }
 }
 
 impl From<ReconcileError> for JobError {
@@ -365,11 +375,16 @@ where
                 )
                 .await?;
                 match taken {
-                    Taken::Ended(write) => Ok(JobOutcome::WriteEnded {
-                        id: write.request.id,
-                        state: write.position.state,
-                        attempts: write.position.attempts,
-                    }),
+                    Taken::Ended(write) => {
+                        let clock = &*self.settings.clock;
+                        let read_back = read_back(&self.queue, &self.state, clock, &write).await?;
+                        Ok(JobOutcome::WriteEnded {
+                            id: write.request.id,
+                            state: write.position.state,
+                            attempts: write.position.attempts,
+                            read_back,
+                        })
+                    }
                     Taken::Again { .. } => Err(JobError::WriteNotDone {
                         id: request.id,
                         why: "to be sent again after the invocation's deadline",
@@ -603,11 +618,13 @@ fn log_done(outcome: &JobOutcome, duration_ms: u64) {
             id,
             state,
             attempts,
+            read_back,
         } => tracing::info!(
             outcome = outcome_name,
             write_id = %id,
             state = state.as_str(),
             attempts,
+            read_back,
             duration_ms,
             "job done"
         ),

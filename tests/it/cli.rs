@@ -517,7 +517,8 @@ async fn write_sends_once_and_writes_lists_and_resolves() {
     let request = |id: &str, record: &str| {
         let path = std::env::temp_dir().join(format!("{}.json", unique_name(id)));
         let body = json!({"v": 1, "id": id, "provider_config_key": "hubspot", "connection_id": "u-1",
-            "run": {"kind": "tool", "name": "save-Contact", "input": {"id": record}}});
+            "run": {"kind": "tool", "name": "save-Contact", "input": {"id": record}},
+            "record": {"model": "Contact", "id": record}});
         std::fs::write(&path, body.to_string()).unwrap();
         path
     };
@@ -545,6 +546,17 @@ async fn write_sends_once_and_writes_lists_and_resolves() {
         );
     }
     assert_eq!(applied("c-1"), 1, "the same request twice ran once");
+    // Read your writes: one sync of the record's stream queued (the second run's has the same
+    // deduplication id), for `serve` or `work` to run.
+    let (ok, out, err) = run(vec!["drain".into(), "--json".into(), "--yes".into()])
+        .await
+        .unwrap();
+    let jobs: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(ok && jobs.len() == 1, "{out}{err}");
+    assert_eq!(jobs[0]["job"]["job"]["sync"]["trigger"], "write", "{out}");
 
     server.provider.inject([WriteFault::ApplyThenDrop]);
     let second = request("w-2", "c-2").display().to_string();

@@ -19,6 +19,7 @@ const USE_CASES: &[&str] = &[
     "src/core/drift/",
     "src/core/writes/take.rs",
     "src/core/writes/resolve.rs",
+    "src/core/writes/follow.rs",
 ];
 
 /// The edges: what core must never reach, even through the model.

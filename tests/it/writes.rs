@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use nango_sync::adapters::memory::{MemoryQueue, MemoryStore};
 use nango_sync::adapters::sqlite::SqliteDb;
 use nango_sync::core::clock::{Clock, FixedClock};
+use nango_sync::core::job::{JobMessage, Trigger};
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
@@ -616,6 +617,23 @@ async fn the_worker_takes_write_messages_at_most_once() {
         state("w-1").await.map(|p| p.state),
         Some(WriteState::Succeeded)
     );
+
+    // Read your writes: a sync of the record's stream was queued (once per delivery, under one
+    // deduplication id), and running it brings the provider's new state into the copy.
+    let contacts = StreamKey::new("hubspot", "u-1", "Contact", "base");
+    let follow_ups = app.queue.sent();
+    assert_eq!(follow_ups.len(), 2, "one per delivery");
+    assert_eq!(follow_ups[0].dedup_id, follow_ups[1].dedup_id);
+    let job = JobMessage::decode(&follow_ups[0].body).unwrap();
+    assert_eq!(job.sync_target(), Some((contacts.clone(), Trigger::Write)));
+    assert!(store.read_stream(&contacts).await.unwrap().is_empty());
+    let sync = received("m-sync", follow_ups[0].body.clone());
+    assert!(app.handle(&[sync], far).await.is_empty());
+    assert!(store
+        .read_stream(&contacts)
+        .await
+        .unwrap()
+        .contains_key("c-1"));
 
     // The job message form.
     let wrapped = json!({"v": 1, "received_at": "2026-12-07T10:00:00.000Z",
