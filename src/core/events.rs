@@ -1,5 +1,6 @@
 //! The event a completed sync job publishes for applications downstream ("Stream synced",
 //! "Stream held", "Stream in error"): what the job did to one stream, counts only, no records.
+//! And a finished write's ("Write succeeded", "Write failed", "Write unknown").
 //! Built here, once, from the job's outcome; the worker hands it to its
 //! [`EventPublisher`](crate::ports::EventPublisher).
 
@@ -9,9 +10,16 @@ use crate::core::job::Trigger;
 use crate::core::outcome::{JobOutcome, SyncEnd};
 use crate::core::state::SweepOutcome;
 use crate::core::stream::StreamKey;
+use crate::core::writes::request::Operation;
+use crate::core::writes::state::WriteState;
+use crate::core::writes::stored::StoredWrite;
 
 /// The events' `source`.
 pub const SOURCE: &str = "nango-sync";
+
+/// The most of a write's outcome its event carries inline, in bytes (EventBridge takes 256 KB an
+/// entry): past it the event says `outcome_cut`, and the state item has the rest.
+pub const WRITE_OUTCOME_INLINE_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamEvent {
@@ -20,6 +28,48 @@ pub struct StreamEvent {
 }
 
 impl StreamEvent {
+    /// A finished write's event: `Write succeeded`, `Write failed` or `Write unknown`, with what
+    /// ran, how many attempts, how long, and what it came to (Nango's or the provider's answer, cut
+    /// to [`WRITE_OUTCOME_INLINE_BYTES`]; the whole of it stays on the write's state item).
+    pub fn of_write(write: &StoredWrite, duration_ms: u64) -> Self {
+        let detail_type = match write.position.state {
+            WriteState::Succeeded => "Write succeeded",
+            WriteState::Failed => "Write failed",
+            _ => "Write unknown",
+        };
+        let request = &write.request;
+        let ran = match &request.run {
+            Operation::Tool { name, .. } => json!({"kind": "tool", "name": name}),
+            Operation::Action { name, .. } => json!({"kind": "action", "name": name}),
+            Operation::Proxy { method, path, .. } => {
+                json!({"kind": "proxy", "method": method, "path": path})
+            }
+        };
+        let outcome = write.outcome.as_deref().unwrap_or("");
+        let cut = outcome.len() > WRITE_OUTCOME_INLINE_BYTES;
+        let mut end = outcome.len().min(WRITE_OUTCOME_INLINE_BYTES);
+        while !outcome.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self {
+            detail_type,
+            detail: json!({
+                "id": request.id,
+                "provider_config_key": request.provider_config_key,
+                "connection_id": request.connection_id,
+                "ran": ran,
+                "record": request.record,
+                "state": write.position.state,
+                "attempts": write.position.attempts,
+                "accepted_at": write.accepted_at,
+                "ended_at": write.changed_at,
+                "duration_ms": duration_ms,
+                "outcome": &outcome[..end],
+                "outcome_cut": cut,
+            }),
+        }
+    }
+
     /// The event for a sync job's outcome; None for a job that is not about one stream's sync.
     pub fn of_outcome(
         stream: &StreamKey,
@@ -145,5 +195,27 @@ mod tests {
             ..summary(0)
         };
         assert!(event(&JobOutcome::Continued(checking)).unwrap().detail["continued"] == false);
+    }
+
+    #[test]
+    fn a_write_event_carries_its_outcome_cut_to_the_bound() {
+        let request = crate::core::writes::request::WriteRequest::parse(
+            include_str!("../../events/write-request.json").as_bytes(),
+        )
+        .unwrap();
+        let mut write = StoredWrite::accepted(request, "2026-12-07T10:00:00.000Z");
+        write.position.state = WriteState::Unknown;
+        write.outcome = Some("é".repeat(WRITE_OUTCOME_INLINE_BYTES));
+        let event = StreamEvent::of_write(&write, 5);
+        assert_eq!(event.detail_type, "Write unknown");
+        let outcome = event.detail["outcome"].as_str().unwrap();
+        assert!(outcome.len() <= WRITE_OUTCOME_INLINE_BYTES && outcome.len() > 8000);
+        assert_eq!(event.detail["outcome_cut"], true);
+        assert_eq!(event.detail["ran"]["name"], "close-deal");
+        write.outcome = Some("ok".into());
+        assert_eq!(
+            StreamEvent::of_write(&write, 5).detail["outcome_cut"],
+            false
+        );
     }
 }

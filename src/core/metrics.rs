@@ -29,6 +29,8 @@ pub struct JobMetrics {
     pub nango: RequestTally,
     /// The job's stream event could not be published (the sync itself stands).
     pub event_failed: bool,
+    /// How a write to the provider ended, for a write job.
+    pub write_state: Option<crate::core::writes::state::WriteState>,
     /// Now less the newest `last_modified_at` the job wrote: how far the copy trails the source.
     /// None when the job wrote nothing.
     pub sync_lag_seconds: Option<f64>,
@@ -59,6 +61,9 @@ impl JobMetrics {
                     .and_then(|at| lag_seconds(at, now));
             }
             JobOutcome::StreamInError(_) => metrics.stream_in_error = true,
+            JobOutcome::WriteEnded { write, .. } => {
+                metrics.write_state = Some(write.position.state)
+            }
             _ => {}
         }
         metrics
@@ -87,6 +92,7 @@ impl JobMetrics {
             stream_in_error: false,
             nango,
             event_failed: false,
+            write_state: None,
             sync_lag_seconds: None,
         }
     }

@@ -53,9 +53,7 @@ pub enum JobOutcome {
     EventStored,
     /// A write ended (succeeded, failed or unknown), now or before (a duplicate).
     WriteEnded {
-        id: String,
-        state: crate::core::writes::state::WriteState,
-        attempts: u32,
+        write: Box<crate::core::writes::stored::StoredWrite>,
         /// A sync of the write's record's stream was queued to read it back.
         read_back: bool,
     },

@@ -192,12 +192,18 @@ where
         // The job's own Nango requests, though other groups' jobs run beside it.
         let (result, nango) = job_requests(run).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let event_failed = match (&result, &target) {
+        let event = match (&result, &target) {
             (Ok(outcome), Some((stream, trigger))) => {
-                let event = StreamEvent::of_outcome(stream, *trigger, outcome, duration_ms);
-                !self.publish(event).instrument(span.clone()).await
+                StreamEvent::of_outcome(stream, *trigger, outcome, duration_ms)
             }
-            _ => false,
+            (Ok(JobOutcome::WriteEnded { write, .. }), None) => {
+                Some(StreamEvent::of_write(write, duration_ms))
+            }
+            _ => None,
+        };
+        let event_failed = match event {
+            Some(event) => !self.publish(Some(event)).instrument(span.clone()).await,
+            None => false,
         };
         if let Some(sink) = &self.settings.metrics {
             let mut metrics = match &result {
@@ -378,12 +384,7 @@ where
                     Taken::Ended(write) => {
                         let clock = &*self.settings.clock;
                         let read_back = read_back(&self.queue, &self.state, clock, &write).await?;
-                        Ok(JobOutcome::WriteEnded {
-                            id: write.request.id,
-                            state: write.position.state,
-                            attempts: write.position.attempts,
-                            read_back,
-                        })
+                        Ok(JobOutcome::WriteEnded { write, read_back })
                     }
                     Taken::Again { .. } => Err(JobError::WriteNotDone {
                         id: request.id,
@@ -614,16 +615,11 @@ fn log_done(outcome: &JobOutcome, duration_ms: u64) {
             duration_ms,
             "job done"
         ),
-        JobOutcome::WriteEnded {
-            id,
-            state,
-            attempts,
-            read_back,
-        } => tracing::info!(
+        JobOutcome::WriteEnded { write, read_back } => tracing::info!(
             outcome = outcome_name,
-            write_id = %id,
-            state = state.as_str(),
-            attempts,
+            write_id = %write.request.id,
+            state = write.position.state.as_str(),
+            attempts = write.position.attempts,
             read_back,
             duration_ms,
             "job done"

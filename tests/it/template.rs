@@ -206,6 +206,8 @@ fn emf_metrics() -> Vec<(String, &'static str)> {
         stream_in_error: false,
         nango: RequestTally::default(),
         event_failed: false,
+        // Every metric a job line can carry: a write job's too.
+        write_state: Some(nango_sync::core::writes::state::WriteState::Unknown),
         sync_lag_seconds: Some(1.0),
     };
     let names = |line: String| -> Vec<String> {

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Map, Value};
 
 use crate::core::metrics::{JobMetrics, WebhookAnswer};
+use crate::core::writes::state::WriteState;
 use crate::ports::MetricsSink;
 
 #[derive(Debug, Clone)]
@@ -82,6 +83,17 @@ pub fn emf_line(job: &JobMetrics, namespace: &str, function: &str, timestamp_ms:
         ),
         ("EventsFailed", "Count", u64::from(job.event_failed).into()),
     ];
+    // A write job's end, as one of three counts (each written, so an alarm reads 0 between
+    // failures rather than missing data).
+    if let Some(state) = job.write_state {
+        for (name, counted) in [
+            ("WritesSucceeded", WriteState::Succeeded),
+            ("WritesFailed", WriteState::Failed),
+            ("WritesUnknown", WriteState::Unknown),
+        ] {
+            values.push((name, "Count", u64::from(state == counted).into()));
+        }
+    }
     if let Some(lag) = job.sync_lag_seconds {
         values.push(("SyncLag", "Seconds", json!(lag)));
     }
@@ -153,8 +165,29 @@ mod tests {
                 waited_ms: 1000,
             },
             event_failed: false,
+            write_state: None,
             sync_lag_seconds: lag,
         }
+    }
+
+    #[test]
+    fn a_write_job_counts_its_end_once_and_the_other_ends_zero() {
+        let mut write = job(None);
+        write.write_state = Some(WriteState::Unknown);
+        let doc: Value = serde_json::from_str(&emf_line(&write, "NS", "worker", 1)).unwrap();
+        assert_eq!(
+            (
+                &doc["WritesUnknown"],
+                &doc["WritesFailed"],
+                &doc["WritesSucceeded"]
+            ),
+            (&json!(1), &json!(0), &json!(0))
+        );
+        let sync: Value = serde_json::from_str(&emf_line(&job(None), "NS", "worker", 1)).unwrap();
+        assert!(
+            sync.get("WritesUnknown").is_none(),
+            "a sync job says nothing of writes"
+        );
     }
 
     /// The specification's rules, checked on the line as CloudWatch would read it.

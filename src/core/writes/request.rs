@@ -32,7 +32,7 @@ pub const PROXY_HEADER_PREFIX: &str = "nango-proxy-";
 pub const PROXY_IDEMPOTENCY_HEADER: &str = "nango-proxy-idempotency-key";
 
 /// One write to the provider, as an application asks for it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WriteRequest {
     pub v: u32,
@@ -53,7 +53,7 @@ pub struct WriteRequest {
 }
 
 /// What a write runs: one of the three ways Nango offers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Operation {
     /// A tool call (`POST /connections/{connectionId}/tools/{name}/calls`): the current API,

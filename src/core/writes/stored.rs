@@ -40,7 +40,7 @@ impl Position {
 }
 
 /// One kept write.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoredWrite {
     pub request: WriteRequest,
     #[serde(flatten)]

@@ -193,3 +193,63 @@ async fn a_failed_publish_leaves_the_sync_done_and_counts_in_the_metrics_on_moto
     assert_eq!(jobs.len(), 1);
     assert!(jobs[0].event_failed && !jobs[0].failed, "{:?}", jobs[0]);
 }
+
+/// A finished write puts one event (issue "Two-way sync", item 5): `Write succeeded` or `Write
+/// failed`, saying what ran, how many attempts, and what it came to; its job's metrics count it.
+#[tokio::test]
+async fn each_finished_write_puts_one_write_event_on_moto() {
+    let sdk = moto_sdk_config().await;
+    let (bus, queue_url) = bus_to_queue(&sdk).await;
+    let kept = Arc::new(Kept::default());
+    let mut rig = rig(Backend::Sqlite).await;
+    rig.app.settings.events = Some(Arc::new(EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(&sdk),
+        &bus,
+    )));
+    rig.app.settings.metrics = Some(kept.clone());
+    rig.sim
+        .add_connection(StreamKey::new("crm", "conn-0", "Contact", "base").connection());
+    let write = |id: &str| {
+        json!({"v": 1, "id": id, "provider_config_key": "crm", "connection_id": "conn-0",
+            "run": {"kind": "tool", "name": "save-Contact", "input": {"id": format!("c-{id}")}},
+            "record": {"model": "Contact", "id": format!("c-{id}")}})
+        .to_string()
+    };
+    let message = |id: &str| ReceivedMessage {
+        message_id: id.to_owned(),
+        receipt_handle: format!("receipt-{id}"),
+        body: write(id),
+        group_id: None,
+    };
+    assert!(rig.app.handle(&[message("w-ok")], None).await.is_empty());
+    rig.server()
+        .provider
+        .inject([nango_sync::simulator::writes::WriteFault::Refuse]);
+    assert!(rig.app.handle(&[message("w-no")], None).await.is_empty());
+
+    let events = received_events(&sdk, &queue_url).await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Write succeeded", "Write failed"], "{events:#?}");
+    let (ok, no) = (&events[0]["detail"], &events[1]["detail"]);
+    assert_eq!(ok["id"], "w-ok");
+    assert_eq!(ok["ran"], json!({"kind": "tool", "name": "save-Contact"}));
+    assert_eq!(ok["record"]["id"], "c-w-ok");
+    assert_eq!(
+        (&ok["state"], &ok["attempts"]),
+        (&json!("succeeded"), &json!(1))
+    );
+    assert!(ok["outcome"].as_str().unwrap().contains("c-w-ok"), "{ok}");
+    assert_eq!(no["state"], "failed");
+    assert!(no["outcome"].as_str().unwrap().starts_with("424 "), "{no}");
+    let states: Vec<_> = kept
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| m.write_state.map(|s| s.as_str()))
+        .collect();
+    assert_eq!(states, [Some("succeeded"), Some("failed")]);
+}
