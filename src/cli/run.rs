@@ -67,17 +67,29 @@ pub async fn demo(args: DemoArgs) -> CliResult {
             report.nango_requests,
             report.nango_faults
         );
+        let w = &report.write;
+        println!(
+            "A write back to the provider ({} {}): {} after {} attempt(s){}, {:.2}s from the queue.",
+            w.tool,
+            w.id,
+            w.state,
+            w.attempts,
+            if w.in_copy { ", and read back into the copy" } else { "" },
+            w.seconds
+        );
         println!(
             "The copy is in {} (sqlite3 {} \"select id, json_extract(record, '$.name') from records limit 5\").",
             report.db.display(),
             report.db.display()
         );
     }
-    if report.streams.iter().all(|s| s.matches_nango) && report.forged_webhook_status == 401 {
-        Ok(())
-    } else {
-        Err("the store does not match Nango (see the summary)".into())
+    if !(report.streams.iter().all(|s| s.matches_nango) && report.forged_webhook_status == 401) {
+        return Err("the store does not match Nango (see the summary)".into());
     }
+    if report.write.state != "succeeded" || !report.write.in_copy {
+        return Err("the write back to the provider did not go through (see the summary)".into());
+    }
+    Ok(())
 }
 
 /// Progress bars, one per stream, for the demo.

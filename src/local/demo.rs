@@ -1,7 +1,9 @@
 //! `nango-sync demo`: the whole product on a laptop. A simulated Nango (records API and signed
 //! webhooks), the local run (endpoint, embedded queue, worker, SQLite store), an initial sync of
-//! every stream, rounds of changes (updates, deletes, new records), then a check that the store
-//! holds exactly what Nango has, and a summary per stream.
+//! every stream, rounds of changes (updates, deletes, new records), a write back to the provider
+//! (put on the queue as an application would, taken by the worker, applied by the simulated
+//! provider, read back into the copy), then a check that the store holds exactly what Nango has,
+//! and a summary per stream.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,13 +14,16 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::adapters::nango::{NangoClient, RateLimits, DEFAULT_RETRY};
+use crate::core::job::JobMessage;
 use crate::core::signature::{SigningKey, Verifier};
 use crate::core::stream::StreamKey;
 use crate::core::worker::WorkerSettings;
 use crate::core::write::DeleteMode;
-use crate::local::backend::{Backends, QueueTarget, StoreTarget};
+use crate::core::writes::state::WriteState;
+use crate::core::writes::take::TakeSettings;
+use crate::local::backend::{Backends, Queue, QueueTarget, Store, StoreTarget};
 use crate::local::run::{LocalParts, LocalRun};
-use crate::ports::{RecordStore, StateStore};
+use crate::ports::{JobQueue, OutgoingMessage, RecordStore, StateStore, WriteStore};
 use crate::simulator::server::{ServerSettings, SimServer};
 use crate::simulator::{webhooks, Changes, Simulator};
 
@@ -87,6 +92,22 @@ pub struct DemoReport {
     pub jobs_failed: u64,
     pub nango_requests: u64,
     pub nango_faults: u64,
+    /// The write sent back to the provider.
+    pub write: WriteSummary,
+}
+
+/// How the demo's write went.
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteSummary {
+    pub id: String,
+    /// The tool it ran.
+    pub tool: String,
+    pub state: &'static str,
+    pub attempts: u32,
+    /// The written record is in the copy (the sync that reads the write back ran).
+    pub in_copy: bool,
+    /// From the queue to the record in the copy.
+    pub seconds: f64,
 }
 
 /// Where the demo reports its progress (progress bars in the CLI).
@@ -146,6 +167,7 @@ pub async fn run(
     )
     .map_err(|e| setup(&e))?;
     let store = backends.store.clone();
+    let queue = backends.queue.clone();
     // The simulated Nango's 429s say Retry-After 0 or 1: waited out quickly here.
     let rate_limits = RateLimits {
         min_wait: Duration::from_millis(200),
@@ -161,7 +183,14 @@ pub async fn run(
             worker: Some((
                 NangoClient::new(&nango.url, DEMO_API_KEY, options.page_limit, DEFAULT_RETRY)
                     .with_rate_limits(rate_limits),
-                WorkerSettings::default(),
+                WorkerSettings {
+                    // The demo's write is safe to repeat: its faults are retried, more than once.
+                    writes: TakeSettings {
+                        max_attempts: 5,
+                        ..TakeSettings::default()
+                    },
+                    ..WorkerSettings::default()
+                },
             )),
             reconcile_every: None,
         },
@@ -239,6 +268,8 @@ pub async fn run(
         }
     }
 
+    let write = demo_write(&streams[0], &queue, &store, options.round_timeout).await?;
+
     // A forged webhook: refused, nothing enqueued.
     let forged = webhooks::sync_success(&streams[0], "forged", Changes::default(), "INCREMENTAL");
     let forged_webhook_status =
@@ -289,7 +320,65 @@ pub async fn run(
             .stats
             .faults
             .load(std::sync::atomic::Ordering::Relaxed),
+        write,
     })
+}
+
+/// A write back to the provider, as an application sends one: a tool that saves a record of
+/// `stream`, put on the queue; then waits for it to end and for the copy to show the record.
+async fn demo_write(
+    stream: &StreamKey,
+    queue: &Queue,
+    store: &Store,
+    timeout: Duration,
+) -> Result<WriteSummary, DemoError> {
+    const ID: &str = "demo-write-1";
+    const RECORD: &str = "written-by-the-demo";
+    let tool = format!("save-{}", stream.model);
+    let body = serde_json::json!({"v": 1, "id": ID,
+        "provider_config_key": stream.provider_config_key, "connection_id": stream.connection_id,
+        "run": {"kind": "tool", "name": tool, "input": {"id": RECORD, "name": "written back by nango-sync demo"}},
+        // A save by id: sending it again changes nothing.
+        "safe_to_repeat": true,
+        "record": {"model": stream.model, "id": RECORD, "variant": stream.variant}})
+    .to_string();
+    let group_id = JobMessage::decode(&body).map_err(run_error)?.group_id(ID);
+    let message = OutgoingMessage {
+        group_id,
+        dedup_id: ID.to_owned(),
+        body,
+    };
+    let started = Instant::now();
+    queue.send(&[message]).await.map_err(run_error)?;
+    loop {
+        if started.elapsed() > timeout {
+            return Err(DemoError::Run(format!(
+                "the write did not go through within {timeout:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(write) = store.get_write(ID).await.map_err(run_error)? else {
+            continue;
+        };
+        if !write.position.state.is_terminal() {
+            continue;
+        }
+        let in_copy = store
+            .read_stream(stream)
+            .await
+            .map_err(run_error)?
+            .contains_key(RECORD);
+        if in_copy || write.position.state != WriteState::Succeeded {
+            return Ok(WriteSummary {
+                id: ID.to_owned(),
+                tool,
+                state: write.position.state.as_str(),
+                attempts: write.position.attempts,
+                in_copy,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
 }
 
 fn run_error(e: impl std::fmt::Display) -> DemoError {

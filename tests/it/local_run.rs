@@ -45,12 +45,18 @@ async fn the_demo_syncs_changes_rounds_and_matches_nango_despite_faults() {
     };
     let report = demo::run(&options, &Quiet).await.unwrap();
     assert_eq!(report.streams.len(), 4);
-    for s in &report.streams {
+    for (i, s) in report.streams.iter().enumerate() {
         assert!(s.matches_nango, "{s:?}");
-        // 20% churn: half updates, a quarter deletes, a quarter additions, twice.
-        assert_eq!((s.records, s.deleted), (400, 40), "{s:?}");
+        // 20% churn: half updates, a quarter deletes, a quarter additions, twice; and the
+        // first stream gains the record the demo's write saved at the provider.
+        let written_back = u64::from(i == 0);
+        assert_eq!((s.records, s.deleted), (400 + written_back, 40), "{s:?}");
         assert!(s.fetched >= 400 + 2 * 80, "{s:?}");
     }
+    // The write went through the queue, the worker and the simulated provider, despite the
+    // faults, and the sync that followed read it back.
+    let w = &report.write;
+    assert_eq!((w.state, w.in_copy), ("succeeded", true), "{w:?}");
     assert_eq!(report.webhooks_sent, 12);
     assert_eq!(report.forged_webhook_status, 401);
 }
