@@ -5,7 +5,10 @@
 //! its writes and restarted; webhooks dropped, duplicated, delayed and reordered; the signing key
 //! rotated mid-run; records added, updated, deleted, undeleted, pruned and a cache wiped while
 //! syncing. After quiescence and one reconcile, every stream must equal Nango's truth, its cursor
-//! must be its last record's, and no cursor may ever have moved backwards.
+//! must be its last record's, and no cursor may ever have moved backwards. Writes to the
+//! provider go through it all too (sent twice now and then, applied and never answered, rate
+//! limited, refused, their worker killed mid-send): each must end in one state, none that is not
+//! safe to repeat may reach the provider twice, and a succeeded one must be read back.
 //!
 //! `CHAOS_SCHEDULES` (default 8) and `CHAOS_SEED` (default 1, the first schedule's seed) set the
 //! run; a failing schedule prints its seed, and `CHAOS_SEED=<seed> CHAOS_SCHEDULES=1` replays it.
@@ -18,7 +21,7 @@ use lambda_http::http::{HeaderMap, HeaderValue, Method};
 use nango_sync::adapters::aws::dynamodb::{create_table, DynamoRecordStore, DynamoStateStore};
 use nango_sync::adapters::nango::NangoClient;
 use nango_sync::adapters::sqlite::{QueueSettings, SqliteDb, SqliteQueue};
-use nango_sync::core::job::reconcile_message;
+use nango_sync::core::job::{reconcile_message, JobMessage};
 use nango_sync::core::record::NangoRecord;
 use nango_sync::core::seen::{Seen, Stored};
 use nango_sync::core::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
@@ -31,7 +34,9 @@ use nango_sync::core::webhook::WebhookApp;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::{RejectedRecord, Removal, WriteReport};
 use nango_sync::core::writes::request::WriteRequest;
+use nango_sync::core::writes::state::WriteState;
 use nango_sync::core::writes::stored::{Accept, Move, StoredWrite};
+use nango_sync::core::writes::take::TakeSettings;
 use nango_sync::fuzzing::same_value;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::OutgoingMessage;
@@ -39,6 +44,7 @@ use nango_sync::ports::{
     JobConsumer, JobQueue, QueueError, RecordStore, StateStore, StoreError, WriteStore,
 };
 use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::writes::WriteFault;
 use nango_sync::simulator::{decode_cursor, webhooks, Changes, Simulator};
 use serde_json::{json, Value};
 
@@ -66,6 +72,12 @@ struct Tally {
     records_lost: AtomicU64,
     records_wrongly_deleted: AtomicU64,
     jobs: AtomicU64,
+    writes: AtomicU64,
+    writes_succeeded: AtomicU64,
+    writes_failed: AtomicU64,
+    writes_unknown: AtomicU64,
+    /// Writes not safe to repeat that reached the provider twice: must stay 0.
+    writes_applied_twice: AtomicU64,
 }
 
 /// Stops the worker between two of its writes: the step counter reaches zero, the worker's future
@@ -206,16 +218,21 @@ impl RecordStore for ChaosStore {
     }
 }
 
-/// Writes to the provider, as the store keeps them (the chaos schedules send none yet).
+/// Writes to the provider, with kill points around every move: a worker stopped after a write
+/// went `sending`, or after the provider applied it and before its end was kept.
 impl WriteStore for ChaosStore {
     async fn accept_write(&self, request: &WriteRequest, at: &str) -> Result<Accept, StoreError> {
+        self.switch.step().await;
         self.inner.accept_write(request, at).await
     }
     async fn get_write(&self, id: &str) -> Result<Option<StoredWrite>, StoreError> {
         self.inner.get_write(id).await
     }
     async fn move_write(&self, id: &str, change: &Move<'_>) -> Result<bool, StoreError> {
-        self.inner.move_write(id, change).await
+        self.switch.step().await;
+        let moved = self.inner.move_write(id, change).await;
+        self.switch.step().await;
+        moved
     }
     async fn list_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
         self.inner.list_writes().await
@@ -502,7 +519,55 @@ impl Schedule {
     }
 }
 
+/// A write an application sent: its id, the record it saves, and whether it is safe to repeat.
+struct SentWrite {
+    id: String,
+    record: String,
+    may_repeat: bool,
+}
+
 impl Schedule {
+    /// An application's write to the provider, put on the queue (sometimes twice, as an
+    /// application that retries its own send does): a tool that saves a Note, safe to repeat or
+    /// not, or a proxy PUT with an idempotency key. The provider may apply it and never answer.
+    async fn send_write(&mut self, n: usize, nango: &SimServer) -> SentWrite {
+        self.tally.writes.fetch_add(1, Ordering::Relaxed);
+        let connection = self.streams[0].connection();
+        let (id, record) = (format!("write-{n}"), format!("note-{n}"));
+        let run = if self.rng.u8(0..3) == 0 {
+            json!({"kind": "proxy", "method": "PUT", "path": format!("/Note/{record}"),
+                "headers": {"Nango-Proxy-Idempotency-Key": id}, "body": {"n": n}})
+        } else {
+            json!({"kind": "tool", "name": "save-Note", "input": {"id": record, "n": n}})
+        };
+        let body = json!({"v": 1, "id": id, "provider_config_key": connection.provider_config_key,
+            "connection_id": connection.connection_id, "run": run,
+            "safe_to_repeat": self.rng.bool(), "record": {"model": "Note", "id": record}});
+        let request = WriteRequest::parse(body.to_string().as_bytes()).unwrap();
+        if self.rng.u8(0..3) == 0 {
+            nango.provider.inject([match self.rng.u8(0..4) {
+                0 | 1 => WriteFault::ApplyThenDrop,
+                2 => WriteFault::TooManyRequests,
+                _ => WriteFault::Refuse,
+            }]);
+        }
+        let group_id = JobMessage::decode(&body.to_string()).unwrap().group_id(&id);
+        let copies = if self.rng.u8(0..4) == 0 { 2 } else { 1 };
+        for copy in 0..copies {
+            let message = OutgoingMessage {
+                group_id: group_id.clone(),
+                dedup_id: format!("{id}-{copy}"),
+                body: body.to_string(),
+            };
+            self.queue.send(&[message]).await.unwrap();
+        }
+        SentWrite {
+            id,
+            record,
+            may_repeat: request.may_repeat(),
+        }
+    }
+
     /// A reconcile, as the schedule sends it.
     async fn reconcile(&mut self, at: &str) {
         self.tally.reconciles.fetch_add(1, Ordering::Relaxed);
@@ -639,6 +704,12 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
             queue: flaky.clone(),
             settings: WorkerSettings {
                 deadline_margin: Duration::from_millis(5),
+                // Short, so a killed sender's write is taken again within the run.
+                writes: TakeSettings {
+                    attempt_timeout: Duration::from_secs(2),
+                    lease: Duration::from_millis(2500),
+                    ..TakeSettings::default()
+                },
                 ..WorkerSettings::default()
             },
         },
@@ -653,6 +724,7 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
         tally: Arc::clone(&tally),
     };
 
+    let mut writes: Vec<SentWrite> = Vec::new();
     // The initial sync of every stream, then steps of changes while webhooks fly and faults hit.
     for stream in &streams {
         let body = webhooks::sync_success(
@@ -759,6 +831,10 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
             s.reconcile(&format!("2026-11-27T17:{step:02}:00.000Z"))
                 .await;
         }
+        for _ in 0..s.rng.usize(0..3) {
+            let n = writes.len();
+            writes.push(s.send_write(n, &nango).await);
+        }
     }
 
     // Quiescence: the late webhooks arrive, the queue drains, then one reconcile.
@@ -832,6 +908,52 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
             ));
         }
     }
+    // Every write ended in one state; none that is not safe to repeat reached the provider
+    // twice; a failed one reached it never; a succeeded one is in the copy (read your writes).
+    let notes = StreamKey::new(
+        streams[0].provider_config_key.clone(),
+        streams[0].connection_id.clone(),
+        "Note",
+        "base",
+    );
+    let notes_stored = store.read_stream(&notes).await.unwrap();
+    for write in &writes {
+        let applied = nango.provider.applied_to(&write.record);
+        if !write.may_repeat && applied > 1 {
+            tally.writes_applied_twice.fetch_add(1, Ordering::Relaxed);
+            problems.push(format!(
+                "{}: not safe to repeat, applied {applied} times",
+                write.id
+            ));
+        }
+        let state = store
+            .get_write(&write.id)
+            .await
+            .unwrap()
+            .map(|w| w.position.state);
+        match state {
+            Some(WriteState::Succeeded) => {
+                tally.writes_succeeded.fetch_add(1, Ordering::Relaxed);
+                if applied == 0 || !notes_stored.contains_key(&write.record) {
+                    problems.push(format!(
+                        "{}: succeeded, applied {applied} times, in the copy: {}",
+                        write.id,
+                        notes_stored.contains_key(&write.record)
+                    ));
+                }
+            }
+            Some(WriteState::Failed) => {
+                tally.writes_failed.fetch_add(1, Ordering::Relaxed);
+                if applied > 0 {
+                    problems.push(format!("{}: failed, yet applied {applied} times", write.id));
+                }
+            }
+            Some(WriteState::Unknown) => {
+                tally.writes_unknown.fetch_add(1, Ordering::Relaxed);
+            }
+            other => problems.push(format!("{}: did not end: {other:?}", write.id)),
+        }
+    }
     problems.extend(
         backwards
             .lock()
@@ -895,6 +1017,13 @@ async fn the_pipeline_loses_nothing_under_seeded_chaos() {
     assert!(
         tally.kills.load(Ordering::Relaxed) > 0,
         "no worker was killed: the suite tested less than it claims"
+    );
+    assert_eq!(tally.writes_applied_twice.load(Ordering::Relaxed), 0);
+    assert!(
+        count < 8
+            || (tally.writes_succeeded.load(Ordering::Relaxed) > 0
+                && tally.writes_unknown.load(Ordering::Relaxed) > 0),
+        "no write succeeded or none ended unknown: the suite tested less than it claims"
     );
     assert!(
         tally.nango_faults.load(Ordering::Relaxed) > 0
