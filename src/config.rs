@@ -124,6 +124,8 @@ pub struct NangoConfig {
     pub discovery_requests_per_minute: u32,
     /// The record pages all streams of the process hold in memory at once, in MiB.
     pub page_budget_mib: usize,
+    /// The share of each window of Nango's rate limit record reads leave to writes, in percent.
+    pub write_share_percent: u64,
     /// When a key from Secrets Manager is read again (on a 401 from Nango, and on a TTL).
     pub reread: RereadPolicy,
 }
@@ -218,6 +220,13 @@ impl FromVars for NangoConfig {
                 1,
                 1024,
             )? as usize,
+            write_share_percent: number(
+                &get,
+                vars::WRITE_SHARE_PERCENT,
+                crate::adapters::nango::DEFAULT_WRITE_SHARE_PERCENT,
+                0,
+                90,
+            )?,
             reread: reread_policy(&get)?,
         })
     }
@@ -556,6 +565,7 @@ pub mod vars {
     pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
     pub const STREAMS_AT_ONCE: &str = "STREAMS_AT_ONCE";
     pub const PAGE_BUDGET_MIB: &str = "PAGE_BUDGET_MIB";
+    pub const WRITE_SHARE_PERCENT: &str = "WRITE_SHARE_PERCENT";
     pub const DISCOVERY_REQUESTS_PER_MINUTE: &str = "DISCOVERY_REQUESTS_PER_MINUTE";
     pub const DRIFT_CHECK: &str = "DRIFT_CHECK";
     pub const SWEEP_MAX_DELETES: &str = "SWEEP_MAX_DELETES";

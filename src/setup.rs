@@ -144,6 +144,7 @@ pub async fn nango_client(
         NangoClient::new(&config.base_url, "", config.page_limit, DEFAULT_RETRY)
             .with_api_key(api_key)
             .with_discovery_rate(config.discovery_requests_per_minute)
+            .with_write_share(config.write_share_percent)
             .with_page_budget(crate::core::page_budget::PageBudget::new(
                 config.page_budget_mib << 20,
             )),

@@ -2,7 +2,8 @@
 //! minute by default, `X-RateLimit-*` on every answer): streams side by side and discovery draw
 //! from the same points, so they pace themselves together. Once an answer says none are left,
 //! or a 429 asks for a wait, every request of the process waits for the same moment instead of
-//! each drawing its own 429.
+//! each drawing its own 429. Record reads leave a share of each window to writes to the provider
+//! ([`Draw`]), so that a backfill never starves them.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,14 +12,34 @@ use std::time::{Duration, Instant};
 /// milliseconds, say) must not stop the process.
 const LONGEST_WINDOW: Duration = Duration::from_secs(120);
 
+/// The share of each window kept for writes by default, in percent.
+pub const DEFAULT_WRITE_SHARE_PERCENT: u64 = 10;
+
+/// What a request is for: record reads and discovery leave the writes' share of each window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Draw {
+    Read,
+    Write,
+}
+
 /// The process's view of Nango's rate limit, shared by every clone of the client.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestBudget {
     state: Mutex<Budget>,
+    /// The points of each window (of Nango's `X-RateLimit-Limit`) reads leave to writes, in percent.
+    write_share_percent: u64,
+}
+
+impl Default for RequestBudget {
+    fn default() -> Self {
+        Self::with_write_share(DEFAULT_WRITE_SHARE_PERCENT)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Budget {
+    /// Nango's points per window (`X-RateLimit-Limit`), once an answer said.
+    limit: Option<u64>,
     /// Points Nango said were left, less the requests sent since; unknown until an answer says.
     remaining: Option<u64>,
     /// When Nango's window resets (its `X-RateLimit-Reset`).
@@ -28,9 +49,18 @@ struct Budget {
 }
 
 impl RequestBudget {
-    /// Takes a point for one request when one may be sent at `now`; otherwise how long to wait
-    /// before asking again.
-    pub fn take(&self, now: Instant) -> Result<(), Duration> {
+    /// A budget whose reads leave `percent` of each window's points to writes (at most 90).
+    pub fn with_write_share(percent: u64) -> Self {
+        Self {
+            state: Mutex::default(),
+            write_share_percent: percent.min(90),
+        }
+    }
+
+    /// Takes a point for one request of `draw` when one may be sent at `now`; otherwise how long
+    /// to wait before asking again. A read goes only while more points are left than the writes'
+    /// share of the window.
+    pub fn take(&self, now: Instant, draw: Draw) -> Result<(), Duration> {
         let mut budget = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(until) = budget.paused_until.filter(|until| *until > now) {
             return Err(until - now);
@@ -40,8 +70,14 @@ impl RequestBudget {
             budget.remaining = None;
             budget.resets_at = None;
         }
+        let kept = match draw {
+            Draw::Write => 0,
+            Draw::Read => budget
+                .limit
+                .map_or(0, |limit| (limit * self.write_share_percent).div_ceil(100)),
+        };
         match (budget.remaining, budget.resets_at) {
-            (Some(0), Some(reset)) => Err(reset - now),
+            (Some(left), Some(reset)) if left <= kept => Err(reset - now),
             (Some(left), _) => {
                 budget.remaining = Some(left.saturating_sub(1));
                 Ok(())
@@ -50,11 +86,14 @@ impl RequestBudget {
         }
     }
 
-    /// What an answer that passed the limiter said: `remaining` points until the window resets
-    /// `reset_in` from `now`. Answers come back out of order, so within one window the lower
-    /// count wins (requests sent since were already taken from it).
-    pub fn observe(&self, now: Instant, remaining: u64, reset_in: Duration) {
+    /// What an answer that passed the limiter said: `remaining` points of `limit` until the
+    /// window resets `reset_in` from `now`. Answers come back out of order, so within one window
+    /// the lower count wins (requests sent since were already taken from it).
+    pub fn observe(&self, now: Instant, remaining: u64, reset_in: Duration, limit: Option<u64>) {
         let mut budget = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if limit.is_some() {
+            budget.limit = limit;
+        }
         let resets_at = now + reset_in.min(LONGEST_WINDOW);
         // Windows end on whole seconds: a reset a second or more away from the known one is
         // another window. A late answer from an earlier window says nothing of this one.
@@ -101,24 +140,59 @@ mod tests {
     fn unknown_until_an_answer_then_counted_down_to_the_reset() {
         let budget = RequestBudget::default();
         let now = Instant::now();
-        assert_eq!(budget.take(now), Ok(()), "nothing known: go");
-        budget.observe(now, 2, Duration::from_secs(10));
-        assert_eq!(budget.take(now), Ok(()));
-        assert_eq!(budget.take(now), Ok(()));
-        assert_eq!(budget.take(now), Err(Duration::from_secs(10)), "none left");
+        assert_eq!(budget.take(now, Draw::Read), Ok(()), "nothing known: go");
+        budget.observe(now, 2, Duration::from_secs(10), None);
+        assert_eq!(budget.take(now, Draw::Read), Ok(()));
+        assert_eq!(budget.take(now, Draw::Read), Ok(()));
+        assert_eq!(
+            budget.take(now, Draw::Read),
+            Err(Duration::from_secs(10)),
+            "none left"
+        );
         // A late answer of the same window saying more were left changes nothing.
-        budget.observe(now, 5, Duration::from_secs(10));
-        assert!(budget.take(now).is_err());
+        budget.observe(now, 5, Duration::from_secs(10), None);
+        assert!(budget.take(now, Draw::Read).is_err());
         // Nor does one from the window before, saying none were left then.
         let next_window = RequestBudget::default();
-        next_window.observe(now, 150, Duration::from_secs(50));
-        next_window.observe(now, 0, Duration::ZERO);
-        assert_eq!(next_window.take(now), Ok(()));
+        next_window.observe(now, 150, Duration::from_secs(50), None);
+        next_window.observe(now, 0, Duration::ZERO, None);
+        assert_eq!(next_window.take(now, Draw::Read), Ok(()));
         // The window resets: go, until an answer says otherwise.
         let later = now + Duration::from_secs(10);
-        assert_eq!(budget.take(later), Ok(()));
-        budget.observe(later, 199, Duration::from_secs(60));
-        assert_eq!(budget.take(later), Ok(()));
+        assert_eq!(budget.take(later, Draw::Read), Ok(()));
+        budget.observe(later, 199, Duration::from_secs(60), None);
+        assert_eq!(budget.take(later, Draw::Read), Ok(()));
+    }
+
+    #[test]
+    fn reads_leave_the_writes_share_of_each_window() {
+        let budget = RequestBudget::with_write_share(10);
+        let now = Instant::now();
+        budget.observe(now, 11, Duration::from_secs(30), Some(100));
+        assert_eq!(budget.take(now, Draw::Read), Ok(()), "11 left, 10 kept");
+        let wait = budget.take(now, Draw::Read);
+        assert_eq!(
+            wait,
+            Err(Duration::from_secs(30)),
+            "reads wait for the next window"
+        );
+        for _ in 0..10 {
+            assert_eq!(
+                budget.take(now, Draw::Write),
+                Ok(()),
+                "writes take the kept points"
+            );
+        }
+        assert!(
+            budget.take(now, Draw::Write).is_err(),
+            "none left for anyone"
+        );
+        let later = now + Duration::from_secs(30);
+        assert_eq!(budget.take(later, Draw::Read), Ok(()), "a new window");
+        // With no limit known, nothing is kept.
+        let unknown = RequestBudget::with_write_share(10);
+        unknown.observe(now, 1, Duration::from_secs(30), None);
+        assert_eq!(unknown.take(now, Draw::Read), Ok(()));
     }
 
     #[test]
@@ -128,10 +202,13 @@ mod tests {
         budget.pause(now, Duration::from_secs(3));
         budget.pause(now, Duration::from_secs(1));
         assert_eq!(
-            budget.take(now),
+            budget.take(now, Draw::Read),
             Err(Duration::from_secs(3)),
             "the longer wait"
         );
-        assert_eq!(budget.take(now + Duration::from_secs(3)), Ok(()));
+        assert_eq!(
+            budget.take(now + Duration::from_secs(3), Draw::Read),
+            Ok(())
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::retry::RetryPolicy;
 
 mod budget;
 mod writes;
-pub use budget::RequestBudget;
+pub use budget::{Draw, RequestBudget, DEFAULT_WRITE_SHARE_PERCENT};
 
 pub const DEFAULT_PAGE_LIMIT: u32 = 1000;
 pub const MAX_PAGE_LIMIT: u32 = 10_000;
@@ -165,6 +165,13 @@ impl NangoClient {
     }
 
     /// How many requests a minute discovery may make (`GET /sync/status` per connection).
+    /// The share of each window of Nango's rate limit that record reads leave to writes to the
+    /// provider, in percent (default [`DEFAULT_WRITE_SHARE_PERCENT`], at most 90).
+    pub fn with_write_share(mut self, percent: u64) -> Self {
+        self.budget = Arc::new(RequestBudget::with_write_share(percent));
+        self
+    }
+
     pub fn with_discovery_rate(mut self, requests_per_minute: u32) -> Self {
         self.discovery_requests_per_minute = requests_per_minute.max(1);
         self
@@ -339,7 +346,9 @@ impl NangoClient {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let reset_in = Duration::from_secs(reset).saturating_sub(since_epoch);
-        self.budget.observe(Instant::now(), remaining, reset_in);
+        let limit = header_number(headers, "x-ratelimit-limit");
+        self.budget
+            .observe(Instant::now(), remaining, reset_in, limit);
     }
 
     /// Waits for a point of the process's request budget. No wait runs past `until`: deferred.
@@ -347,8 +356,9 @@ impl NangoClient {
         &self,
         label: &str,
         until: Option<Instant>,
+        draw: Draw,
     ) -> Result<(), SourceError> {
-        while let Err(wait) = self.budget.take(Instant::now()) {
+        while let Err(wait) = self.budget.take(Instant::now(), draw) {
             if until.is_some_and(|until| Instant::now() + wait > until) {
                 tracing::info!(stream = %label, ?wait, "Nango's rate limit leaves no request before the deadline; deferred to a continuation");
                 return Err(SourceError::Deferred { wait });
@@ -392,7 +402,7 @@ impl NangoClient {
         let label = stream.map(StreamKey::encode).unwrap_or_default();
         let (mut errors, mut rate_limited) = (0, 0);
         let message = loop {
-            self.wait_for_budget(&label, until).await?;
+            self.wait_for_budget(&label, until, Draw::Read).await?;
             let (wait, for_rate_limit) = match self.attempt(url, stream, &parse).await {
                 Attempt::Page(value) => return Ok(value),
                 Attempt::Fail(error) => return Err(error),

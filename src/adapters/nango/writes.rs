@@ -10,7 +10,7 @@ use reqwest::header::AUTHORIZATION;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{error_code, without_url, NangoClient};
+use super::{error_code, without_url, Draw, NangoClient};
 use crate::core::writes::request::{Operation, ProxyMethod, WriteRequest};
 use crate::core::writes::state::{Attempt, Sent};
 use crate::ports::WriteSender;
@@ -39,7 +39,7 @@ impl WriteSender for NangoClient {
             };
         }
         // Without a deadline the wait for the budget never defers.
-        let _ = self.wait_for_budget(&request.id, None).await;
+        let _ = self.wait_for_budget(&request.id, None, Draw::Write).await;
         let key = self.api_key.fresh().await;
         let (sent, unauthorized) = self.send_with(&key, request).await;
         if unauthorized {
