@@ -46,6 +46,7 @@ fn change<'a>(from: Position, to: Position, outcome: Option<&'a str>, at: &'a st
         to,
         outcome,
         at,
+        reached: None,
     }
 }
 
@@ -141,6 +142,30 @@ pub(crate) async fn write_store_contract(store: impl WriteStore) {
         (t3, t0)
     );
     assert_eq!(kept.outcome.map(|o| o.len()), Some(MAX_OUTCOME_BYTES));
+
+    // Whether an attempt may have reached the provider: set by a move that says so, kept by one
+    // that says nothing, cleared by one that says not.
+    let kept = store.get_write("w-1").await.unwrap().unwrap();
+    assert!(!kept.maybe_reached);
+    let t4 = "2026-12-07T10:00:04.000Z";
+    let mut reached = change(unknown, unknown.in_state(WriteState::Accepted), None, t4);
+    reached.reached = Some(true);
+    assert!(store.move_write("w-1", &reached).await.unwrap());
+    let retried = unknown.in_state(WriteState::Accepted);
+    let third = change(retried, retried.sending(), None, t4);
+    assert!(store.move_write("w-1", &third).await.unwrap());
+    assert!(store.get_write("w-1").await.unwrap().unwrap().maybe_reached);
+    let mut cleared = change(
+        retried.sending(),
+        retried.sending().in_state(WriteState::Unknown),
+        None,
+        t4,
+    );
+    cleared.reached = Some(false);
+    assert!(store.move_write("w-1", &cleared).await.unwrap());
+    let kept = store.get_write("w-1").await.unwrap().unwrap();
+    assert!(!kept.maybe_reached);
+    let unknown = kept.position;
 
     // A duplicate now reports the first write's outcome.
     match store.accept_write(&first, t3).await.unwrap() {
@@ -363,6 +388,19 @@ pub(crate) async fn take_contract(store: impl WriteStore) {
     assert_eq!(state_of(&hung), Some(WriteState::Unknown), "{hung:?}");
     assert_eq!((provider.calls("hung"), provider.effects("hung")), (1, 1));
 
+    // Safe to repeat: applied and no answer, sent again, then refused (as a provider refuses a
+    // second create): the first attempt may have applied, so the write is unknown, not failed.
+    provider
+        .then(Behaviour::ApplyThenTimeout)
+        .then(Behaviour::Refuse);
+    assert_eq!(
+        state_of(&take(tool("refused-late", true)).await),
+        Some(WriteState::Accepted)
+    );
+    let late = take(tool("refused-late", true)).await;
+    assert_eq!(state_of(&late), Some(WriteState::Unknown), "{late:?}");
+    assert_eq!(provider.effects("refused-late"), 1);
+
     // Refused by the provider: failed, not sent again.
     provider.then(Behaviour::Refuse);
     assert_eq!(
@@ -400,6 +438,7 @@ pub(crate) async fn take_contract(store: impl WriteStore) {
             to: Position::ACCEPTED.sending(),
             outcome: None,
             at: &at,
+            reached: None,
         };
         assert!(store.move_write(id, &begin).await.unwrap());
         clock.advance(Duration::from_secs(30));

@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS writes (
     attempts    INTEGER NOT NULL,    -- attempts to send it begun
     accepted_at TEXT NOT NULL,
     changed_at  TEXT NOT NULL,
-    outcome     TEXT                 -- what the last attempt came to, in words
+    outcome     TEXT,                -- what the last attempt came to, in words
+    maybe_reached INTEGER NOT NULL DEFAULT 0 -- 1: an attempt may have reached the provider
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,

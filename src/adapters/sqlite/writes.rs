@@ -8,10 +8,10 @@ use crate::core::writes::request::WriteRequest;
 use crate::core::writes::stored::{bounded, Accept, Move, StoredWrite};
 use crate::ports::{StoreError, WriteStore};
 
-const COLUMNS: &str = "request, state, attempts, accepted_at, changed_at, outcome";
+const COLUMNS: &str = "request, state, attempts, accepted_at, changed_at, outcome, maybe_reached";
 
 /// A row's fields, read as they are; made a [`StoredWrite`] off the connection.
-type Kept = (String, String, u32, String, String, Option<String>);
+type Kept = (String, String, u32, String, String, Option<String>, bool);
 
 fn kept(row: &Row<'_>) -> rusqlite::Result<Kept> {
     Ok((
@@ -21,14 +21,23 @@ fn kept(row: &Row<'_>) -> rusqlite::Result<Kept> {
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
     ))
 }
 
 fn stored(
-    (request, state, attempts, accepted_at, changed_at, outcome): Kept,
+    (request, state, attempts, accepted_at, changed_at, outcome, reached): Kept,
 ) -> Result<StoredWrite, StoreError> {
-    StoredWrite::from_kept(&request, &state, attempts, accepted_at, changed_at, outcome)
-        .map_err(StoreError::permanent)
+    StoredWrite::from_kept(
+        &request,
+        &state,
+        attempts,
+        accepted_at,
+        changed_at,
+        outcome,
+        reached,
+    )
+    .map_err(StoreError::permanent)
 }
 
 /// Runs `f` with SQLite's `synchronous = FULL`: its commit is on disk when it returns.
@@ -94,6 +103,7 @@ impl WriteStore for SqliteStateStore {
     async fn move_write(&self, id: &str, change: &Move<'_>) -> Result<bool, StoreError> {
         let (id, from, to, at) = (id.to_owned(), change.from, change.to, change.at.to_owned());
         let outcome = change.outcome.map(|o| bounded(o).to_owned());
+        let reached = change.reached;
         let moved = self
             .db
             .call(move |c| {
@@ -103,7 +113,7 @@ impl WriteStore for SqliteStateStore {
                 durably(c, |c| {
                     c.execute(
                         "UPDATE writes SET state = ?4, attempts = ?5, changed_at = ?6,
-                         outcome = coalesce(?7, outcome)
+                         outcome = coalesce(?7, outcome), maybe_reached = coalesce(?8, maybe_reached)
                      WHERE id = ?1 AND state = ?2 AND attempts = ?3",
                         params![
                             id,
@@ -112,7 +122,8 @@ impl WriteStore for SqliteStateStore {
                             to.state.as_str(),
                             to.attempts,
                             at,
-                            outcome
+                            outcome,
+                            reached
                         ],
                     )
                 })

@@ -81,6 +81,8 @@ pub async fn resolve_unknown(
         to: write.position.in_state(state),
         outcome: Some(&outcome),
         at: &at,
+        // To send again is the operator's word that the provider does not have it.
+        reached: (resolution == Resolution::Retry).then_some(false),
     };
     if !store.move_write(id, &change).await? {
         return Err(ResolveError::Moved(id.to_owned()));

@@ -92,14 +92,27 @@ pub enum Next {
 }
 
 /// The at-most-once rule. `may_repeat`: the write is safe to repeat
-/// (`WriteRequest::may_repeat`); `attempts`: how many were made, this one included.
-pub fn after(attempt: &Attempt, may_repeat: bool, attempts: u32, max_attempts: u32) -> Next {
+/// (`WriteRequest::may_repeat`); `attempts`: how many were made, this one included;
+/// `reached_before`: an earlier attempt may have reached the provider (it ended unsure, or its
+/// worker stopped), so a refusal now says nothing of it: the write ends unknown, not failed.
+pub fn after(
+    attempt: &Attempt,
+    may_repeat: bool,
+    attempts: u32,
+    max_attempts: u32,
+    reached_before: bool,
+) -> Next {
     let room = attempts < max_attempts;
+    let failed = if reached_before {
+        WriteState::Unknown
+    } else {
+        WriteState::Failed
+    };
     match attempt {
         Attempt::Succeeded => Next::End(WriteState::Succeeded),
-        Attempt::Refused | Attempt::NotSent { retryable: false } => Next::End(WriteState::Failed),
+        Attempt::Refused | Attempt::NotSent { retryable: false } => Next::End(failed),
         Attempt::NotSent { retryable: true } if room => Next::Retry,
-        Attempt::NotSent { retryable: true } => Next::End(WriteState::Failed),
+        Attempt::NotSent { retryable: true } => Next::End(failed),
         Attempt::Unsure if may_repeat && room => Next::Retry,
         // Out of attempts while it may have reached the provider: nobody knows.
         Attempt::Unsure => Next::End(WriteState::Unknown),
@@ -109,7 +122,7 @@ pub fn after(attempt: &Attempt, may_repeat: bool, attempts: u32, max_attempts: u
 /// A write found in `sending` when its message comes again: the worker that was sending it
 /// stopped (a crash, a timeout) before recording how it went. The request may have gone out.
 pub fn after_interruption(may_repeat: bool, attempts: u32, max_attempts: u32) -> Next {
-    after(&Attempt::Unsure, may_repeat, attempts, max_attempts)
+    after(&Attempt::Unsure, may_repeat, attempts, max_attempts, true)
 }
 
 /// An operator's decision on an `unknown` write (`nango-sync writes resolve ID ...`).
@@ -149,12 +162,12 @@ mod tests {
     #[test]
     fn a_write_that_may_have_reached_the_provider_is_sent_again_only_if_safe_to_repeat() {
         assert_eq!(
-            after(&Attempt::Unsure, false, 1, MAX),
+            after(&Attempt::Unsure, false, 1, MAX, false),
             Next::End(WriteState::Unknown)
         );
-        assert_eq!(after(&Attempt::Unsure, true, 1, MAX), Next::Retry);
+        assert_eq!(after(&Attempt::Unsure, true, 1, MAX, false), Next::Retry);
         assert_eq!(
-            after(&Attempt::Unsure, true, MAX, MAX),
+            after(&Attempt::Unsure, true, MAX, MAX, false),
             Next::End(WriteState::Unknown)
         );
         assert_eq!(
@@ -167,23 +180,32 @@ mod tests {
     #[test]
     fn what_stopped_before_the_provider_is_retried_or_failed_as_such() {
         let passing = Attempt::NotSent { retryable: true };
-        assert_eq!(after(&passing, false, 1, MAX), Next::Retry);
+        assert_eq!(after(&passing, false, 1, MAX, false), Next::Retry);
         assert_eq!(
-            after(&passing, false, MAX, MAX),
+            after(&passing, false, MAX, MAX, false),
             Next::End(WriteState::Failed)
         );
         let refused_by_nango = Attempt::NotSent { retryable: false };
         assert_eq!(
-            after(&refused_by_nango, true, 1, MAX),
+            after(&refused_by_nango, true, 1, MAX, false),
             Next::End(WriteState::Failed)
         );
         assert_eq!(
-            after(&Attempt::Refused, true, 1, MAX),
+            after(&Attempt::Refused, true, 1, MAX, false),
             Next::End(WriteState::Failed)
         );
         assert_eq!(
-            after(&Attempt::Succeeded, false, 1, MAX),
+            after(&Attempt::Succeeded, false, 1, MAX, false),
             Next::End(WriteState::Succeeded)
+        );
+        // After an attempt that may have reached the provider, a refusal proves nothing.
+        assert_eq!(
+            after(&Attempt::Refused, true, 2, MAX, true),
+            Next::End(WriteState::Unknown)
+        );
+        assert_eq!(
+            after(&passing, true, MAX, MAX, true),
+            Next::End(WriteState::Unknown)
         );
     }
 

@@ -51,6 +51,9 @@ pub struct StoredWrite {
     pub changed_at: String,
     /// What its last attempt came to, in words (at most [`MAX_OUTCOME_BYTES`]).
     pub outcome: Option<String>,
+    /// An attempt may have reached the provider without being known to have succeeded: a later
+    /// refusal then ends the write unknown, not failed.
+    pub maybe_reached: bool,
 }
 
 impl StoredWrite {
@@ -62,6 +65,7 @@ impl StoredWrite {
             accepted_at: at.to_owned(),
             changed_at: at.to_owned(),
             outcome: None,
+            maybe_reached: false,
         }
     }
 
@@ -74,6 +78,7 @@ impl StoredWrite {
         accepted_at: String,
         changed_at: String,
         outcome: Option<String>,
+        maybe_reached: bool,
     ) -> Result<Self, String> {
         let request: WriteRequest = serde_json::from_str(request)
             .map_err(|e| format!("kept write request unreadable: {e}"))?;
@@ -85,6 +90,7 @@ impl StoredWrite {
             accepted_at,
             changed_at,
             outcome,
+            maybe_reached,
         })
     }
 
@@ -99,6 +105,9 @@ impl StoredWrite {
         self.changed_at = change.at.to_owned();
         if let Some(outcome) = change.outcome {
             self.outcome = Some(bounded(outcome).to_owned());
+        }
+        if let Some(reached) = change.reached {
+            self.maybe_reached = reached;
         }
         self
     }
@@ -125,6 +134,8 @@ pub struct Move<'a> {
     pub to: Position,
     /// Replaces the kept outcome when given (cut to [`MAX_OUTCOME_BYTES`]); kept otherwise.
     pub outcome: Option<&'a str>,
+    /// Sets [`StoredWrite::maybe_reached`] when given; kept otherwise.
+    pub reached: Option<bool>,
     /// RFC 3339, now.
     pub at: &'a str,
 }

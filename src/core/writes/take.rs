@@ -90,6 +90,7 @@ pub async fn take(
                 to: next_position(write.position, next),
                 outcome: Some(INTERRUPTED),
                 at: &now,
+                reached: Some(true),
             };
             if !store.move_write(&request.id, &change).await? {
                 return Ok(Taken::Busy);
@@ -109,6 +110,7 @@ pub async fn take(
         to: write.position.sending(),
         outcome: None,
         at: &begin_at,
+        reached: None,
     };
     if !store.move_write(&request.id, &begin).await? {
         return Ok(Taken::Busy);
@@ -132,6 +134,7 @@ pub async fn take(
         may_repeat,
         attempts(&write),
         settings.max_attempts,
+        write.maybe_reached,
     );
     let at = clock.now_rfc3339();
     let end = Move {
@@ -139,6 +142,7 @@ pub async fn take(
         to: next_position(write.position, next),
         outcome: detail.as_deref(),
         at: &at,
+        reached: (attempt == super::state::Attempt::Unsure).then_some(true),
     };
     // Refused only if a later delivery took this worker for stopped (the attempt outlasted the
     // lease): that delivery decided the write's fate, which stands.

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+};
 
 use super::item::{attr, Item};
 use super::state::state_keys::{write_pk, STATE_SK, WRITE_PREFIX};
@@ -21,6 +23,7 @@ const ATTEMPTS: &str = "attempts";
 const ACCEPTED_AT: &str = "accepted_at";
 const CHANGED_AT: &str = "changed_at";
 const OUTCOME: &str = "outcome";
+const MAYBE_REACHED: &str = "maybe_reached";
 /// A random mark of the call that last moved the write.
 const MOVER: &str = "moved_by";
 
@@ -40,6 +43,10 @@ fn stored(item: &Item) -> Result<StoredWrite, StoreError> {
         text(ACCEPTED_AT),
         text(CHANGED_AT),
         get_s(item, OUTCOME),
+        item.get(MAYBE_REACHED)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
     )
     .map_err(StoreError::permanent)
 }
@@ -129,6 +136,12 @@ impl WriteStore for DynamoStateStore {
             .expression_attribute_values(":token", s(&token))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(reached) = change.reached {
+            set.push_str(", #maybe_reached = :maybe_reached");
+            update = update
+                .expression_attribute_names("#maybe_reached", MAYBE_REACHED)
+                .expression_attribute_values(":maybe_reached", AttributeValue::Bool(reached));
+        }
         if let Some(outcome) = change.outcome {
             set.push_str(", #outcome = :outcome");
             update = update
