@@ -302,6 +302,8 @@ async fn webhook_bootstrap_answers_every_sample_event() {
 /// (40 contacts), and tables on moto.
 struct SampleWorld {
     _nango: SimServer,
+    /// The worker's queue: where the sample write's read-back sync goes.
+    queue: SqsQueue,
     dynamo: aws_sdk_dynamodb::Client,
     records: String,
     /// The worker's variables, but for Nango's key.
@@ -322,17 +324,22 @@ impl SampleWorld {
         let (records, state) = (unique_name("rt-records"), unique_name("rt-state"));
         create_table(&dynamo, &records).await.unwrap();
         create_table(&dynamo, &state).await.unwrap();
+        let queue = SqsQueue::create_fifo(
+            aws_sdk_sqs::Client::new(&moto_sdk_config().await),
+            &format!("{}.fifo", unique_name("rt-follow")),
+        )
+        .await
+        .unwrap();
         let env = vec![
             ("RECORDS_TABLE", records.clone()),
             ("STATE_TABLE", state),
-            (
-                "QUEUE_URL",
-                format!("{}/123456789012/unused.fifo", moto_endpoint()),
-            ),
+            // The sample's write queues the sync that reads it back here.
+            ("QUEUE_URL", queue.queue_url().to_owned()),
             ("NANGO_BASE_URL", nango.url.clone()),
         ];
         Self {
             _nango: nango,
+            queue,
             dynamo,
             records,
             env,
@@ -403,6 +410,19 @@ async fn worker_bootstrap_processes_the_sample_batch() {
         .collect();
     assert_eq!(failures, expected_batch_failures(), "{body}");
     assert_eq!(world.records_written().await, 40);
+    // The sample write succeeded, and queued the sync that reads its record back.
+    let follow_ups = world
+        .queue
+        .receive(10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let sync: Vec<Value> = follow_ups
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect();
+    assert_eq!(sync.len(), 1, "{sync:?}");
+    assert_eq!(sync[0]["job"]["sync"]["trigger"], "write");
+    assert_eq!(sync[0]["job"]["sync"]["stream"]["model"], "Deal");
     assert_eq!(
         world.write_state("sample-write-1").await.as_deref(),
         Some("succeeded")
