@@ -20,7 +20,7 @@ use nango_sync::core::writes::stored::{Accept, Move, Position, MAX_OUTCOME_BYTES
 use nango_sync::core::writes::take::{take, TakeSettings, Taken, INTERRUPTED};
 use nango_sync::local::backend::Store;
 use nango_sync::ports::{ReceivedMessage, WriteSender, WriteStore};
-use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::server::{AccountLimit, ServerSettings, SimServer};
 use nango_sync::simulator::writes::WriteFault;
 use nango_sync::simulator::Simulator;
 use serde_json::json;
@@ -737,4 +737,83 @@ async fn the_worker_takes_write_messages_at_most_once() {
     let reused = received("m-6", request("w-1", "c-6").to_string());
     assert_eq!(app.handle(&[reused], far).await, ["m-6"]);
     assert_eq!(applied("c-6"), 0);
+}
+
+/// Writes and a backfill under one account rate limit (issue "Two-way sync", done when): the
+/// backfill's reads leave the writes' share of each window, so a write sent once the reads have
+/// drawn the window down goes at once instead of waiting for the next window; every write and
+/// every record goes through.
+#[tokio::test]
+async fn a_backfill_leaves_writes_their_share_of_the_rate_limit() {
+    const LIMIT: u64 = 20;
+    let sim = Arc::new(Simulator::new());
+    let streams = sim.populate("crm", 1, &["Contact", "Deal"], 1_000);
+    let settings = ServerSettings {
+        account_limit: Some(AccountLimit {
+            requests: LIMIT,
+            window: Duration::from_secs(4),
+        }),
+        ..ServerSettings::default()
+    };
+    let server = SimServer::start(Arc::clone(&sim), settings).await.unwrap();
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("share")));
+    let store = Store::sqlite(SqliteDb::open(&path).unwrap(), DeleteMode::Tombstone);
+    let app = WorkerApp {
+        // 10% of 20 points kept for writes: the reads stop at 2 left.
+        source: nango_client(&server.url, 50).with_write_share(10),
+        records: store.clone(),
+        state: store.clone(),
+        queue: MemoryQueue::new(),
+        settings: WorkerSettings::default(),
+    };
+    let backfill: Vec<ReceivedMessage> = streams
+        .iter()
+        .map(|s| ReceivedMessage {
+            message_id: s.encode(),
+            receipt_handle: s.encode(),
+            body: crate::common::sync_job(s),
+            group_id: Some(s.message_group_id()),
+        })
+        .collect();
+    let connection = streams[0].connection();
+    let writes: Vec<ReceivedMessage> = (0..2)
+        .map(|n| {
+            let body = json!({"v": 1, "id": format!("w-{n}"),
+                "provider_config_key": connection.provider_config_key,
+                "connection_id": connection.connection_id,
+                "run": {"kind": "tool", "name": "save-Note", "input": {"id": format!("n-{n}")}}});
+            let mut message = received(&format!("m-{n}"), body.to_string());
+            message.group_id = Some(format!("w-{n}"));
+            message
+        })
+        .collect();
+    let far = Some(Instant::now() + Duration::from_secs(600));
+    let send_writes = async {
+        // Once the reads have drawn the first window down to the writes' share.
+        while server
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < LIMIT - 2
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let started = Instant::now();
+        let failed = app.handle(&writes, far).await;
+        (failed, started.elapsed())
+    };
+    let (backfill_failed, (writes_failed, writes_took)) =
+        tokio::join!(app.handle(&backfill, far), send_writes);
+    assert!(backfill_failed.is_empty() && writes_failed.is_empty());
+    assert!(
+        writes_took < Duration::from_millis(1500),
+        "the writes waited {writes_took:?} for the window the backfill drew down"
+    );
+    for n in 0..2 {
+        let write = store.get_write(&format!("w-{n}")).await.unwrap().unwrap();
+        assert_eq!(write.position.state, WriteState::Succeeded);
+    }
+    for s in &streams {
+        assert_eq!(store.read_stream(s).await.unwrap().len(), 1_000);
+    }
 }
