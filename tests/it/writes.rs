@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nango_sync::adapters::memory::{MemoryQueue, MemoryStore};
-use nango_sync::adapters::sqlite::SqliteDb;
+use nango_sync::adapters::sqlite::{SqliteDb, SqliteFeed};
 use nango_sync::core::clock::{Clock, FixedClock};
 use nango_sync::core::job::{JobMessage, Trigger};
 use nango_sync::core::stream::StreamKey;
@@ -476,11 +476,31 @@ async fn writes_run_at_most_once_on_memory() {
 #[tokio::test]
 async fn writes_run_at_most_once_on_sqlite() {
     let path = std::env::temp_dir().join(format!("{}.db", unique_name("take")));
-    take_contract(Store::sqlite(
-        SqliteDb::open(&path).unwrap(),
-        DeleteMode::Tombstone,
-    ))
-    .await;
+    let db = SqliteDb::open(&path).unwrap();
+    take_contract(Store::sqlite(db.clone(), DeleteMode::Tombstone)).await;
+    // Each write's end is in the local change feed, once.
+    let ended: Vec<(String, String)> = SqliteFeed::new(db)
+        .after(0, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.stream == "writes")
+        .map(|c| (c.id, c.change))
+        .collect();
+    assert!(
+        ended.contains(&("once".into(), "write_succeeded".into())),
+        "{ended:?}"
+    );
+    assert!(
+        ended.contains(&("unsure".into(), "write_unknown".into())),
+        "{ended:?}"
+    );
+    assert!(
+        ended.contains(&("refused".into(), "write_failed".into())),
+        "{ended:?}"
+    );
+    let once = ended.iter().filter(|(id, _)| id == "once").count();
+    assert_eq!(once, 1, "a duplicate request adds no change: {ended:?}");
 }
 
 fn write(value: serde_json::Value) -> WriteRequest {

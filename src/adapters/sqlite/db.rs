@@ -98,7 +98,8 @@ CREATE TABLE IF NOT EXISTS changes (
     at     TEXT NOT NULL,                -- when it was written, UTC
     stream TEXT NOT NULL,
     id     TEXT NOT NULL,
-    change TEXT NOT NULL                 -- added, updated, deleted, pruned or removed
+    change TEXT NOT NULL                 -- added, updated, deleted, pruned or removed; for a
+                                         -- write (stream 'writes'): write_succeeded, ...
 );
 CREATE INDEX IF NOT EXISTS changes_by_stream ON changes (stream, seq);
 CREATE TRIGGER IF NOT EXISTS records_added AFTER INSERT ON records BEGIN
@@ -119,6 +120,14 @@ END;
 CREATE TRIGGER IF NOT EXISTS records_removed AFTER DELETE ON records BEGIN
     INSERT INTO changes (at, stream, id, change) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
         OLD.stream, OLD.id, 'removed');
+END;
+-- A write to the provider that ended, in the same feed: stream 'writes', the write's id, and
+-- write_succeeded, write_failed or write_unknown (the DynamoDB deployment puts an event instead).
+CREATE TRIGGER IF NOT EXISTS writes_ended AFTER UPDATE OF state ON writes
+    WHEN NEW.state IN ('succeeded', 'failed', 'unknown') AND NEW.state IS NOT OLD.state
+BEGIN
+    INSERT INTO changes (at, stream, id, change) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+        'writes', NEW.id, 'write_' || NEW.state);
 END;
 CREATE TRIGGER IF NOT EXISTS changes_kept AFTER INSERT ON changes BEGIN
     DELETE FROM changes WHERE seq <= NEW.seq - 100000;

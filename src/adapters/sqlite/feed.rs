@@ -16,7 +16,8 @@ pub struct Change {
     pub at: String,
     pub stream: String,
     pub id: String,
-    /// added, updated, deleted, pruned or removed.
+    /// added, updated, deleted, pruned or removed; for a write to the provider (stream
+    /// `writes`), write_succeeded, write_failed or write_unknown.
     pub change: String,
 }
 
