@@ -224,6 +224,8 @@ pub(crate) enum Behaviour {
     Refuse,
     /// Applies the write and never answers.
     ApplyThenHang,
+    /// Applies the write and answers only once told to ([`FakeProvider::resume`]).
+    ApplyThenPause,
 }
 
 /// A provider behind Nango that counts what reached it. A write safe to repeat is applied as a
@@ -233,6 +235,7 @@ pub(crate) struct FakeProvider {
     script: Mutex<VecDeque<Behaviour>>,
     calls: Mutex<Vec<String>>,
     effects: Mutex<BTreeMap<String, u32>>,
+    resume: tokio::sync::Notify,
 }
 
 impl FakeProvider {
@@ -283,6 +286,11 @@ impl WriteSender for FakeProvider {
                 retry_after: Some(Duration::from_secs(1)),
                 ..sent(Attempt::NotSent { retryable: true }, "429 too_many_request")
             },
+            Behaviour::ApplyThenPause => {
+                self.apply(request);
+                self.resume.notified().await;
+                sent(Attempt::Succeeded, r#"{"ok":"late"}"#)
+            }
             Behaviour::ApplyThenHang => {
                 self.apply(request);
                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -320,7 +328,7 @@ pub(crate) async fn take_contract(store: impl WriteStore) {
     let clock = FixedClock::at(OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
     let settings = TakeSettings {
         max_attempts: 3,
-        attempt_timeout: Duration::from_millis(200),
+        attempt_timeout: Duration::from_secs(1),
         lease: Duration::from_secs(60),
     };
     let provider = FakeProvider::default();
@@ -450,6 +458,28 @@ pub(crate) async fn take_contract(store: impl WriteStore) {
     }
     let stopped = store.get_write("stopped").await.unwrap().unwrap();
     assert_eq!(stopped.outcome.as_deref(), Some(INTERRUPTED));
+
+    // An attempt that outlives its lease: a later delivery can only say `unknown`; when the
+    // late attempt then learns the write succeeded, the write is known after all.
+    provider.then(Behaviour::ApplyThenPause);
+    let (late, ()) = tokio::join!(take(tool("late", false)), async {
+        while provider.calls("late") == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        clock.advance(Duration::from_secs(61));
+        let meanwhile = take(tool("late", false)).await;
+        assert_eq!(
+            state_of(&meanwhile),
+            Some(WriteState::Unknown),
+            "{meanwhile:?}"
+        );
+        provider.resume.notify_one();
+    });
+    assert_eq!(state_of(&late), Some(WriteState::Succeeded), "{late:?}");
+    let kept = store.get_write("late").await.unwrap().unwrap();
+    assert_eq!(kept.position.state, WriteState::Succeeded);
+    assert_eq!(kept.outcome.as_deref(), Some(r#"{"ok":"late"}"#));
+    assert_eq!((provider.calls("late"), provider.effects("late")), (1, 1));
 
     // Two deliveries of one write at once: one sends it.
     let (a, b) = tokio::join!(

@@ -145,8 +145,18 @@ pub async fn take(
         reached: (attempt == super::state::Attempt::Unsure).then_some(true),
     };
     // Refused only if a later delivery took this worker for stopped (the attempt outlasted the
-    // lease): that delivery decided the write's fate, which stands.
+    // lease): that delivery decided the write's fate, which stands, unless all it could say was
+    // `unknown` and this attempt knows the write succeeded.
     if !store.move_write(&request.id, &end).await? {
+        if end.to.state == WriteState::Succeeded {
+            let known = Move {
+                from: write.position.in_state(WriteState::Unknown),
+                ..end
+            };
+            if store.move_write(&request.id, &known).await? {
+                return Ok(Taken::Ended(Box::new(write.moved(&known))));
+            }
+        }
         tracing::warn!(
             write_id = %request.id,
             came_to = end.to.state.as_str(),
