@@ -104,3 +104,58 @@ async fn dynamodb_applies_the_write_policy_as_memory_and_sqlite_do_item_for_item
         assert_eq!(dynamo, memory_trace(mode).await, "{mode:?}");
     }
 }
+
+/// A move whose UpdateItem applied but whose answer was lost: the SDK sends it again, the
+/// condition no longer holds, and the store still knows the move was its own (its mark), while
+/// another mover's identical move is refused.
+#[tokio::test]
+async fn a_write_move_applied_with_its_answer_lost_is_known_as_done() {
+    use nango_sync::core::writes::request::WriteRequest;
+    use nango_sync::core::writes::stored::{Move, Position};
+    use nango_sync::ports::WriteStore;
+    use std::sync::atomic::Ordering;
+
+    let sdk = moto_sdk_config().await;
+    let admin = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = unique_name("c-lost");
+    create_table(&admin, &table).await.unwrap();
+    let proxy = crate::aws::fault_proxy::FaultProxy::start(crate::common::moto_endpoint()).await;
+    let through_proxy = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(&proxy.url)
+            .build(),
+    );
+    let store = DynamoStateStore::new(through_proxy, &table);
+    let request = WriteRequest::parse(
+        json!({"v": 1, "id": "w-lost", "provider_config_key": "p", "connection_id": "c",
+            "run": {"kind": "tool", "name": "t", "input": {}}})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let at = "2026-12-07T10:00:00.000Z";
+    store.accept_write(&request, at).await.unwrap();
+    let begin = Move {
+        from: Position::ACCEPTED,
+        to: Position::ACCEPTED.sending(),
+        outcome: None,
+        at,
+        reached: None,
+    };
+    proxy.faults.lose_update_answer.store(1, Ordering::SeqCst);
+    assert!(
+        store.move_write("w-lost", &begin).await.unwrap(),
+        "the move applied; its retry must not say another mover won"
+    );
+    assert_eq!(
+        proxy.faults.injected.load(Ordering::SeqCst),
+        1,
+        "the answer was lost"
+    );
+    let kept = store.get_write("w-lost").await.unwrap().unwrap();
+    assert_eq!(kept.position, Position::ACCEPTED.sending());
+    assert!(
+        !store.move_write("w-lost", &begin).await.unwrap(),
+        "another mover's identical move is refused"
+    );
+}

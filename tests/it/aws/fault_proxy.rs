@@ -27,6 +27,9 @@ pub struct Faults {
     pub admit: AtomicU32,
     /// The next N calls of any kind lose their connection without an answer.
     pub reset: AtomicU32,
+    /// The next N UpdateItem calls reach DynamoDB, then lose their connection: applied, with
+    /// the answer lost (the SDK sends the update again).
+    pub lose_update_answer: AtomicU32,
     pub injected: AtomicU64,
     pub batch_writes: AtomicU64,
     /// Secrets Manager GetSecretValue calls that went through (a function's secret reads).
@@ -62,6 +65,16 @@ impl FaultProxy {
                             if take(&faults.reset) {
                                 faults.injected.fetch_add(1, Ordering::Relaxed);
                                 return Err("connection reset by the fault proxy");
+                            }
+                            let update = request
+                                .headers()
+                                .get("x-amz-target")
+                                .and_then(|v| v.to_str().ok())
+                                .is_some_and(|t| t.ends_with(".UpdateItem"));
+                            if update && take(&faults.lose_update_answer) {
+                                faults.injected.fetch_add(1, Ordering::Relaxed);
+                                let _applied = handle(&faults, &client, &upstream, request).await;
+                                return Err("answer lost by the fault proxy");
                             }
                             Ok(handle(&faults, &client, &upstream, request).await)
                         }
