@@ -50,7 +50,7 @@ async fn send(
 ) -> Result<StoredWrite, Box<dyn std::error::Error>> {
     let settings = TakeSettings::default();
     match take_until_ended(store, nango, &SystemClock, request, settings, None).await? {
-        Taken::Ended(write) | Taken::Again { write, .. } => Ok(*write),
+        Taken::Ended(write) | Taken::EndedBefore(write) | Taken::Again { write, .. } => Ok(*write),
         Taken::Busy => Err(format!(
             "write {:?} is being sent by another worker: look again with `nango-sync writes`",
             request.id

@@ -31,7 +31,9 @@ impl StreamEvent {
     /// A finished write's event: `Write succeeded`, `Write failed` or `Write unknown`, with what
     /// ran, how many attempts, how long, and what it came to (Nango's or the provider's answer, cut
     /// to [`WRITE_OUTCOME_INLINE_BYTES`]; the whole of it stays on the write's state item).
-    pub fn of_write(write: &StoredWrite, duration_ms: u64) -> Self {
+    /// `first`: the job ended the write; a duplicate request repeats the event (`repeated`), so
+    /// that an end whose first event was lost is still told.
+    pub fn of_write(write: &StoredWrite, first: bool, duration_ms: u64) -> Self {
         let detail_type = match write.position.state {
             WriteState::Succeeded => "Write succeeded",
             WriteState::Failed => "Write failed",
@@ -66,6 +68,7 @@ impl StreamEvent {
                 "duration_ms": duration_ms,
                 "outcome": &outcome[..end],
                 "outcome_cut": cut,
+                "repeated": !first,
             }),
         }
     }
@@ -206,16 +209,15 @@ mod tests {
         let mut write = StoredWrite::accepted(request, "2026-12-07T10:00:00.000Z");
         write.position.state = WriteState::Unknown;
         write.outcome = Some("é".repeat(WRITE_OUTCOME_INLINE_BYTES));
-        let event = StreamEvent::of_write(&write, 5);
+        let event = StreamEvent::of_write(&write, true, 5);
         assert_eq!(event.detail_type, "Write unknown");
         let outcome = event.detail["outcome"].as_str().unwrap();
         assert!(outcome.len() <= WRITE_OUTCOME_INLINE_BYTES && outcome.len() > 8000);
         assert_eq!(event.detail["outcome_cut"], true);
         assert_eq!(event.detail["ran"]["name"], "close-deal");
         write.outcome = Some("ok".into());
-        assert_eq!(
-            StreamEvent::of_write(&write, 5).detail["outcome_cut"],
-            false
-        );
+        let repeated = StreamEvent::of_write(&write, false, 5);
+        assert_eq!(repeated.detail["outcome_cut"], false);
+        assert_eq!(repeated.detail["repeated"], true);
     }
 }

@@ -61,9 +61,10 @@ impl JobMetrics {
                     .and_then(|at| lag_seconds(at, now));
             }
             JobOutcome::StreamInError(_) => metrics.stream_in_error = true,
-            JobOutcome::WriteEnded { write, .. } => {
-                metrics.write_state = Some(write.position.state)
-            }
+            // Counted once, by the job that ended it: a duplicate request counts nothing.
+            JobOutcome::WriteEnded {
+                write, first: true, ..
+            } => metrics.write_state = Some(write.position.state),
             _ => {}
         }
         metrics

@@ -56,6 +56,8 @@ pub enum JobOutcome {
         write: Box<crate::core::writes::stored::StoredWrite>,
         /// A sync of the write's record's stream was queued to read it back.
         read_back: bool,
+        /// This job ended it (not a duplicate request answered with an earlier end).
+        first: bool,
     },
     /// A sync was enqueued for each stream; `new_streams` of them had never been seen.
     Reconciled {

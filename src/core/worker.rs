@@ -196,8 +196,8 @@ where
             (Ok(outcome), Some((stream, trigger))) => {
                 StreamEvent::of_outcome(stream, *trigger, outcome, duration_ms)
             }
-            (Ok(JobOutcome::WriteEnded { write, .. }), None) => {
-                Some(StreamEvent::of_write(write, duration_ms))
+            (Ok(JobOutcome::WriteEnded { write, first, .. }), None) => {
+                Some(StreamEvent::of_write(write, *first, duration_ms))
             }
             _ => None,
         };
@@ -380,11 +380,17 @@ where
                     stop_at,
                 )
                 .await?;
+                let ended_now = matches!(taken, Taken::Ended(_));
                 match taken {
-                    Taken::Ended(write) => {
+                    Taken::Ended(write) | Taken::EndedBefore(write) => {
+                        let first = ended_now;
                         let clock = &*self.settings.clock;
                         let read_back = read_back(&self.queue, &self.state, clock, &write).await?;
-                        Ok(JobOutcome::WriteEnded { write, read_back })
+                        Ok(JobOutcome::WriteEnded {
+                            write,
+                            read_back,
+                            first,
+                        })
                     }
                     Taken::Again { .. } => Err(JobError::WriteNotDone {
                         id: request.id,
@@ -615,12 +621,17 @@ fn log_done(outcome: &JobOutcome, duration_ms: u64) {
             duration_ms,
             "job done"
         ),
-        JobOutcome::WriteEnded { write, read_back } => tracing::info!(
+        JobOutcome::WriteEnded {
+            write,
+            read_back,
+            first,
+        } => tracing::info!(
             outcome = outcome_name,
             write_id = %write.request.id,
             state = write.position.state.as_str(),
             attempts = write.position.attempts,
             read_back,
+            first,
             duration_ms,
             "job done"
         ),

@@ -13,7 +13,15 @@ use serde_json::json;
 use super::{error_code, without_url, Draw, NangoClient};
 use crate::core::writes::request::{Operation, ProxyMethod, WriteRequest};
 use crate::core::writes::state::{Attempt, Sent};
-use crate::ports::WriteSender;
+use crate::ports::{SourceError, WriteSender};
+
+/// The longest wait for a point of the process's request budget before a write gives up the
+/// attempt as not sent; with [`REQUEST_TIMEOUT`], within the attempt's 90 s.
+const BUDGET_WAIT: Duration = Duration::from_secs(30);
+
+/// The longest a write's request may take (a sync action may run longer in Nango: past this, it
+/// is an attempt that may have reached the provider).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(55);
 
 /// Which of Nango's write APIs answered: they say the same status in different ways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +46,19 @@ impl WriteSender for NangoClient {
                 retry_after: None,
             };
         }
-        // Without a deadline the wait for the budget never defers.
-        let _ = self.wait_for_budget(&request.id, None, Draw::Write).await;
+        // The budget's wait is bounded, so that it and the request fit the attempt's time limit
+        // (`TakeSettings::attempt_timeout`): a write that waited that long never went out.
+        let until = Some(std::time::Instant::now() + BUDGET_WAIT);
+        if let Err(SourceError::Deferred { wait }) =
+            self.wait_for_budget(&request.id, until, Draw::Write).await
+        {
+            let mut sent = not_sent(
+                true,
+                format!("Nango's rate limit: nothing sent for {wait:?}"),
+            );
+            sent.retry_after = Some(wait);
+            return sent;
+        }
         let key = self.api_key.fresh().await;
         let (sent, unauthorized) = self.send_with(&key, request).await;
         if unauthorized {
@@ -57,7 +76,7 @@ impl NangoClient {
         self.write_http.get_or_init(|| {
             reqwest::Client::builder()
                 .user_agent(concat!("nango-sync/", env!("CARGO_PKG_VERSION")))
-                .timeout(Duration::from_secs(70))
+                .timeout(REQUEST_TIMEOUT)
                 .connect_timeout(Duration::from_secs(10))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -149,6 +149,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("streams", "live_change_gaps", "INTEGER"),
     ("streams", "sweep_notes", "INTEGER"),
     ("streams", "live_from", "TEXT"),
+    ("writes", "maybe_reached", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {

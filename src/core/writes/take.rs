@@ -48,8 +48,10 @@ impl Default for TakeSettings {
 /// What taking a write came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Taken {
-    /// At an end, now or before: a duplicate request reports the first one's outcome.
+    /// At an end, by this call.
     Ended(Box<StoredWrite>),
+    /// At an end before this call: a duplicate request, answered with the first one's outcome.
+    EndedBefore(Box<StoredWrite>),
     /// Accepted again, to be taken when its message comes back (after `retry_after`, if Nango
     /// asked for a wait).
     Again {
@@ -62,13 +64,15 @@ pub enum Taken {
     IdReused(Box<StoredWrite>),
 }
 
-/// Takes `request` through at most one attempt.
+/// Takes `request` through at most one attempt, started only if it can end by `until` (the
+/// invocation's deadline): one that could not comes back [`Taken::Again`], unsent.
 pub async fn take(
     store: &impl WriteStore,
     sender: &impl WriteSender,
     clock: &dyn Clock,
     request: &WriteRequest,
     settings: TakeSettings,
+    until: Option<Instant>,
 ) -> Result<Taken, StoreError> {
     let now = clock.now_rfc3339();
     let mut write = match store.accept_write(request, &now).await? {
@@ -79,7 +83,7 @@ pub async fn take(
     let may_repeat = write.request.may_repeat();
     let attempts = |w: &StoredWrite| w.position.attempts;
     match write.position.state {
-        state if state.is_terminal() => return Ok(Taken::Ended(Box::new(write))),
+        state if state.is_terminal() => return Ok(Taken::EndedBefore(Box::new(write))),
         WriteState::Sending => {
             if within_lease(&write.changed_at, clock.now(), settings.lease) {
                 return Ok(Taken::Busy);
@@ -103,6 +107,14 @@ pub async fn take(
         _ => {}
     }
 
+    // An attempt cut off by the invocation's end would leave the write `sending`, to end
+    // `unknown` though it might never have gone out: none starts that could not end in time.
+    if until.is_some_and(|until| Instant::now() + settings.attempt_timeout > until) {
+        return Ok(Taken::Again {
+            write: Box::new(write),
+            retry_after: None,
+        });
+    }
     // The lease runs from this moment: the attempt starts right after it.
     let begin_at = clock.now_rfc3339();
     let begin = Move {
@@ -186,13 +198,13 @@ pub async fn take_until_ended(
     until: Option<Instant>,
 ) -> Result<Taken, StoreError> {
     loop {
-        let taken = take(store, sender, clock, request, settings).await?;
+        let taken = take(store, sender, clock, request, settings, until).await?;
         let Taken::Again { write, retry_after } = &taken else {
             return Ok(taken);
         };
         let wait = retry_after
             .unwrap_or_else(|| BETWEEN_ATTEMPTS.backoff(write.position.attempts.saturating_sub(1)));
-        if until.is_some_and(|until| Instant::now() + wait > until) {
+        if until.is_some_and(|until| Instant::now() + wait + settings.attempt_timeout > until) {
             return Ok(taken);
         }
         tracing::info!(
