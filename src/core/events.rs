@@ -12,7 +12,7 @@ use crate::core::state::SweepOutcome;
 use crate::core::stream::StreamKey;
 use crate::core::writes::request::Operation;
 use crate::core::writes::state::WriteState;
-use crate::core::writes::stored::StoredWrite;
+use crate::core::writes::stored::{cut, StoredWrite};
 
 /// The events' `source`.
 pub const SOURCE: &str = "nango-sync";
@@ -48,11 +48,7 @@ impl StreamEvent {
             }
         };
         let outcome = write.outcome.as_deref().unwrap_or("");
-        let cut = outcome.len() > WRITE_OUTCOME_INLINE_BYTES;
-        let mut end = outcome.len().min(WRITE_OUTCOME_INLINE_BYTES);
-        while !outcome.is_char_boundary(end) {
-            end -= 1;
-        }
+        let inline = cut(outcome, WRITE_OUTCOME_INLINE_BYTES);
         Self {
             detail_type,
             detail: json!({
@@ -66,8 +62,8 @@ impl StreamEvent {
                 "accepted_at": write.accepted_at,
                 "ended_at": write.changed_at,
                 "duration_ms": duration_ms,
-                "outcome": &outcome[..end],
-                "outcome_cut": cut,
+                "outcome": inline,
+                "outcome_cut": inline.len() < outcome.len(),
                 "repeated": !first,
             }),
         }

@@ -34,18 +34,6 @@ enum Via {
 
 impl WriteSender for NangoClient {
     async fn send(&self, request: &WriteRequest) -> Sent {
-        if let Operation::Action {
-            run_async: true, ..
-        } = request.run
-        {
-            return Sent {
-                attempt: Attempt::NotSent { retryable: false },
-                detail: Some(
-                    "async actions are not sent yet: run it as a tool or a sync action".to_owned(),
-                ),
-                retry_after: None,
-            };
-        }
         // The budget's wait is bounded, so that it and the request fit the attempt's time limit
         // (`TakeSettings::attempt_timeout`): a write that waited that long never went out.
         let until = Some(std::time::Instant::now() + BUDGET_WAIT);

@@ -142,10 +142,15 @@ pub struct Move<'a> {
 
 /// `text` cut to at most [`MAX_OUTCOME_BYTES`], on a character boundary.
 pub fn bounded(text: &str) -> &str {
-    if text.len() <= MAX_OUTCOME_BYTES {
+    cut(text, MAX_OUTCOME_BYTES)
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+pub fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
         return text;
     }
-    let mut end = MAX_OUTCOME_BYTES;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }

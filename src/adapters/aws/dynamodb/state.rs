@@ -48,6 +48,15 @@ fn in_parts(seen: &[Seen]) -> impl Iterator<Item = &[Seen]> {
     })
 }
 
+/// How a partition's items are read.
+#[derive(Debug, Clone, Copy)]
+enum PartitionRead {
+    /// Consistently, every attribute.
+    Whole,
+    /// Eventually consistent, the keys alone (to delete them).
+    Keys,
+}
+
 /// Streams, connections and events in one table (`pk`, `sk`).
 #[derive(Debug, Clone)]
 pub struct DynamoStateStore {
@@ -107,6 +116,58 @@ impl DynamoStateStore {
 
     pub fn meter(&self) -> &Arc<CapacityMeter> {
         &self.meter
+    }
+
+    /// The item with this key, read consistently.
+    pub(super) async fn get_consistent(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.meter.read(Read::GetItem, out.consumed_capacity());
+        Ok(out.item)
+    }
+
+    /// Every item of the partition `pk`, handed to `each`, page by page, as `read` says.
+    async fn query_partition(
+        &self,
+        pk: &str,
+        read: PartitionRead,
+        mut each: impl FnMut(Item) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_values(":pk", s(pk))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start.take());
+            query = match read {
+                PartitionRead::Whole => query.consistent_read(true),
+                PartitionRead::Keys => query
+                    .expression_attribute_names("#sk", attr::SK)
+                    .projection_expression("#pk, #sk"),
+            };
+            let page = query.send().await.map_err(store_error)?;
+            self.meter.read(Read::Query, page.consumed_capacity());
+            for item in page.items.unwrap_or_default() {
+                each(item)?;
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// Every item whose `pk` begins with `prefix`, handed to `each`: a Scan, page by page (for
@@ -270,18 +331,8 @@ where
 
 impl StateStore for DynamoStateStore {
     async fn get_stream(&self, stream: &StreamKey) -> Result<Option<StreamState>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::stream_key(stream)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(store_error)?;
-        self.meter.read(Read::GetItem, out.consumed_capacity());
-        Ok(out.item.as_ref().map(stream_state))
+        let item = self.get_consistent(Self::stream_key(stream)).await?;
+        Ok(item.as_ref().map(stream_state))
     }
 
     async fn list_streams(&self) -> Result<Vec<(StreamKey, StreamState)>, StoreError> {
@@ -516,35 +567,17 @@ impl StateStore for DynamoStateStore {
         sweep_id: &str,
         each: &mut (dyn FnMut(Seen) + Send),
     ) -> Result<(), StoreError> {
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", attr::PK)
-                .expression_attribute_values(":pk", s(state_keys::seen_pk(stream, sweep_id)))
-                .consistent_read(true)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            self.meter.read(Read::Query, page.consumed_capacity());
-            for item in page.items.unwrap_or_default() {
-                let bytes = match item.get(SEEN) {
-                    Some(AttributeValue::B(bytes)) => bytes.as_ref(),
-                    _ => &[],
-                };
-                let notes = decode_notes(bytes).map_err(StoreError::permanent)?;
-                notes.into_iter().for_each(&mut *each);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(()),
-            }
-        }
+        let pk = state_keys::seen_pk(stream, sweep_id);
+        self.query_partition(&pk, PartitionRead::Whole, |item| {
+            let bytes = match item.get(SEEN) {
+                Some(AttributeValue::B(bytes)) => bytes.as_ref(),
+                _ => &[],
+            };
+            let notes = decode_notes(bytes).map_err(StoreError::permanent)?;
+            notes.into_iter().for_each(&mut *each);
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes the sweep's note items (a write unit per KB of each, as writing them cost): kept,
@@ -553,29 +586,11 @@ impl StateStore for DynamoStateStore {
     async fn forget_seen(&self, stream: &StreamKey, sweep_id: &str) -> Result<(), StoreError> {
         let pk = state_keys::seen_pk(stream, sweep_id);
         let mut keys: Vec<Item> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", attr::PK)
-                .expression_attribute_names("#sk", attr::SK)
-                .expression_attribute_values(":pk", s(&pk))
-                .projection_expression("#pk, #sk")
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            self.meter.read(Read::Query, page.consumed_capacity());
-            keys.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+        self.query_partition(&pk, PartitionRead::Keys, |key| {
+            keys.push(key);
+            Ok(())
+        })
+        .await?;
         let deletes = keys.into_iter().map(|key| async move {
             let out = self
                 .client

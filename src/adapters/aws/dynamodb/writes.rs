@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 use super::item::{attr, Item};
 use super::state::state_keys::{write_pk, STATE_SK, WRITE_PREFIX};
 use super::state::DynamoStateStore;
-use super::{get_n, get_s, n, s, store_error, Read};
+use super::{get_n, get_s, n, s, store_error};
 use crate::core::writes::request::WriteRequest;
 use crate::core::writes::stored::{bounded, oldest_first, Accept, Move, StoredWrite};
 use crate::ports::{StoreError, WriteStore};
@@ -99,18 +99,8 @@ impl WriteStore for DynamoStateStore {
     }
 
     async fn get_write(&self, id: &str) -> Result<Option<StoredWrite>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(id)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(store_error)?;
-        self.meter.read(Read::GetItem, out.consumed_capacity());
-        out.item.as_ref().map(stored).transpose()
+        let item = self.get_consistent(key(id)).await?;
+        item.as_ref().map(stored).transpose()
     }
 
     async fn move_write(&self, id: &str, change: &Move<'_>) -> Result<bool, StoreError> {
