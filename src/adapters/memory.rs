@@ -17,6 +17,7 @@ use crate::core::write::{
     plan_page, with_stored_payload, DeleteMode, RecordWrite, RejectedRecord, Removal, WriteReport,
 };
 use crate::core::writes::request::WriteRequest;
+use crate::core::writes::state::WriteState;
 use crate::core::writes::stored::{oldest_first, Accept, Move, StoredWrite};
 use crate::ports::OutgoingMessage;
 use crate::ports::{JobQueue, QueueError, RecordStore, StateStore, StoreError, WriteStore};
@@ -575,6 +576,23 @@ impl WriteStore for MemoryStore {
     async fn list_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
         let mut writes: Vec<StoredWrite> = self.lock().writes.values().cloned().collect();
         oldest_first(&mut writes);
+        Ok(writes)
+    }
+
+    async fn write_for_action(&self, action_id: &str) -> Result<Option<StoredWrite>, StoreError> {
+        self.check_failing()?;
+        let inner = self.lock();
+        let found = inner
+            .writes
+            .values()
+            .find(|w| w.action_id.as_deref() == Some(action_id));
+        Ok(found.cloned())
+    }
+
+    async fn running_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
+        self.check_failing()?;
+        let mut writes = self.list_writes().await?;
+        writes.retain(|w| w.position.state == WriteState::Running);
         Ok(writes)
     }
 }

@@ -50,7 +50,10 @@ async fn send(
 ) -> Result<StoredWrite, Box<dyn std::error::Error>> {
     let settings = TakeSettings::default();
     match take_until_ended(store, nango, &SystemClock, request, settings, None).await? {
-        Taken::Ended(write) | Taken::EndedBefore(write) | Taken::Again { write, .. } => Ok(*write),
+        Taken::Ended(write)
+        | Taken::EndedBefore(write)
+        | Taken::Again { write, .. }
+        | Taken::Running(write) => Ok(*write),
         Taken::Busy => Err(format!(
             "write {:?} is being sent by another worker: look again with `nango-sync writes`",
             request.id
@@ -69,6 +72,14 @@ fn finish(json: bool, write: &StoredWrite) -> CliResult {
     report(json, serde_json::json!(write), &line(write));
     match write.position.state {
         WriteState::Succeeded => Ok(()),
+        WriteState::Running => {
+            eprintln!(
+                "{}: Nango took the async action{}; it ends when its async_action webhook reaches `nango-sync serve`, or a reconcile asks Nango for its result: look again with `nango-sync writes`",
+                write.request.id,
+                write.action_id.as_deref().map(|id| format!(" ({id})")).unwrap_or_default()
+            );
+            Ok(())
+        }
         WriteState::Unknown => Err(format!(
             "write {:?} may or may not have reached the provider and is not safe to repeat: look at the provider, then `nango-sync writes resolve {} --succeeded|--failed|--retry`",
             write.request.id, write.request.id

@@ -95,6 +95,9 @@ pub enum Job {
     /// sent at most once unless safe to repeat. An application may also send the bare write
     /// request (events/write-request.json) as the message body.
     Write(Box<WriteRequest>),
+    /// Ask Nango for the result of an async action a write is running (`core::writes::finish`):
+    /// queued by the reconcile for every write still running, in case its webhook was lost.
+    ActionResult { action_id: String },
 }
 
 /// Where a checkpointed pass stands, as a sync webhook reports it (`checkpoints`, contract §1.2).
@@ -246,6 +249,7 @@ impl JobMessage {
                 ),
                 None => format!("w-{}", digest_hex(request.id.as_bytes())),
             },
+            Job::ActionResult { action_id } => format!("a-{}", digest_hex(action_id.as_bytes())),
             Job::Event { webhook, .. } => match event_connection(webhook) {
                 Some(connection) => connection.message_group_id(),
                 // Nothing to order it against: a group of its own.
@@ -253,6 +257,12 @@ impl JobMessage {
             },
         }
     }
+}
+
+/// The action id an `async_action` webhook's body names, if any.
+pub fn async_action_id(body: &str) -> Option<String> {
+    let webhook: crate::core::payload::AsyncActionWebhook = serde_json::from_str(body).ok()?;
+    webhook.payload?.id.filter(|id| !id.is_empty())
 }
 
 /// The connection a forward or async_action webhook names, if any.

@@ -59,10 +59,21 @@ pub enum JobOutcome {
         /// This job ended it (not a duplicate request answered with an earlier end).
         first: bool,
     },
-    /// A sync was enqueued for each stream; `new_streams` of them had never been seen.
+    /// A write is not at an end and its message is done: an async action running in Nango
+    /// (its result comes later), or a write accepted again and queued anew.
+    WriteWaiting {
+        id: String,
+        state: crate::core::writes::state::WriteState,
+    },
+    /// No write is running the async action asked about: it ended already, or the application
+    /// started the action itself.
+    ActionNotAwaited,
+    /// A sync was enqueued for each stream; `new_streams` of them had never been seen, and the
+    /// result of each async action still running was asked for (`actions_checked`).
     Reconciled {
         streams: usize,
         new_streams: usize,
+        actions_checked: usize,
     },
 }
 
@@ -76,6 +87,8 @@ pub fn outcome_name(outcome: &JobOutcome) -> &'static str {
         JobOutcome::ConnectionUpdated => "connection_updated",
         JobOutcome::EventStored => "event_stored",
         JobOutcome::WriteEnded { .. } => "write_ended",
+        JobOutcome::WriteWaiting { .. } => "write_waiting",
+        JobOutcome::ActionNotAwaited => "action_not_awaited",
         JobOutcome::Reconciled { .. } => "reconciled",
     }
 }

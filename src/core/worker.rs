@@ -16,7 +16,8 @@ use crate::core::connection::{restore_connection, retire_connection, ConnectionD
 use crate::core::drift::{DriftCheck, DriftSettings, DriftStep};
 use crate::core::events::StreamEvent;
 use crate::core::job::{
-    messages_for, Checkpoints, Job, JobDecodeError, JobMessage, NangoListing, Trigger,
+    async_action_id, messages_for, Checkpoints, Job, JobDecodeError, JobMessage, NangoListing,
+    Trigger,
 };
 use crate::core::metrics::{job_requests, JobMetrics};
 use crate::core::nango_status::NangoSync;
@@ -25,6 +26,7 @@ use crate::core::reconcile::{reconcile, ReconcileError};
 use crate::core::state::{ConnectionEvent, StoredEvent, SweepState, SyncReport};
 use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncError, Track};
+use crate::core::writes::finish::{finish, Finished};
 use crate::core::writes::follow::{read_back, FollowError};
 use crate::core::writes::take::{take_until_ended, TakeSettings, Taken};
 use crate::ports::{
@@ -312,9 +314,11 @@ where
                     &*self.settings.clock,
                 )
                 .await?;
+                let actions_checked = self.check_running_actions(&received_at).await?;
                 Ok(JobOutcome::Reconciled {
                     streams: done.streams,
                     new_streams: done.new_streams,
+                    actions_checked,
                 })
             }
             Job::SyncFailed {
@@ -401,8 +405,16 @@ where
                         why: "another worker is sending it",
                     }),
                     Taken::IdReused(_) => Err(JobError::WriteIdReused(request.id)),
+                    Taken::Running(write) => Ok(JobOutcome::WriteWaiting {
+                        id: write.request.id,
+                        state: write.position.state,
+                    }),
                 }
             }
+            Job::ActionResult { action_id } => Ok(self
+                .end_action(&action_id)
+                .await?
+                .unwrap_or(JobOutcome::ActionNotAwaited)),
             Job::Event { kind, webhook } => {
                 let body = webhook.get().to_owned();
                 let event = StoredEvent {
@@ -413,9 +425,77 @@ where
                     body,
                 };
                 self.state.store_event(&event).await?;
+                // An async action finished: the write that ran it learns how.
+                if let Some(action_id) = (event.kind == "async_action")
+                    .then(|| async_action_id(&event.body))
+                    .flatten()
+                {
+                    if let Some(outcome) = self.end_action(&action_id).await? {
+                        return Ok(outcome);
+                    }
+                }
                 Ok(JobOutcome::EventStored)
             }
         }
+    }
+
+    /// Asks Nango how the async action `action_id` came to, for the write running it; `None`
+    /// when no write is running it (an action the application started itself, or a webhook
+    /// repeated after the write ended).
+    async fn end_action(&self, action_id: &str) -> Result<Option<JobOutcome>, JobError> {
+        let Some(write) = self.state.write_for_action(action_id).await? else {
+            return Ok(None);
+        };
+        let clock = &*self.settings.clock;
+        let max_attempts = self.settings.writes.max_attempts;
+        let finished = finish(&self.state, &self.source, clock, write, max_attempts).await?;
+        Ok(match finished {
+            Finished::Ended(write) => {
+                let read_back = read_back(&self.queue, &self.state, clock, &write).await?;
+                Some(JobOutcome::WriteEnded {
+                    write,
+                    read_back,
+                    first: true,
+                })
+            }
+            Finished::Again(write) => {
+                // Its request went out once as a message of its own: it goes again as one.
+                let id = &write.request.id;
+                let marker = format!("again {id} {}", write.position.attempts);
+                let job = Job::Write(Box::new(write.request.clone()));
+                let now = clock.now_rfc3339();
+                self.queue
+                    .send(&messages_for(marker.as_bytes(), vec![job], &now))
+                    .await?;
+                Some(JobOutcome::WriteWaiting {
+                    id: id.clone(),
+                    state: write.position.state,
+                })
+            }
+            Finished::StillRunning(write) => Some(JobOutcome::WriteWaiting {
+                id: write.request.id,
+                state: write.position.state,
+            }),
+            Finished::NotRunning(_) => None,
+        })
+    }
+
+    /// Queues a job asking for the result of each async action still running, in case its
+    /// webhook was lost; how many.
+    async fn check_running_actions(&self, received_at: &str) -> Result<usize, JobError> {
+        let running = self.state.running_writes().await?;
+        let jobs: Vec<Job> = running
+            .into_iter()
+            .filter_map(|w| w.action_id)
+            .map(|action_id| Job::ActionResult { action_id })
+            .collect();
+        let count = jobs.len();
+        if count > 0 {
+            let marker = format!("check actions {received_at}");
+            let messages = messages_for(marker.as_bytes(), jobs, received_at);
+            self.queue.send(&messages).await?;
+        }
+        Ok(count)
     }
 
     async fn sync(
@@ -618,6 +698,13 @@ fn log_done(outcome: &JobOutcome, duration_ms: u64) {
             rejected = summary.rejected,
             cursor_moved = summary.cursor_moved,
             swept = summary.sweep.as_ref().map_or(0, |sweep| sweep.deleted),
+            duration_ms,
+            "job done"
+        ),
+        JobOutcome::WriteWaiting { id, state } => tracing::info!(
+            outcome = outcome_name,
+            write_id = %id,
+            state = state.as_str(),
             duration_ms,
             "job done"
         ),

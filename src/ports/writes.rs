@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use super::StoreError;
+use crate::core::writes::finish::ActionResult;
 use crate::core::writes::request::WriteRequest;
 use crate::core::writes::state::Sent;
 use crate::core::writes::stored::{Accept, Move, StoredWrite};
@@ -34,12 +35,29 @@ pub trait WriteStore: Send + Sync {
 
     /// Every kept write, oldest accepted first (then by id).
     fn list_writes(&self) -> impl Future<Output = Result<Vec<StoredWrite>, StoreError>> + Send;
+
+    /// The write that went `running` on the async action Nango gave this id, if one did.
+    fn write_for_action(
+        &self,
+        action_id: &str,
+    ) -> impl Future<Output = Result<Option<StoredWrite>, StoreError>> + Send;
+
+    /// Every write `running` (an async action awaited), read without scanning other writes.
+    fn running_writes(&self) -> impl Future<Output = Result<Vec<StoredWrite>, StoreError>> + Send;
 }
 
 /// Sends one write to the provider through Nango, once: no retry of its own (a retry is the
 /// at-most-once rules' decision), and every answer classified ([`Sent`]), never an error.
 pub trait WriteSender: Send + Sync {
     fn send(&self, request: &WriteRequest) -> impl Future<Output = Sent> + Send;
+
+    /// The result of the async action `request` started, Nango's id `action_id`
+    /// (`GET /action/{id}`), classified as [`Self::send`] classifies a synchronous answer.
+    fn action_result(
+        &self,
+        request: &WriteRequest,
+        action_id: &str,
+    ) -> impl Future<Output = ActionResult> + Send;
 }
 
 /// Implements [`WriteStore`] for an enum of stores, as `forward_record_store` does.
@@ -76,6 +94,21 @@ macro_rules! forward_write_store {
             ) -> Result<Vec<$crate::core::writes::stored::StoredWrite>, $crate::ports::StoreError>
             {
                 match self { $($variant => $inner.list_writes().await),+ }
+            }
+
+            async fn write_for_action(
+                &self,
+                action_id: &str,
+            ) -> Result<Option<$crate::core::writes::stored::StoredWrite>, $crate::ports::StoreError>
+            {
+                match self { $($variant => $inner.write_for_action(action_id).await),+ }
+            }
+
+            async fn running_writes(
+                &self,
+            ) -> Result<Vec<$crate::core::writes::stored::StoredWrite>, $crate::ports::StoreError>
+            {
+                match self { $($variant => $inner.running_writes().await),+ }
             }
         }
     };

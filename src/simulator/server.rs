@@ -358,6 +358,17 @@ async fn answer_within_limit(
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::Truncated) | None => {}
     }
+    if let Some(id) = request
+        .uri()
+        .path()
+        .strip_prefix("/action/")
+        .filter(|_| request.method() == hyper::Method::GET)
+    {
+        if let Some(refused) = refuse_auth(state, &request) {
+            return Ok(refused);
+        }
+        return Ok(writes::answer_action_result(&state.provider, id));
+    }
     if writes::is_write(request.uri().path()) {
         if let Some(refused) = refuse_auth(state, &request) {
             return Ok(refused);

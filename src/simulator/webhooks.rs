@@ -56,6 +56,17 @@ pub fn connection_deleted(connection: &ConnectionKey) -> String {
     .to_string()
 }
 
+/// The `async_action` webhook Nango sends when an async action finished, well or not
+/// (nango-writeback.md): it names the action, not how it went.
+pub fn async_action_done(connection: &ConnectionKey, action_id: &str) -> String {
+    json!({
+        "type": "async_action", "from": "nango",
+        "connectionId": connection.connection_id, "providerConfigKey": connection.provider_config_key,
+        "payload": {"id": action_id, "statusUrl": format!("/action/{action_id}")},
+    })
+    .to_string()
+}
+
 /// POSTs `body` to `url` signed with `key` (`X-Nango-Hmac-Sha256`); returns the HTTP status.
 pub async fn post_signed(
     client: &reqwest::Client,

@@ -1,5 +1,6 @@
-//! Nango's write side as the simulator serves it (nango-writeback.md): tool calls, sync actions
-//! and the proxy, backed by a fake provider that applies writes to the simulated records (so the
+//! Nango's write side as the simulator serves it (nango-writeback.md): tool calls, actions (sync,
+//! and async: answered 202, run when told, one at a time, their result at `GET /action/{id}`,
+//! 404 until then and once purged) and the proxy, backed by a fake provider that applies writes to the simulated records (so the
 //! next sync shows them) and fails in the ways that matter ([`WriteFault`]).
 //!
 //! The fake provider's API: a tool or action named `save-<Model>` saves its input (an object
@@ -55,6 +56,19 @@ pub struct FakeProvider {
     applied: Mutex<Vec<AppliedWrite>>,
     /// Idempotency keys seen, with the answer they got.
     answered: Mutex<BTreeMap<String, Value>>,
+    /// Async actions Nango took, by id, in the order taken.
+    actions: Mutex<Vec<(String, AsyncAction)>>,
+}
+
+/// An async action as the simulated Nango holds it.
+#[derive(Debug)]
+enum AsyncAction {
+    /// Taken, not run yet; `refuse`: the provider will refuse it.
+    Waiting { call: Box<Call>, refuse: bool },
+    /// Run: the status and body `GET /action/{id}` answers.
+    Done { status: u16, body: Value },
+    /// Its result was purged: 404, as for an id never seen.
+    Purged,
 }
 
 impl FakeProvider {
@@ -66,6 +80,58 @@ impl FakeProvider {
     /// Every write applied so far, in order.
     pub fn applied(&self) -> Vec<AppliedWrite> {
         lock(&self.applied).clone()
+    }
+
+    /// Runs every async action waiting, one at a time in the order taken, as Nango does; the
+    /// connection and id of each, for the `async_action` webhooks to send
+    /// (`super::webhooks::async_action_done`).
+    pub fn run_async_actions(&self, sim: &Simulator) -> Vec<(ConnectionKey, String)> {
+        let mut finished = Vec::new();
+        loop {
+            let next = {
+                let mut actions = lock(&self.actions);
+                let waiting = actions
+                    .iter_mut()
+                    .find(|(_, a)| matches!(a, AsyncAction::Waiting { .. }));
+                waiting.map(|(id, action)| {
+                    let taken = std::mem::replace(action, AsyncAction::Purged);
+                    (id.clone(), taken)
+                })
+            };
+            let Some((id, AsyncAction::Waiting { call, refuse })) = next else {
+                return finished;
+            };
+            let connection = call.connection.clone();
+            let done = if refuse {
+                AsyncAction::Done {
+                    status: 424,
+                    body: script_refusal_body(),
+                }
+            } else {
+                AsyncAction::Done {
+                    status: 200,
+                    body: apply(sim, self, *call),
+                }
+            };
+            if let Some((_, action)) = lock(&self.actions).iter_mut().find(|(i, _)| *i == id) {
+                *action = done;
+            }
+            finished.push((connection, id));
+        }
+    }
+
+    /// Purges every finished async action's result, as Nango does about 5 days after it ended.
+    pub fn purge_action_results(&self) {
+        for (_, action) in lock(&self.actions).iter_mut() {
+            if matches!(action, AsyncAction::Done { .. }) {
+                *action = AsyncAction::Purged;
+            }
+        }
+    }
+
+    /// How many async actions were taken.
+    pub fn async_actions_taken(&self) -> usize {
+        lock(&self.actions).len()
     }
 
     /// How many writes to the record with this id were applied.
@@ -89,6 +155,7 @@ pub(super) fn is_write(path: &str) -> bool {
 }
 
 /// What a write asks the provider to do.
+#[derive(Debug)]
 enum Change {
     Save(Map<String, Value>),
     Merge(Map<String, Value>),
@@ -96,6 +163,7 @@ enum Change {
 }
 
 /// A write as the route and body say it.
+#[derive(Debug)]
 struct Call {
     via: &'static str,
     operation: String,
@@ -105,6 +173,8 @@ struct Call {
     change: Change,
     idempotency_key: Option<String>,
     nango_retries: Option<String>,
+    /// An action with `X-Async: true`: taken now, run later.
+    run_async: bool,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -143,8 +213,28 @@ pub(super) async fn answer_write(
             r.headers_mut().insert("retry-after", 1.into());
             return Ok(r);
         }
+        _ if call.run_async => {}
         Some(WriteFault::Refuse) => return Ok(refusal(call.via)),
         Some(WriteFault::ApplyThenDrop) | None => {}
+    }
+    if call.run_async {
+        // Taken, to run later (`FakeProvider::run_async_actions`); a refusal comes when it runs,
+        // a dropped answer after it was taken.
+        let id = new_uuid();
+        let refuse = fault == Some(WriteFault::Refuse);
+        let waiting = AsyncAction::Waiting {
+            call: Box::new(call),
+            refuse,
+        };
+        lock(&provider.actions).push((id.clone(), waiting));
+        if fault == Some(WriteFault::ApplyThenDrop) {
+            return Err(InjectedReset);
+        }
+        let mut r = json_response(202, json!({"id": id, "statusUrl": format!("/action/{id}")}));
+        if let Ok(location) = format!("/action/{id}").parse() {
+            r.headers_mut().insert("location", location);
+        }
+        return Ok(r);
     }
     let output = apply(sim, provider, call);
     if fault == Some(WriteFault::ApplyThenDrop) {
@@ -155,15 +245,50 @@ pub(super) async fn answer_write(
 
 /// The provider's 422, as each way passes it on.
 fn refusal(via: &str) -> Answer {
-    let provider = json!({"message": "Property values were not valid"});
     match via {
-        "proxy" => json_response(422, provider),
-        _ => json_response(
-            424,
-            json!({"error": {"code": "script_http_error", "message": "An error occured during an HTTP call",
-                "upstream": {"status": 422, "headers": {}, "body": provider}}}),
-        ),
+        "proxy" => json_response(422, provider_refusal()),
+        _ => json_response(424, script_refusal_body()),
     }
+}
+
+fn provider_refusal() -> Value {
+    json!({"message": "Property values were not valid"})
+}
+
+/// A script's failed call to the provider, as a tool or action answers it (424).
+fn script_refusal_body() -> Value {
+    json!({"error": {"code": "script_http_error", "message": "An error occured during an HTTP call",
+        "upstream": {"status": 422, "headers": {}, "body": provider_refusal()}}})
+}
+
+/// `GET /action/{id}`: the result of an async action once it ran; 404 `not_found` while it
+/// waits, for an id never taken, and once purged; 400 for an id that is not a UUID.
+pub(super) fn answer_action_result(provider: &FakeProvider, id: &str) -> Answer {
+    if !is_uuid(id) {
+        return error(400, "invalid_uri_params", "Invalid action id");
+    }
+    let actions = lock(&provider.actions);
+    match actions.iter().find(|(i, _)| i == id).map(|(_, a)| a) {
+        Some(AsyncAction::Done { status, body }) => json_response(*status, body.clone()),
+        _ => error(404, "not_found", "Action not found"),
+    }
+}
+
+fn is_uuid(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn new_uuid() -> String {
+    let hex = |n: usize| -> String {
+        (0..n)
+            .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
+            .collect()
+    };
+    format!("{}-{}-4{}-a{}-{}", hex(8), hex(4), hex(3), hex(3), hex(12))
 }
 
 /// Applies a call once per idempotency key; its output.
@@ -278,6 +403,7 @@ fn read_call(parts: &hyper::http::request::Parts, body: &[u8]) -> Result<Call, B
             change,
             idempotency_key: header("nango-proxy-idempotency-key"),
             nango_retries: header("retries"),
+            run_async: false,
         });
     }
     let body = json_body()?;
@@ -336,5 +462,7 @@ fn read_call(parts: &hyper::http::request::Parts, body: &[u8]) -> Result<Call, B
         change,
         idempotency_key: None,
         nango_retries: None,
+        run_async: via == "action"
+            && header("x-async").is_some_and(|v| v.eq_ignore_ascii_case("true")),
     })
 }

@@ -3,6 +3,7 @@
 //! (`--skip aws::`), and a test outside it that reaches for moto fails loudly for want of
 //! MOTO_ENDPOINT rather than leaving the fast tier.
 
+mod async_actions;
 mod aws;
 mod bad_inputs;
 mod cli;

@@ -15,6 +15,7 @@ use nango_sync::core::record::RecordsPage;
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
+use nango_sync::core::writes::finish::ActionResult;
 use nango_sync::core::writes::request::WriteRequest;
 use nango_sync::core::writes::state::Sent;
 use nango_sync::local::backend::Store;
@@ -87,6 +88,10 @@ impl RecordSource for Watched {
 impl WriteSender for Watched {
     async fn send(&self, request: &WriteRequest) -> Sent {
         self.inner.send(request).await
+    }
+
+    async fn action_result(&self, request: &WriteRequest, action_id: &str) -> ActionResult {
+        self.inner.action_result(request, action_id).await
     }
 }
 

@@ -14,6 +14,7 @@ use nango_sync::core::job::{JobMessage, Trigger};
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
+use nango_sync::core::writes::finish::{finish, ActionResult, Finished, RESULT_WINDOW};
 use nango_sync::core::writes::request::WriteRequest;
 use nango_sync::core::writes::state::{Attempt, Sent, WriteState};
 use nango_sync::core::writes::stored::{Accept, Move, Position, MAX_OUTCOME_BYTES};
@@ -47,6 +48,7 @@ fn change<'a>(from: Position, to: Position, outcome: Option<&'a str>, at: &'a st
         outcome,
         at,
         reached: None,
+        action_id: None,
     }
 }
 
@@ -197,6 +199,45 @@ pub(crate) async fn write_store_contract(store: impl WriteStore) {
             ("w-1".to_owned(), WriteState::Unknown),
         ]
     );
+
+    // An async action Nango took: the write is found by the action's id, and listed among the
+    // running ones, until it ends; no other write is.
+    assert!(store.running_writes().await.unwrap().is_empty());
+    let t5 = "2026-12-07T10:00:05.000Z";
+    let sending = Position::ACCEPTED.sending();
+    assert!(store
+        .move_write("w-2", &change(Position::ACCEPTED, sending, None, t5))
+        .await
+        .unwrap());
+    let running = sending.in_state(WriteState::Running);
+    let mut took = change(sending, running, Some("202"), t5);
+    took.action_id = Some("act-1");
+    assert!(store.move_write("w-2", &took).await.unwrap());
+    let found = store.write_for_action("act-1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            found.request.id.as_str(),
+            found.position,
+            found.action_id.as_deref()
+        ),
+        ("w-2", running, Some("act-1"))
+    );
+    assert_eq!(store.write_for_action("act-0").await.unwrap(), None);
+    assert_eq!(ids_of(store.running_writes().await.unwrap()), ["w-2"]);
+    let ended = change(running, running.in_state(WriteState::Succeeded), None, t5);
+    assert!(store.move_write("w-2", &ended).await.unwrap());
+    assert!(store.running_writes().await.unwrap().is_empty());
+    let kept = store.get_write("w-2").await.unwrap().unwrap();
+    assert_eq!(
+        (kept.position.state, kept.action_id.as_deref()),
+        (WriteState::Succeeded, Some("act-1")),
+        "the action id stays on the write that ran it"
+    );
+    assert!(store
+        .write_for_action("act-1")
+        .await
+        .unwrap()
+        .is_none_or(|w| w.position.state == WriteState::Succeeded));
 }
 
 #[tokio::test]
@@ -226,6 +267,8 @@ pub(crate) enum Behaviour {
     ApplyThenHang,
     /// Applies the write and answers only once told to ([`FakeProvider::resume`]).
     ApplyThenPause,
+    /// Nango takes an async action (202 with an id); its result is set by the test.
+    StartAsync,
 }
 
 /// A provider behind Nango that counts what reached it. A write safe to repeat is applied as a
@@ -236,6 +279,8 @@ pub(crate) struct FakeProvider {
     calls: Mutex<Vec<String>>,
     effects: Mutex<BTreeMap<String, u32>>,
     resume: tokio::sync::Notify,
+    /// Async actions' results, by action id: none is a 404.
+    results: Mutex<BTreeMap<String, ActionResult>>,
 }
 
 impl FakeProvider {
@@ -255,6 +300,14 @@ impl FakeProvider {
 
     pub(crate) fn effects(&self, id: &str) -> u32 {
         self.effects.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+
+    /// What `GET /action/{id}` answers from now on.
+    pub(crate) fn set_result(&self, action_id: &str, result: ActionResult) {
+        self.results
+            .lock()
+            .unwrap()
+            .insert(action_id.to_owned(), result);
     }
 
     fn apply(&self, request: &WriteRequest) {
@@ -300,7 +353,20 @@ impl WriteSender for FakeProvider {
                 Attempt::Refused,
                 "424 script_http_error: 422 from the provider",
             ),
+            Behaviour::StartAsync => {
+                let n = self.calls(&request.id);
+                let action_id = format!("action-{}-{n}", request.id);
+                sent(Attempt::Started { action_id }, "202")
+            }
         }
+    }
+
+    async fn action_result(&self, _request: &WriteRequest, action_id: &str) -> ActionResult {
+        let results = self.results.lock().unwrap();
+        results
+            .get(action_id)
+            .cloned()
+            .unwrap_or(ActionResult::NotFound)
     }
 }
 
@@ -317,9 +383,10 @@ fn tool(id: &str, safe_to_repeat: bool) -> WriteRequest {
 
 fn state_of(taken: &Taken) -> Option<WriteState> {
     match taken {
-        Taken::Ended(write) | Taken::EndedBefore(write) | Taken::Again { write, .. } => {
-            Some(write.position.state)
-        }
+        Taken::Ended(write)
+        | Taken::EndedBefore(write)
+        | Taken::Again { write, .. }
+        | Taken::Running(write) => Some(write.position.state),
         Taken::Busy | Taken::IdReused(_) => None,
     }
 }
@@ -458,6 +525,7 @@ pub(crate) async fn take_contract(store: impl WriteStore) {
             outcome: None,
             at: &at,
             reached: None,
+            action_id: None,
         };
         assert!(store.move_write(id, &begin).await.unwrap());
         clock.advance(Duration::from_secs(30));
@@ -507,6 +575,169 @@ pub(crate) async fn take_contract(store: impl WriteStore) {
                 .all(|s| matches!(s, None | Some(WriteState::Succeeded))),
         "{a:?} {b:?}"
     );
+}
+
+fn async_action(id: &str, safe_to_repeat: bool) -> WriteRequest {
+    WriteRequest::parse(
+        json!({"v": 1, "id": id, "provider_config_key": "hubspot", "connection_id": "u-1",
+            "run": {"kind": "action", "name": "sync-owner", "input": {"owner": "7"}, "async": true},
+            "safe_to_repeat": safe_to_repeat})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+/// Async actions over a store (issue "Two-way sync", item 3): Nango takes the action, the write
+/// runs until its result is known, then ends as that result says, once.
+pub(crate) async fn async_action_contract(store: impl WriteStore) {
+    let clock = FixedClock::at(OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
+    let settings = TakeSettings::default();
+    let provider = FakeProvider::default();
+    let take = |request: WriteRequest| {
+        let (store, provider, clock) = (&store, &provider, &clock);
+        async move {
+            take(store, provider, clock, &request, settings, None)
+                .await
+                .unwrap()
+        }
+    };
+    let end = |action_id: &str| {
+        let (store, provider, clock, action_id) = (&store, &provider, &clock, action_id.to_owned());
+        async move {
+            let write = store.write_for_action(&action_id).await.unwrap().unwrap();
+            finish(store, provider, clock, write, settings.max_attempts)
+                .await
+                .unwrap()
+        }
+    };
+    let state = |finished: &Finished| match finished {
+        Finished::Ended(w)
+        | Finished::StillRunning(w)
+        | Finished::Again(w)
+        | Finished::NotRunning(w) => w.position.state,
+    };
+    let result = |attempt: Attempt, detail: &str| {
+        ActionResult::Finished(Sent {
+            attempt,
+            detail: Some(detail.to_owned()),
+            retry_after: None,
+        })
+    };
+
+    // Taken by Nango: running, under the id Nango gave; a duplicate request sends nothing.
+    provider.then(Behaviour::StartAsync);
+    let taken = take(async_action("async-1", false)).await;
+    let Taken::Running(running) = &taken else {
+        panic!("an async action Nango took is not running: {taken:?}")
+    };
+    assert_eq!(running.action_id.as_deref(), Some("action-async-1-1"));
+    assert!(matches!(
+        take(async_action("async-1", false)).await,
+        Taken::Running(_)
+    ));
+    assert_eq!(provider.calls("async-1"), 1);
+    assert_eq!(
+        store.running_writes().await.unwrap().len(),
+        1,
+        "listed among the running writes"
+    );
+
+    // No result yet (Nango's 404), or Nango could not be asked: still running.
+    assert!(matches!(
+        end("action-async-1-1").await,
+        Finished::StillRunning(_)
+    ));
+    provider.set_result("action-async-1-1", ActionResult::NotLearned("503".into()));
+    assert!(matches!(
+        end("action-async-1-1").await,
+        Finished::StillRunning(_)
+    ));
+
+    // It succeeded: the write ends succeeded with the action's output, once.
+    provider.set_result(
+        "action-async-1-1",
+        result(Attempt::Succeeded, r#"{"owner":"7"}"#),
+    );
+    let ended = end("action-async-1-1").await;
+    let Finished::Ended(write) = &ended else {
+        panic!("a finished action did not end its write: {ended:?}")
+    };
+    assert_eq!(
+        (write.position.state, write.outcome.as_deref()),
+        (WriteState::Succeeded, Some(r#"{"owner":"7"}"#))
+    );
+    let stale = store.get_write("async-1").await.unwrap().unwrap();
+    assert!(matches!(
+        finish(&store, &provider, &clock, stale, 3).await.unwrap(),
+        Finished::NotRunning(_)
+    ));
+    assert!(matches!(
+        take(async_action("async-1", false)).await,
+        Taken::EndedBefore(_)
+    ));
+    assert!(store.running_writes().await.unwrap().is_empty());
+
+    // The provider refused it: failed.
+    provider.then(Behaviour::StartAsync);
+    take(async_action("async-2", false)).await;
+    provider.set_result("action-async-2-1", result(Attempt::Refused, "424"));
+    assert_eq!(state(&end("action-async-2-1").await), WriteState::Failed);
+
+    // It failed in a way that may have reached the provider (a 500 of the script): unknown if
+    // not safe to repeat; else accepted again, and the next attempt starts a new action.
+    provider
+        .then(Behaviour::StartAsync)
+        .then(Behaviour::StartAsync);
+    take(async_action("async-3", false)).await;
+    provider.set_result("action-async-3-1", result(Attempt::Unsure, "500"));
+    assert_eq!(state(&end("action-async-3-1").await), WriteState::Unknown);
+    take(async_action("async-4", true)).await;
+    provider.set_result("action-async-4-1", result(Attempt::Unsure, "500"));
+    assert_eq!(state(&end("action-async-4-1").await), WriteState::Accepted);
+    provider.then(Behaviour::StartAsync);
+    let again = take(async_action("async-4", true)).await;
+    assert!(
+        matches!(&again, Taken::Running(w) if w.action_id.as_deref() == Some("action-async-4-2")),
+        "{again:?}"
+    );
+
+    // No result ever: a 404 means nothing while the action could still run; past that, the
+    // write is unknown (it may have run, its result purged).
+    provider.then(Behaviour::StartAsync);
+    take(async_action("async-5", false)).await;
+    clock.advance(RESULT_WINDOW - Duration::from_secs(1));
+    assert_eq!(state(&end("action-async-5-1").await), WriteState::Running);
+    clock.advance(Duration::from_secs(2));
+    let Finished::Ended(lost) = end("action-async-5-1").await else {
+        panic!("an action with no result past its window did not end")
+    };
+    assert_eq!(lost.position.state, WriteState::Unknown);
+    assert!(lost.outcome.unwrap().contains("purged"));
+    assert_eq!(
+        ids_of(store.running_writes().await.unwrap()),
+        ["async-4"],
+        "the one action still running"
+    );
+}
+
+fn ids_of(writes: Vec<nango_sync::core::writes::stored::StoredWrite>) -> Vec<String> {
+    writes.into_iter().map(|w| w.request.id).collect()
+}
+
+#[tokio::test]
+async fn async_actions_end_as_their_result_says_on_memory() {
+    async_action_contract(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn async_actions_end_as_their_result_says_on_sqlite() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("async")));
+    async_action_contract(Store::sqlite(
+        SqliteDb::open(&path).unwrap(),
+        DeleteMode::Tombstone,
+    ))
+    .await;
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{error_code, without_url, Draw, NangoClient};
+use crate::core::writes::finish::ActionResult;
 use crate::core::writes::request::{Operation, ProxyMethod, WriteRequest};
 use crate::core::writes::state::{Attempt, Sent};
 use crate::ports::{SourceError, WriteSender};
@@ -56,6 +57,68 @@ impl WriteSender for NangoClient {
             }
         }
         sent
+    }
+
+    async fn action_result(&self, request: &WriteRequest, action_id: &str) -> ActionResult {
+        let until = Some(std::time::Instant::now() + BUDGET_WAIT);
+        if let Err(SourceError::Deferred { wait }) =
+            self.wait_for_budget(&request.id, until, Draw::Write).await
+        {
+            return ActionResult::NotLearned(format!("Nango's rate limit: not asked for {wait:?}"));
+        }
+        let mut url = match reqwest::Url::parse(&self.base_url) {
+            Ok(url) => url,
+            Err(e) => return ActionResult::NotLearned(e.to_string()),
+        };
+        if url.path_segments_mut().is_err() {
+            return ActionResult::NotLearned("Nango's URL takes no path".to_owned());
+        }
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(["action", action_id]);
+        }
+        let key = self.api_key.fresh().await;
+        let response = self
+            .write_http()
+            .get(url)
+            .header(AUTHORIZATION, format!("Bearer {key}"))
+            .header("Provider-Config-Key", &request.provider_config_key)
+            .header("Connection-Id", &request.connection_id)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return ActionResult::NotLearned(without_url(&e)),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_default();
+        let code = error_code(&body);
+        match status {
+            // Not finished, an id Nango does not know (or not one of its ids), or a purged result.
+            404 => ActionResult::NotFound,
+            400 if code.as_deref() == Some("invalid_uri_params") => ActionResult::NotFound,
+            429 => {
+                let wait = self.rate_limit_wait(&headers);
+                self.budget.pause(std::time::Instant::now(), wait);
+                ActionResult::NotLearned(format!("429 from Nango: asked again in {wait:?}"))
+            }
+            401 => {
+                let _ = self.api_key.after_refusal(&key).await;
+                ActionResult::NotLearned("Nango refused the key".to_owned())
+            }
+            // A 5xx that names no error is Nango's own: the action's failures carry a code.
+            500..=599 if code.is_none() => ActionResult::NotLearned(format!(
+                "{status} from Nango, with no error of the action's"
+            )),
+            _ => {
+                self.observe_rate_limit(&headers);
+                ActionResult::Finished(Sent {
+                    attempt: classify(Via::Script, status, &body),
+                    detail: Some(detail(status, &body)),
+                    retry_after: None,
+                })
+            }
+        }
     }
 }
 
@@ -116,12 +179,15 @@ impl NangoClient {
         if via == Via::Script && status != 401 {
             self.observe_rate_limit(&headers);
         }
-        let attempt = classify(via, status, &body);
-        let detail = if (200..300).contains(&status) {
-            String::from_utf8_lossy(&body).into_owned()
-        } else {
-            format!("{status} {}", String::from_utf8_lossy(&body))
-        };
+        let mut attempt = classify(via, status, &body);
+        if attempt == Attempt::Succeeded && is_async(request) {
+            // Taken, not run: it runs later under the id Nango gave it.
+            attempt = match action_id(&body) {
+                Some(action_id) => Attempt::Started { action_id },
+                None => Attempt::Unsure,
+            };
+        }
+        let detail = detail(status, &body);
         let sent = Sent {
             attempt,
             detail: Some(detail),
@@ -150,13 +216,21 @@ impl NangoClient {
                 let body = json!({ "input": input });
                 Ok((self.write_http().post(url).json(&body), Via::Script))
             }
-            Operation::Action { name, input, .. } => {
+            Operation::Action {
+                name,
+                input,
+                run_async,
+            } => {
                 let body = json!({ "action_name": name, "input": input });
-                let builder = self
+                let mut builder = self
                     .write_http()
                     .post(format!("{}/action/trigger", self.base_url))
                     .header("Connection-Id", &request.connection_id)
                     .json(&body);
+                if *run_async {
+                    // No `X-Max-Retries`: a retry is the at-most-once rules' decision.
+                    builder = builder.header("X-Async", "true");
+                }
                 Ok((builder, Via::Script))
             }
             Operation::Proxy {
@@ -193,6 +267,32 @@ impl NangoClient {
                 Ok((builder, Via::Proxy))
             }
         }
+    }
+}
+
+fn is_async(request: &WriteRequest) -> bool {
+    matches!(
+        request.run,
+        Operation::Action {
+            run_async: true,
+            ..
+        }
+    )
+}
+
+/// The id in an async action's 202 (`{"id","statusUrl"}`).
+fn action_id(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let id = v.get("id")?.as_str()?;
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// An answer in words: the output as is, an error with its status.
+fn detail(status: u16, body: &[u8]) -> String {
+    if (200..300).contains(&status) {
+        String::from_utf8_lossy(body).into_owned()
+    } else {
+        format!("{status} {}", String::from_utf8_lossy(body))
     }
 }
 

@@ -68,12 +68,13 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS writes (
     id          TEXT PRIMARY KEY,    -- the application's id, the idempotency key
     request     TEXT NOT NULL,       -- JSON: the write request
-    state       TEXT NOT NULL,       -- accepted, sending, succeeded, failed or unknown
+    state       TEXT NOT NULL,       -- accepted, sending, running, succeeded, failed or unknown
     attempts    INTEGER NOT NULL,    -- attempts to send it begun
     accepted_at TEXT NOT NULL,
     changed_at  TEXT NOT NULL,
     outcome     TEXT,                -- what the last attempt came to, in words
-    maybe_reached INTEGER NOT NULL DEFAULT 0 -- 1: an attempt may have reached the provider
+    maybe_reached INTEGER NOT NULL DEFAULT 0, -- 1: an attempt may have reached the provider
+    action_id   TEXT                 -- the async action Nango took for it (running)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -150,7 +151,14 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("streams", "sweep_notes", "INTEGER"),
     ("streams", "live_from", "TEXT"),
     ("writes", "maybe_reached", "INTEGER NOT NULL DEFAULT 0"),
+    ("writes", "action_id", "TEXT"),
 ];
+
+/// Indexes on added columns: made once the columns are there.
+const ADDED_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS writes_by_action ON writes (action_id) WHERE action_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS writes_running ON writes (state) WHERE state = 'running';
+";
 
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     for (table, column, kind) in ADDED_COLUMNS {
@@ -216,6 +224,7 @@ impl SqliteDb {
         .map_err(store_error)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
         add_missing_columns(&conn).map_err(store_error)?;
+        conn.execute_batch(ADDED_INDEXES).map_err(store_error)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -5,13 +5,24 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::state::SqliteStateStore;
 use crate::core::writes::request::WriteRequest;
+use crate::core::writes::state::WriteState;
 use crate::core::writes::stored::{bounded, Accept, Move, StoredWrite};
 use crate::ports::{StoreError, WriteStore};
 
-const COLUMNS: &str = "request, state, attempts, accepted_at, changed_at, outcome, maybe_reached";
+const COLUMNS: &str =
+    "request, state, attempts, accepted_at, changed_at, outcome, maybe_reached, action_id";
 
 /// A row's fields, read as they are; made a [`StoredWrite`] off the connection.
-type Kept = (String, String, u32, String, String, Option<String>, bool);
+type Kept = (
+    String,
+    String,
+    u32,
+    String,
+    String,
+    Option<String>,
+    bool,
+    Option<String>,
+);
 
 fn kept(row: &Row<'_>) -> rusqlite::Result<Kept> {
     Ok((
@@ -22,11 +33,12 @@ fn kept(row: &Row<'_>) -> rusqlite::Result<Kept> {
         row.get(4)?,
         row.get(5)?,
         row.get(6)?,
+        row.get(7)?,
     ))
 }
 
 fn stored(
-    (request, state, attempts, accepted_at, changed_at, outcome, reached): Kept,
+    (request, state, attempts, accepted_at, changed_at, outcome, reached, action_id): Kept,
 ) -> Result<StoredWrite, StoreError> {
     StoredWrite::from_kept(
         &request,
@@ -37,6 +49,7 @@ fn stored(
         outcome,
         reached,
     )
+    .map(|write| write.with_action(action_id))
     .map_err(StoreError::permanent)
 }
 
@@ -104,6 +117,7 @@ impl WriteStore for SqliteStateStore {
         let (id, from, to, at) = (id.to_owned(), change.from, change.to, change.at.to_owned());
         let outcome = change.outcome.map(|o| bounded(o).to_owned());
         let reached = change.reached;
+        let action_id = change.action_id.map(str::to_owned);
         let moved = self
             .db
             .call(move |c| {
@@ -113,7 +127,8 @@ impl WriteStore for SqliteStateStore {
                 durably(c, |c| {
                     c.execute(
                         "UPDATE writes SET state = ?4, attempts = ?5, changed_at = ?6,
-                         outcome = coalesce(?7, outcome), maybe_reached = coalesce(?8, maybe_reached)
+                         outcome = coalesce(?7, outcome), maybe_reached = coalesce(?8, maybe_reached),
+                         action_id = coalesce(?9, action_id)
                      WHERE id = ?1 AND state = ?2 AND attempts = ?3",
                         params![
                             id,
@@ -123,7 +138,8 @@ impl WriteStore for SqliteStateStore {
                             to.attempts,
                             at,
                             outcome,
-                            reached
+                            reached,
+                            action_id
                         ],
                     )
                 })
@@ -133,14 +149,42 @@ impl WriteStore for SqliteStateStore {
     }
 
     async fn list_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
+        self.writes_where("1", String::new()).await
+    }
+
+    async fn write_for_action(&self, action_id: &str) -> Result<Option<StoredWrite>, StoreError> {
+        let found = self
+            .writes_where("action_id = ?1", action_id.to_owned())
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn running_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
+        self.writes_where("state = ?1", WriteState::Running.as_str().to_owned())
+            .await
+    }
+}
+
+impl SqliteStateStore {
+    /// The writes `condition` holds for (`?1` is `value`), oldest accepted first.
+    async fn writes_where(
+        &self,
+        condition: &'static str,
+        value: String,
+    ) -> Result<Vec<StoredWrite>, StoreError> {
         let rows = self
             .db
-            .call(|c| {
-                c.prepare(&format!(
-                    "SELECT {COLUMNS} FROM writes ORDER BY accepted_at, id"
-                ))?
-                .query_map([], kept)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            .call(move |c| {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM writes WHERE {condition} ORDER BY accepted_at, id"
+                );
+                let mut statement = c.prepare(&sql)?;
+                let rows = if condition.contains("?1") {
+                    statement.query_map([value], kept)?
+                } else {
+                    statement.query_map([], kept)?
+                };
+                rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
         rows.into_iter().map(stored).collect()

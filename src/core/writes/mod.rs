@@ -4,10 +4,11 @@
 //! This module is the model, pure: the write request an application sends ([`request`]), the
 //! states a write goes through and the at-most-once rules that move it ([`state`]), and a write
 //! as the stores keep it ([`stored`]); and the use case, one request taken through one attempt
-//! ([`take`]), an operator's decision on an unknown write ([`resolve`]), and the sync that reads
-//! a write back ([`follow`]). Nango's
+//! ([`take`]), an async action's end learned from Nango ([`finish`]), an operator's decision on
+//! an unknown write ([`resolve`]), and the sync that reads a write back ([`follow`]). Nango's
 //! side of the contract is ../shared/nango-writeback.md.
 
+pub mod finish;
 pub mod follow;
 pub mod request;
 pub mod resolve;

@@ -138,14 +138,6 @@ impl WriteRequest {
         name("provider_config_key", &self.provider_config_key)?;
         name("connection_id", &self.connection_id)?;
         match &self.run {
-            Operation::Action {
-                run_async: true, ..
-            } => {
-                return Err(field(
-                    "run.async",
-                    "async actions are not supported yet: run it as a tool or a sync action",
-                ))
-            }
             Operation::Tool { name: n, .. } | Operation::Action { name: n, .. } => {
                 name("run.name", n)?
             }
@@ -319,11 +311,16 @@ mod tests {
             assert!(refused.contains("run.path"), "{escape}: {refused}");
         }
         assert!(proxy("/crm/v3/objects?after=..", "Nango-Proxy-A").is_ok());
-        let asynchronous = with(
-            &["run"],
-            json!({"kind": "action", "name": "a", "input": {}, "async": true}),
-        );
-        assert!(asynchronous.contains("run.async"), "{asynchronous}");
+        let mut asynchronous = tool();
+        asynchronous["run"] = json!({"kind": "action", "name": "a", "input": {}, "async": true});
+        let asynchronous = parse(asynchronous).unwrap();
+        assert!(matches!(
+            asynchronous.run,
+            Operation::Action {
+                run_async: true,
+                ..
+            }
+        ));
         assert!(WriteRequest::parse(b"{").is_err());
         let huge = with(&["run", "input"], json!("x".repeat(MAX_REQUEST_BYTES)));
         assert!(huge.contains("more than 262144"), "{huge}");

@@ -83,6 +83,7 @@ pub async fn resolve_unknown(
         at: &at,
         // To send again is the operator's word that the provider does not have it.
         reached: (resolution == Resolution::Retry).then_some(false),
+        action_id: None,
     };
     if !store.move_write(id, &change).await? {
         return Err(ResolveError::Moved(id.to_owned()));

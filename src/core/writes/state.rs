@@ -4,9 +4,13 @@
 //!
 //! ```text
 //! accepted ──> sending ──> succeeded | failed | unknown
-//!    ^            │
+//!    ^            │   │
+//!    │            │   └──> running ──> succeeded | failed | unknown
 //!    └── retry ───┘   (only when nothing was sent, or the write is safe to repeat)
 //! ```
+//!
+//! `running` is an async action Nango took (202, an action id): its result is learned later,
+//! from the `async_action` webhook or the reconcile's check ([`super::finish`]).
 //!
 //! `unknown` means the request may have reached the provider and the write is not safe to
 //! repeat: it is never sent again unless an operator says so ([`resolve`]).
@@ -21,6 +25,8 @@ pub enum WriteState {
     Accepted,
     /// A worker is sending it: the request may be on its way to the provider.
     Sending,
+    /// An async action Nango took: it runs in Nango, its result is awaited.
+    Running,
     Succeeded,
     Failed,
     /// It may or may not have reached the provider; not sent again without an operator.
@@ -36,6 +42,7 @@ impl WriteState {
         match self {
             Self::Accepted => "accepted",
             Self::Sending => "sending",
+            Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Unknown => "unknown",
@@ -47,6 +54,7 @@ impl WriteState {
         [
             Self::Accepted,
             Self::Sending,
+            Self::Running,
             Self::Succeeded,
             Self::Failed,
             Self::Unknown,
@@ -62,6 +70,8 @@ impl WriteState {
 pub enum Attempt {
     /// Done: the output, as Nango returned it.
     Succeeded,
+    /// An async action Nango took (202): it runs later, under this id (`GET /action/{id}`).
+    Started { action_id: String },
     /// Known to have stopped before the provider was reached: connection refused, Nango's 429,
     /// Nango's own validation errors. `retryable` for the passing ones (a refused connection, a
     /// 429), not for a request Nango will always refuse (an unknown connection or tool).
@@ -87,6 +97,8 @@ pub struct Sent {
 pub enum Next {
     /// Back to `accepted`, to be sent again (after a wait).
     Retry,
+    /// `running`: Nango took an async action; its result is awaited.
+    Await,
     /// A terminal state.
     End(WriteState),
 }
@@ -110,6 +122,7 @@ pub fn after(
     };
     match attempt {
         Attempt::Succeeded => Next::End(WriteState::Succeeded),
+        Attempt::Started { .. } => Next::Await,
         Attempt::Refused | Attempt::NotSent { retryable: false } => Next::End(failed),
         Attempt::NotSent { retryable: true } if room => Next::Retry,
         Attempt::NotSent { retryable: true } => Next::End(failed),

@@ -54,6 +54,9 @@ pub struct StoredWrite {
     /// An attempt may have reached the provider without being known to have succeeded: a later
     /// refusal then ends the write unknown, not failed.
     pub maybe_reached: bool,
+    /// The id Nango gave an async action it took (`running`): its result is asked by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_id: Option<String>,
 }
 
 impl StoredWrite {
@@ -66,6 +69,7 @@ impl StoredWrite {
             changed_at: at.to_owned(),
             outcome: None,
             maybe_reached: false,
+            action_id: None,
         }
     }
 
@@ -91,7 +95,13 @@ impl StoredWrite {
             changed_at,
             outcome,
             maybe_reached,
+            action_id: None,
         })
+    }
+
+    /// The same write, with the async action id a store keeps beside it.
+    pub fn with_action(self, action_id: Option<String>) -> Self {
+        Self { action_id, ..self }
     }
 
     /// The request's JSON text, as a store keeps it.
@@ -108,6 +118,9 @@ impl StoredWrite {
         }
         if let Some(reached) = change.reached {
             self.maybe_reached = reached;
+        }
+        if let Some(action_id) = change.action_id {
+            self.action_id = Some(action_id.to_owned());
         }
         self
     }
@@ -136,6 +149,8 @@ pub struct Move<'a> {
     pub outcome: Option<&'a str>,
     /// Sets [`StoredWrite::maybe_reached`] when given; kept otherwise.
     pub reached: Option<bool>,
+    /// Sets [`StoredWrite::action_id`] when given (an async action Nango took); kept otherwise.
+    pub action_id: Option<&'a str>,
     /// RFC 3339, now.
     pub at: &'a str,
 }

@@ -62,6 +62,9 @@ pub enum Taken {
     Busy,
     /// The id is kept for a different write: nothing ran. The kept one is as it was.
     IdReused(Box<StoredWrite>),
+    /// An async action Nango took, running there: its result comes later ([`super::finish`]),
+    /// by this call or before it.
+    Running(Box<StoredWrite>),
 }
 
 /// Takes `request` through at most one attempt, started only if it can end by `until` (the
@@ -84,6 +87,7 @@ pub async fn take(
     let attempts = |w: &StoredWrite| w.position.attempts;
     match write.position.state {
         state if state.is_terminal() => return Ok(Taken::EndedBefore(Box::new(write))),
+        WriteState::Running => return Ok(Taken::Running(Box::new(write))),
         WriteState::Sending => {
             if within_lease(&write.changed_at, clock.now(), settings.lease) {
                 return Ok(Taken::Busy);
@@ -95,6 +99,7 @@ pub async fn take(
                 outcome: Some(INTERRUPTED),
                 at: &now,
                 reached: Some(true),
+                action_id: None,
             };
             if !store.move_write(&request.id, &change).await? {
                 return Ok(Taken::Busy);
@@ -123,6 +128,7 @@ pub async fn take(
         outcome: None,
         at: &begin_at,
         reached: None,
+        action_id: None,
     };
     if !store.move_write(&request.id, &begin).await? {
         return Ok(Taken::Busy);
@@ -149,12 +155,17 @@ pub async fn take(
         write.maybe_reached,
     );
     let at = clock.now_rfc3339();
+    let action_id = match &attempt {
+        super::state::Attempt::Started { action_id } => Some(action_id.as_str()),
+        _ => None,
+    };
     let end = Move {
         from: write.position,
         to: next_position(write.position, next),
         outcome: detail.as_deref(),
         at: &at,
         reached: (attempt == super::state::Attempt::Unsure).then_some(true),
+        action_id,
     };
     // Refused only if a later delivery took this worker for stopped (the attempt outlasted the
     // lease): that delivery decided the write's fate, which stands, unless all it could say was
@@ -179,6 +190,8 @@ pub async fn take(
     write = write.moved(&end);
     Ok(if write.position.state.is_terminal() {
         Taken::Ended(Box::new(write))
+    } else if write.position.state == WriteState::Running {
+        Taken::Running(Box::new(write))
     } else {
         Taken::Again {
             write: Box::new(write),
@@ -217,9 +230,10 @@ pub async fn take_until_ended(
     }
 }
 
-fn next_position(from: Position, next: Next) -> Position {
+pub(super) fn next_position(from: Position, next: Next) -> Position {
     match next {
         Next::Retry => from.in_state(WriteState::Accepted),
+        Next::Await => from.in_state(WriteState::Running),
         Next::End(state) => from.in_state(state),
     }
 }

@@ -237,6 +237,12 @@ impl WriteStore for ChaosStore {
     async fn list_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
         self.inner.list_writes().await
     }
+    async fn write_for_action(&self, action_id: &str) -> Result<Option<StoredWrite>, StoreError> {
+        self.inner.write_for_action(action_id).await
+    }
+    async fn running_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
+        self.inner.running_writes().await
+    }
 }
 
 impl StateStore for ChaosStore {

@@ -11,9 +11,9 @@ use serde_json::json;
 
 use crate::common::{moto_sdk_config, unique_name};
 use crate::contract::{memory_trace, queue_contract, store_contract, trace};
-use crate::writes::{take_contract, through_nango, write_store_contract};
+use crate::writes::{async_action_contract, take_contract, through_nango, write_store_contract};
 
-async fn dynamo_store() -> Store {
+pub(crate) async fn dynamo_store() -> Store {
     dynamo_store_deleting(DeleteMode::Tombstone).await
 }
 
@@ -87,6 +87,16 @@ async fn writes_run_at_most_once_on_dynamodb() {
 }
 
 #[tokio::test]
+async fn async_actions_end_as_their_result_says_on_dynamodb() {
+    async_action_contract(dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn async_actions_end_through_their_webhook_on_dynamodb() {
+    crate::async_actions::async_actions_through_the_worker(dynamo_store().await).await;
+}
+
+#[tokio::test]
 async fn writes_through_nango_on_dynamodb() {
     through_nango(dynamo_store().await).await;
 }
@@ -141,6 +151,7 @@ async fn a_write_move_applied_with_its_answer_lost_is_known_as_done() {
         outcome: None,
         at,
         reached: None,
+        action_id: None,
     };
     proxy.faults.lose_update_answer.store(1, Ordering::SeqCst);
     assert!(

@@ -384,7 +384,8 @@ async fn reconcile_catches_up_a_stream_whose_webhook_was_lost() {
         outcome,
         JobOutcome::Reconciled {
             streams: 1,
-            new_streams: 0
+            new_streams: 0,
+            actions_checked: 0
         }
     );
     let [job] = rig.app.queue.sent().try_into().unwrap();
@@ -431,7 +432,8 @@ async fn reconcile_discovers_streams_that_never_sent_a_webhook() {
         outcome,
         JobOutcome::Reconciled {
             streams: 2,
-            new_streams: 1
+            new_streams: 1,
+            actions_checked: 0
         }
     );
     for job in rig.app.queue.sent() {

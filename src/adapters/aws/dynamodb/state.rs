@@ -50,7 +50,7 @@ fn in_parts(seen: &[Seen]) -> impl Iterator<Item = &[Seen]> {
 
 /// How a partition's items are read.
 #[derive(Debug, Clone, Copy)]
-enum PartitionRead {
+pub(super) enum PartitionRead {
     /// Consistently, every attribute.
     Whole,
     /// Eventually consistent, the keys alone (to delete them).
@@ -90,6 +90,10 @@ pub mod state_keys {
     }
 
     pub const WRITE_PREFIX: &str = "write#";
+
+    /// The partition that indexes the writes running an async action: one item per action id
+    /// (the sort key), naming its write.
+    pub const RUNNING_ACTIONS_PK: &str = "running-actions";
 
     pub fn events_pk(connection: Option<&ConnectionKey>) -> String {
         match connection {
@@ -134,8 +138,38 @@ impl DynamoStateStore {
         Ok(out.item)
     }
 
+    /// Puts `item`, whatever the table holds under its key.
+    pub(super) async fn put(&self, item: Item) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.meter.write(out.consumed_capacity.as_slice());
+        Ok(())
+    }
+
+    /// Deletes the item with this key, if there is one.
+    pub(super) async fn delete(&self, key: Item) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(store_error)?;
+        self.meter.write(out.consumed_capacity.as_slice());
+        Ok(())
+    }
+
     /// Every item of the partition `pk`, handed to `each`, page by page, as `read` says.
-    async fn query_partition(
+    pub(super) async fn query_partition(
         &self,
         pk: &str,
         read: PartitionRead,
@@ -545,16 +579,7 @@ impl StateStore for DynamoStateStore {
                 ),
                 (EXPIRES_AT.to_owned(), n(expires)),
             ]);
-            let out = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(store_error)?;
-            self.meter.write(out.consumed_capacity.as_slice());
+            self.put(item).await?;
         }
         Ok(())
     }
@@ -591,19 +616,7 @@ impl StateStore for DynamoStateStore {
             Ok(())
         })
         .await?;
-        let deletes = keys.into_iter().map(|key| async move {
-            let out = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(store_error)?;
-            self.meter.write(out.consumed_capacity.as_slice());
-            Ok::<_, StoreError>(())
-        });
+        let deletes = keys.into_iter().map(|key| self.delete(key));
         futures_util::stream::iter(deletes)
             .buffer_unordered(8)
             .try_collect::<Vec<()>>()
@@ -776,13 +789,6 @@ impl StateStore for DynamoStateStore {
             item.insert("provider_config_key".to_owned(), s(&c.provider_config_key));
             item.insert("connection_id".to_owned(), s(&c.connection_id));
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.put(item).await
     }
 }

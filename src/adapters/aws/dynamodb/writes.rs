@@ -10,10 +10,11 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::item::{attr, Item};
-use super::state::state_keys::{write_pk, STATE_SK, WRITE_PREFIX};
-use super::state::DynamoStateStore;
+use super::state::state_keys::{write_pk, RUNNING_ACTIONS_PK, STATE_SK, WRITE_PREFIX};
+use super::state::{DynamoStateStore, PartitionRead};
 use super::{get_n, get_s, n, s, store_error};
 use crate::core::writes::request::WriteRequest;
+use crate::core::writes::state::WriteState;
 use crate::core::writes::stored::{bounded, oldest_first, Accept, Move, StoredWrite};
 use crate::ports::{StoreError, WriteStore};
 
@@ -24,6 +25,9 @@ const ACCEPTED_AT: &str = "accepted_at";
 const CHANGED_AT: &str = "changed_at";
 const OUTCOME: &str = "outcome";
 const MAYBE_REACHED: &str = "maybe_reached";
+const ACTION_ID: &str = "action_id";
+/// On a running-actions index item: the write's id.
+const WRITE_ID: &str = "write_id";
 /// A random mark of the call that last moved the write.
 const MOVER: &str = "moved_by";
 
@@ -31,6 +35,13 @@ fn key(id: &str) -> Item {
     HashMap::from([
         (attr::PK.to_owned(), s(write_pk(id))),
         (attr::SK.to_owned(), s(STATE_SK)),
+    ])
+}
+
+fn action_key(action_id: &str) -> Item {
+    HashMap::from([
+        (attr::PK.to_owned(), s(RUNNING_ACTIONS_PK)),
+        (attr::SK.to_owned(), s(action_id)),
     ])
 }
 
@@ -48,6 +59,7 @@ fn stored(item: &Item) -> Result<StoredWrite, StoreError> {
             .copied()
             .unwrap_or(false),
     )
+    .map(|write| write.with_action(get_s(item, ACTION_ID)))
     .map_err(StoreError::permanent)
 }
 
@@ -104,6 +116,13 @@ impl WriteStore for DynamoStateStore {
     }
 
     async fn move_write(&self, id: &str, change: &Move<'_>) -> Result<bool, StoreError> {
+        if let Some(action_id) = change.action_id {
+            // Indexed before the write moves to it: a write running an action is always found
+            // by it (an index item whose move then fails is dropped by `running_writes`).
+            let mut indexed = action_key(action_id);
+            indexed.insert(WRITE_ID.to_owned(), s(id));
+            self.put(indexed).await?;
+        }
         // This call's own mark: an SDK retry of it carries the same one, another mover's never.
         let token = format!("{:016x}", fastrand::u64(..));
         let mut set =
@@ -131,6 +150,12 @@ impl WriteStore for DynamoStateStore {
             update = update
                 .expression_attribute_names("#maybe_reached", MAYBE_REACHED)
                 .expression_attribute_values(":maybe_reached", AttributeValue::Bool(reached));
+        }
+        if let Some(action_id) = change.action_id {
+            set.push_str(", #action_id = :action_id");
+            update = update
+                .expression_attribute_names("#action_id", ACTION_ID)
+                .expression_attribute_values(":action_id", s(action_id));
         }
         if let Some(outcome) = change.outcome {
             set.push_str(", #outcome = :outcome");
@@ -165,5 +190,46 @@ impl WriteStore for DynamoStateStore {
         .await?;
         oldest_first(&mut writes);
         Ok(writes)
+    }
+
+    async fn write_for_action(&self, action_id: &str) -> Result<Option<StoredWrite>, StoreError> {
+        let Some(indexed) = self.get_consistent(action_key(action_id)).await? else {
+            return Ok(None);
+        };
+        let Some(write_id) = get_s(&indexed, WRITE_ID) else {
+            return Ok(None);
+        };
+        let write = self.get_write(&write_id).await?;
+        Ok(write.filter(|w| w.action_id.as_deref() == Some(action_id)))
+    }
+
+    async fn running_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
+        let mut indexed = Vec::new();
+        self.query_partition(RUNNING_ACTIONS_PK, PartitionRead::Whole, |item| {
+            if let (Some(action_id), Some(write_id)) =
+                (get_s(&item, attr::SK), get_s(&item, WRITE_ID))
+            {
+                indexed.push((action_id, write_id));
+            }
+            Ok(())
+        })
+        .await?;
+        let mut running = Vec::new();
+        for (action_id, write_id) in indexed {
+            match self.get_write(&write_id).await? {
+                Some(w)
+                    if w.position.state == WriteState::Running
+                        && w.action_id.as_deref() == Some(action_id.as_str()) =>
+                {
+                    running.push(w)
+                }
+                // Sending: it may be about to move to running with this action.
+                Some(w) if w.position.state == WriteState::Sending => {}
+                // Ended, or on another action: the index item has served.
+                _ => self.delete(action_key(&action_id)).await?,
+            }
+        }
+        oldest_first(&mut running);
+        Ok(running)
     }
 }

@@ -1,0 +1,207 @@
+//! Async actions through the worker (issue "Two-way sync", item 3 and "done when"): Nango takes
+//! the action (202), runs it later, and says so with the `async_action` webhook; the write that
+//! ran it ends as `GET /action/{id}` says, once, and a webhook Nango dropped is made up for by
+//! the reconcile. Over HTTP against the simulator, on SQLite here and on DynamoDB in
+//! `aws::contract`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nango_sync::adapters::memory::MemoryQueue;
+use nango_sync::adapters::sqlite::SqliteDb;
+use nango_sync::core::job::{jobs_for, messages_for, JobMessage, Trigger};
+use nango_sync::core::outcome::JobOutcome;
+use nango_sync::core::payload::NangoWebhook;
+use nango_sync::core::stream::{ConnectionKey, StreamKey};
+use nango_sync::core::worker::{WorkerApp, WorkerSettings};
+use nango_sync::core::write::DeleteMode;
+use nango_sync::core::writes::state::WriteState;
+use nango_sync::local::backend::Store;
+use nango_sync::ports::{OutgoingMessage, WriteStore};
+use nango_sync::simulator::server::{ServerSettings, SimServer};
+use nango_sync::simulator::webhooks::async_action_done;
+use nango_sync::simulator::writes::WriteFault;
+use nango_sync::simulator::Simulator;
+use serde_json::{json, value::RawValue};
+
+use crate::common::{nango_client, unique_name};
+
+/// The queue messages the webhook function makes of a verified webhook body.
+fn webhook_messages(body: &str) -> Vec<OutgoingMessage> {
+    let raw: Box<RawValue> = serde_json::from_str(body).unwrap();
+    let jobs = jobs_for(NangoWebhook::from_raw(&raw), &raw);
+    messages_for(body.as_bytes(), jobs, "2026-12-07T12:00:00.000Z")
+}
+
+pub(crate) async fn async_actions_through_the_worker(store: Store) {
+    let sim = Arc::new(Simulator::new());
+    let contacts = StreamKey::new("hubspot", "u-1", "Contact", "base");
+    sim.add_connection(contacts.connection());
+    let server = SimServer::start(Arc::clone(&sim), ServerSettings::default())
+        .await
+        .unwrap();
+    let app = WorkerApp {
+        source: nango_client(&server.url, 100),
+        records: store.clone(),
+        state: store.clone(),
+        queue: MemoryQueue::new(),
+        settings: WorkerSettings::default(),
+    };
+    let far = Some(Instant::now() + Duration::from_secs(600));
+    let run = |body: String| {
+        let app = &app;
+        async move { app.process(&body, far).await.unwrap() }
+    };
+    let request = |id: &str, record: &str| {
+        json!({"v": 1, "id": id, "provider_config_key": "hubspot", "connection_id": "u-1",
+            "run": {"kind": "action", "name": "save-Contact", "input": {"id": record}, "async": true},
+            "record": {"model": "Contact", "id": record}})
+        .to_string()
+    };
+    let write = |id: &str| {
+        let store = store.clone();
+        let id = id.to_owned();
+        async move { store.get_write(&id).await.unwrap().unwrap() }
+    };
+    let connection = ConnectionKey {
+        provider_config_key: "hubspot".into(),
+        connection_id: "u-1".into(),
+    };
+
+    // Nango takes the action: the write runs, its message is done, nothing reached the
+    // provider yet; a redelivery sends nothing.
+    for _ in 0..2 {
+        let outcome = run(request("w-async", "c-1")).await;
+        assert!(
+            matches!(&outcome, JobOutcome::WriteWaiting { id, state: WriteState::Running } if id == "w-async"),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(server.provider.async_actions_taken(), 1);
+    assert_eq!(server.provider.applied_to("c-1"), 0);
+    let running = write("w-async").await;
+    let action_id = running.action_id.clone().expect("the action's id is kept");
+
+    // Nango runs it and sends its webhook: the write succeeds with the action's output, and a
+    // sync reads it back into the copy.
+    let finished = server.provider.run_async_actions(&sim);
+    assert_eq!(finished, [(connection.clone(), action_id.clone())]);
+    let [message] = webhook_messages(&async_action_done(&connection, &action_id))
+        .try_into()
+        .unwrap();
+    let outcome = run(message.body.clone()).await;
+    let JobOutcome::WriteEnded {
+        write: ended,
+        read_back,
+        first,
+    } = &outcome
+    else {
+        panic!("the async_action webhook did not end the write: {outcome:?}")
+    };
+    assert_eq!(ended.position.state, WriteState::Succeeded);
+    assert!(ended.outcome.as_deref().unwrap().contains("c-1"));
+    assert!(*read_back && *first);
+    assert_eq!(server.provider.applied_to("c-1"), 1);
+    let sync = app
+        .queue
+        .sent()
+        .into_iter()
+        .find(|m| {
+            JobMessage::decode(&m.body).unwrap().sync_target()
+                == Some((contacts.clone(), Trigger::Write))
+        })
+        .expect("a sync reads the write back");
+    run(sync.body).await;
+    assert!(store
+        .read_stream(&contacts)
+        .await
+        .unwrap()
+        .contains_key("c-1"));
+
+    // The same webhook again (Nango retries it): the write stays as it ended, nothing re-sent.
+    assert_eq!(run(message.body).await, JobOutcome::EventStored);
+    assert_eq!(write("w-async").await.position, ended.position);
+    assert_eq!(server.provider.applied_to("c-1"), 1);
+
+    // A webhook Nango dropped: the reconcile asks for the result of every action still
+    // running. Before the action ran, Nango has none (404): still running; after, it ends.
+    run(request("w-lost", "c-2")).await;
+    let reconcile =
+        |at: &str| json!({"v": 1, "received_at": at, "job": {"reconcile": {}}}).to_string();
+    let checks_after = |at: &str| {
+        let app = &app;
+        let body = reconcile(at);
+        async move {
+            let before = app.queue.sent().len();
+            let outcome = app.process(&body, far).await.unwrap();
+            assert!(
+                matches!(
+                    outcome,
+                    JobOutcome::Reconciled {
+                        actions_checked: 1,
+                        ..
+                    }
+                ),
+                "{outcome:?}"
+            );
+            app.queue
+                .sent()
+                .split_off(before)
+                .into_iter()
+                .filter(|m| m.body.contains("action_result"))
+                .collect::<Vec<_>>()
+        }
+    };
+    let [check] = checks_after("2026-12-07T12:15:00.000Z")
+        .await
+        .try_into()
+        .unwrap();
+    assert!(matches!(
+        run(check.body).await,
+        JobOutcome::WriteWaiting {
+            state: WriteState::Running,
+            ..
+        }
+    ));
+    server.provider.run_async_actions(&sim);
+    let [check] = checks_after("2026-12-07T12:30:00.000Z")
+        .await
+        .try_into()
+        .unwrap();
+    let outcome = run(check.body).await;
+    assert!(
+        matches!(&outcome, JobOutcome::WriteEnded { write, .. } if write.position.state == WriteState::Succeeded),
+        "{outcome:?}"
+    );
+    assert_eq!(server.provider.applied_to("c-2"), 1);
+
+    // The provider refused it when it ran: the webhook is the same, the result says failed.
+    server.provider.inject([WriteFault::Refuse]);
+    run(request("w-refused", "c-3")).await;
+    let [(_, refused_id)] = server.provider.run_async_actions(&sim).try_into().unwrap();
+    let [message] = webhook_messages(&async_action_done(&connection, &refused_id))
+        .try_into()
+        .unwrap();
+    run(message.body).await;
+    let refused = write("w-refused").await;
+    assert_eq!(refused.position.state, WriteState::Failed);
+    assert!(refused.outcome.unwrap().starts_with("424 "));
+
+    // Nango's webhook for an action nango-sync did not start is stored for the application,
+    // as before, and ends no write.
+    let [message] = webhook_messages(&async_action_done(
+        &connection,
+        "0b7c3f2e-0000-4000-a000-000000000000",
+    ))
+    .try_into()
+    .unwrap();
+    assert_eq!(run(message.body).await, JobOutcome::EventStored);
+    assert!(store.running_writes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn async_actions_end_through_their_webhook_on_sqlite() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("async-worker")));
+    let store = Store::sqlite(SqliteDb::open(&path).unwrap(), DeleteMode::Tombstone);
+    async_actions_through_the_worker(store).await;
+}
