@@ -440,8 +440,7 @@ where
     }
 
     /// Asks Nango how the async action `action_id` came to, for the write running it; `None`
-    /// when no write is running it (an action the application started itself, or a webhook
-    /// repeated after the write ended).
+    /// when no write ran it (an action the application started itself).
     async fn end_action(&self, action_id: &str) -> Result<Option<JobOutcome>, JobError> {
         let Some(write) = self.state.write_for_action(action_id).await? else {
             return Ok(None);
@@ -476,6 +475,16 @@ where
                 id: write.request.id,
                 state: write.position.state,
             }),
+            // Ended before: a repeated webhook, or a delivery after a worker stopped between the
+            // end and its read-back or event. Both go again, as for a duplicate request.
+            Finished::NotRunning(write) if write.position.state.is_terminal() => {
+                let read_back = read_back(&self.queue, &self.state, clock, &write).await?;
+                Some(JobOutcome::WriteEnded {
+                    write,
+                    read_back,
+                    first: false,
+                })
+            }
             Finished::NotRunning(_) => None,
         })
     }

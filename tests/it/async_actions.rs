@@ -15,9 +15,10 @@ use nango_sync::core::payload::NangoWebhook;
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
+use nango_sync::core::writes::finish::ActionResult;
 use nango_sync::core::writes::state::WriteState;
 use nango_sync::local::backend::Store;
-use nango_sync::ports::{OutgoingMessage, WriteStore};
+use nango_sync::ports::{OutgoingMessage, WriteSender, WriteStore};
 use nango_sync::simulator::server::{ServerSettings, SimServer};
 use nango_sync::simulator::webhooks::async_action_done;
 use nango_sync::simulator::writes::WriteFault;
@@ -118,8 +119,13 @@ pub(crate) async fn async_actions_through_the_worker(store: Store) {
         .unwrap()
         .contains_key("c-1"));
 
-    // The same webhook again (Nango retries it): the write stays as it ended, nothing re-sent.
-    assert_eq!(run(message.body).await, JobOutcome::EventStored);
+    // The same webhook again (Nango retries it): the write stays as it ended, nothing is
+    // sent; its end is told again, as for a duplicate request.
+    let again = run(message.body).await;
+    assert!(
+        matches!(&again, JobOutcome::WriteEnded { first: false, write, .. } if write.position == ended.position),
+        "{again:?}"
+    );
     assert_eq!(write("w-async").await.position, ended.position);
     assert_eq!(server.provider.applied_to("c-1"), 1);
 
@@ -187,6 +193,30 @@ pub(crate) async fn async_actions_through_the_worker(store: Store) {
     assert_eq!(refused.position.state, WriteState::Failed);
     assert!(refused.outcome.unwrap().starts_with("424 "));
 
+    // A result purged before it was read (Nango deletes them about 5 days after the action
+    // ended): Nango answers 404, as for an action still to run; the write stays running until
+    // the window is past (`finish`'s contract tests the end of the window).
+    run(request("w-purged", "c-4")).await;
+    let purged = write("w-purged").await;
+    server.provider.run_async_actions(&sim);
+    server.provider.purge_action_results();
+    let purged_id = purged.action_id.clone().unwrap();
+    assert_eq!(
+        app.source.action_result(&purged.request, &purged_id).await,
+        ActionResult::NotFound
+    );
+    let [message] = webhook_messages(&async_action_done(&connection, &purged_id))
+        .try_into()
+        .unwrap();
+    assert!(matches!(
+        run(message.body).await,
+        JobOutcome::WriteWaiting {
+            state: WriteState::Running,
+            ..
+        }
+    ));
+    assert_eq!(server.provider.applied_to("c-4"), 1);
+
     // Nango's webhook for an action nango-sync did not start is stored for the application,
     // as before, and ends no write.
     let [message] = webhook_messages(&async_action_done(
@@ -196,7 +226,14 @@ pub(crate) async fn async_actions_through_the_worker(store: Store) {
     .try_into()
     .unwrap();
     assert_eq!(run(message.body).await, JobOutcome::EventStored);
-    assert!(store.running_writes().await.unwrap().is_empty());
+    let running: Vec<String> = store
+        .running_writes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.request.id)
+        .collect();
+    assert_eq!(running, ["w-purged"]);
 }
 
 #[tokio::test]

@@ -106,10 +106,13 @@ impl WriteSender for NangoClient {
                 let _ = self.api_key.after_refusal(&key).await;
                 ActionResult::NotLearned("Nango refused the key".to_owned())
             }
-            // A 5xx that names no error is Nango's own: the action's failures carry a code.
-            500..=599 if code.is_none() => ActionResult::NotLearned(format!(
-                "{status} from Nango, with no error of the action's"
-            )),
+            // Nango's own 5xx (no code, or its generic `server_error`): an action's failure
+            // carries the script's code.
+            500..=599 if matches!(code.as_deref(), None | Some("server_error")) => {
+                ActionResult::NotLearned(format!(
+                    "{status} from Nango, with no error of the action's"
+                ))
+            }
             _ => {
                 self.observe_rate_limit(&headers);
                 ActionResult::Finished(Sent {

@@ -76,6 +76,9 @@ struct Tally {
     writes_succeeded: AtomicU64,
     writes_failed: AtomicU64,
     writes_unknown: AtomicU64,
+    /// Writes sent as async actions, and their webhooks Nango sent.
+    async_actions: AtomicU64,
+    action_webhooks: AtomicU64,
     /// Writes not safe to repeat that reached the provider twice: must stay 0.
     writes_applied_twice: AtomicU64,
 }
@@ -535,16 +538,21 @@ struct SentWrite {
 impl Schedule {
     /// An application's write to the provider, put on the queue (sometimes twice, as an
     /// application that retries its own send does): a tool that saves a Note, safe to repeat or
-    /// not, or a proxy PUT with an idempotency key. The provider may apply it and never answer.
+    /// not, an async action that does the same, or a proxy PUT with an idempotency key. The
+    /// provider may apply it and never answer.
     async fn send_write(&mut self, n: usize, nango: &SimServer) -> SentWrite {
         self.tally.writes.fetch_add(1, Ordering::Relaxed);
         let connection = self.streams[0].connection();
         let (id, record) = (format!("write-{n}"), format!("note-{n}"));
-        let run = if self.rng.u8(0..3) == 0 {
-            json!({"kind": "proxy", "method": "PUT", "path": format!("/Note/{record}"),
-                "headers": {"Nango-Proxy-Idempotency-Key": id}, "body": {"n": n}})
-        } else {
-            json!({"kind": "tool", "name": "save-Note", "input": {"id": record, "n": n}})
+        let run = match self.rng.u8(0..4) {
+            0 => json!({"kind": "proxy", "method": "PUT", "path": format!("/Note/{record}"),
+                "headers": {"Nango-Proxy-Idempotency-Key": id}, "body": {"n": n}}),
+            1 => {
+                self.tally.async_actions.fetch_add(1, Ordering::Relaxed);
+                json!({"kind": "action", "name": "save-Note", "input": {"id": record, "n": n},
+                    "async": true})
+            }
+            _ => json!({"kind": "tool", "name": "save-Note", "input": {"id": record, "n": n}}),
         };
         let body = json!({"v": 1, "id": id, "provider_config_key": connection.provider_config_key,
             "connection_id": connection.connection_id, "run": run,
@@ -571,6 +579,16 @@ impl Schedule {
             id,
             record,
             may_repeat: request.may_repeat(),
+        }
+    }
+
+    /// Nango runs the async actions it took and sends each one's `async_action` webhook, which
+    /// may be dropped, duplicated or delayed as any other.
+    async fn run_actions(&mut self, sim: &Simulator, nango: &SimServer) {
+        for (connection, action_id) in nango.provider.run_async_actions(sim) {
+            self.tally.action_webhooks.fetch_add(1, Ordering::Relaxed);
+            self.send(webhooks::async_action_done(&connection, &action_id))
+                .await;
         }
     }
 
@@ -841,6 +859,9 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
             let n = writes.len();
             writes.push(s.send_write(n, &nango).await);
         }
+        if s.rng.bool() {
+            s.run_actions(&sim, &nango).await;
+        }
     }
 
     // Quiescence: the late webhooks arrive, the queue drains, then one reconcile.
@@ -853,9 +874,18 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
         s.deliver(&body, &key).await;
     }
     s.work(0, true).await;
-    s.reconcile(&format!("2026-11-27T18:00:{:02}.000Z", seed % 60))
-        .await;
-    s.work(0, true).await;
+    // Nango runs the actions left (and those a retry took meanwhile); the reconcile asks for
+    // the results whose webhooks were lost.
+    for round in 0..3 {
+        s.run_actions(&sim, &nango).await;
+        for (body, key) in std::mem::take(&mut s.delayed) {
+            s.deliver(&body, &key).await;
+        }
+        s.work(0, true).await;
+        s.reconcile(&format!("2026-11-27T18:{round:02}:{:02}.000Z", seed % 60))
+            .await;
+        s.work(0, true).await;
+    }
     let wrong = witness.wrong.lock().unwrap().clone();
     tally
         .records_wrongly_deleted
@@ -1025,6 +1055,12 @@ async fn the_pipeline_loses_nothing_under_seeded_chaos() {
         "no worker was killed: the suite tested less than it claims"
     );
     assert_eq!(tally.writes_applied_twice.load(Ordering::Relaxed), 0);
+    assert!(
+        count < 8
+            || (tally.async_actions.load(Ordering::Relaxed) > 0
+                && tally.action_webhooks.load(Ordering::Relaxed) > 0),
+        "no async action ran: the suite tested less than it claims"
+    );
     assert!(
         count < 8
             || (tally.writes_succeeded.load(Ordering::Relaxed) > 0
