@@ -73,6 +73,18 @@ got = [f['itemIdentifier'] for f in json.loads(sys.argv[1]).get('batchItemFailur
 print(('ok  ' if got == expected else 'FAIL') + f' worker  sqs-batch.json                       batchItemFailures {got} (expected {expected})')" "$answer")"
 echo "$verdict"
 [[ "$verdict" == ok* ]] || failures=$((failures + 1))
+queued() { "$PY" -c "import boto3; print(boto3.client('sqs', endpoint_url='$MOTO_ENDPOINT').get_queue_attributes(QueueUrl='$QUEUE_URL', AttributeNames=['ApproximateNumberOfMessages'])['Attributes']['ApproximateNumberOfMessages'])"; }
+before="$(queued)"
+answer="$(invoke outbox dynamodb-outbox.json)"
+verdict="$("$PY" -c "
+import json, sys
+expected = json.load(open('events/expected.json'))['dynamodb-outbox.json']
+got = [f['itemIdentifier'] for f in json.loads(sys.argv[1]).get('batchItemFailures', [{'itemIdentifier': 'no answer'}])]
+queued = int(sys.argv[3]) - int(sys.argv[2])
+ok = got == expected['batchItemFailures'] and queued == expected['queued']
+print(('ok  ' if ok else 'FAIL') + f' outbox  dynamodb-outbox.json                 batchItemFailures {got}, {queued} queued (expected {expected[\"batchItemFailures\"]}, {expected[\"queued\"]})')" "$answer" "$before" "$(queued)")"
+echo "$verdict"
+[[ "$verdict" == ok* ]] || failures=$((failures + 1))
 records="$("$PY" -c "import boto3; print(boto3.client('dynamodb', endpoint_url='$MOTO_ENDPOINT').scan(TableName='samples-records', Select='COUNT')['Count'])")"
 if [ "$records" = 40 ]; then
   echo "ok   the batch's sync job wrote the stream's 40 records"

@@ -22,7 +22,7 @@ fi
 .venv/bin/python scripts/package.py --build-dir .aws-sam/build --out dist
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 release="dist/nango-sync-$version"
-for zip in "$release"/WebhookFunction.zip "$release"/WorkerFunction.zip; do
+for zip in "$release"/WebhookFunction.zip "$release"/WorkerFunction.zip "$release"/OutboxFunction.zip; do
   # ELF e_machine (bytes 18-19) 0xb7 is aarch64.
   machine="$(.venv/bin/python -c "import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).read('bootstrap')[18])" "$zip")"
   [ "$machine" = 183 ] || { echo "error: $zip does not hold an arm64 bootstrap" >&2; exit 1; }

@@ -405,6 +405,20 @@ impl FromVars for WebhookConfig {
     }
 }
 
+/// The outbox function's settings: the queue it forwards write requests to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxConfig {
+    pub queue_url: String,
+}
+
+impl FromVars for OutboxConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let queue_url =
+            getter(&lookup)(vars::QUEUE_URL).ok_or(ConfigError::Missing(vars::QUEUE_URL))?;
+        Ok(Self { queue_url })
+    }
+}
+
 /// What the CLI finds of a deployed stack in the environment (the stack's outputs), all optional:
 /// asked for only when a command uses DynamoDB or SQS without `--local-aws`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

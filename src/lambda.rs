@@ -1,14 +1,17 @@
 //! The Lambda edge: Lambda's events and responses, converted to and from the core's types. The
 //! only module that names Lambda's types; the local run calls the same core functions directly.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_http::http::{header, HeaderMap, Method};
 use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
 
 use crate::core::webhook::{RequestOutcome, WebhookApp, WebhookRequest};
 use crate::core::worker::WorkerApp;
+use crate::core::writes::outbox::message_for;
 use crate::ports::{
     JobQueue, ReceivedMessage, RecordSource, RecordStore, StateStore, StreamDiscovery, WriteSender,
     WriteStore,
@@ -72,6 +75,89 @@ where
         let mut failure = BatchItemFailure::default();
         failure.item_identifier = id;
         response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// A DynamoDB stream batch, as Lambda hands the outbox function one: the fields it reads.
+#[derive(Debug, Deserialize)]
+pub struct OutboxEvent {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<OutboxRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OutboxRecord {
+    #[serde(rename = "eventID", default)]
+    pub event_id: Option<String>,
+    #[serde(rename = "eventName", default)]
+    pub event_name: Option<String>,
+    #[serde(default)]
+    pub dynamodb: Option<OutboxChange>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OutboxChange {
+    #[serde(default)]
+    pub new_image: Option<HashMap<String, Attribute>>,
+    #[serde(default)]
+    pub sequence_number: Option<String>,
+}
+
+/// One attribute value; only a string's is read (any other type reads as none).
+#[derive(Debug, Deserialize)]
+pub struct Attribute {
+    #[serde(rename = "S", default)]
+    pub s: Option<String>,
+}
+
+/// A stream batch's partial failure (`ReportBatchItemFailures`): Lambda retries from the first
+/// sequence number named, in order.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct StreamBatchResponse {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<StreamItemFailure>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct StreamItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+/// The outbox function: each new outbox item (`INSERT`; an update or TTL's removal is no new
+/// write) onto the ingest queue as its write request (`core::writes::outbox`), in the stream's
+/// order. The first the queue does not take is reported, so that Lambda sends it and those after
+/// it again. An item without a string `id` and `request` is no write request: logged by its
+/// event id and left in the application's table.
+pub async fn outbox<Q: JobQueue>(queue: &Q, event: OutboxEvent) -> StreamBatchResponse {
+    let mut response = StreamBatchResponse::default();
+    for record in event.records {
+        if record.event_name.as_deref() != Some("INSERT") {
+            continue;
+        }
+        let change = record.dynamodb.unwrap_or(OutboxChange {
+            new_image: None,
+            sequence_number: None,
+        });
+        let image = change.new_image.unwrap_or_default();
+        let text = |name: &str| image.get(name).and_then(|a| a.s.as_deref());
+        let (Some(id), Some(request)) = (text("id"), text("request")) else {
+            tracing::error!(
+                event_id = record.event_id.as_deref().unwrap_or(""),
+                "outbox item without a string `id` and `request`: not a write request, not sent; it stays in the outbox table"
+            );
+            continue;
+        };
+        if let Err(error) = queue.send(&[message_for(id, request)]).await {
+            tracing::error!(%error, write_id = id, "outbox item not queued; Lambda sends it again");
+            response.batch_item_failures.push(StreamItemFailure {
+                item_identifier: change.sequence_number.unwrap_or_default(),
+            });
+            return response;
+        }
+        tracing::info!(write_id = id, "outbox item queued");
     }
     response
 }

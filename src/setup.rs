@@ -12,8 +12,8 @@ use crate::adapters::aws::secrets::{fetch_plain, fetch_signing_keys, SecretError
 use crate::adapters::aws::sqs::SqsQueue;
 use crate::adapters::nango::{NangoClient, DEFAULT_RETRY};
 use crate::config::{
-    ApiKeySource, NangoConfig, SigningConfig, SigningKeySource, WebhookConfig, WorkerBehaviour,
-    WorkerConfig,
+    ApiKeySource, NangoConfig, OutboxConfig, SigningConfig, SigningKeySource, WebhookConfig,
+    WorkerBehaviour, WorkerConfig,
 };
 use crate::core::rotation::{Reread, RotatingSecret};
 use crate::core::signature::{SigningKey, Verifier};
@@ -89,6 +89,11 @@ pub async fn webhook_app(
         WebhookApp::new(verifier, queue, config.signing.max_body_bytes)
             .with_metrics(Arc::new(metrics)),
     )
+}
+
+/// The outbox function's queue: the SQS queue named by `QUEUE_URL`.
+pub fn outbox_queue(config: &OutboxConfig, sdk: &SdkConfig) -> SqsQueue {
+    SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.queue_url)
 }
 
 /// The worker as deployed: Nango over HTTPS, DynamoDB tables, the SQS queue for continuations.

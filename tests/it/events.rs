@@ -152,3 +152,47 @@ fn events_are_valid_for_cargo_lambda_invoke() {
         assert!(v["requestContext"]["http"]["method"].is_string(), "{file}");
     }
 }
+
+/// The outbox sample (a DynamoDB stream batch of the outbox table): each new item's write request
+/// onto the queue in order, in its write's group, a request that does not read included (the
+/// worker refuses it, with its body kept); updates, removals and items that hold no request
+/// are no new write.
+#[tokio::test]
+async fn the_outbox_sample_queues_each_new_write_request() {
+    let event: nango_sync::lambda::OutboxEvent =
+        serde_json::from_str(&read("events/dynamodb-outbox.json")).unwrap();
+    let queue = MemoryQueue::new();
+    let response = nango_sync::lambda::outbox(&queue, event).await;
+    let expected: serde_json::Value = serde_json::from_str(&read("events/expected.json")).unwrap();
+    let expected = &expected["dynamodb-outbox.json"];
+    assert_eq!(
+        serde_json::to_value(&response).unwrap()["batchItemFailures"],
+        expected["batchItemFailures"]
+    );
+    let sent = queue.sent();
+    assert_eq!(sent.len() as u64, expected["queued"].as_u64().unwrap());
+    let Job::Write(request) = JobMessage::decode(&sent[0].body).unwrap().job else {
+        panic!("the outbox item is not a write job: {}", sent[0].body)
+    };
+    assert_eq!(request.id, "invoice-7-sync-owner");
+    assert_eq!(
+        sent[0].group_id,
+        JobMessage::decode(&sent[0].body).unwrap().group_id("")
+    );
+    assert!(
+        JobMessage::decode(&sent[1].body).is_err(),
+        "{}",
+        sent[1].body
+    );
+
+    // The queue refuses: the first new item is reported, for Lambda to send it and the rest again.
+    let event: nango_sync::lambda::OutboxEvent =
+        serde_json::from_str(&read("events/dynamodb-outbox.json")).unwrap();
+    let refusing = MemoryQueue::new();
+    refusing.set_failing(true);
+    let response = nango_sync::lambda::outbox(&refusing, event).await;
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "111000000000000000001"}]})
+    );
+}

@@ -87,11 +87,51 @@ fn functions_use_the_documented_runtime_and_no_wildcard_actions() {
         "wildcard action"
     );
     assert!(!text.contains("DynamoDBCrudPolicy"));
-    for (function, binary) in [("WebhookFunction", "webhook"), ("WorkerFunction", "worker")] {
+    for (function, binary) in [
+        ("WebhookFunction", "webhook"),
+        ("WorkerFunction", "worker"),
+        ("OutboxFunction", "outbox"),
+    ] {
         let f = &t["Resources"][function];
         assert_eq!(scalar(&f["Metadata"]["BuildMethod"]), "rust-cargolambda");
         assert_eq!(scalar(&f["Metadata"]["BuildProperties"]["Binary"]), binary);
+        assert!(
+            read("Cargo.toml").contains(&format!("path = \"src/bin/{binary}.rs\"")),
+            "{function}: no binary {binary}"
+        );
     }
+}
+
+/// The outbox table is what `lambda::outbox` reads: keyed by the write's id, its stream showing
+/// each new item whole, the stream feeding the outbox function from its oldest record, and the
+/// function sending to the ingest queue, retried until the queue takes the item.
+#[test]
+fn the_outbox_table_feeds_the_outbox_function() {
+    let t = template();
+    let table = &t["Resources"]["OutboxTable"]["Properties"];
+    assert_eq!(scalar(&table["KeySchema"][0]["AttributeName"]), "id");
+    assert_eq!(
+        table["KeySchema"].as_sequence().map(Vec::len),
+        Some(1),
+        "the write's id alone"
+    );
+    assert_eq!(
+        scalar(&table["StreamSpecification"]["StreamViewType"]),
+        "NEW_IMAGE"
+    );
+    let function = &t["Resources"]["OutboxFunction"]["Properties"];
+    let source = &function["Events"]["Outbox"]["Properties"];
+    assert!(format!("{:?}", source["Stream"]).contains("OutboxTable.StreamArn"));
+    assert_eq!(scalar(&source["StartingPosition"]), "TRIM_HORIZON");
+    assert_eq!(scalar(&source["MaximumRetryAttempts"]), "-1");
+    assert_eq!(
+        scalar(&source["FunctionResponseTypes"][0]),
+        "ReportBatchItemFailures"
+    );
+    assert!(
+        format!("{:?}", function["Environment"]["Variables"]["QUEUE_URL"]).contains("IngestQueue")
+    );
+    assert!(format!("{:?}", function["Policies"]).contains("SQSSendMessagePolicy"));
 }
 
 /// The DynamoDB operations a part of the adapter calls (`.client.<operation>()`), in PascalCase.

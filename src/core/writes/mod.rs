@@ -5,11 +5,13 @@
 //! states a write goes through and the at-most-once rules that move it ([`state`]), and a write
 //! as the stores keep it ([`stored`]); and the use case, one request taken through one attempt
 //! ([`take`]), an async action's end learned from Nango ([`finish`]), an operator's decision on
-//! an unknown write ([`resolve`]), and the sync that reads a write back ([`follow`]). Nango's
+//! an unknown write ([`resolve`]), the sync that reads a write back ([`follow`]), and the
+//! queue message an outbox item becomes ([`outbox`]). Nango's
 //! side of the contract is ../shared/nango-writeback.md.
 
 pub mod finish;
 pub mod follow;
+pub mod outbox;
 pub mod request;
 pub mod resolve;
 pub mod state;

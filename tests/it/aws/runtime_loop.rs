@@ -209,6 +209,7 @@ fn binary(name: &str) -> String {
         Err(_) => match name {
             "webhook" => env!("CARGO_BIN_EXE_webhook").to_owned(),
             "worker" => env!("CARGO_BIN_EXE_worker").to_owned(),
+            "outbox" => env!("CARGO_BIN_EXE_outbox").to_owned(),
             other => panic!("no binary {other}"),
         },
     }
@@ -253,12 +254,7 @@ impl Drop for Killed {
 #[tokio::test]
 async fn webhook_bootstrap_answers_every_sample_event() {
     let api = RuntimeApi::start().await;
-    let queue = SqsQueue::create_fifo(
-        aws_sdk_sqs::Client::new(&moto_sdk_config().await),
-        &format!("{}.fifo", unique_name("runtime")),
-    )
-    .await
-    .unwrap();
+    let queue = fifo_queue("runtime").await;
     let started = Instant::now();
     let mut child = Killed(start_bootstrap(
         "webhook",
@@ -284,18 +280,63 @@ async fn webhook_bootstrap_answers_every_sample_event() {
         assert_eq!(kind, "response", "{file}: {body}");
         assert_eq!(body["statusCode"], status.as_u16(), "{file}: {body}");
     }
-    let mut enqueued = 0;
+    let enqueued = drain(&queue).await.len();
+    assert_eq!(enqueued, expected.iter().map(|(_, _, n)| n).sum::<usize>());
+}
+
+async fn fifo_queue(name: &str) -> SqsQueue {
+    SqsQueue::create_fifo(
+        aws_sdk_sqs::Client::new(&moto_sdk_config().await),
+        &format!("{}.fifo", unique_name(name)),
+    )
+    .await
+    .unwrap()
+}
+
+/// Every message on `queue`'s bodies, received and deleted.
+async fn drain(queue: &SqsQueue) -> Vec<String> {
+    let mut bodies = Vec::new();
     loop {
         let batch = queue.receive(10, std::time::Duration::ZERO).await.unwrap();
         if batch.is_empty() {
-            break;
+            return bodies;
         }
         for m in batch {
             queue.delete(&m.receipt_handle).await.unwrap();
-            enqueued += 1;
+            bodies.push(m.body);
         }
     }
-    assert_eq!(enqueued, expected.iter().map(|(_, _, n)| n).sum::<usize>());
+}
+
+/// The outbox bootstrap, fed events/dynamodb-outbox.json (a DynamoDB stream batch of the outbox
+/// table): the new items' requests land on SQS as write jobs, as events/expected.json says.
+#[tokio::test]
+async fn outbox_bootstrap_queues_the_sample_streams_write_requests() {
+    let api = RuntimeApi::start().await;
+    let queue = fifo_queue("outbox").await;
+    let mut child = Killed(start_bootstrap(
+        "outbox",
+        &api,
+        &[("QUEUE_URL", queue.queue_url().to_owned())],
+    ));
+    api.invoke("outbox-1", read("events/dynamodb-outbox.json"));
+    let (kind, body, _) = api.answer("outbox-1", &mut child.0).await;
+    let expected: Value = serde_json::from_str(&read("events/expected.json")).unwrap();
+    let expected = &expected["dynamodb-outbox.json"];
+    assert_eq!(kind, "response", "{body}");
+    assert_eq!(body["batchItemFailures"], expected["batchItemFailures"]);
+    let bodies = drain(&queue).await;
+    assert_eq!(bodies.len() as u64, expected["queued"].as_u64().unwrap());
+    let writes: Vec<String> = bodies
+        .iter()
+        .filter_map(
+            |b| match nango_sync::core::job::JobMessage::decode(b).ok()?.job {
+                nango_sync::core::job::Job::Write(request) => Some(request.id),
+                _ => None,
+            },
+        )
+        .collect();
+    assert_eq!(writes, ["invoice-7-sync-owner"]);
 }
 
 /// What the worker bootstrap needs for events/sqs-batch.json: a Nango with the sample's stream
