@@ -18,7 +18,7 @@ use crate::core::write::{
 };
 use crate::core::writes::request::WriteRequest;
 use crate::core::writes::state::WriteState;
-use crate::core::writes::stored::{oldest_first, Accept, Move, StoredWrite};
+use crate::core::writes::stored::{oldest_first, Accept, Move, PendingWrite, StoredWrite};
 use crate::ports::OutgoingMessage;
 use crate::ports::{JobQueue, QueueError, RecordStore, StateStore, StoreError, WriteStore};
 
@@ -78,6 +78,8 @@ struct MemoryStoreInner {
     /// Each record's cursor, as the other stores keep it beside the record (a pruned record's
     /// stored object keeps its older metadata).
     bookkeeping: BTreeMap<(String, String), String>,
+    /// The write shown on a record, as the other stores keep it beside the record.
+    pending: BTreeMap<(String, String), PendingWrite>,
     /// What each sweep's pages served: (stream, sweep id, page) → its notes.
     seen: BTreeMap<(String, String, String), Vec<Seen>>,
     /// Writes to the provider, by id.
@@ -150,6 +152,14 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// The write shown on the stored record `id` of the stream, if any.
+    pub fn pending_write(&self, stream: &StreamKey, id: &str) -> Option<PendingWrite> {
+        let slot = (stream.encode(), id.to_owned());
+        self.lock().pending.get(&slot).cloned()
+    }
+}
+
 impl RecordStore for MemoryStore {
     async fn write_page(
         &self,
@@ -170,6 +180,10 @@ impl RecordStore for MemoryStore {
             }
             let meta = &write.record().metadata;
             inner.bookkeeping.insert(slot.clone(), meta.cursor.clone());
+            // Written whole, the record loses its pending write; a pruned one keeps it.
+            if !matches!(write, RecordWrite::KeepPayload(_)) {
+                inner.pending.remove(&slot);
+            }
             match write {
                 RecordWrite::Upsert(record) | RecordWrite::Tombstone(record) => {
                     inner.records.insert(slot, record.object());
@@ -195,6 +209,22 @@ impl RecordStore for MemoryStore {
             no_longer_live,
             ..plan.report(Vec::new(), 0)
         })
+    }
+
+    async fn mark_pending_write(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        mark: &PendingWrite,
+    ) -> Result<bool, StoreError> {
+        self.check_failing()?;
+        let slot = (stream.encode(), id.to_owned());
+        let mut inner = self.lock();
+        if !inner.records.contains_key(&slot) {
+            return Ok(false);
+        }
+        inner.pending.insert(slot, mark.clone());
+        Ok(true)
     }
 
     async fn count_live(&self, stream: &StreamKey) -> Result<u64, StoreError> {

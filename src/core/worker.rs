@@ -28,6 +28,7 @@ use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncError, Track};
 use crate::core::writes::finish::{finish, Finished};
 use crate::core::writes::follow::{read_back, FollowError};
+use crate::core::writes::stored::PendingWrite;
 use crate::core::writes::take::{take_until_ended, TakeSettings, Taken};
 use crate::ports::{
     DynEventPublisher, JobQueue, MetricsSink, QueueError, ReceivedMessage, RecordSource,
@@ -384,6 +385,9 @@ where
                     stop_at,
                 )
                 .await?;
+                if let Some(write) = taken.moved() {
+                    self.show_on_record(write).await;
+                }
                 let ended_now = matches!(taken, Taken::Ended(_));
                 match taken {
                     Taken::Ended(write) | Taken::EndedBefore(write) => {
@@ -448,6 +452,9 @@ where
         let clock = &*self.settings.clock;
         let max_attempts = self.settings.writes.max_attempts;
         let finished = finish(&self.state, &self.source, clock, write, max_attempts).await?;
+        if let Finished::Ended(write) | Finished::Again(write) = &finished {
+            self.show_on_record(write).await;
+        }
         Ok(match finished {
             Finished::Ended(write) => {
                 let read_back = read_back(&self.queue, &self.state, clock, &write).await?;
@@ -487,6 +494,18 @@ where
             }
             Finished::NotRunning(_) => None,
         })
+    }
+
+    /// Shows where `write` is on the stored record it concerns (read your writes), if it names
+    /// one and the copy has it. The write's own state item is what counts: a mark not written is
+    /// logged, and the job goes on.
+    async fn show_on_record(&self, write: &crate::core::writes::stored::StoredWrite) {
+        let Some((stream, id, mark)) = PendingWrite::of(write) else {
+            return;
+        };
+        if let Err(error) = self.records.mark_pending_write(&stream, id, &mark).await {
+            tracing::warn!(%error, write_id = %mark.id, "pending write not shown on its record");
+        }
     }
 
     /// Queues a job asking for the result of each async action still running, in case its

@@ -174,6 +174,18 @@ impl Store {
             Self::Dynamo { records, .. } => records.read_stream(stream).await,
         }
     }
+
+    /// The write shown on the stored record `id` of the stream, if any.
+    pub async fn pending_write(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+    ) -> Result<Option<crate::core::writes::stored::PendingWrite>, StoreError> {
+        match self {
+            Self::Sqlite { records, .. } => records.pending_write(stream, id).await,
+            Self::Dynamo { records, .. } => records.pending_write(stream, id).await,
+        }
+    }
 }
 
 forward_record_store!(Store {

@@ -10,6 +10,7 @@ use crate::core::state::{
 };
 use crate::core::stream::{ConnectionKey, StreamKey};
 use crate::core::write::{RejectedRecord, Removal, WriteReport};
+use crate::core::writes::stored::PendingWrite;
 use crate::retry::Class;
 
 /// Why a store call failed. Each adapter decides in one place whether its error is transient
@@ -166,6 +167,16 @@ pub trait RecordStore: Send + Sync {
         stream: &StreamKey,
         removal: Removal<'_>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Shows `mark` on the stored record `id` of the stream, beside it (the payload is left as
+    /// it is, and the change feed shows no change), until a sync writes the record whole again.
+    /// `false`: no such record is stored (a write that creates one), and nothing was written.
+    fn mark_pending_write(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        mark: &PendingWrite,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Streams, connections and application events: the state table.
@@ -370,6 +381,15 @@ macro_rules! forward_record_store {
                 removal: $crate::core::write::Removal<'_>,
             ) -> Result<u64, $crate::ports::StoreError> {
                 match self { $($variant => $inner.remove_stream(stream, removal).await),+ }
+            }
+
+            async fn mark_pending_write(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                id: &str,
+                mark: &$crate::core::writes::stored::PendingWrite,
+            ) -> Result<bool, $crate::ports::StoreError> {
+                match self { $($variant => $inner.mark_pending_write(stream, id, mark).await),+ }
             }
         }
     };

@@ -5,8 +5,8 @@
 use std::future::Future;
 
 use super::StoreError;
-use crate::core::writes::finish::ActionResult;
 use crate::core::writes::request::WriteRequest;
+use crate::core::writes::state::ActionResult;
 use crate::core::writes::state::Sent;
 use crate::core::writes::stored::{Accept, Move, StoredWrite};
 

@@ -15,7 +15,7 @@ use nango_sync::core::payload::NangoWebhook;
 use nango_sync::core::stream::{ConnectionKey, StreamKey};
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
-use nango_sync::core::writes::finish::ActionResult;
+use nango_sync::core::writes::state::ActionResult;
 use nango_sync::core::writes::state::WriteState;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::{OutgoingMessage, WriteSender, WriteStore};
@@ -25,7 +25,7 @@ use nango_sync::simulator::writes::WriteFault;
 use nango_sync::simulator::Simulator;
 use serde_json::{json, value::RawValue};
 
-use crate::common::{nango_client, unique_name};
+use crate::common::{nango_client, sync_job, unique_name};
 
 /// The queue messages the webhook function makes of a verified webhook body.
 fn webhook_messages(body: &str) -> Vec<OutgoingMessage> {
@@ -69,8 +69,32 @@ pub(crate) async fn async_actions_through_the_worker(store: Store) {
         connection_id: "u-1".into(),
     };
 
+    // The copy holds the record the write concerns.
+    sim.save(
+        &contacts,
+        [(
+            "c-1".to_owned(),
+            json!({"id": "c-1", "name": "before"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )],
+    );
+    run(sync_job(&contacts)).await;
+    let pending = |id: &str| {
+        let (store, contacts, id) = (store.clone(), contacts.clone(), id.to_owned());
+        async move {
+            store
+                .pending_write(&contacts, &id)
+                .await
+                .unwrap()
+                .map(|p| (p.id, p.state))
+        }
+    };
+    assert_eq!(pending("c-1").await, None);
+
     // Nango takes the action: the write runs, its message is done, nothing reached the
-    // provider yet; a redelivery sends nothing.
+    // provider yet; a redelivery sends nothing. The stored record shows the write running.
     for _ in 0..2 {
         let outcome = run(request("w-async", "c-1")).await;
         assert!(
@@ -82,6 +106,10 @@ pub(crate) async fn async_actions_through_the_worker(store: Store) {
     assert_eq!(server.provider.applied_to("c-1"), 0);
     let running = write("w-async").await;
     let action_id = running.action_id.clone().expect("the action's id is kept");
+    assert_eq!(
+        pending("c-1").await,
+        Some(("w-async".to_owned(), WriteState::Running))
+    );
 
     // Nango runs it and sends its webhook: the write succeeds with the action's output, and a
     // sync reads it back into the copy.
@@ -103,6 +131,10 @@ pub(crate) async fn async_actions_through_the_worker(store: Store) {
     assert!(ended.outcome.as_deref().unwrap().contains("c-1"));
     assert!(*read_back && *first);
     assert_eq!(server.provider.applied_to("c-1"), 1);
+    assert_eq!(
+        pending("c-1").await,
+        Some(("w-async".to_owned(), WriteState::Succeeded))
+    );
     let sync = app
         .queue
         .sent()
@@ -118,6 +150,11 @@ pub(crate) async fn async_actions_through_the_worker(store: Store) {
         .await
         .unwrap()
         .contains_key("c-1"));
+    assert_eq!(
+        pending("c-1").await,
+        None,
+        "the sync that read the provider's new state wrote the record whole"
+    );
 
     // The same webhook again (Nango retries it): the write stays as it ended, nothing is
     // sent; its end is told again, as for a duplicate request.

@@ -16,6 +16,8 @@ use nango_sync::core::state::{
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::write::{DeleteMode, Removal};
 use nango_sync::core::write::{RejectedRecord, WriteReport};
+use nango_sync::core::writes::state::WriteState;
+use nango_sync::core::writes::stored::PendingWrite;
 use nango_sync::local::backend::{Queue, Store};
 use nango_sync::ports::OutgoingMessage;
 use nango_sync::ports::{JobConsumer, JobQueue, RecordStore, StateStore, StoreError};
@@ -45,11 +47,18 @@ fn embedded_queues() -> (Queue, Queue) {
 /// A store the contract can read back: every stored record of a stream, by id.
 pub(crate) trait ReadBack: RecordStore + StateStore {
     async fn stored(&self, stream: &StreamKey) -> BTreeMap<String, Map<String, Value>>;
+
+    /// The write shown on a stored record.
+    async fn pending(&self, stream: &StreamKey, id: &str) -> Option<PendingWrite>;
 }
 
 impl ReadBack for Store {
     async fn stored(&self, stream: &StreamKey) -> BTreeMap<String, Map<String, Value>> {
         self.read_stream(stream).await.unwrap()
+    }
+
+    async fn pending(&self, stream: &StreamKey, id: &str) -> Option<PendingWrite> {
+        self.pending_write(stream, id).await.unwrap()
     }
 }
 
@@ -57,6 +66,91 @@ impl ReadBack for MemoryStore {
     async fn stored(&self, stream: &StreamKey) -> BTreeMap<String, Map<String, Value>> {
         self.records(stream)
     }
+
+    async fn pending(&self, stream: &StreamKey, id: &str) -> Option<PendingWrite> {
+        self.pending_write(stream, id)
+    }
+}
+
+/// A write shown on the record it concerns (issue "Two-way sync", item 6): beside the record,
+/// never in its payload; on a stored record only; gone once a sync writes the record whole
+/// again, kept by a pruned record's write.
+pub(crate) async fn pending_write_contract(store: impl ReadBack) {
+    let s = StreamKey::new("hubspot", "user-9", "Deal", "base");
+    store
+        .write_page(
+            &s,
+            &[record("d-1", 1, "ADDED", 1), record("d-2", 1, "ADDED", 1)],
+        )
+        .await
+        .unwrap();
+    let before = store.stored(&s).await;
+    let mark = |state| PendingWrite {
+        id: "close-d-1".into(),
+        state,
+    };
+    assert!(store
+        .mark_pending_write(&s, "d-1", &mark(WriteState::Running))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .mark_pending_write(&s, "d-9", &mark(WriteState::Running))
+            .await
+            .unwrap(),
+        "no stored record: nothing to show it on"
+    );
+    assert_eq!(store.pending(&s, "d-9").await, None);
+    assert!(store
+        .mark_pending_write(&s, "d-1", &mark(WriteState::Succeeded))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.pending(&s, "d-1").await,
+        Some(mark(WriteState::Succeeded))
+    );
+    assert_eq!(
+        store.stored(&s).await,
+        before,
+        "the payloads are as they were"
+    );
+    assert_eq!(store.pending(&s, "d-2").await, None);
+
+    // Pruned by Nango: the stored record keeps its payload, and its mark.
+    store.write_page(&s, &[pruned("d-1", 2)]).await.unwrap();
+    assert_eq!(
+        store.pending(&s, "d-1").await,
+        Some(mark(WriteState::Succeeded))
+    );
+    // Written whole again (the sync that reads the provider's new state): the mark is gone.
+    store
+        .write_page(&s, &[record("d-1", 2, "UPDATED", 3)])
+        .await
+        .unwrap();
+    assert_eq!(store.pending(&s, "d-1").await, None);
+}
+
+#[tokio::test]
+async fn pending_write_contract_on_memory() {
+    pending_write_contract(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn pending_write_contract_on_sqlite() {
+    let db = temp_db();
+    pending_write_contract(Store::sqlite(db.clone(), DeleteMode::Tombstone)).await;
+    // A mark is no change in the change feed: the two records' additions and the update only.
+    let changes: Vec<String> = nango_sync::adapters::sqlite::SqliteFeed::new(db)
+        .after(0, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| format!("{} {}", c.id, c.change))
+        .collect();
+    assert_eq!(
+        changes,
+        ["d-1 added", "d-2 added", "d-1 pruned", "d-1 updated"]
+    );
 }
 
 fn record(id: &str, version: u32, action: &str, n: u32) -> NangoRecord {

@@ -15,8 +15,8 @@ use nango_sync::core::record::RecordsPage;
 use nango_sync::core::stream::StreamKey;
 use nango_sync::core::worker::{WorkerApp, WorkerSettings};
 use nango_sync::core::write::DeleteMode;
-use nango_sync::core::writes::finish::ActionResult;
 use nango_sync::core::writes::request::WriteRequest;
+use nango_sync::core::writes::state::ActionResult;
 use nango_sync::core::writes::state::Sent;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::{

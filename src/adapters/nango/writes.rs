@@ -11,8 +11,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{error_code, without_url, Draw, NangoClient};
-use crate::core::writes::finish::ActionResult;
 use crate::core::writes::request::{Operation, ProxyMethod, WriteRequest};
+use crate::core::writes::state::ActionResult;
 use crate::core::writes::state::{Attempt, Sent};
 use crate::ports::{SourceError, WriteSender};
 

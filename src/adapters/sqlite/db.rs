@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS records (
     deleted_at       TEXT,
     pruned_at        TEXT,
     deleted_by       TEXT,           -- 'sweep' or 'connection_deleted' when we marked it deleted
+    pending_write    TEXT,           -- JSON {id, state}: a write to the provider shown on it
     PRIMARY KEY (stream, id)
 ) WITHOUT ROWID;
 -- What each sweep's pages served (core::seen), until the sweep ends. Files made before this
@@ -152,6 +153,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("streams", "live_from", "TEXT"),
     ("writes", "maybe_reached", "INTEGER NOT NULL DEFAULT 0"),
     ("writes", "action_id", "TEXT"),
+    ("records", "pending_write", "TEXT"),
 ];
 
 /// Indexes on added columns: made once the columns are there.

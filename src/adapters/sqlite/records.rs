@@ -13,6 +13,7 @@ use crate::core::stream::StreamKey;
 use crate::core::write::{
     plan_page, with_stored_payload, DeleteMode, RecordWrite, Removal, WriteReport,
 };
+use crate::core::writes::stored::PendingWrite;
 use crate::ports::{RecordStore, StoreError};
 
 /// Records in the SQLite file.
@@ -88,7 +89,8 @@ const UPSERT_RECORD: &str = "INSERT INTO records
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)
     ON CONFLICT (stream, id) DO UPDATE SET record = excluded.record, cursor = excluded.cursor,
       last_action = excluded.last_action, last_modified_at = excluded.last_modified_at,
-      deleted_at = excluded.deleted_at, pruned_at = excluded.pruned_at, deleted_by = NULL";
+      deleted_at = excluded.deleted_at, pruned_at = excluded.pruned_at, deleted_by = NULL,
+      pending_write = NULL";
 
 /// How a page's decision is applied to a row.
 enum Apply {
@@ -115,7 +117,52 @@ const UPDATE_PRUNED: &str = "UPDATE records SET cursor = ?3, last_modified_at = 
 
 const DELETE_RECORD: &str = "DELETE FROM records WHERE stream = ?1 AND id = ?2";
 
+impl SqliteRecordStore {
+    /// The write shown on the stored record `id` of the stream, if any.
+    pub async fn pending_write(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+    ) -> Result<Option<PendingWrite>, StoreError> {
+        let (key, id) = (stream.encode(), id.to_owned());
+        let text: Option<String> = self
+            .db
+            .call(move |c| {
+                c.query_row(
+                    "SELECT pending_write FROM records WHERE stream = ?1 AND id = ?2",
+                    params![key, id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map(Option::flatten)
+            })
+            .await?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::permanent(e.to_string())))
+            .transpose()
+    }
+}
+
 impl RecordStore for SqliteRecordStore {
+    async fn mark_pending_write(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        mark: &PendingWrite,
+    ) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(mark).expect("a mark always serializes");
+        let (key, id) = (stream.encode(), id.to_owned());
+        let marked = self
+            .db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE records SET pending_write = ?3 WHERE stream = ?1 AND id = ?2",
+                    params![key, id, text],
+                )
+            })
+            .await?;
+        Ok(marked == 1)
+    }
+
     async fn write_page(
         &self,
         stream: &StreamKey,

@@ -12,27 +12,14 @@ use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::state::{after, Attempt, Next, Sent, WriteState};
+use super::state::{after, ActionResult, Attempt, Next, Sent, WriteState};
 use super::stored::{Move, StoredWrite};
-use super::take::next_position;
 use crate::core::clock::Clock;
 use crate::ports::{StoreError, WriteSender, WriteStore};
 
 /// How long after Nango took an async action a 404 may still mean "not finished": it must start
 /// within 24 hours and runs at most 15 minutes (nango-writeback.md).
 pub const RESULT_WINDOW: Duration = Duration::from_secs(24 * 3600 + 15 * 60);
-
-/// What Nango said of an async action's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ActionResult {
-    /// 404: no result (waiting or running, an unknown id, or a purged result).
-    NotFound,
-    /// It finished: how, classified as a synchronous answer would be.
-    Finished(Sent),
-    /// Nango could not be asked (unreachable, its rate limit, its key, an error of its own):
-    /// nothing is known of the action.
-    NotLearned(String),
-}
 
 /// What asking for an async action's result came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +80,7 @@ pub async fn finish(
     let at = clock.now_rfc3339();
     let change = Move {
         from: write.position,
-        to: next_position(write.position, next),
+        to: write.position.after(next),
         outcome: detail.as_deref(),
         at: &at,
         reached,

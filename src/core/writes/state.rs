@@ -92,6 +92,18 @@ pub struct Sent {
     pub retry_after: Option<std::time::Duration>,
 }
 
+/// What Nango said of an async action's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionResult {
+    /// 404: no result (waiting or running, an unknown id, or a purged result).
+    NotFound,
+    /// It finished: how, classified as a synchronous answer would be.
+    Finished(Sent),
+    /// Nango could not be asked (unreachable, its rate limit, its key, an error of its own):
+    /// nothing is known of the action.
+    NotLearned(String),
+}
+
 /// What becomes of a write after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {

@@ -2,7 +2,8 @@
 //! stores move it only by [`Move`]s, each conditional on the [`Position`] its mover saw.
 
 use super::request::WriteRequest;
-use super::state::WriteState;
+use super::state::{Next, WriteState};
+use crate::core::stream::StreamKey;
 
 /// The most of an outcome (an error, the provider's answer) kept on a write, in bytes: the rest is
 /// cut, so a write's item stays well within DynamoDB's 400 KB with a request of
@@ -36,6 +37,15 @@ impl Position {
     /// The same attempts, in `state`.
     pub fn in_state(self, state: WriteState) -> Position {
         Position { state, ..self }
+    }
+
+    /// Where `next` moves a write from here.
+    pub fn after(self, next: Next) -> Position {
+        match next {
+            Next::Retry => self.in_state(WriteState::Accepted),
+            Next::Await => self.in_state(WriteState::Running),
+            Next::End(state) => self.in_state(state),
+        }
     }
 }
 
@@ -123,6 +133,34 @@ impl StoredWrite {
             self.action_id = Some(action_id.to_owned());
         }
         self
+    }
+}
+
+/// A write shown on the stored record it concerns (read your writes): its id and where it is. A
+/// store keeps it beside the record until a sync writes the record whole again (the one that
+/// brings the provider's new state, normally); a pruned record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingWrite {
+    pub id: String,
+    pub state: WriteState,
+}
+
+impl PendingWrite {
+    /// The record `write` concerns (its stream and id) and the mark to show on it; none for a
+    /// write that names no record.
+    pub fn of(write: &StoredWrite) -> Option<(StreamKey, &str, PendingWrite)> {
+        let record = write.request.record.as_ref()?;
+        let stream = StreamKey::new(
+            write.request.provider_config_key.clone(),
+            write.request.connection_id.clone(),
+            record.model.clone(),
+            record.variant.clone(),
+        );
+        let mark = PendingWrite {
+            id: write.request.id.clone(),
+            state: write.position.state,
+        };
+        Some((stream, record.id.as_str(), mark))
     }
 }
 

@@ -9,8 +9,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::request::WriteRequest;
-use super::state::{after, after_interruption, Next, Sent, WriteState};
-use super::stored::{Accept, Move, Position, StoredWrite};
+use super::state::{after, after_interruption, Sent, WriteState};
+use super::stored::{Accept, Move, StoredWrite};
 use crate::core::clock::Clock;
 use crate::ports::{StoreError, WriteSender, WriteStore};
 use crate::retry::RetryPolicy;
@@ -67,6 +67,18 @@ pub enum Taken {
     Running(Box<StoredWrite>),
 }
 
+impl Taken {
+    /// The write as this call moved it; none when it moved nothing (a duplicate of an ended
+    /// write, a write another worker holds, a reused id).
+    pub fn moved(&self) -> Option<&StoredWrite> {
+        match self {
+            Self::Ended(w) | Self::Running(w) => Some(w),
+            Self::Again { write, .. } => Some(write),
+            Self::EndedBefore(_) | Self::Busy | Self::IdReused(_) => None,
+        }
+    }
+}
+
 /// Takes `request` through at most one attempt, started only if it can end by `until` (the
 /// invocation's deadline): one that could not comes back [`Taken::Again`], unsent.
 pub async fn take(
@@ -95,7 +107,7 @@ pub async fn take(
             let next = after_interruption(may_repeat, attempts(&write), settings.max_attempts);
             let change = Move {
                 from: write.position,
-                to: next_position(write.position, next),
+                to: write.position.after(next),
                 outcome: Some(INTERRUPTED),
                 at: &now,
                 reached: Some(true),
@@ -161,7 +173,7 @@ pub async fn take(
     };
     let end = Move {
         from: write.position,
-        to: next_position(write.position, next),
+        to: write.position.after(next),
         outcome: detail.as_deref(),
         at: &at,
         reached: (attempt == super::state::Attempt::Unsure).then_some(true),
@@ -227,14 +239,6 @@ pub async fn take_until_ended(
             "write not through yet; sent again after the wait"
         );
         tokio::time::sleep(wait).await;
-    }
-}
-
-pub(super) fn next_position(from: Position, next: Next) -> Position {
-    match next {
-        Next::Retry => from.in_state(WriteState::Accepted),
-        Next::Await => from.in_state(WriteState::Running),
-        Next::End(state) => from.in_state(state),
     }
 }
 

@@ -175,6 +175,16 @@ impl ChaosStore {
 }
 
 impl RecordStore for ChaosStore {
+    async fn mark_pending_write(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        mark: &nango_sync::core::writes::stored::PendingWrite,
+    ) -> Result<bool, StoreError> {
+        self.switch.step().await;
+        self.inner.mark_pending_write(stream, id, mark).await
+    }
+
     async fn write_page(
         &self,
         stream: &StreamKey,

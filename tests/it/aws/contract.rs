@@ -77,6 +77,11 @@ async fn store_contract_on_dynamodb() {
 }
 
 #[tokio::test]
+async fn pending_write_contract_on_dynamodb() {
+    crate::contract::pending_write_contract(dynamo_store().await).await;
+}
+
+#[tokio::test]
 async fn write_store_contract_on_dynamodb() {
     write_store_contract(dynamo_store().await).await;
 }

@@ -34,6 +34,9 @@ pub mod attr {
     pub const PRUNED_AT: &str = "pruned_at";
     /// `sweep` on records a sweep marked deleted because Nango no longer has them.
     pub const DELETED_BY: &str = "deleted_by";
+    /// A write to the provider shown on the record (`{id, state}`), until the record is written
+    /// whole again (`core::writes::stored::PendingWrite`).
+    pub const PENDING_WRITE: &str = "pending_write";
 }
 
 pub type Item = HashMap<String, AttributeValue>;

@@ -20,6 +20,7 @@ use crate::core::state::LiveCount;
 use crate::core::stream::StreamKey;
 use crate::core::write::{plan_page, with_stored_payload, DeleteMode, RecordWrite, Removal};
 use crate::core::write::{RejectedRecord, WriteReport};
+use crate::core::writes::stored::PendingWrite;
 use crate::ports::{RecordStore, StoreError};
 use crate::retry::RetryPolicy;
 
@@ -573,7 +574,79 @@ fn request_id(request: &WriteRequest) -> Option<&str> {
     }
 }
 
+/// A pending write as the record's item keeps it: a map of `id` and `state`.
+fn pending_attribute(mark: &PendingWrite) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("id".to_owned(), s(&mark.id)),
+        ("state".to_owned(), s(mark.state.as_str())),
+    ]))
+}
+
+impl DynamoRecordStore {
+    /// The write shown on the stored record `id` of the stream, if any (read consistently).
+    pub async fn pending_write(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+    ) -> Result<Option<PendingWrite>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(item::record_key(stream, id)))
+            .consistent_read(true)
+            .projection_expression("#pending")
+            .expression_attribute_names("#pending", attr::PENDING_WRITE)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let Some(AttributeValue::M(mark)) =
+            out.item.and_then(|mut i| i.remove(attr::PENDING_WRITE))
+        else {
+            return Ok(None);
+        };
+        let text = |name: &str| match mark.get(name) {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let state = text("state").and_then(|s| crate::core::writes::state::WriteState::parse(&s));
+        Ok(text("id")
+            .zip(state)
+            .map(|(id, state)| PendingWrite { id, state }))
+    }
+}
+
 impl RecordStore for DynamoRecordStore {
+    async fn mark_pending_write(
+        &self,
+        stream: &StreamKey,
+        id: &str,
+        mark: &PendingWrite,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::record_key(stream, id)))
+            // Only on a stored record: a write that creates one has nothing to show it on.
+            .condition_expression("attribute_exists(#pk)")
+            .update_expression("SET #pending = :pending")
+            .expression_attribute_names("#pk", attr::PK)
+            .expression_attribute_names("#pending", attr::PENDING_WRITE)
+            .expression_attribute_values(":pending", pending_attribute(mark))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match update {
+            Ok(out) => {
+                self.meter.write(out.consumed_capacity.as_slice());
+                Ok(true)
+            }
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
     #[tracing::instrument(skip_all, fields(stream = %stream.encode(), records = records.len()))]
     async fn write_page(
         &self,
