@@ -26,12 +26,14 @@ use crate::core::stream::{ConnectionKey, StreamKey, BASE_VARIANT};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteFault {
     /// The provider applies the write, then the answer never comes: the connection is closed.
+    /// An async action is taken (it runs later) and its 202 is lost.
     ApplyThenDrop,
     /// Nango answers 500 before anything reached the provider.
     ServerErrorBefore,
     /// Nango's rate limit: 429 with `Retry-After: 1`.
     TooManyRequests,
     /// The provider refuses the write with a 422 (a tool or action: 424 `script_http_error`).
+    /// An async action is taken, and fails so when it runs.
     Refuse,
 }
 

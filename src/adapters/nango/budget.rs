@@ -46,6 +46,9 @@ struct Budget {
     resets_at: Option<Instant>,
     /// No request before this: a 429's wait.
     paused_until: Option<Instant>,
+    /// Requests sent while nothing was known of the window: its first answer counts only its
+    /// own, so the others are taken from what it says.
+    sent_unknown: u64,
 }
 
 impl RequestBudget {
@@ -69,6 +72,7 @@ impl RequestBudget {
             // A new window: unknown until its first answer.
             budget.remaining = None;
             budget.resets_at = None;
+            budget.sent_unknown = 0;
         }
         let kept = match draw {
             Draw::Write => 0,
@@ -82,7 +86,10 @@ impl RequestBudget {
                 budget.remaining = Some(left.saturating_sub(1));
                 Ok(())
             }
-            (None, _) => Ok(()),
+            (None, _) => {
+                budget.sent_unknown += 1;
+                Ok(())
+            }
         }
     }
 
@@ -112,9 +119,13 @@ impl RequestBudget {
             return;
         }
         let same_window = budget.resets_at.is_some_and(near);
+        // The other requests sent before anything was known may not be in this answer's count:
+        // taken from it, so that reads never draw on the points kept for writes. (Counting one
+        // twice only stops the reads a point early.)
+        let unanswered = std::mem::take(&mut budget.sent_unknown).saturating_sub(1);
         budget.remaining = Some(match (same_window, budget.remaining) {
             (true, Some(known)) => known.min(remaining),
-            _ => remaining,
+            _ => remaining.saturating_sub(unanswered),
         });
         budget.resets_at = Some(
             budget
@@ -193,6 +204,28 @@ mod tests {
         let unknown = RequestBudget::with_write_share(10);
         unknown.observe(now, 1, Duration::from_secs(30), None);
         assert_eq!(unknown.take(now, Draw::Read), Ok(()));
+    }
+
+    /// Two streams start at once, before any answer: the first answer counts one of their
+    /// requests, not both, and the reads must still leave the writes' points.
+    #[test]
+    fn requests_sent_before_the_first_answer_are_taken_from_it() {
+        let budget = RequestBudget::with_write_share(10);
+        let now = Instant::now();
+        assert_eq!(budget.take(now, Draw::Read), Ok(()));
+        assert_eq!(budget.take(now, Draw::Read), Ok(()));
+        // Nango counted the first only when it answered: 19 of 20 left.
+        budget.observe(now, 19, Duration::from_secs(4), Some(20));
+        let reads = std::iter::from_fn(|| budget.take(now, Draw::Read).ok())
+            .take(100)
+            .count();
+        assert_eq!(reads, 16, "20 - 2 sent - 2 kept for writes");
+        assert_eq!(budget.take(now, Draw::Write), Ok(()));
+        assert_eq!(budget.take(now, Draw::Write), Ok(()));
+        assert!(
+            budget.take(now, Draw::Write).is_err(),
+            "the window is used up"
+        );
     }
 
     #[test]

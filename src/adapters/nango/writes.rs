@@ -321,6 +321,9 @@ fn classify(via: Via, status: u16, body: &[u8]) -> Attempt {
     let code = code.as_deref();
     match (via, status) {
         (_, 200..=299) => Attempt::Succeeded,
+        // A tool's own failure (`throw new nango.Error`): the script ran, and may have written
+        // before it threw.
+        (Via::Script, _) if code == Some("function_runtime_error") => Attempt::Unsure,
         // Nango refused the key: nothing ran (the key may be read again). Through the proxy, a
         // 401 of the provider's own is its refusal.
         (Via::Proxy, 401) if !nango_error(body) => Attempt::Refused,
@@ -416,6 +419,16 @@ mod tests {
             Attempt::Unsure
         );
         assert_eq!(script(500, json!({})), Attempt::Unsure);
+        for status in [400, 422, 500] {
+            assert_eq!(
+                script(
+                    status,
+                    json!({"error": {"code": "function_runtime_error", "payload": {}}})
+                ),
+                Attempt::Unsure,
+                "a tool that threw may have written first ({status})"
+            );
+        }
         assert_eq!(
             script(
                 424,
