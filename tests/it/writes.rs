@@ -1042,6 +1042,14 @@ async fn the_worker_takes_write_messages_at_most_once() {
 /// every record goes through.
 #[tokio::test]
 async fn a_backfill_leaves_writes_their_share_of_the_rate_limit() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("share")));
+    let store = Store::sqlite(SqliteDb::open(&path).unwrap(), DeleteMode::Tombstone);
+    backfill_leaves_writes_their_share(store).await;
+}
+
+/// The share of the rate limit kept for writes, over a store (SQLite here, DynamoDB in
+/// `aws::contract`).
+pub(crate) async fn backfill_leaves_writes_their_share(store: Store) {
     const LIMIT: u64 = 20;
     let sim = Arc::new(Simulator::new());
     let streams = sim.populate("crm", 1, &["Contact", "Deal"], 1_000);
@@ -1054,8 +1062,6 @@ async fn a_backfill_leaves_writes_their_share_of_the_rate_limit() {
     };
     let server = SimServer::start(Arc::clone(&sim), settings).await.unwrap();
     let kept = Arc::new(crate::job_metrics::Kept::default());
-    let path = std::env::temp_dir().join(format!("{}.db", unique_name("share")));
-    let store = Store::sqlite(SqliteDb::open(&path).unwrap(), DeleteMode::Tombstone);
     let app = WorkerApp {
         // 10% of 20 points kept for writes: the reads stop at 2 left.
         source: nango_client(&server.url, 50).with_write_share(10),

@@ -77,6 +77,11 @@ async fn store_contract_on_dynamodb() {
 }
 
 #[tokio::test]
+async fn a_backfill_leaves_writes_their_share_of_the_rate_limit_on_dynamodb() {
+    crate::writes::backfill_leaves_writes_their_share(dynamo_store().await).await;
+}
+
+#[tokio::test]
 async fn pending_write_contract_on_dynamodb() {
     crate::contract::pending_write_contract(dynamo_store().await).await;
 }
