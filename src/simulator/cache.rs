@@ -309,7 +309,7 @@ impl Simulator {
 
     /// Soft-deletes records: the payload stays, last_modified_at moves to now.
     pub fn delete(&self, stream: &StreamKey, ids: &[&str]) -> u64 {
-        self.mutate(stream, ids, |r, now| {
+        self.mutate(stream, ids, Moves::ToNow, |r, now| {
             if r.deleted_at.is_some() {
                 return false;
             }
@@ -318,9 +318,11 @@ impl Simulator {
         })
     }
 
-    /// Prunes records: the payload is emptied, only id and metadata remain.
+    /// Prunes records as Nango's retention does: the payload is emptied, `pruned_at` set, and
+    /// `updated_at` left as it was, so the cursor does not move (nango-2026.md, deleteRecords'
+    /// prune mode): a read by cursor never serves a prune, a read from the start does.
     pub fn prune(&self, stream: &StreamKey, ids: &[&str]) -> u64 {
-        self.mutate(stream, ids, |r, now| {
+        self.mutate(stream, ids, Moves::Stays, |r, now| {
             r.payload.clear();
             r.pruned_at = Some(now);
             true
@@ -331,6 +333,7 @@ impl Simulator {
         &self,
         stream: &StreamKey,
         ids: &[&str],
+        moves: Moves,
         change: impl Fn(&mut SimRecord, Micros) -> bool,
     ) -> u64 {
         let mut inner = self.lock();
@@ -343,9 +346,11 @@ impl Simulator {
             if let Some(r) = data.records.get_mut(*id) {
                 let old = (r.updated_at, r.uuid.clone());
                 if change(r, now) {
-                    data.order.remove(&old);
-                    r.updated_at = now;
-                    data.order.insert((now, r.uuid.clone()), (*id).to_owned());
+                    if moves == Moves::ToNow {
+                        data.order.remove(&old);
+                        r.updated_at = now;
+                        data.order.insert((now, r.uuid.clone()), (*id).to_owned());
+                    }
                     count += 1;
                 }
             }
@@ -555,6 +560,13 @@ impl Simulator {
         };
         Ok(json!({"next_cursor": next_cursor, "records": records}))
     }
+}
+
+/// Whether a change moves a record's `updated_at` (and so its cursor) to now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moves {
+    ToNow,
+    Stays,
 }
 
 impl StreamData {

@@ -323,13 +323,25 @@ async fn a_pruned_record_never_erases_the_stored_payload() {
     rig.sim
         .save(&s, (0..3).map(|i| (format!("c{i}"), payload(i, 1))));
     run_job(&rig, &s).await;
+    let before = rig.app.state.get_stream(&s).await.unwrap().unwrap().cursor;
     rig.sim.tick();
     rig.sim.prune(&s, &["c1"]);
+    // Nango's prune moves no cursor: a sync by cursor has nothing to read.
     run_job(&rig, &s).await;
+    let state = rig.app.state.get_stream(&s).await.unwrap().unwrap();
+    assert_eq!(state.cursor, before);
+    assert_eq!(state.cursor, rig.sim.last_cursor(&s));
+    // A read from the start (a reset's, a sweep's) serves the pruned record: its payload stays.
+    let page = rig.sim.page(&s, None, 100).unwrap().to_string();
+    let records = nango_sync::core::record::RecordsPage::parse(page.as_bytes())
+        .unwrap()
+        .records;
+    assert!(records
+        .iter()
+        .any(|r| r.id == "c1" && r.metadata.pruned_at.is_some()));
+    rig.app.records.write_page(&s, &records).await.unwrap();
     let stored = rig.app.records.read_stream(&s).await.unwrap();
     assert_eq!(stored["c1"]["name"], "person 1", "payload kept");
-    let state = rig.app.state.get_stream(&s).await.unwrap().unwrap();
-    assert_eq!(state.cursor, rig.sim.last_cursor(&s));
 }
 
 #[tokio::test]
