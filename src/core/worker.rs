@@ -315,7 +315,8 @@ where
                     &*self.settings.clock,
                 )
                 .await?;
-                let actions_checked = self.check_running_actions(&received_at).await?;
+                // Boxed, as the other rare jobs' parts: `run`'s future holds only the largest arm.
+                let actions_checked = Box::pin(self.check_running_actions(&received_at)).await?;
                 Ok(JobOutcome::Reconciled {
                     streams: done.streams,
                     new_streams: done.new_streams,
@@ -376,17 +377,17 @@ where
                 Ok(JobOutcome::ConnectionUpdated)
             }
             Job::Write(request) => {
-                let taken = take_until_ended(
+                let taken = Box::pin(take_until_ended(
                     &self.state,
                     &self.source,
                     &*self.settings.clock,
                     &request,
                     self.settings.writes,
                     stop_at,
-                )
+                ))
                 .await?;
                 if let Some(write) = taken.moved() {
-                    self.show_on_record(write).await;
+                    Box::pin(self.show_on_record(write)).await;
                 }
                 let ended_now = matches!(taken, Taken::Ended(_));
                 match taken {
@@ -415,8 +416,7 @@ where
                     }),
                 }
             }
-            Job::ActionResult { action_id } => Ok(self
-                .end_action(&action_id)
+            Job::ActionResult { action_id } => Ok(Box::pin(self.end_action(&action_id))
                 .await?
                 .unwrap_or(JobOutcome::ActionNotAwaited)),
             Job::Event { kind, webhook } => {
@@ -434,7 +434,7 @@ where
                     .then(|| async_action_id(&event.body))
                     .flatten()
                 {
-                    if let Some(outcome) = self.end_action(&action_id).await? {
+                    if let Some(outcome) = Box::pin(self.end_action(&action_id)).await? {
                         return Ok(outcome);
                     }
                 }
