@@ -28,6 +28,7 @@ use crate::core::stream::{digest_hex, StreamKey};
 use crate::core::sync::{sync_stream, SyncError, Track};
 use crate::core::writes::finish::{finish, Finished};
 use crate::core::writes::follow::{read_back, FollowError};
+use crate::core::writes::state::WriteState;
 use crate::core::writes::stored::PendingWrite;
 use crate::core::writes::take::{take_until_ended, TakeSettings, Taken};
 use crate::ports::{
@@ -464,7 +465,12 @@ where
                     first: true,
                 })
             }
-            Finished::Again(write) => {
+            // Accepted again, to be sent anew. Also when found so: a delivery after a worker
+            // stopped (or the queue refused) between the move and this message, which would
+            // otherwise leave the write accepted with nothing to send it.
+            Finished::Again(write) | Finished::NotRunning(write)
+                if write.position.state == WriteState::Accepted =>
+            {
                 // Its request went out once as a message of its own: it goes again as one.
                 let id = &write.request.id;
                 let marker = format!("again {id} {}", write.position.attempts);
@@ -478,10 +484,12 @@ where
                     state: write.position.state,
                 })
             }
-            Finished::StillRunning(write) => Some(JobOutcome::WriteWaiting {
-                id: write.request.id,
-                state: write.position.state,
-            }),
+            Finished::Again(write) | Finished::StillRunning(write) => {
+                Some(JobOutcome::WriteWaiting {
+                    id: write.request.id,
+                    state: write.position.state,
+                })
+            }
             // Ended before: a repeated webhook, or a delivery after a worker stopped between the
             // end and its read-back or event. Both go again, as for a duplicate request.
             Finished::NotRunning(write) if write.position.state.is_terminal() => {

@@ -35,6 +35,9 @@ pub enum WriteFault {
     /// The provider refuses the write with a 422 (a tool or action: 424 `script_http_error`).
     /// An async action is taken, and fails so when it runs.
     Refuse,
+    /// A tool's or action's script applies the write, then fails (a runtime error: 500 with
+    /// the script's code). An async action does so when it runs.
+    ApplyThenFail,
 }
 
 /// One write the fake provider applied.
@@ -65,8 +68,11 @@ pub struct FakeProvider {
 /// An async action as the simulated Nango holds it.
 #[derive(Debug)]
 enum AsyncAction {
-    /// Taken, not run yet; `refuse`: the provider will refuse it.
-    Waiting { call: Box<Call>, refuse: bool },
+    /// Taken, not run yet, to end as `fault` says (none: well).
+    Waiting {
+        call: Box<Call>,
+        fault: Option<WriteFault>,
+    },
     /// Run: the status and body `GET /action/{id}` answers.
     Done { status: u16, body: Value },
     /// Its result was purged: 404, as for an id never seen.
@@ -100,20 +106,26 @@ impl FakeProvider {
                     (id.clone(), taken)
                 })
             };
-            let Some((id, AsyncAction::Waiting { call, refuse })) = next else {
+            let Some((id, AsyncAction::Waiting { call, fault })) = next else {
                 return finished;
             };
             let connection = call.connection.clone();
-            let done = if refuse {
-                AsyncAction::Done {
+            let done = match fault {
+                Some(WriteFault::Refuse) => AsyncAction::Done {
                     status: 424,
                     body: script_refusal_body(),
+                },
+                Some(WriteFault::ApplyThenFail) => {
+                    apply(sim, self, *call);
+                    AsyncAction::Done {
+                        status: 500,
+                        body: script_failure_body(),
+                    }
                 }
-            } else {
-                AsyncAction::Done {
+                _ => AsyncAction::Done {
                     status: 200,
                     body: apply(sim, self, *call),
-                }
+                },
             };
             if let Some((_, action)) = lock(&self.actions).iter_mut().find(|(i, _)| *i == id) {
                 *action = done;
@@ -217,16 +229,15 @@ pub(super) async fn answer_write(
         }
         _ if call.run_async => {}
         Some(WriteFault::Refuse) => return Ok(refusal(call.via)),
-        Some(WriteFault::ApplyThenDrop) | None => {}
+        Some(WriteFault::ApplyThenDrop | WriteFault::ApplyThenFail) | None => {}
     }
     if call.run_async {
         // Taken, to run later (`FakeProvider::run_async_actions`); a refusal comes when it runs,
         // a dropped answer after it was taken.
         let id = new_uuid();
-        let refuse = fault == Some(WriteFault::Refuse);
         let waiting = AsyncAction::Waiting {
             call: Box::new(call),
-            refuse,
+            fault: fault.filter(|f| matches!(f, WriteFault::Refuse | WriteFault::ApplyThenFail)),
         };
         lock(&provider.actions).push((id.clone(), waiting));
         if fault == Some(WriteFault::ApplyThenDrop) {
@@ -242,6 +253,9 @@ pub(super) async fn answer_write(
     if fault == Some(WriteFault::ApplyThenDrop) {
         return Err(InjectedReset);
     }
+    if fault == Some(WriteFault::ApplyThenFail) {
+        return Ok(json_response(500, script_failure_body()));
+    }
     Ok(json_response(200, output))
 }
 
@@ -255,6 +269,11 @@ fn refusal(via: &str) -> Answer {
 
 fn provider_refusal() -> Value {
     json!({"message": "Property values were not valid"})
+}
+
+/// A script that failed after it ran (a runtime error), as a tool or action answers it (500).
+fn script_failure_body() -> Value {
+    json!({"error": {"code": "script_runtime_error", "message": "The function failed"}})
 }
 
 /// A script's failed call to the provider, as a tool or action answers it (424).

@@ -230,6 +230,58 @@ pub(crate) async fn async_actions_through_the_worker(store: Store) {
     assert_eq!(refused.position.state, WriteState::Failed);
     assert!(refused.outcome.unwrap().starts_with("424 "));
 
+    // A script that failed after it ran, for a write safe to repeat: accepted again, and sent
+    // anew as a message of its own. Were that message not queued (the queue refusing it, or the
+    // worker stopping between the move and the send), the webhook's redelivery queues it.
+    server.provider.inject([WriteFault::ApplyThenFail]);
+    let mut repeatable: serde_json::Value =
+        serde_json::from_str(&request("w-again", "c-5")).unwrap();
+    repeatable["safe_to_repeat"] = json!(true);
+    run(repeatable.to_string()).await;
+    let [(_, failed_id)] = server.provider.run_async_actions(&sim).try_into().unwrap();
+    let [message] = webhook_messages(&async_action_done(&connection, &failed_id))
+        .try_into()
+        .unwrap();
+    app.queue.set_failing(true);
+    assert!(app.process(&message.body, far).await.is_err());
+    app.queue.set_failing(false);
+    assert_eq!(write("w-again").await.position.state, WriteState::Accepted);
+    let before = app.queue.sent().len();
+    run(message.body).await;
+    let again: Vec<String> = app.queue.sent()[before..]
+        .iter()
+        .map(|m| m.body.clone())
+        .filter(|b| b.contains("w-again"))
+        .collect();
+    let [again] = again.try_into().unwrap();
+    let taken = run(again).await;
+    assert!(
+        matches!(
+            &taken,
+            JobOutcome::WriteWaiting {
+                state: WriteState::Running,
+                ..
+            }
+        ),
+        "{taken:?}"
+    );
+    let [(_, second_id)] = server.provider.run_async_actions(&sim).try_into().unwrap();
+    assert_ne!(second_id, failed_id, "a new action");
+    let [message] = webhook_messages(&async_action_done(&connection, &second_id))
+        .try_into()
+        .unwrap();
+    run(message.body).await;
+    let again = write("w-again").await;
+    assert_eq!(
+        (again.position.state, again.position.attempts),
+        (WriteState::Succeeded, 2)
+    );
+    assert_eq!(
+        server.provider.applied_to("c-5"),
+        2,
+        "safe to repeat: the failed run and the second"
+    );
+
     // A result purged before it was read (Nango deletes them about 5 days after the action
     // ended): Nango answers 404, as for an action still to run; the write stays running until
     // the window is past (`finish`'s contract tests the end of the window).

@@ -106,20 +106,9 @@ impl WriteSender for NangoClient {
                 let _ = self.api_key.after_refusal(&key).await;
                 ActionResult::NotLearned("Nango refused the key".to_owned())
             }
-            // Nango's own 5xx (no code, or its generic `server_error`): an action's failure
-            // carries the script's code.
-            500..=599 if matches!(code.as_deref(), None | Some("server_error")) => {
-                ActionResult::NotLearned(format!(
-                    "{status} from Nango, with no error of the action's"
-                ))
-            }
             _ => {
                 self.observe_rate_limit(&headers);
-                ActionResult::Finished(Sent {
-                    attempt: classify(Via::Script, status, &body),
-                    detail: Some(detail(status, &body)),
-                    retry_after: None,
-                })
+                result_of(status, &body)
             }
         }
     }
@@ -273,6 +262,45 @@ impl NangoClient {
     }
 }
 
+/// What `GET /action/{id}` says of an action Nango took (not a 404, 429 or 401). Nango had the
+/// action, so it may have run: only the action's own failures say how it ended, each as a
+/// synchronous answer would (an input refused before the script ran: failed; the provider's
+/// refusal: refused; anything after the script began: unsure). Anything else is Nango refusing
+/// the question (a connection since deleted, a missing scope, an error of its own): not learned.
+fn result_of(status: u16, body: &[u8]) -> ActionResult {
+    const ACTIONS_OWN: &[&str] = &[
+        "script_http_error",
+        "invalid_action_input",
+        "invalid_action_output",
+        "script_output_too_large",
+        "script_aborted",
+        "function_runtime_error",
+    ];
+    let code = error_code(body);
+    let finished = |attempt| {
+        ActionResult::Finished(Sent {
+            attempt,
+            detail: Some(detail(status, body)),
+            retry_after: None,
+        })
+    };
+    match (status, code.as_deref()) {
+        (200..=299, _) => finished(Attempt::Succeeded),
+        (_, Some(code)) if ACTIONS_OWN.contains(&code) => {
+            finished(classify(Via::Script, status, body))
+        }
+        // A runtime error, a timeout, an out-of-memory: the script's failure, with its own code.
+        (500..=599, Some(code)) if code != "server_error" => finished(Attempt::Unsure),
+        _ => ActionResult::NotLearned(format!(
+            "{status} from Nango on the action's result, no failure of the action's: {}",
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        )),
+    }
+}
+
 fn is_async(request: &WriteRequest) -> bool {
     matches!(
         request.run,
@@ -384,6 +412,47 @@ mod tests {
 
     fn script(status: u16, body: serde_json::Value) -> Attempt {
         classify(Via::Script, status, body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn an_async_actions_result_is_told_from_nango_refusing_the_question() {
+        let result = |status: u16, body: serde_json::Value| match result_of(
+            status,
+            body.to_string().as_bytes(),
+        ) {
+            ActionResult::Finished(sent) => Some(sent.attempt),
+            _ => None,
+        };
+        assert_eq!(result(200, json!({"id": 1})), Some(Attempt::Succeeded));
+        assert_eq!(
+            result(
+                424,
+                json!({"error": {"code": "script_http_error", "upstream": {"status": 422}}})
+            ),
+            Some(Attempt::Refused)
+        );
+        assert_eq!(
+            result(400, json!({"error": {"code": "invalid_action_input"}})),
+            Some(Attempt::NotSent { retryable: false })
+        );
+        assert_eq!(
+            result(500, json!({"error": {"code": "script_runtime_error"}})),
+            Some(Attempt::Unsure)
+        );
+        // Nango refusing the question says nothing of the action, which it had taken.
+        for (status, code) in [
+            (400, "unknown_connection"),
+            (403, "missing_scope"),
+            (424, "connection_refresh_backoff"),
+            (500, "server_error"),
+        ] {
+            assert_eq!(
+                result(status, json!({"error": {"code": code}})),
+                None,
+                "{code}"
+            );
+        }
+        assert_eq!(result(502, json!({})), None);
     }
 
     #[test]

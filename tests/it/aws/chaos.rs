@@ -569,10 +569,11 @@ impl Schedule {
             "safe_to_repeat": self.rng.bool(), "record": {"model": "Note", "id": record}});
         let request = WriteRequest::parse(body.to_string().as_bytes()).unwrap();
         if self.rng.u8(0..3) == 0 {
-            nango.provider.inject([match self.rng.u8(0..4) {
+            nango.provider.inject([match self.rng.u8(0..5) {
                 0 | 1 => WriteFault::ApplyThenDrop,
                 2 => WriteFault::TooManyRequests,
-                _ => WriteFault::Refuse,
+                3 => WriteFault::Refuse,
+                _ => WriteFault::ApplyThenFail,
             }]);
         }
         let group_id = JobMessage::decode(&body.to_string()).unwrap().group_id(&id);
