@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::webhook::{RequestOutcome, WebhookApp, WebhookRequest};
 use crate::core::worker::WorkerApp;
-use crate::core::writes::outbox::message_for;
+use crate::core::writes::outbox::{message_for, uncarriable};
 use crate::ports::{
     JobQueue, ReceivedMessage, RecordSource, RecordStore, StateStore, StreamDiscovery, WriteSender,
     WriteStore,
@@ -150,6 +150,14 @@ pub async fn outbox<Q: JobQueue>(queue: &Q, event: OutboxEvent) -> StreamBatchRe
             );
             continue;
         };
+        if let Some(why) = uncarriable(request) {
+            tracing::error!(
+                write_id = id,
+                why,
+                "outbox item's request cannot be a queue message: not sent; it stays in the outbox table"
+            );
+            continue;
+        }
         if let Err(error) = queue.send(&[message_for(id, request)]).await {
             tracing::error!(%error, write_id = id, "outbox item not queued; Lambda sends it again");
             response.batch_item_failures.push(StreamItemFailure {

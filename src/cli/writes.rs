@@ -26,14 +26,19 @@ pub async fn write(args: WriteArgs) -> CliResult {
     let resolved = resolve(&args.backend, DbFile::MayCreate).await?;
     let (nango, _) = worker_parts(&resolved).await?;
     let write = send(&resolved.backends.store, &nango, &request).await?;
-    read_back_queued(&resolved, &write).await?;
+    read_back_queued(&resolved, &nango, &write).await?;
     finish(args.json, &write)
 }
 
-/// Queues the sync that reads a succeeded write back into the copy (`serve` or `work` runs it).
-async fn read_back_queued(resolved: &Resolved, write: &StoredWrite) -> CliResult {
+/// Asks Nango to run the record's sync and queues ours that reads a succeeded write back into
+/// the copy (`serve` or `work` runs it).
+async fn read_back_queued(
+    resolved: &Resolved,
+    nango: &impl WriteSender,
+    write: &StoredWrite,
+) -> CliResult {
     let backends = &resolved.backends;
-    if read_back(&backends.queue, &backends.store, &SystemClock, write).await? {
+    if read_back(&backends.queue, &backends.store, nango, &SystemClock, write).await? {
         eprintln!(
             "{}: a sync of its record's stream is queued, to read the write back",
             write.request.id
@@ -122,7 +127,7 @@ async fn resolve_write(args: ResolveArgs) -> CliResult {
     let (nango, _) = worker_parts(&resolved).await?;
     let write = resolve_unknown(store, &SystemClock, &args.id, resolution, args.force).await?;
     let write = send(store, &nango, &write.request).await?;
-    read_back_queued(&resolved, &write).await?;
+    read_back_queued(&resolved, &nango, &write).await?;
     finish(args.json, &write)
 }
 

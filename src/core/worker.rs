@@ -395,7 +395,9 @@ where
                     Taken::Ended(write) | Taken::EndedBefore(write) => {
                         let first = ended_now;
                         let clock = &*self.settings.clock;
-                        let read_back = read_back(&self.queue, &self.state, clock, &write).await?;
+                        let read_back =
+                            read_back(&self.queue, &self.state, &self.source, clock, &write)
+                                .await?;
                         Ok(JobOutcome::WriteEnded {
                             write,
                             read_back,
@@ -458,7 +460,8 @@ where
         }
         Ok(match finished {
             Finished::Ended(write) => {
-                let read_back = read_back(&self.queue, &self.state, clock, &write).await?;
+                let read_back =
+                    read_back(&self.queue, &self.state, &self.source, clock, &write).await?;
                 Some(JobOutcome::WriteEnded {
                     write,
                     read_back,
@@ -493,7 +496,8 @@ where
             // Ended before: a repeated webhook, or a delivery after a worker stopped between the
             // end and its read-back or event. Both go again, as for a duplicate request.
             Finished::NotRunning(write) if write.position.state.is_terminal() => {
-                let read_back = read_back(&self.queue, &self.state, clock, &write).await?;
+                let read_back =
+                    read_back(&self.queue, &self.state, &self.source, clock, &write).await?;
                 Some(JobOutcome::WriteEnded {
                     write,
                     read_back,

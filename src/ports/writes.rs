@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use super::StoreError;
+use crate::core::stream::StreamKey;
 use crate::core::writes::request::WriteRequest;
 use crate::core::writes::state::ActionResult;
 use crate::core::writes::state::Sent;
@@ -58,6 +59,15 @@ pub trait WriteSender: Send + Sync {
         request: &WriteRequest,
         action_id: &str,
     ) -> impl Future<Output = ActionResult> + Send;
+
+    /// Asks Nango to run `sync_name` for `stream` now (`POST /sync/trigger`), so that a write the
+    /// provider applied reaches Nango's records (read your writes). Once, no retry: `Err` says
+    /// why it was not taken.
+    fn trigger_sync(
+        &self,
+        stream: &StreamKey,
+        sync_name: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// Implements [`WriteStore`] for an enum of stores, as `forward_record_store` does.

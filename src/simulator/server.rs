@@ -139,6 +139,8 @@ pub struct ServerStats {
     pub faults: AtomicU64,
     /// Requests answered 429 for the account's rate limit ([`AccountLimit`]).
     pub over_limit: AtomicU64,
+    /// `POST /sync/trigger` requests taken.
+    pub sync_triggers: AtomicU64,
 }
 
 /// A running simulator server.
@@ -368,6 +370,12 @@ async fn answer_within_limit(
             return Ok(refused);
         }
         return Ok(writes::answer_action_result(&state.provider, id));
+    }
+    if request.uri().path() == "/sync/trigger" && request.method() == hyper::Method::POST {
+        if let Some(refused) = refuse_auth(state, &request) {
+            return Ok(refused);
+        }
+        return Ok(sync_trigger(state, request).await);
     }
     if writes::is_write(request.uri().path()) {
         if let Some(refused) = refuse_auth(state, &request) {
@@ -603,6 +611,45 @@ fn connections(state: &State) -> Response<Full<Bytes>> {
         })
         .collect();
     json_response(200, json!({ "connections": list }))
+}
+
+/// `POST /sync/trigger` (contract §6): the syncs of a known connection are asked to run. The
+/// simulated cache is always up to date with the fake provider (its writes land there at
+/// once), so running them changes nothing; the request is counted.
+async fn sync_trigger(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return error(400, "invalid_body", "body unreadable");
+    };
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return error(400, "invalid_body", "the body is not JSON");
+    };
+    let text = |name: &str| body[name].as_str().map(str::to_owned);
+    let (Some(provider_config_key), Some(connection_id)) =
+        (text("provider_config_key"), text("connection_id"))
+    else {
+        return error(
+            400,
+            "invalid_body",
+            "provider_config_key and connection_id are required",
+        );
+    };
+    if body["syncs"].as_array().is_none_or(|s| s.is_empty()) {
+        return error(400, "invalid_body", "syncs is required");
+    }
+    let connection = crate::core::stream::ConnectionKey {
+        provider_config_key,
+        connection_id,
+    };
+    if !state.sim.connections().contains(&connection) {
+        return error(
+            400,
+            "unknown_connection",
+            "Provided ConnectionId and ProviderConfigKey does not match a valid connection",
+        );
+    }
+    state.stats.sync_triggers.fetch_add(1, Ordering::Relaxed);
+    json_response(200, json!({"success": true}))
 }
 
 /// `GET /sync/status?provider_config_key=..&syncs=*&connection_id=..` (contract §6).

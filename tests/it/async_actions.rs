@@ -132,6 +132,14 @@ pub(crate) async fn async_actions_through_the_worker(store: Store) {
     assert!(*read_back && *first);
     assert_eq!(server.provider.applied_to("c-1"), 1);
     assert_eq!(
+        server
+            .stats
+            .sync_triggers
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "Nango asked to run the record's sync, so that its records show the provider's new state"
+    );
+    assert_eq!(
         pending("c-1").await,
         Some(("w-async".to_owned(), WriteState::Succeeded))
     );

@@ -93,6 +93,10 @@ impl WriteSender for Watched {
     async fn action_result(&self, request: &WriteRequest, action_id: &str) -> ActionResult {
         self.inner.action_result(request, action_id).await
     }
+
+    async fn trigger_sync(&self, stream: &StreamKey, sync_name: &str) -> Result<(), String> {
+        self.inner.trigger_sync(stream, sync_name).await
+    }
 }
 
 impl StreamDiscovery for Watched {

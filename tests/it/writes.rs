@@ -362,6 +362,10 @@ impl WriteSender for FakeProvider {
         }
     }
 
+    async fn trigger_sync(&self, _stream: &StreamKey, _sync_name: &str) -> Result<(), String> {
+        Err("the fake provider has no Nango syncs".into())
+    }
+
     async fn action_result(&self, _request: &WriteRequest, action_id: &str) -> ActionResult {
         let results = self.results.lock().unwrap();
         results

@@ -11,9 +11,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{error_code, without_url, Draw, NangoClient};
+use crate::core::stream::StreamKey;
 use crate::core::writes::request::{Operation, ProxyMethod, WriteRequest};
-use crate::core::writes::state::ActionResult;
-use crate::core::writes::state::{Attempt, Sent};
+use crate::core::writes::state::{ActionResult, Attempt, Sent};
 use crate::ports::{SourceError, WriteSender};
 
 /// The longest wait for a point of the process's request budget before a write gives up the
@@ -57,6 +57,36 @@ impl WriteSender for NangoClient {
             }
         }
         sent
+    }
+
+    async fn trigger_sync(&self, stream: &StreamKey, sync_name: &str) -> Result<(), String> {
+        let until = Some(std::time::Instant::now() + BUDGET_WAIT);
+        if let Err(SourceError::Deferred { wait }) =
+            self.wait_for_budget(sync_name, until, Draw::Write).await
+        {
+            return Err(format!("Nango's rate limit: not asked for {wait:?}"));
+        }
+        let key = self.api_key.fresh().await;
+        let body = json!({
+            "syncs": [{"name": sync_name, "variant": stream.variant}],
+            "provider_config_key": stream.provider_config_key,
+            "connection_id": stream.connection_id,
+        });
+        let response = self
+            .write_http()
+            .post(format!("{}/sync/trigger", self.base_url))
+            .header(AUTHORIZATION, format!("Bearer {key}"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| without_url(&e))?;
+        let status = response.status().as_u16();
+        self.observe_rate_limit(response.headers());
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        Err(detail(status, &body))
     }
 
     async fn action_result(&self, request: &WriteRequest, action_id: &str) -> ActionResult {

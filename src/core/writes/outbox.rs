@@ -4,7 +4,7 @@
 //! the ingest queue, the path every write takes. So the write goes out if and only if the
 //! application's change was kept.
 
-use crate::core::job::JobMessage;
+use crate::core::job::{JobMessage, MAX_MESSAGE_BYTES};
 use crate::core::stream::digest_hex;
 use crate::ports::OutgoingMessage;
 
@@ -25,6 +25,27 @@ pub fn message_for(item_id: &str, request: &str) -> OutgoingMessage {
         dedup_id: digest_hex(format!("outbox\n{item_id}").as_bytes()),
         body: request.to_owned(),
     }
+}
+
+/// Why SQS could never take `body` as a message, if it could not: past its size, or holding a
+/// character it refuses (controls but tab and line ends, U+FFFE, U+FFFF). Such an item would
+/// block the stream behind it until its records expire: it is left in the outbox table instead.
+pub fn uncarriable(body: &str) -> Option<String> {
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Some(format!(
+            "{} bytes, more than a queue message's {MAX_MESSAGE_BYTES}",
+            body.len()
+        ));
+    }
+    let refused = |c: char| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{fffe}' | '\u{ffff}')
+    };
+    body.chars().find(|c| refused(*c)).map(|c| {
+        format!(
+            "holds U+{:04X}, which a queue message may not",
+            u32::from(c)
+        )
+    })
 }
 
 #[cfg(test)]
@@ -48,5 +69,16 @@ mod tests {
         assert_eq!(bad.body, "{\"v\":1,\"run\":7}");
         assert!(bad.group_id.starts_with("w-") && bad.group_id != message.group_id);
         assert!(JobMessage::decode(&bad.body).is_err());
+    }
+
+    #[test]
+    fn what_a_queue_message_cannot_carry_is_told() {
+        assert_eq!(uncarriable("{\"a\":\"tab\tand\nlines\r\"}"), None);
+        assert_eq!(uncarriable("é漢😀"), None);
+        assert!(uncarriable("a\u{1}b").unwrap().contains("U+0001"));
+        assert!(uncarriable("\u{ffff}").unwrap().contains("U+FFFF"));
+        assert!(uncarriable(&"x".repeat(MAX_MESSAGE_BYTES + 1))
+            .unwrap()
+            .contains("more than"));
     }
 }
