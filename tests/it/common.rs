@@ -55,8 +55,14 @@ pub async fn moto_sdk_config() -> SdkConfig {
     let retry = aws_config::retry::RetryConfig::standard()
         .with_initial_backoff(std::time::Duration::from_millis(5))
         .with_max_backoff(std::time::Duration::from_millis(50));
+    // A request moto never answers (it was seen once under the full suite's load) is tried
+    // again rather than waited on for ever.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(30))
+        .build();
     aws_config::defaults(nango_sync::setup::behavior_version())
         .retry_config(retry)
+        .timeout_config(timeouts)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
         .endpoint_url(moto_endpoint())

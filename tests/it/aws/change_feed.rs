@@ -63,7 +63,15 @@ async fn stream_records(sdk: &aws_config::SdkConfig, table: &str) -> Vec<Record>
                 .await
                 .unwrap();
             let got = page.records.unwrap_or_default();
-            if got.is_empty() {
+            // A page of records already read (a stream that hands the same ones again) ends the
+            // read as an empty one does: the shard has nothing new.
+            let newest = |r: &[Record]| {
+                r.last()
+                    .and_then(|r| r.dynamodb.as_ref())
+                    .and_then(|d| d.sequence_number.clone())
+            };
+            let seq = |s: Option<String>| s.and_then(|s| s.parse::<u128>().ok());
+            if got.is_empty() || seq(newest(&got)) <= seq(newest(&records)) {
                 break;
             }
             records.extend(got);
