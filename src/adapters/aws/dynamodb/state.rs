@@ -50,7 +50,7 @@ fn in_parts(seen: &[Seen]) -> impl Iterator<Item = &[Seen]> {
 
 /// How a partition's items are read.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum PartitionRead {
+enum PartitionRead {
     /// Consistently, every attribute.
     Whole,
     /// Eventually consistent, the keys alone (to delete them).
@@ -169,7 +169,7 @@ impl DynamoStateStore {
     }
 
     /// Every item of the partition `pk`, handed to `each`, page by page, as `read` says.
-    pub(super) async fn query_partition(
+    async fn query_partition(
         &self,
         pk: &str,
         read: PartitionRead,

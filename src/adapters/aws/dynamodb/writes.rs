@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::item::{attr, Item};
 use super::state::state_keys::{write_pk, RUNNING_ACTIONS_PK, STATE_SK, WRITE_PREFIX};
-use super::state::{DynamoStateStore, PartitionRead};
+use super::state::DynamoStateStore;
 use super::{get_n, get_s, n, s, store_error};
 use crate::core::writes::request::WriteRequest;
 use crate::core::writes::state::WriteState;
@@ -26,8 +26,8 @@ const CHANGED_AT: &str = "changed_at";
 const OUTCOME: &str = "outcome";
 const MAYBE_REACHED: &str = "maybe_reached";
 const ACTION_ID: &str = "action_id";
-/// On a running-actions index item: the write's id.
-const WRITE_ID: &str = "write_id";
+/// The running-actions index's attributes: the action's id after it, the write's as the value.
+const ACTION_PREFIX: &str = "a#";
 /// A random mark of the call that last moved the write.
 const MOVER: &str = "moved_by";
 
@@ -38,11 +38,17 @@ fn key(id: &str) -> Item {
     ])
 }
 
-fn action_key(action_id: &str) -> Item {
+/// The running-actions index: one item whose attributes are `a#<action id>` = the write's id.
+/// One item, so that a reconcile reads it with one GetItem rather than a Query.
+fn index_key() -> Item {
     HashMap::from([
         (attr::PK.to_owned(), s(RUNNING_ACTIONS_PK)),
-        (attr::SK.to_owned(), s(action_id)),
+        (attr::SK.to_owned(), s(STATE_SK)),
     ])
+}
+
+fn action_attribute(action_id: &str) -> String {
+    format!("{ACTION_PREFIX}{action_id}")
 }
 
 fn stored(item: &Item) -> Result<StoredWrite, StoreError> {
@@ -118,10 +124,8 @@ impl WriteStore for DynamoStateStore {
     async fn move_write(&self, id: &str, change: &Move<'_>) -> Result<bool, StoreError> {
         if let Some(action_id) = change.action_id {
             // Indexed before the write moves to it: a write running an action is always found
-            // by it (an index item whose move then fails is dropped by `running_writes`).
-            let mut indexed = action_key(action_id);
-            indexed.insert(WRITE_ID.to_owned(), s(id));
-            self.put(indexed).await?;
+            // by it (an entry whose move then fails is dropped by `running_writes`).
+            self.index_action(action_id, Some(id)).await?;
         }
         // This call's own mark: an SDK retry of it carries the same one, another mover's never.
         let token = format!("{:016x}", fastrand::u64(..));
@@ -193,10 +197,8 @@ impl WriteStore for DynamoStateStore {
     }
 
     async fn write_for_action(&self, action_id: &str) -> Result<Option<StoredWrite>, StoreError> {
-        let Some(indexed) = self.get_consistent(action_key(action_id)).await? else {
-            return Ok(None);
-        };
-        let Some(write_id) = get_s(&indexed, WRITE_ID) else {
+        let index = self.get_consistent(index_key()).await?.unwrap_or_default();
+        let Some(write_id) = get_s(&index, &action_attribute(action_id)) else {
             return Ok(None);
         };
         let write = self.get_write(&write_id).await?;
@@ -204,32 +206,54 @@ impl WriteStore for DynamoStateStore {
     }
 
     async fn running_writes(&self) -> Result<Vec<StoredWrite>, StoreError> {
-        let mut indexed = Vec::new();
-        self.query_partition(RUNNING_ACTIONS_PK, PartitionRead::Whole, |item| {
-            if let (Some(action_id), Some(write_id)) =
-                (get_s(&item, attr::SK), get_s(&item, WRITE_ID))
-            {
-                indexed.push((action_id, write_id));
-            }
-            Ok(())
-        })
-        .await?;
+        let index = self.get_consistent(index_key()).await?.unwrap_or_default();
         let mut running = Vec::new();
-        for (action_id, write_id) in indexed {
-            match self.get_write(&write_id).await? {
+        for (name, value) in &index {
+            let (Some(action_id), AttributeValue::S(write_id)) =
+                (name.strip_prefix(ACTION_PREFIX), value)
+            else {
+                continue;
+            };
+            match self.get_write(write_id).await? {
                 Some(w)
                     if w.position.state == WriteState::Running
-                        && w.action_id.as_deref() == Some(action_id.as_str()) =>
+                        && w.action_id.as_deref() == Some(action_id) =>
                 {
                     running.push(w)
                 }
                 // Sending: it may be about to move to running with this action.
                 Some(w) if w.position.state == WriteState::Sending => {}
-                // Ended, or on another action: the index item has served.
-                _ => self.delete(action_key(&action_id)).await?,
+                // Ended, or on another action: the entry has served.
+                _ => self.index_action(action_id, None).await?,
             }
         }
         oldest_first(&mut running);
         Ok(running)
+    }
+}
+
+impl DynamoStateStore {
+    /// Sets the index's entry for `action_id` to `write_id`, or removes it (`None`).
+    async fn index_action(
+        &self,
+        action_id: &str,
+        write_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(index_key()))
+            .expression_attribute_names("#entry", action_attribute(action_id))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let update = match write_id {
+            Some(id) => update
+                .update_expression("SET #entry = :write")
+                .expression_attribute_values(":write", s(id)),
+            None => update.update_expression("REMOVE #entry"),
+        };
+        let out = update.send().await.map_err(store_error)?;
+        self.meter.write(out.consumed_capacity.as_slice());
+        Ok(())
     }
 }
