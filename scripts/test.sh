@@ -14,6 +14,10 @@ cd "$ROOT"
 # The local server's flood test holds 10,000 sockets: the soft limit on open files goes up to
 # the hard one (it is often 1,024 on a fresh machine).
 ulimit -n "$(ulimit -Hn)"
+# libtest runs each test on a thread of 2 MiB; the deployed worker runs on the main thread (8 MiB
+# under Lambda). A debug build's futures for the deepest job (a reconcile's sync and drift check
+# on DynamoDB) came near 2 MiB and overflowed once: the tests get the main thread's stack.
+export RUST_MIN_STACK="${RUST_MIN_STACK:-8388608}"
 if [ "${1:-}" = fast ]; then
   shift
   # Everything over the wire is in tests/it/aws/ (tests/it/main.rs says so): the library's unit
