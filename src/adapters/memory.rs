@@ -78,6 +78,8 @@ struct MemoryStoreInner {
     /// Each record's cursor, as the other stores keep it beside the record (a pruned record's
     /// stored object keeps its older metadata).
     bookkeeping: BTreeMap<(String, String), String>,
+    /// Each record's content digest when it was last written whole, as the other stores keep it.
+    digests: BTreeMap<(String, String), u64>,
     /// The write shown on a record, as the other stores keep it beside the record.
     pending: BTreeMap<(String, String), PendingWrite>,
     /// What each sweep's pages served: (stream, sweep id, page) → its notes.
@@ -186,21 +188,27 @@ impl RecordStore for MemoryStore {
             }
             match write {
                 RecordWrite::Upsert(record) | RecordWrite::Tombstone(record) => {
+                    inner.digests.insert(slot.clone(), record.content_digest());
                     inner.records.insert(slot, record.object());
                 }
                 // The stored payload (and the metadata in it) stays; only the bookkeeping below
                 // moves on, as the other stores' cursor and pruned_at columns do.
                 RecordWrite::KeepPayload(record) => {
-                    inner.records.entry(slot).or_insert_with(|| record.object());
+                    if !inner.records.contains_key(&slot) {
+                        inner.digests.insert(slot.clone(), record.content_digest());
+                        inner.records.insert(slot, record.object());
+                    }
                 }
                 RecordWrite::TombstoneKeepingPayload(record) => {
-                    let object = match inner.records.get(&slot) {
-                        Some(stored) => with_stored_payload(stored, record).object(),
-                        None => record.object(),
+                    let merged = match inner.records.get(&slot) {
+                        Some(stored) => with_stored_payload(stored, record),
+                        None => (*record).clone(),
                     };
-                    inner.records.insert(slot, object);
+                    inner.digests.insert(slot.clone(), merged.content_digest());
+                    inner.records.insert(slot, merged.object());
                 }
                 RecordWrite::Remove(_) => {
+                    inner.digests.remove(&slot);
                     inner.records.remove(&slot);
                 }
             }
@@ -249,11 +257,34 @@ impl RecordStore for MemoryStore {
             .records
             .iter()
             .filter(|((s, _), _)| *s == key)
-            .map(|(slot, record)| stored_version(&slot.1, record, inner.bookkeeping.get(slot)))
+            .map(|(slot, record)| {
+                let digest = inner.digests.get(slot).copied();
+                stored_version(&slot.1, record, inner.bookkeeping.get(slot), digest)
+            })
             .collect();
         drop(inner);
         stored.into_iter().for_each(each);
         Ok(())
+    }
+
+    async fn stored_versions_of(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
+    ) -> Result<Vec<Stored>, StoreError> {
+        let inner = self.lock();
+        let found = ids.iter().filter_map(|id| {
+            let slot = (stream.encode(), (*id).to_owned());
+            let record = inner.records.get(&slot)?;
+            let digest = inner.digests.get(&slot).copied();
+            Some(stored_version(
+                id,
+                record,
+                inner.bookkeeping.get(&slot),
+                digest,
+            ))
+        });
+        Ok(found.collect())
     }
 
     async fn remove_unseen(
@@ -269,7 +300,7 @@ impl RecordStore for MemoryStore {
         let chosen = |slot: &(String, String), record: &Map<String, Value>| {
             slot.0 == key && ids.contains(slot.1.as_str()) && !is_deleted(record)
         };
-        Ok(remove(&mut self.lock().records, chosen, removal))
+        Ok(remove(&mut self.lock(), chosen, removal))
     }
 
     async fn remove_stream(
@@ -283,41 +314,53 @@ impl RecordStore for MemoryStore {
         let chosen = |slot: &(String, String), record: &Map<String, Value>| {
             slot.0 == key && (removal == Removal::Purge || !is_deleted(record))
         };
-        Ok(remove(&mut inner.records, chosen, removal))
+        Ok(remove(&mut inner, chosen, removal))
     }
 }
 
-/// A stored object as a sweep compares it, with its cursor.
-fn stored_version(id: &str, record: &Map<String, Value>, cursor: Option<&String>) -> Stored {
+/// A stored object as a sweep compares it, with its cursor and content digest.
+fn stored_version(
+    id: &str,
+    record: &Map<String, Value>,
+    cursor: Option<&String>,
+    digest: Option<u64>,
+) -> Stored {
     let deleted = is_deleted(record);
     Stored {
         id: id.to_owned(),
         version: Version::of(cursor.map_or("", String::as_str), deleted),
+        content: digest.map(Version),
         live: !deleted,
     }
 }
 
 /// Applies `removal` to the records `chosen` picks; returns how many.
+/// A record marked deleted this way loses its content digest, as in the other stores.
 fn remove(
-    records: &mut BTreeMap<(String, String), Map<String, Value>>,
+    inner: &mut MemoryStoreInner,
     chosen: impl Fn(&(String, String), &Map<String, Value>) -> bool,
     removal: Removal<'_>,
 ) -> u64 {
     let mut count = 0;
+    let (records, digests) = (&mut inner.records, &mut inner.digests);
     match removal {
         Removal::Tombstone { at, .. } => {
             for (slot, record) in records.iter_mut() {
                 if chosen(slot, record) {
                     mark_deleted(record, at);
+                    digests.remove(slot);
                     count += 1;
                 }
             }
         }
-        Removal::Purge => records.retain(|slot, record| {
-            let doomed = chosen(slot, record);
-            count += u64::from(doomed);
-            !doomed
-        }),
+        Removal::Purge => {
+            records.retain(|slot, record| {
+                let doomed = chosen(slot, record);
+                count += u64::from(doomed);
+                !doomed
+            });
+            digests.retain(|slot, _| records.contains_key(slot));
+        }
     }
     count
 }

@@ -139,6 +139,7 @@ mod tests {
             deleted,
             pruned: 0,
             rejected: 0,
+            unchanged: 0,
             cursor: Some("c2".into()),
             cursor_before: Some("c1".into()),
             cursor_moved: true,

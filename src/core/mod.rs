@@ -14,6 +14,7 @@ pub mod page_budget;
 pub mod payload;
 pub mod reconcile;
 pub mod record;
+pub mod reread;
 pub(crate) mod rotation;
 pub mod seen;
 pub mod signature;

@@ -25,6 +25,8 @@ pub struct SyncSummary {
     pub deleted: u64,
     pub pruned: u64,
     pub rejected: u64,
+    /// Records a re-read found stored as served and left alone (`core::reread`).
+    pub unchanged: u64,
     pub cursor: Option<String>,
     /// The cursor the run started from.
     pub cursor_before: Option<String>,

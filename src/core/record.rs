@@ -50,6 +50,8 @@ pub struct NangoRecord {
     pub id: String,
     pub metadata: RecordMetadata,
     json: Box<RawValue>,
+    /// [`NangoRecord::content_digest`], taken once from the text.
+    content: u64,
 }
 
 /// Records are the same when their text is: the text is what gets stored.
@@ -92,7 +94,17 @@ impl NangoRecord {
             .map(|m| RecordMetadata::deserialize(m).map_err(|e| e.to_string()));
         let (id, metadata) = identify(object.get("id"), metadata)?;
         let json = serde_json::value::to_raw_value(&object).expect("a JSON map always serializes");
-        Ok(Self { id, metadata, json })
+        // Read once more for where the metadata sits in the text (off the pages' path).
+        let metadata_at = serde_json::from_str::<RecordShape>(json.get())
+            .ok()
+            .and_then(|shape| shape.metadata_at(&json));
+        let content = content_digest(json.get(), metadata_at, is_deleted(&metadata));
+        Ok(Self {
+            id,
+            metadata,
+            json,
+            content,
+        })
     }
 
     /// A record from its JSON text. The outer error is the text's (not an object, not JSON);
@@ -104,12 +116,23 @@ impl NangoRecord {
     /// A record from JSON text already read as JSON (a page's record): the text is copied, not
     /// read again, besides the pass that finds its id and metadata.
     fn from_raw(raw: &RawValue) -> Result<Result<Self, RecordError>, serde_json::Error> {
-        let RecordShape(identity) = serde_json::from_str(raw.get())?;
-        Ok(identity.map(|(id, metadata)| Self {
+        let shape: RecordShape = serde_json::from_str(raw.get())?;
+        let metadata_at = shape.metadata_at(raw);
+        Ok(shape.identity.map(|(id, metadata)| Self {
+            content: content_digest(raw.get(), metadata_at, is_deleted(&metadata)),
             id,
             metadata,
             json: raw.to_owned(),
         }))
+    }
+
+    /// A digest of what the record says, Nango's bookkeeping left out: its text but for the
+    /// `_nango_metadata` value, and whether it is deleted. Nango serves the same content as the
+    /// same text, so a record re-read unchanged (after a `reset`, or re-added by emptyCache with
+    /// new cursors and timestamps) has the digest it was stored with. XXH3-64: a stable
+    /// specification, and about a tenth of a microsecond for a record of 1 KB.
+    pub fn content_digest(&self) -> u64 {
+        self.content
     }
 
     /// The record's JSON object, as Nango sent it.
@@ -124,13 +147,31 @@ impl NangoRecord {
     }
 
     pub fn is_deleted(&self) -> bool {
-        self.metadata.last_action == LastAction::Deleted || self.metadata.deleted_at.is_some()
+        is_deleted(&self.metadata)
     }
 
     /// Pruned by Nango: the payload fields are gone, only `id` and the metadata remain.
     pub fn is_pruned(&self) -> bool {
         self.metadata.pruned_at.is_some()
     }
+}
+
+fn is_deleted(metadata: &RecordMetadata) -> bool {
+    metadata.last_action == LastAction::Deleted || metadata.deleted_at.is_some()
+}
+
+/// [`NangoRecord::content_digest`] of `text`, whose metadata value spans `metadata_at`.
+fn content_digest(text: &str, metadata_at: Option<std::ops::Range<usize>>, deleted: bool) -> u64 {
+    let mut digest = xxhash_rust::xxh3::Xxh3Default::new();
+    match metadata_at {
+        Some(at) => {
+            digest.update(&text.as_bytes()[..at.start]);
+            digest.update(&text.as_bytes()[at.end..]);
+        }
+        None => digest.update(text.as_bytes()),
+    }
+    digest.update(&[u8::from(deleted)]);
+    digest.digest()
 }
 
 /// A record's id and metadata from its `id` and `_nango_metadata` fields: what makes it a record.
@@ -207,35 +248,52 @@ impl RecordsPage {
 
 /// A record's object read for its id and metadata only; every other field is skipped unbuilt.
 /// Like a JSON map, a field given twice counts by its last occurrence.
-struct RecordShape(Result<(String, RecordMetadata), RecordError>);
+struct RecordShape<'a> {
+    identity: Result<(String, RecordMetadata), RecordError>,
+    /// The metadata's text, borrowed from the record's.
+    metadata: Option<&'a str>,
+}
 
-impl<'de> Deserialize<'de> for RecordShape {
+impl RecordShape<'_> {
+    /// Where the metadata's text sits within `record`'s, the text this shape was read from.
+    fn metadata_at(&self, record: &RawValue) -> Option<std::ops::Range<usize>> {
+        let (text, metadata) = (record.get(), self.metadata?);
+        let start = (metadata.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+        let end = start.checked_add(metadata.len())?;
+        (end <= text.len()).then_some(start..end)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordShape<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Fields;
         impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = RecordShape;
+            type Value = RecordShape<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a map")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<RecordShape, A::Error> {
+            ) -> Result<RecordShape<'de>, A::Error> {
                 let (mut id, mut metadata) = (None, None);
                 while let Some(key) = map.next_key::<FieldName>()? {
                     match key {
                         FieldName::Id => id = Some(map.next_value::<Value>()?),
                         // Borrowed as text and read straight into the struct: no object built.
-                        FieldName::Metadata => metadata = Some(map.next_value::<&RawValue>()?),
+                        FieldName::Metadata => metadata = Some(map.next_value::<&'de RawValue>()?),
                         FieldName::Other => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
                 }
-                let metadata = metadata.map(|m| {
+                let read = metadata.map(|m| {
                     serde_json::from_str::<RecordMetadata>(m.get()).map_err(|e| reason_of(&e))
                 });
-                Ok(RecordShape(identify(id.as_ref(), metadata)))
+                Ok(RecordShape {
+                    identity: identify(id.as_ref(), read),
+                    metadata: metadata.map(RawValue::get),
+                })
             }
         }
         deserializer.deserialize_map(Fields)
@@ -373,6 +431,49 @@ mod tests {
                 _ => panic!("{body}: as text {as_text:?}, as objects {as_objects:?}"),
             }
         }
+    }
+
+    /// The digest is what the record says: its payload and whether it is deleted, whatever
+    /// Nango's metadata (cursor, timestamps, last action) says besides.
+    #[test]
+    fn the_content_digest_leaves_nangos_metadata_out() {
+        let page = |name: &str, meta: &str| {
+            let body = format!(
+                r#"{{"records":[{{"id":"a","name":"{name}","_nango_metadata":{meta},"n":1}}]}}"#
+            );
+            RecordsPage::parse(body.as_bytes())
+                .unwrap()
+                .records
+                .remove(0)
+        };
+        let re_added =
+            r#"{"first_seen_at":"t2","last_modified_at":"t2","last_action":"ADDED","cursor":"c2"}"#;
+        let deleted =
+            r#"{"last_modified_at":"t3","last_action":"DELETED","deleted_at":"t3","cursor":"c3"}"#;
+        let base = page("Ada", META).content_digest();
+        assert_eq!(page("Ada", re_added).content_digest(), base);
+        assert_ne!(
+            page("Ana", META).content_digest(),
+            base,
+            "the payload counts"
+        );
+        assert_ne!(
+            page("Ada", deleted).content_digest(),
+            base,
+            "deletion counts"
+        );
+        // Built from an object, the same text gives the same digest.
+        let text = r#"{"_nango_metadata":{"cursor":"c","last_action":"ADDED","last_modified_at":"t"},"id":"a","n":1}"#;
+        let from_text = NangoRecord::from_json(text).unwrap().unwrap();
+        let object: Map<String, Value> = serde_json::from_str(text).unwrap();
+        let from_object = NangoRecord::from_object(object).unwrap();
+        assert_eq!(from_object.json(), text);
+        assert_eq!(from_object.content_digest(), from_text.content_digest());
+        // Stable across builds: the copy keeps it.
+        let bare = NangoRecord::from_json(
+            r#"{"id":"a","_nango_metadata":{"last_modified_at":"t","last_action":"ADDED","cursor":"c"}}"#,
+        );
+        assert_eq!(bare.unwrap().unwrap().content_digest(), xxhash_rust::xxh3::xxh3_64(br#"{"id":"a","_nango_metadata":}"#.iter().chain(&[0]).copied().collect::<Vec<u8>>().as_slice()));
     }
 
     #[test]

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 
 use crate::core::record::NangoRecord;
 
-/// A record's version as a sweep compares it. Nango moves a record's cursor on every change of
-/// the record (its `updated_at`), deletes and undeletes included, so the cursor, with whether
-/// the record is deleted, names what the copy holds. Pruning is left out: it does not move the
-/// cursor, so a sync never hears of it, and the copy keeps the payload anyway. Kept as a 64-bit
-/// FNV-1a digest: stable across builds, small in the sweep's notes.
+/// A record's version as a sweep and a re-read compare it: what the record says, its
+/// [`NangoRecord::content_digest`] (its payload and whether it is deleted), so that a record
+/// served again unchanged under new cursors (emptyCache re-adds every record, `reset` re-reads
+/// the stream) matches the copy. A pruned record has no payload left to tell: its version is its
+/// cursor with whether it is deleted ([`Version::of`]), which pruning does not move, and which a
+/// stored record is also known by ([`Stored::holds`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Version(pub u64);
 
@@ -21,7 +22,11 @@ impl Version {
     /// The version Nango serves `record` at.
     pub fn of_record(record: &NangoRecord) -> Self {
         let meta = &record.metadata;
-        Self::of(&meta.cursor, meta.deleted_at.is_some())
+        if record.is_pruned() {
+            Self::of(&meta.cursor, meta.deleted_at.is_some())
+        } else {
+            Self(record.content_digest())
+        }
     }
 }
 
@@ -123,13 +128,56 @@ pub fn decode_notes(mut bytes: &[u8]) -> Result<Vec<Seen>, String> {
     Ok(seen)
 }
 
-/// One stored record as a sweep compares it.
+/// One stored record as a sweep or a re-read compares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     pub id: String,
+    /// Its cursor and whether it is deleted ([`Version::of`]).
     pub version: Version,
+    /// The content digest it was last written whole with; `None` for an item written before
+    /// digests were kept.
+    pub content: Option<Version>,
     /// Not deleted: counted as Nango's `recordCount` counts.
     pub live: bool,
+}
+
+impl Stored {
+    /// Whether the copy holds the record at `version` (as [`Version::of_record`] gives it).
+    pub fn holds(&self, version: Version) -> bool {
+        self.held().holds(version)
+    }
+
+    pub fn held(&self) -> Held {
+        Held {
+            version: self.version,
+            content: self.content,
+        }
+    }
+}
+
+/// A stored record's versions without its id: what a re-read keeps of each in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub version: Version,
+    pub content: Option<Version>,
+}
+
+impl Held {
+    /// The versions a record is stored at once `record` is written (a pruned one keeps the
+    /// content it had, unknown here).
+    pub fn after_writing(record: &NangoRecord) -> Self {
+        let meta = &record.metadata;
+        Self {
+            version: Version::of(&meta.cursor, meta.deleted_at.is_some()),
+            content: (!record.is_pruned()).then(|| Version(record.content_digest())),
+        }
+    }
+
+    /// Whether this is the record at `version`: the same content, or the same cursor and
+    /// deletion.
+    pub fn holds(&self, version: Version) -> bool {
+        self.content == Some(version) || self.version == version
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +205,42 @@ mod tests {
         assert_eq!(Version::of("", false), Version(0xaf63_bd4c_8601_b7df));
     }
 
+    /// A record's version is its content: served again under a new cursor it is the same; a
+    /// pruned record, with no content left, goes by its cursor, which the copy also keeps.
+    #[test]
+    fn a_version_is_the_content_unless_pruned() {
+        let a = record("a", "c1", false);
+        assert_eq!(
+            Version::of_record(&a),
+            Version::of_record(&record("a", "c9", false))
+        );
+        assert_ne!(
+            Version::of_record(&a),
+            Version::of_record(&record("a", "c1", true))
+        );
+        let mut pruned = a.object();
+        pruned["_nango_metadata"]["pruned_at"] = json!("2026-12-07T00:00:03+00:00");
+        let pruned = NangoRecord::from_object(pruned).unwrap();
+        assert_eq!(Version::of_record(&pruned), Version::of("c1", false));
+        let stored = Stored {
+            id: "a".into(),
+            version: Version::of("c1", false),
+            content: Some(Version::of_record(&a)),
+            live: true,
+        };
+        assert!(stored.holds(Version::of_record(&a)) && stored.holds(Version::of_record(&pruned)));
+        assert!(!stored.holds(Version::of_record(&record("a", "c1", true))));
+        let before_digests = Stored {
+            content: None,
+            ..stored
+        };
+        assert!(before_digests.holds(Version::of_record(&pruned)));
+        assert!(
+            !before_digests.holds(Version::of_record(&a)),
+            "told by content only"
+        );
+    }
+
     #[test]
     fn a_page_notes_each_id_once_at_its_last_occurrence() {
         let page = [
@@ -170,18 +254,18 @@ mod tests {
             [
                 Seen {
                     id: "a".into(),
-                    version: Version::of("c3", true),
+                    version: Version::of_record(&page[2]),
                     deleted: true
                 },
                 Seen {
                     id: "b".into(),
-                    version: Version::of("c2", false),
+                    version: Version::of_record(&page[1]),
                     deleted: false
                 },
             ]
         );
         assert_eq!(decode_notes(&encode_notes(&seen)).unwrap(), seen);
-        let version = Version::of("c2", false).0.to_le_bytes();
+        let version = Version::of_record(&page[1]).0.to_le_bytes();
         let packed = [&[1, 0, 0, 0, b'b'][..], &version, &[0]].concat();
         assert_eq!(encode_notes(&seen[1..]), packed);
         assert!(

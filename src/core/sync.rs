@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use crate::core::live_change::{page_live_change, Joined};
 use crate::core::outcome::{SyncEnd, SyncSummary};
-use crate::core::record::{LastAction, RecordsPage};
+use crate::core::record::{LastAction, NangoRecord, RecordsPage};
+use crate::core::reread::Reread;
 use crate::core::seen::seen_on_page;
 use crate::core::stream::StreamKey;
 use crate::core::write::WriteReport;
@@ -114,6 +115,7 @@ where
     };
 
     let writer = async move {
+        let mut reread = Reread::new(live_from.is_none());
         let mut cursor = start_cursor;
         let mut joined = Joined::default();
         let mut summary = SyncSummary {
@@ -125,6 +127,7 @@ where
             deleted: 0,
             pruned: 0,
             rejected: 0,
+            unchanged: 0,
             cursor: cursor.clone(),
             cursor_before: cursor.clone(),
             cursor_moved: false,
@@ -142,7 +145,12 @@ where
             };
             summary.pages += 1;
             let report = match track {
-                Track::Main => records.write_page(stream, &page.records).await?,
+                Track::Main => {
+                    let (report, unchanged) =
+                        write_changed(records, stream, &page.records, &mut reread).await?;
+                    summary.unchanged += unchanged;
+                    report
+                }
                 // A sweep's first pass writes no record: it notes what Nango served, and
                 // compares once it has read the whole stream (`core::drift::sweep`).
                 Track::Sweep(id) => {
@@ -228,6 +236,33 @@ where
         }
     }
     Ok(summary)
+}
+
+/// Writes the page, or, in a re-read, only its records the copy does not hold as served.
+/// Returns the write's report and how many records were left alone.
+async fn write_changed<R: RecordStore>(
+    records: &R,
+    stream: &StreamKey,
+    page: &[NangoRecord],
+    reread: &mut Reread,
+) -> Result<(WriteReport, u64), StoreError> {
+    let Some(unchanged) = reread.unchanged(records, stream, page).await? else {
+        return Ok((records.write_page(stream, page).await?, 0));
+    };
+    let changed: Vec<NangoRecord> = page
+        .iter()
+        .zip(&unchanged)
+        .filter(|(_, &unchanged)| !unchanged)
+        .map(|(record, _)| record.clone())
+        .collect();
+    let left_alone = (page.len() - changed.len()) as u64;
+    if changed.is_empty() {
+        return Ok((WriteReport::default(), left_alone));
+    }
+    let report = records.write_page(stream, &changed).await?;
+    let rejected = report.rejected.iter().map(|r| r.id.as_str()).collect();
+    reread.wrote(&changed, &rejected);
+    Ok((report, left_alone))
 }
 
 fn deadline_passed(stop_at: Option<Instant>) -> bool {

@@ -150,6 +150,15 @@ pub trait RecordStore: Send + Sync {
         each: &mut (dyn FnMut(Stored) + Send),
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The stored versions of those of `ids` the stream holds, each item read on its own (two
+    /// or three ids): what a sync reads of a page to tell a re-read of records the copy holds
+    /// from new records (`core::reread`).
+    fn stored_versions_of(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
+    ) -> impl Future<Output = Result<Vec<Stored>, StoreError>> + Send;
+
     /// A sweep's deletes: each record of `ids` the stream holds live is marked deleted at `at`,
     /// or removed in hard-delete mode ([`crate::core::write::DeleteMode::sweep_removal`]).
     /// Returns how many.
@@ -364,6 +373,14 @@ macro_rules! forward_record_store {
                 each: &mut (dyn FnMut($crate::core::seen::Stored) + Send),
             ) -> Result<(), $crate::ports::StoreError> {
                 match self { $($variant => $inner.stored_versions(stream, each).await),+ }
+            }
+
+            async fn stored_versions_of(
+                &self,
+                stream: &$crate::core::stream::StreamKey,
+                ids: &[&str],
+            ) -> Result<Vec<$crate::core::seen::Stored>, $crate::ports::StoreError> {
+                match self { $($variant => $inner.stored_versions_of(stream, ids).await),+ }
             }
 
             async fn remove_unseen(

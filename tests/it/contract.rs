@@ -327,8 +327,16 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
         "b is deleted, a was seen"
     );
     let versions = stored_versions(&store, &s).await;
-    assert_eq!(versions["a"], (Version::of_record(&served[0]), true));
-    assert!(!versions["b"].1, "a tombstone is not live");
+    // Kept with its content digest: what a re-read and a sweep compare.
+    let a = Version::of_record(&served[0]);
+    assert_eq!((versions["a"].content, versions["a"].live), (Some(a), true));
+    assert!(versions["a"].holds(a));
+    assert!(!versions["b"].live, "a tombstone is not live");
+    let probed = store
+        .stored_versions_of(&s, &["a", "never stored"])
+        .await
+        .unwrap();
+    assert_eq!(probed, [versions["a"].clone()], "only what is stored");
     store
         .advance_sweep(&s, "sweep 1", None, "cursor-4")
         .await
@@ -638,7 +646,7 @@ pub(crate) struct StoreTrace {
     items: BTreeMap<String, Map<String, Value>>,
     live: u64,
     /// Each stored record's version and whether it is live, as a sweep compares them.
-    versions: BTreeMap<String, (Version, bool)>,
+    versions: BTreeMap<String, Stored>,
     unseen: Vec<String>,
     swept: u64,
     items_after_sweep: BTreeMap<String, Map<String, Value>>,
@@ -668,14 +676,11 @@ async fn unseen(store: &impl ReadBack, s: &StreamKey, sweep: &str) -> Vec<String
     unseen
 }
 
-async fn stored_versions(
-    store: &impl ReadBack,
-    s: &StreamKey,
-) -> BTreeMap<String, (Version, bool)> {
+async fn stored_versions(store: &impl ReadBack, s: &StreamKey) -> BTreeMap<String, Stored> {
     let mut versions = BTreeMap::new();
     store
         .stored_versions(s, &mut |stored: Stored| {
-            versions.insert(stored.id, (stored.version, stored.live));
+            versions.insert(stored.id.clone(), stored);
         })
         .await
         .unwrap();
@@ -767,12 +772,9 @@ pub(crate) async fn memory_trace(mode: DeleteMode) -> StoreTrace {
     // What the last page served is stored at the version it was served at, the pruned `c`
     // included (its payload older than its cursor): a sweep reading it again writes nothing.
     for record in &seen_on_page(&pages_served_last()) {
-        assert_eq!(
-            trace.versions[&record.id],
-            (record.version, !record.deleted),
-            "{}",
-            record.id
-        );
+        let stored = &trace.versions[&record.id];
+        assert!(stored.holds(record.version), "{}", record.id);
+        assert_eq!(stored.live, !record.deleted, "{}", record.id);
     }
     assert_eq!(trace.live_after_sweep, 3);
     assert_eq!(

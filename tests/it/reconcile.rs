@@ -18,7 +18,7 @@ use nango_sync::core::drift::{decide_held, HoldDecision, HoldError};
 use nango_sync::core::job::{jobs_for, messages_for, now_rfc3339};
 use nango_sync::core::metrics::JobMetrics;
 use nango_sync::core::nango_status::RunStatus;
-use nango_sync::core::outcome::JobOutcome;
+use nango_sync::core::outcome::{JobOutcome, SyncSummary};
 use nango_sync::core::payload::NangoWebhook;
 use nango_sync::core::record::NangoRecord;
 use nango_sync::core::state::{StreamState, StreamStatus, SweepOutcome, SweepState};
@@ -59,6 +59,7 @@ macro_rules! scenarios {
             a_reconcile_after_changes_counts_nothing_it_can_work_out,
             a_sweep_writes_only_what_the_copy_missed,
             a_sweep_begun_by_the_previous_release_starts_over,
+            a_re_read_writes_only_what_changed,
         );
     };
 }
@@ -1050,4 +1051,90 @@ pub(crate) async fn a_sweep_begun_by_the_previous_release_starts_over(backend: B
     deleted.sort();
     assert_eq!(deleted, lost);
     assert_eq!(rig.live(stream).await, 298);
+}
+
+/// What one sync job did: its summary.
+fn synced(outcome: &JobOutcome) -> &SyncSummary {
+    match outcome {
+        JobOutcome::Synced(s) | JobOutcome::Continued(s) => s,
+        other => panic!("not a sync: {other:?}"),
+    }
+}
+
+/// A re-read of a stream the copy holds writes only what changed: after `reset` (the cursor
+/// cleared) and after emptyCache (every record re-added under new cursors). Each time 2 records
+/// changed at Nango meanwhile and are written; the other 1,998 are left alone, and the copy
+/// holds every payload as Nango serves it.
+pub(crate) async fn a_re_read_writes_only_what_changed(backend: Backend) {
+    let rig = rig(backend).await;
+    let s = rig.sim.populate("crm", 1, &["Contact"], 2_000).remove(0);
+    let first = rig.webhook_sync(&s).await;
+    assert_eq!(synced(&first).written, 2_000);
+    assert_eq!(synced(&first).unchanged, 0, "a first sync is no re-read");
+    let change = |rig: &Rig, ids: [&str; 2], name: &str| {
+        rig.sim.tick();
+        let mut payloads: BTreeMap<String, Map<String, Value>> =
+            rig.sim.live_payloads(&s).into_iter().collect();
+        for id in ids {
+            payloads
+                .get_mut(id)
+                .unwrap()
+                .insert("name".into(), json!(name));
+        }
+        let changed = ids.map(|id| (id.to_owned(), payloads[id].clone()));
+        rig.sim.save(&s, changed);
+    };
+    let assert_copy_is_nangos = |stored: BTreeMap<String, Map<String, Value>>| {
+        let served = rig.sim.live_payloads(&s);
+        assert_eq!(served.len(), 2_000);
+        for (id, payload) in served {
+            let mut kept = stored[&id].clone();
+            kept.remove("_nango_metadata");
+            kept.remove("id");
+            assert_eq!(kept, payload, "{id}");
+        }
+    };
+    // A webhook's sync that re-reads the stream: only the 2 changed records are written.
+    let sync_re_reading = || async {
+        let before = rig.meter.as_ref().map(|m| m.write_units());
+        let outcome = rig.webhook_sync(&s).await;
+        let summary = synced(&outcome);
+        assert_eq!(
+            (summary.written, summary.unchanged),
+            (2, 1_998),
+            "only the 2 changed records are written"
+        );
+        assert_copy_is_nangos(rig.stored(&s).await);
+        if let (Some(meter), Some(before)) = (&rig.meter, before) {
+            let spent = meter.write_units() - before;
+            assert!(spent < 20.0, "{spent} write units to re-read 2,000 records");
+        }
+    };
+
+    // reset: the next sync reads the whole stream from the start.
+    change(
+        &rig,
+        ["contact-10", "contact-1500"],
+        "changed before the reset",
+    );
+    rig.app.state.reset_cursor(&s).await.unwrap();
+    sync_re_reading().await;
+
+    // emptyCache: Nango clears its cache and re-adds every record, ADDED under a new cursor.
+    rig.sim.tick();
+    let all = rig.sim.live_payloads(&s);
+    rig.sim.wipe(&s);
+    rig.sim.save(&s, all);
+    change(
+        &rig,
+        ["contact-20", "contact-1999"],
+        "changed with the re-add",
+    );
+    sync_re_reading().await;
+
+    // A normal sync after it is no re-read: its small page does not qualify.
+    change(&rig, ["contact-30", "contact-31"], "changed after");
+    let normal = rig.webhook_sync(&s).await;
+    assert_eq!((synced(&normal).written, synced(&normal).unchanged), (2, 0));
+    assert_copy_is_nangos(rig.stored(&s).await);
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use nango_sync::adapters::memory::MemoryStore;
 use nango_sync::core::drift::{compare, heal, Healed};
 use nango_sync::core::record::NangoRecord;
+use nango_sync::core::reread::Reread;
 use nango_sync::core::seen::seen_on_page;
 use nango_sync::core::stream::StreamKey;
 use nango_sync::ports::{RecordStore, StateStore};
@@ -14,10 +15,11 @@ use nango_sync::simulator::{InProcessSource, Simulator};
 
 fn record(id: &str, cursor: &str, deleted: bool, pruned: bool) -> NangoRecord {
     let at = "2026-12-07T00:00:01+00:00";
+    // The payload changes with the cursor, as Nango moves a record's cursor when it changes.
     let payload = if pruned {
         json!({})
     } else {
-        json!({"name": id})
+        json!({"name": id, "version": cursor})
     };
     let mut object = payload.as_object().unwrap().clone();
     object.insert("id".into(), json!(id));
@@ -137,4 +139,79 @@ async fn healing_writes_nangos_current_records_and_counts_what_became_live() {
     assert_eq!(copy.len(), 4);
     assert!(copy["r3"]["_nango_metadata"]["deleted_at"].is_string());
     assert_eq!(copy["r2"]["n"], 2);
+}
+
+/// A re-read's page check (`core::reread`): the copy's records read once, each page's records
+/// held against them by their last occurrence on the page, and what was written remembered.
+#[tokio::test]
+async fn a_re_read_leaves_alone_only_what_the_copy_holds_as_served() {
+    let store = MemoryStore::new();
+    let s = StreamKey::new("p", "c", "Contact", "base");
+    let stored = [
+        record("a", "c1", false, false),
+        record("b", "c2", false, false),
+        record("gone", "c3", true, false),
+        record("c", "c4", false, false),
+        record("d", "c5", false, false),
+    ];
+    store.write_page(&s, &stored).await.unwrap();
+    // A normal run's small page is no re-read: nothing is read of the copy.
+    let mut normal = Reread::new(false);
+    assert_eq!(
+        normal.unchanged(&store, &s, &stored[..2]).await.unwrap(),
+        None
+    );
+    assert!(!normal.is_on());
+
+    let mut reread = Reread::new(true);
+    let page = [
+        // Re-added under a new cursor, same content: left alone.
+        re_added(&stored[0], "c10"),
+        record("b", "c11", false, false),
+        re_added(&stored[3], "c17"),
+        // Served twice: its last occurrence is what the copy holds, so both are left alone.
+        record("gone", "c12", false, false),
+        re_added(&stored[2], "c13"),
+        re_added(&stored[4], "c18"),
+        record("new", "c14", false, false),
+    ];
+    let unchanged = reread.unchanged(&store, &s, &page).await.unwrap();
+    assert!(
+        reread.is_on(),
+        "2 of the 3 probed (a, c, new) are held as served"
+    );
+    assert_eq!(
+        unchanged,
+        Some(vec![true, false, true, true, true, true, false])
+    );
+    // b was written at c11. Served back at its c2 content on a later page, it is written again;
+    // served so and then at c11 again, its last occurrence is what the copy holds.
+    store.write_page(&s, &page[1..2]).await.unwrap();
+    reread.wrote(&page[1..2], &Default::default());
+    let back = [record("b", "c2", false, false)];
+    let unchanged = reread.unchanged(&store, &s, &back).await.unwrap();
+    assert_eq!(
+        unchanged,
+        Some(vec![false]),
+        "the copy holds b's c11 content"
+    );
+    let back_and_forth = [record("b", "c2", false, false), re_added(&page[1], "c15")];
+    let unchanged = reread.unchanged(&store, &s, &back_and_forth).await.unwrap();
+    assert_eq!(unchanged, Some(vec![true, true]), "b's last occurrence");
+
+    // A first sync: the probed records are not stored, so nothing more is read.
+    let empty = MemoryStore::new();
+    let mut first = Reread::new(true);
+    assert_eq!(first.unchanged(&empty, &s, &page).await.unwrap(), None);
+    assert!(!first.is_on());
+}
+
+/// `record` as emptyCache re-adds it: the same content, ADDED, under a new cursor.
+fn re_added(record: &NangoRecord, cursor: &str) -> NangoRecord {
+    let mut object = record.object();
+    let meta = object["_nango_metadata"].as_object_mut().unwrap();
+    meta.insert("cursor".into(), json!(cursor));
+    meta.insert("last_action".into(), json!("ADDED"));
+    meta.insert("first_seen_at".into(), json!("2026-12-08T00:00:00+00:00"));
+    NangoRecord::from_object(object).unwrap()
 }

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS records (
     pruned_at        TEXT,
     deleted_by       TEXT,           -- 'sweep' or 'connection_deleted' when we marked it deleted
     pending_write    TEXT,           -- JSON {id, state}: a write to the provider shown on it
+    digest           INTEGER,        -- content digest when written whole (u64 as i64), else NULL
     PRIMARY KEY (stream, id)
 ) WITHOUT ROWID;
 -- What each sweep's pages served (core::seen), until the sweep ends. Files made before this
@@ -154,6 +155,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("writes", "maybe_reached", "INTEGER NOT NULL DEFAULT 0"),
     ("writes", "action_id", "TEXT"),
     ("records", "pending_write", "TEXT"),
+    ("records", "digest", "INTEGER"),
 ];
 
 /// Indexes on added columns: made once the columns are there.

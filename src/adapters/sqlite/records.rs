@@ -65,6 +65,8 @@ struct RecordRow {
     last_modified_at: String,
     deleted_at: Option<String>,
     pruned_at: Option<String>,
+    /// The content digest, its bits as SQLite's signed integer.
+    digest: i64,
 }
 
 impl RecordRow {
@@ -78,6 +80,7 @@ impl RecordRow {
             last_modified_at: meta.last_modified_at.clone(),
             deleted_at: meta.deleted_at.clone(),
             pruned_at: meta.pruned_at.clone(),
+            digest: record.content_digest() as i64,
         }
     }
 }
@@ -85,9 +88,11 @@ impl RecordRow {
 // The per-record statements are prepared once per connection (`prepare_cached`): preparing one
 // compiles the change-feed triggers too, and that was a sixth of `serve`'s CPU.
 const UPSERT_RECORD: &str = "INSERT INTO records
-    (stream, id, record, cursor, last_action, last_modified_at, deleted_at, pruned_at, deleted_by)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)
+    (stream, id, record, cursor, last_action, last_modified_at, deleted_at, pruned_at, deleted_by,
+     digest)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9)
     ON CONFLICT (stream, id) DO UPDATE SET record = excluded.record, cursor = excluded.cursor,
+      digest = excluded.digest,
       last_action = excluded.last_action, last_modified_at = excluded.last_modified_at,
       deleted_at = excluded.deleted_at, pruned_at = excluded.pruned_at, deleted_by = NULL,
       pending_write = NULL";
@@ -118,6 +123,40 @@ const UPDATE_PRUNED: &str = "UPDATE records SET cursor = ?3, last_modified_at = 
 const DELETE_RECORD: &str = "DELETE FROM records WHERE stream = ?1 AND id = ?2";
 
 impl SqliteRecordStore {
+    /// The stream's stored records as a sweep compares them: all, or those of `ids`.
+    async fn stored_where(
+        &self,
+        stream: &StreamKey,
+        ids: Option<Vec<String>>,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let key = stream.encode();
+        self.db
+            .call(move |c| {
+                let row = |r: &rusqlite::Row<'_>| {
+                    let deleted: bool = r.get(2)?;
+                    Ok(Stored {
+                        id: r.get(0)?,
+                        version: Version::of(&r.get::<_, String>(1)?, deleted),
+                        content: r.get::<_, Option<i64>>(3)?.map(|d| Version(d as u64)),
+                        live: !deleted,
+                    })
+                };
+                const SELECT: &str = "SELECT id, cursor, deleted_at IS NOT NULL, digest
+                    FROM records WHERE stream = ?1";
+                let Some(ids) = ids else {
+                    let mut q = c.prepare(SELECT)?;
+                    return q.query_map([key], row)?.collect();
+                };
+                let mut q = c.prepare_cached(&format!("{SELECT} AND id = ?2"))?;
+                let mut found = Vec::new();
+                for id in ids {
+                    found.extend(q.query_row(params![key, id], row).optional()?);
+                }
+                Ok(found)
+            })
+            .await
+    }
+
     /// The write shown on the stored record `id` of the stream, if any.
     pub async fn pending_write(
         &self,
@@ -272,28 +311,20 @@ impl RecordStore for SqliteRecordStore {
         stream: &StreamKey,
         each: &mut (dyn FnMut(Stored) + Send),
     ) -> Result<(), StoreError> {
-        let key = stream.encode();
-        let stored = self
-            .db
-            .call(move |c| {
-                let mut q = c.prepare(
-                    "SELECT id, cursor, deleted_at IS NOT NULL FROM records WHERE stream = ?1",
-                )?;
-                let rows = q
-                    .query_map([key], |r| {
-                        let deleted: bool = r.get(2)?;
-                        Ok(Stored {
-                            id: r.get(0)?,
-                            version: Version::of(&r.get::<_, String>(1)?, deleted),
-                            live: !deleted,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
-            })
-            .await?;
-        stored.into_iter().for_each(each);
+        self.stored_where(stream, None)
+            .await?
+            .into_iter()
+            .for_each(each);
         Ok(())
+    }
+
+    async fn stored_versions_of(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
+    ) -> Result<Vec<Stored>, StoreError> {
+        let ids = ids.iter().map(|id| (*id).to_owned()).collect();
+        self.stored_where(stream, Some(ids)).await
     }
 
     async fn remove_unseen(
@@ -370,7 +401,7 @@ fn remove_live(
         mark_deleted(&mut object, at);
         tx.prepare_cached(
             "UPDATE records SET record = ?3, deleted_at = ?4, last_action = 'DELETED',
-               deleted_by = ?5 WHERE stream = ?1 AND id = ?2",
+               deleted_by = ?5, digest = NULL WHERE stream = ?1 AND id = ?2",
         )?
         .execute(params![key, id, Value::Object(object).to_string(), at, by])?;
     }
@@ -387,5 +418,6 @@ fn upsert(tx: &rusqlite::Transaction<'_>, key: &str, row: &RecordRow) -> rusqlit
         row.last_modified_at,
         row.deleted_at,
         row.pruned_at,
+        row.digest,
     ])
 }

@@ -83,7 +83,7 @@ pub async fn compare<R: RecordStore, T: StateStore>(
                 None => {}
                 Some(served) => {
                     served.stored = true;
-                    if served.conflicting || served.version != stored.version {
+                    if served.conflicting || !stored.holds(served.version) {
                         out.to_fetch.push((stored.id, stored.live));
                     } else {
                         out.unchanged += 1;

@@ -205,6 +205,13 @@ impl RecordStore for ChaosStore {
     ) -> Result<(), StoreError> {
         self.inner.stored_versions(stream, each).await
     }
+    async fn stored_versions_of(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
+    ) -> Result<Vec<Stored>, StoreError> {
+        self.inner.stored_versions_of(stream, ids).await
+    }
     async fn remove_unseen(
         &self,
         stream: &StreamKey,

@@ -28,6 +28,9 @@ pub mod attr {
     pub const RECORD: &str = "record";
     pub const RECORD_GZ: &str = "record_gz";
     pub const CURSOR: &str = "cursor";
+    /// The record's content digest when it was written whole (`NangoRecord::content_digest`):
+    /// what a re-read and a sweep compare to leave an unchanged record alone.
+    pub const DIGEST: &str = "digest";
     pub const LAST_ACTION: &str = "last_action";
     pub const LAST_MODIFIED_AT: &str = "last_modified_at";
     pub const DELETED_AT: &str = "deleted_at";
@@ -97,6 +100,7 @@ pub fn put_request(stream: &StreamKey, record: &NangoRecord, stamps: &[(&str, &s
     let mut item = ItemJson::start(&mut json, stream, &record.id);
     let meta = &record.metadata;
     item.s(attr::CURSOR, &meta.cursor);
+    item.n(attr::DIGEST, record.content_digest());
     item.s(attr::LAST_ACTION, meta.last_action.as_str());
     item.s(attr::LAST_MODIFIED_AT, &meta.last_modified_at);
     if let Some(at) = &meta.deleted_at {
@@ -174,6 +178,14 @@ impl<'o> ItemJson<'o> {
         self.out.extend_from_slice(br#"{"S":"#);
         wire::write_str(self.out, value);
         self.out.push(b'}');
+    }
+
+    fn n(&mut self, name: &str, value: u64) {
+        self.name(name);
+        self.out.extend_from_slice(br#"{"N":""#);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self.out.extend_from_slice(br#""}"#);
     }
 
     fn b(&mut self, name: &str, bytes: &[u8]) {

@@ -525,10 +525,11 @@ impl Projection {
     };
     /// What a sweep compares ([`Stored`]).
     const VERSION: Self = Self {
-        expression: "#sk, #cursor, #deleted",
+        expression: "#sk, #cursor, #digest, #deleted",
         names: &[
             ("#sk", attr::SK),
             ("#cursor", attr::CURSOR),
+            ("#digest", attr::DIGEST),
             ("#deleted", attr::DELETED_AT),
         ],
     };
@@ -540,6 +541,10 @@ fn stored_version(item: &Item) -> Stored {
     Stored {
         id: get_s(item, attr::SK).unwrap_or_default(),
         version: Version::of(&get_s(item, attr::CURSOR).unwrap_or_default(), deleted),
+        content: match item.get(attr::DIGEST) {
+            Some(AttributeValue::N(n)) => n.parse().ok().map(Version),
+            _ => None,
+        },
         live: !deleted,
     }
 }
@@ -748,6 +753,19 @@ impl RecordStore for DynamoRecordStore {
         };
         self.for_items(stream, Items::Versions, false, page).await?;
         Ok(())
+    }
+
+    /// One BatchGetItem: consistent, and charged by each whole item (a projection saves no
+    /// read units), so a sync asks this of two or three ids only.
+    async fn stored_versions_of(
+        &self,
+        stream: &StreamKey,
+        ids: &[&str],
+    ) -> Result<Vec<Stored>, StoreError> {
+        let items = self
+            .get_items(stream, ids, Some(Projection::VERSION))
+            .await?;
+        Ok(items.iter().map(stored_version).collect())
     }
 
     /// A hundred ids at a time: each read consistently (BatchGetItem, whole items: a tombstone

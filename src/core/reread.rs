@@ -1,0 +1,204 @@
+//! A sync that re-reads records the copy already holds writes only those that changed.
+//!
+//! Nango serves a whole stream again after a `reset` (the cursor cleared: the run starts from
+//! no cursor) and after emptyCache (every record re-added, `ADDED` under a new cursor). Most of
+//! those records are stored as served, and writing them again costs a write unit per KB of each
+//! item and a change-feed event each. A normal sync serves only changed records, so it must pay
+//! nothing for this check; a re-read is told from it by its first large page:
+//!
+//! - a page qualifies when the run does not start where the last one ended up to date (a first
+//!   sync, a reset, a continuation), or when it is large and almost all `ADDED` (what emptyCache
+//!   re-adds look like);
+//! - on the first qualifying page, a few of its records are read from the copy (a BatchGetItem
+//!   of [`PROBES`] items). If the copy holds most of them as served, the run is a re-read: the
+//!   stream's stored versions are read once (one eventually consistent Query of the partition,
+//!   about 16 bytes a record in memory) and every later page is held against them;
+//! - otherwise (a first sync, a run of new records) nothing more is read for the rest of the run.
+//!
+//! A record is skipped when the copy holds it at the version its last occurrence on the page is
+//! served at ([`Held::holds`]: the same content digest, or the same cursor and deletion). Those
+//! written update what is held, so a record that changes and changes back within one run is
+//! written both times.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::core::record::{LastAction, NangoRecord};
+use crate::core::seen::{id_key, Held, Version};
+use crate::core::stream::StreamKey;
+use crate::ports::{RecordStore, StoreError};
+
+/// How many of a qualifying page's records are read from the copy to tell a re-read: a
+/// majority held as served makes it one (a few records new or changed on the page do not).
+pub const PROBES: usize = 3;
+/// A page from a cursor qualifies with at least this many records, nearly all `ADDED`: the
+/// pages an emptyCache re-add serves (Nango's default page is 100).
+const LARGE_PAGE: usize = 50;
+/// ...of which at least this share (in percent) is `ADDED`.
+const ADDED_SHARE_PERCENT: usize = 90;
+/// The most stored records held in memory (about 16 MB for a million): a larger stream is
+/// re-read writing every record, as before.
+pub const MAX_HELD: usize = 4_000_000;
+
+/// Where a run stands on re-reading.
+#[derive(Debug)]
+enum Decision {
+    /// No page has qualified yet.
+    Undecided,
+    /// Not a re-read: every record is written.
+    Off,
+    /// A re-read: the stream's stored versions, by [`id_key`].
+    On(HashMap<u64, Held>),
+}
+
+/// One run's re-read check.
+#[derive(Debug)]
+pub struct Reread {
+    /// The run does not start where the last one ended up to date.
+    from_start: bool,
+    decision: Decision,
+}
+
+impl Reread {
+    /// For a run that does not start where the last one ended up to date (`from_start`: a
+    /// first sync, a reset, a continuation), or one that does.
+    pub fn new(from_start: bool) -> Self {
+        Self {
+            from_start,
+            decision: Decision::Undecided,
+        }
+    }
+
+    /// Whether the run was found to be a re-read.
+    pub fn is_on(&self) -> bool {
+        matches!(self.decision, Decision::On(_))
+    }
+
+    /// Which records of `page` the copy already holds as served (`true`: leave it alone).
+    /// `None` when every record is to be written.
+    pub async fn unchanged<R: RecordStore>(
+        &mut self,
+        records: &R,
+        stream: &StreamKey,
+        page: &[NangoRecord],
+    ) -> Result<Option<Vec<bool>>, StoreError> {
+        if matches!(self.decision, Decision::Undecided) && self.qualifies(page) {
+            self.decision = decide(records, stream, page).await?;
+        }
+        let Decision::On(held) = &self.decision else {
+            return Ok(None);
+        };
+        // Each id by its last occurrence on the page, its newest state.
+        let mut decided: HashMap<&str, bool> = HashMap::with_capacity(page.len());
+        for record in page.iter().rev() {
+            decided.entry(record.id.as_str()).or_insert_with(|| {
+                held.get(&id_key(&record.id))
+                    .is_some_and(|h| h.holds(Version::of_record(record)))
+            });
+        }
+        Ok(Some(page.iter().map(|r| decided[r.id.as_str()]).collect()))
+    }
+
+    /// Notes what a re-read wrote (all but `rejected`), as the copy now holds it.
+    pub fn wrote<'a>(
+        &mut self,
+        written: impl IntoIterator<Item = &'a NangoRecord>,
+        rejected: &HashSet<&str>,
+    ) {
+        let Decision::On(held) = &mut self.decision else {
+            return;
+        };
+        for record in written {
+            let key = id_key(&record.id);
+            if rejected.contains(record.id.as_str()) {
+                held.remove(&key);
+                continue;
+            }
+            let mut after = Held::after_writing(record);
+            if after.content.is_none() {
+                // A pruned record keeps the content it was stored with.
+                after.content = held.get(&key).and_then(|h| h.content);
+            }
+            held.insert(key, after);
+        }
+    }
+
+    fn qualifies(&self, page: &[NangoRecord]) -> bool {
+        if page.is_empty() {
+            return false;
+        }
+        if self.from_start {
+            return true;
+        }
+        let added = page
+            .iter()
+            .filter(|r| r.metadata.last_action == LastAction::Added)
+            .count();
+        page.len() >= LARGE_PAGE && added * 100 >= page.len() * ADDED_SHARE_PERCENT
+    }
+}
+
+/// Reads [`PROBES`] of the page's records from the copy; if it holds most of them as served,
+/// reads every stored version of the stream.
+async fn decide<R: RecordStore>(
+    records: &R,
+    stream: &StreamKey,
+    page: &[NangoRecord],
+) -> Result<Decision, StoreError> {
+    let probes = probes(page);
+    if probes.is_empty() {
+        return Ok(Decision::Undecided);
+    }
+    let ids: Vec<&str> = probes.iter().map(|r| r.id.as_str()).collect();
+    let stored = records.stored_versions_of(stream, &ids).await?;
+    let held_as_served = probes
+        .iter()
+        .filter(|record| {
+            stored
+                .iter()
+                .any(|s| s.id == record.id && s.holds(Version::of_record(record)))
+        })
+        .count();
+    if held_as_served * 2 <= probes.len() {
+        return Ok(Decision::Off);
+    }
+    let mut held = HashMap::new();
+    let mut too_many = false;
+    records
+        .stored_versions(stream, &mut |stored| {
+            if held.len() < MAX_HELD {
+                held.insert(id_key(&stored.id), stored.held());
+            } else {
+                too_many = true;
+            }
+        })
+        .await?;
+    if too_many {
+        tracing::info!(stream = %stream.encode(), max = MAX_HELD, "re-read of a stream too large to hold its stored versions in memory: every record is written");
+        return Ok(Decision::Off);
+    }
+    tracing::info!(stream = %stream.encode(), stored = held.len(), "re-read of records the copy holds: only changed records are written");
+    Ok(Decision::On(held))
+}
+
+/// Up to [`PROBES`] records spread over the page (first, middle, last), each id at its last
+/// occurrence and once, none pruned (a pruned record says nothing of its content).
+fn probes(page: &[NangoRecord]) -> Vec<&NangoRecord> {
+    let mut seen = HashSet::with_capacity(page.len());
+    let mut candidates: Vec<&NangoRecord> = page
+        .iter()
+        .rev()
+        .filter(|r| seen.insert(r.id.as_str()) && !r.is_pruned())
+        .collect();
+    candidates.reverse();
+    let mut chosen: Vec<&NangoRecord> = Vec::with_capacity(PROBES);
+    if candidates.is_empty() {
+        return chosen;
+    }
+    for i in 0..PROBES {
+        let record = candidates[i * (candidates.len() - 1) / (PROBES - 1)];
+        if !chosen.iter().any(|c| c.id == record.id) {
+            chosen.push(record);
+        }
+    }
+    chosen
+}
