@@ -211,6 +211,24 @@ pub fn sqs_event(messages: &[(&str, &str, &str)]) -> SqsEvent {
 /// JSON equality as DynamoDB keeps numbers: by value (`0.0` is stored as `0`).
 pub use nango_sync::fuzzing::same_value as same_json;
 
+/// What the copy must agree with Nango on after a re-read or a sweep: the payload (as
+/// [`same_json`] compares it) and whether the record is deleted. Either leaves alone a record
+/// whose content is unchanged (`core::reread`, `core::drift::sweep`), so its bookkeeping
+/// (cursor, timestamps, last action) may be from before an emptyCache re-add.
+pub fn same_content(stored: &Value, served: &Value) -> bool {
+    let content = |record: &Value| {
+        let mut record = record.clone();
+        if let Some(object) = record.as_object_mut() {
+            let deleted = object
+                .remove("_nango_metadata")
+                .is_some_and(|meta| meta["deleted_at"].is_string());
+            object.insert("deleted".into(), Value::Bool(deleted));
+        }
+        record
+    };
+    same_json(&content(stored), &content(served))
+}
+
 /// Takes every message off a queue (deleting each), in the order received.
 pub async fn drain(
     queue: &nango_sync::adapters::aws::sqs::SqsQueue,

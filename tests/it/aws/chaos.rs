@@ -37,7 +37,6 @@ use nango_sync::core::writes::request::WriteRequest;
 use nango_sync::core::writes::state::WriteState;
 use nango_sync::core::writes::stored::{Accept, Move, StoredWrite};
 use nango_sync::core::writes::take::TakeSettings;
-use nango_sync::fuzzing::same_value;
 use nango_sync::local::backend::Store;
 use nango_sync::ports::OutgoingMessage;
 use nango_sync::ports::{
@@ -49,7 +48,9 @@ use nango_sync::simulator::{decode_cursor, webhooks, Changes, Simulator};
 use serde_json::{json, Value};
 
 use crate::aws::fault_proxy::FaultProxy;
-use crate::common::{fast_writes, moto_endpoint, moto_sdk_config, nango_client, unique_name};
+use crate::common::{
+    fast_writes, moto_endpoint, moto_sdk_config, nango_client, same_content, unique_name,
+};
 
 /// What every schedule adds up to (RELIABILITY.md quotes a run).
 #[derive(Debug, Default)]
@@ -926,7 +927,7 @@ async fn run_schedule(seed: u64, tally: Arc<Tally>) {
                     r["_nango_metadata"]["deleted_at"].is_null()
                         == record["_nango_metadata"]["deleted_at"].is_null()
                 }
-                Some(r) => same_value(&Value::Object(r.clone()), record),
+                Some(r) => same_content(&Value::Object(r.clone()), record),
                 None => false,
             };
             if !same {

@@ -11,7 +11,9 @@ use nango_sync::simulator::server::{Fault, ServerSettings};
 use serde_json::{json, Value};
 
 use crate::aws::fault_proxy::FaultProxy;
-use crate::common::{contacts, payload, same_json, sqs_event, sync_job, worker_rig, WorkerRig};
+use crate::common::{
+    contacts, payload, same_content, same_json, sqs_event, sync_job, worker_rig, WorkerRig,
+};
 
 /// The store holds exactly Nango's records and the cursor of the last one.
 async fn assert_in_sync(rig: &WorkerRig, stream: &StreamKey) {
@@ -128,11 +130,13 @@ async fn crash_between_page_write_and_cursor_write_loses_nothing() {
     // Meanwhile a record of that page changes in Nango.
     rig.sim.tick();
     rig.sim.save(&s, [("c0".to_owned(), payload(0, 9))]);
-    // Redelivery starts again from the stored (absent) cursor.
+    // Redelivery starts again from the stored (absent) cursor: a re-read, in which the 10
+    // records written before the crash, stored as Nango serves them, are left alone (Nango
+    // orders records by time and uuid, so c0 was not among them).
     let JobOutcome::Synced(summary) = run_job(&rig, &s).await else {
         panic!()
     };
-    assert_eq!(summary.written, 35);
+    assert_eq!((summary.written, summary.unchanged), (25, 10));
     assert_in_sync(&rig, &s).await;
     assert_eq!(
         rig.app.records.read_stream(&s).await.unwrap()["c0"]["version"],
@@ -466,7 +470,7 @@ async fn assert_swept(rig: &WorkerRig, stream: &StreamKey) {
     for (id, record) in &truth {
         let stored = Value::Object(stored.get(id).cloned().unwrap_or_default());
         assert!(
-            same_json(&stored, record),
+            same_content(&stored, record),
             "record {id}: stored {stored}, Nango has {record}"
         );
     }
