@@ -63,6 +63,9 @@ struct Inner {
     unlisted: BTreeSet<StreamKey>,
     /// Report `recordCount` 0 for every non-base variant, as Nango did until 2026-09.
     variant_count_bug: bool,
+    /// Nango's byte budget per records response (`RECORDS_MAX_RESPONSE_SIZE_BYTES`; 0, the
+    /// default, disables it as in OSS).
+    max_response_bytes: usize,
     connections: BTreeSet<ConnectionKey>,
     streams: BTreeMap<StreamKey, StreamData>,
 }
@@ -97,6 +100,7 @@ impl Simulator {
                 runs: BTreeMap::new(),
                 unlisted: BTreeSet::new(),
                 variant_count_bug: false,
+                max_response_bytes: 0,
                 connections: BTreeSet::new(),
                 streams: BTreeMap::new(),
             }),
@@ -105,6 +109,13 @@ impl Simulator {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Cuts each records page at `bytes` of records, as Nango's cloud does
+    /// (`RECORDS_MAX_RESPONSE_SIZE_BYTES`): a page holds fewer than its limit while more exist,
+    /// and at least one record (contract §4.3). 0 turns it off.
+    pub fn set_max_response_bytes(&self, bytes: usize) {
+        self.lock().max_response_bytes = bytes;
     }
 
     /// Moves the clock on: writes in one tick share their `last_modified_at`, as the rows of one
@@ -545,12 +556,26 @@ impl Simulator {
             None => data.after(after.as_ref()).take(limit + 1).collect(),
             Some(ids) => data.among(ids, after.as_ref(), limit + 1),
         };
-        let has_more = rows.len() > limit;
-        let records: Vec<Value> = rows
+        let mut has_more = rows.len() > limit;
+        let mut records: Vec<Value> = rows
             .iter()
             .take(limit)
             .map(|id| record_json(id, &data.records[*id]))
             .collect();
+        if inner.max_response_bytes > 0 {
+            let mut bytes = 0;
+            let within = records
+                .iter()
+                .position(|r| {
+                    bytes += r.to_string().len();
+                    bytes > inner.max_response_bytes
+                })
+                .map(|at| at.max(1));
+            if let Some(at) = within.filter(|&at| at < records.len()) {
+                records.truncate(at);
+                has_more = true;
+            }
+        }
         let next_cursor = if has_more {
             records
                 .last()

@@ -141,6 +141,48 @@ async fn healing_writes_nangos_current_records_and_counts_what_became_live() {
     assert_eq!(copy["r2"]["n"], 2);
 }
 
+/// Nango cuts a records page at its byte budget, ids asked or not: healing asks again for the
+/// ids a page did not hold, until every one was served.
+#[tokio::test]
+async fn healing_asks_again_for_what_a_cut_short_page_left_out() {
+    let sim = Arc::new(Simulator::new());
+    let s = StreamKey::new("p", "c", "Contact", "base");
+    let payload = |n: usize| json!({"n": n, "text": "x".repeat(1_000)});
+    sim.save(
+        &s,
+        (0..10).map(|i| (format!("r{i}"), payload(i).as_object().unwrap().clone())),
+    );
+    // About 1.3 KB a record: two to a page.
+    sim.set_max_response_bytes(2_800);
+    let source = InProcessSource {
+        sim: Arc::clone(&sim),
+        limit: 100,
+    };
+    let asked: Vec<&str> = vec!["r0", "r3", "r9"];
+    let page = nango_sync::ports::RecordSource::fetch_ids(&source, &s, &asked, None)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2, "the budget cuts the page");
+    assert!(page.next_cursor().is_some(), "and says more exist");
+
+    let store = MemoryStore::new();
+    let to_fetch: Vec<(String, bool)> = (0..10).map(|i| (format!("r{i}"), false)).collect();
+    let healed = heal(&source, &store, &s, &to_fetch, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        healed,
+        Healed {
+            written: 10,
+            live_change: 10
+        }
+    );
+    let copy = store.records(&s);
+    assert_eq!(copy.len(), 10, "every id, over five pages");
+    assert_eq!(copy["r9"]["n"], 9);
+}
+
 /// A re-read's page check (`core::reread`): the copy's records read once, each page's records
 /// held against them by their last occurrence on the page, and what was written remembered.
 #[tokio::test]
