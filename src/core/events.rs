@@ -95,6 +95,8 @@ impl StreamEvent {
                     "deleted": summary.deleted,
                     "pruned": summary.pruned,
                     "rejected": summary.rejected,
+                    // Served again as the copy held them (a re-read): not written.
+                    "unchanged": summary.unchanged,
                     "cursor_before": summary.cursor_before,
                     "cursor_after": summary.cursor,
                     "cursor_moved": summary.cursor_moved,

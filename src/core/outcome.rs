@@ -19,7 +19,8 @@ pub struct SyncSummary {
     pub end: SyncEnd,
     pub pages: u64,
     pub written: u64,
-    /// Of the records written, those Nango says were added or updated (by `last_action`).
+    /// Of the records Nango served, those it says were added or updated (by `last_action`),
+    /// whether written or left alone as [`SyncSummary::unchanged`].
     pub added: u64,
     pub updated: u64,
     pub deleted: u64,

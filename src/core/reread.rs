@@ -12,8 +12,13 @@
 //! - on the first qualifying page, a few of its records are read from the copy (a BatchGetItem
 //!   of [`PROBES`] items). If the copy holds most of them as served, the run is a re-read: the
 //!   stream's stored versions are read once (one eventually consistent Query of the partition,
-//!   about 16 bytes a record in memory) and every later page is held against them;
+//!   about 70 bytes a record in memory) and every later page is held against them;
 //! - otherwise (a first sync, a run of new records) nothing more is read for the rest of the run.
+//!
+//! A stream that may hold more than [`MAX_HELD`] records (its `records_written` says how many
+//! writes it ever had) is not checked at all, so that the read stays well within an invocation;
+//! and the process holds at most [`MAX_HELD`] versions at once, whatever the streams running side
+//! by side. Each run (a continuation too) reads the partition again.
 //!
 //! A record is skipped when the copy holds it at the version its last occurrence on the page is
 //! served at ([`Held::holds`]: the same content digest, or the same cursor and deletion). Those
@@ -21,6 +26,7 @@
 //! written both times.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::core::record::{LastAction, NangoRecord};
 use crate::core::seen::{id_key, Held, Version};
@@ -35,9 +41,12 @@ pub const PROBES: usize = 3;
 const LARGE_PAGE: usize = 50;
 /// ...of which at least this share (in percent) is `ADDED`.
 const ADDED_SHARE_PERCENT: usize = 90;
-/// The most stored records held in memory (about 16 MB for a million): a larger stream is
-/// re-read writing every record, as before.
-pub const MAX_HELD: usize = 4_000_000;
+/// The most stored versions held in memory, by one run and by the whole process (about 70 MB):
+/// a larger stream is re-read writing every record, as before.
+pub const MAX_HELD: usize = 1_000_000;
+
+/// The versions held by the process's runs right now.
+static HELD_IN_PROCESS: AtomicUsize = AtomicUsize::new(0);
 
 /// Where a run stands on re-reading.
 #[derive(Debug)]
@@ -46,8 +55,9 @@ enum Decision {
     Undecided,
     /// Not a re-read: every record is written.
     Off,
-    /// A re-read: the stream's stored versions, by [`id_key`].
-    On(HashMap<u64, Held>),
+    /// A re-read: the stream's stored versions, by [`id_key`], and the room counted for them
+    /// in [`HELD_IN_PROCESS`] (given back when the run ends).
+    On(HashMap<u64, Held>, usize),
 }
 
 /// One run's re-read check.
@@ -58,19 +68,33 @@ pub struct Reread {
     decision: Decision,
 }
 
+impl Drop for Reread {
+    fn drop(&mut self) {
+        if let Decision::On(_, counted) = self.decision {
+            HELD_IN_PROCESS.fetch_sub(counted, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Reread {
     /// For a run that does not start where the last one ended up to date (`from_start`: a
-    /// first sync, a reset, a continuation), or one that does.
-    pub fn new(from_start: bool) -> Self {
+    /// first sync, a reset, a continuation), or one that does, of a stream that had
+    /// `records_written` writes so far (a bound on the records it holds).
+    pub fn new(from_start: bool, records_written: u64) -> Self {
+        let too_large = usize::try_from(records_written).map_or(true, |n| n > MAX_HELD);
         Self {
             from_start,
-            decision: Decision::Undecided,
+            decision: if too_large {
+                Decision::Off
+            } else {
+                Decision::Undecided
+            },
         }
     }
 
     /// Whether the run was found to be a re-read.
     pub fn is_on(&self) -> bool {
-        matches!(self.decision, Decision::On(_))
+        matches!(self.decision, Decision::On(..))
     }
 
     /// Which records of `page` the copy already holds as served (`true`: leave it alone).
@@ -84,7 +108,7 @@ impl Reread {
         if matches!(self.decision, Decision::Undecided) && self.qualifies(page) {
             self.decision = decide(records, stream, page).await?;
         }
-        let Decision::On(held) = &self.decision else {
+        let Decision::On(held, _) = &self.decision else {
             return Ok(None);
         };
         // Each id by its last occurrence on the page, its newest state.
@@ -104,7 +128,7 @@ impl Reread {
         written: impl IntoIterator<Item = &'a NangoRecord>,
         rejected: &HashSet<&str>,
     ) {
-        let Decision::On(held) = &mut self.decision else {
+        let Decision::On(held, _) = &mut self.decision else {
             return;
         };
         for record in written {
@@ -114,8 +138,9 @@ impl Reread {
                 continue;
             }
             let mut after = Held::after_writing(record);
-            if after.content.is_none() {
-                // A pruned record keeps the content it was stored with.
+            if record.is_pruned() && !record.is_deleted() {
+                // Its payload stays, and with it the content it was stored with. (Deleted, it is
+                // stored merged or removed: its old content no longer describes it.)
                 after.content = held.get(&key).and_then(|h| h.content);
             }
             held.insert(key, after);
@@ -161,23 +186,31 @@ async fn decide<R: RecordStore>(
     if held_as_served * 2 <= probes.len() {
         return Ok(Decision::Off);
     }
-    let mut held = HashMap::new();
+    let mut held: HashMap<u64, Held> = HashMap::new();
+    let mut counted = 0;
     let mut too_many = false;
     records
         .stored_versions(stream, &mut |stored| {
-            if held.len() < MAX_HELD {
-                held.insert(id_key(&stored.id), stored.held());
-            } else {
-                too_many = true;
+            if too_many {
+                return;
+            }
+            held.insert(id_key(&stored.id), stored.held());
+            // Counted in the process as the map grows; past the bound, it is let go.
+            if held.capacity() > counted {
+                let more = held.capacity() - counted;
+                counted = held.capacity();
+                let before = HELD_IN_PROCESS.fetch_add(more, Ordering::Relaxed);
+                too_many = before + more > MAX_HELD;
             }
         })
         .await?;
     if too_many {
-        tracing::info!(stream = %stream.encode(), max = MAX_HELD, "re-read of a stream too large to hold its stored versions in memory: every record is written");
+        HELD_IN_PROCESS.fetch_sub(counted, Ordering::Relaxed);
+        tracing::info!(stream = %stream.encode(), max = MAX_HELD, "re-read of a stream too large to hold its stored versions in memory now: every record is written");
         return Ok(Decision::Off);
     }
     tracing::info!(stream = %stream.encode(), stored = held.len(), "re-read of records the copy holds: only changed records are written");
-    Ok(Decision::On(held))
+    Ok(Decision::On(held, counted))
 }
 
 /// Up to [`PROBES`] records spread over the page (first, middle, last), each id at its last

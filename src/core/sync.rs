@@ -74,6 +74,7 @@ where
     let stored = state.get_stream(stream).await?.unwrap_or_default();
     // The live-change sum follows a main run that starts where the last one ended up to date.
     let up_to_date_at = stored.live_from.clone();
+    let records_written = stored.records_written;
     let live_from = up_to_date_at
         .clone()
         .filter(|at| track == Track::Main && stored.cursor.as_ref() == Some(at));
@@ -115,7 +116,7 @@ where
     };
 
     let writer = async move {
-        let mut reread = Reread::new(live_from.is_none());
+        let mut reread = Reread::new(live_from.is_none(), records_written);
         let mut cursor = start_cursor;
         let mut joined = Joined::default();
         let mut summary = SyncSummary {

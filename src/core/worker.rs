@@ -736,6 +736,7 @@ fn log_done(outcome: &JobOutcome, duration_ms: u64) {
             deleted = summary.deleted,
             pruned = summary.pruned,
             rejected = summary.rejected,
+            unchanged = summary.unchanged,
             cursor_moved = summary.cursor_moved,
             swept = summary.sweep.as_ref().map_or(0, |sweep| sweep.deleted),
             duration_ms,

@@ -198,14 +198,14 @@ async fn a_re_read_leaves_alone_only_what_the_copy_holds_as_served() {
     ];
     store.write_page(&s, &stored).await.unwrap();
     // A normal run's small page is no re-read: nothing is read of the copy.
-    let mut normal = Reread::new(false);
+    let mut normal = Reread::new(false, 5);
     assert_eq!(
         normal.unchanged(&store, &s, &stored[..2]).await.unwrap(),
         None
     );
     assert!(!normal.is_on());
 
-    let mut reread = Reread::new(true);
+    let mut reread = Reread::new(true, 5);
     let page = [
         // Re-added under a new cursor, same content: left alone.
         re_added(&stored[0], "c10"),
@@ -240,10 +240,18 @@ async fn a_re_read_leaves_alone_only_what_the_copy_holds_as_served() {
     let back_and_forth = [record("b", "c2", false, false), re_added(&page[1], "c15")];
     let unchanged = reread.unchanged(&store, &s, &back_and_forth).await.unwrap();
     assert_eq!(unchanged, Some(vec![true, true]), "b's last occurrence");
+    // d, pruned and then deleted: stored as a tombstone. Served live again with its old
+    // content, it is written: the content held before no longer describes the copy.
+    let gone = [record("d", "c19", true, true)];
+    store.write_page(&s, &gone).await.unwrap();
+    reread.wrote(&gone, &Default::default());
+    let back = [record("d", "c5", false, false)];
+    let unchanged = reread.unchanged(&store, &s, &back).await.unwrap();
+    assert_eq!(unchanged, Some(vec![false]), "the copy holds d deleted");
 
     // A first sync: the probed records are not stored, so nothing more is read.
     let empty = MemoryStore::new();
-    let mut first = Reread::new(true);
+    let mut first = Reread::new(true, 5);
     assert_eq!(first.unchanged(&empty, &s, &page).await.unwrap(), None);
     assert!(!first.is_on());
 }
