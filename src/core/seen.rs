@@ -21,12 +21,17 @@ impl Version {
 
     /// The version Nango serves `record` at.
     pub fn of_record(record: &NangoRecord) -> Self {
-        let meta = &record.metadata;
         if record.is_pruned() {
-            Self::of(&meta.cursor, meta.deleted_at.is_some())
+            Self::of_cursor(record)
         } else {
             Self(record.content_digest())
         }
+    }
+
+    /// `record`'s cursor and whether it is deleted ([`Version::of`]).
+    fn of_cursor(record: &NangoRecord) -> Self {
+        let meta = &record.metadata;
+        Self::of(&meta.cursor, meta.deleted_at.is_some())
     }
 }
 
@@ -166,9 +171,8 @@ impl Held {
     /// The versions a record is stored at once `record` is written (a pruned one keeps the
     /// content it had, unknown here).
     pub fn after_writing(record: &NangoRecord) -> Self {
-        let meta = &record.metadata;
         Self {
-            version: Version::of(&meta.cursor, meta.deleted_at.is_some()),
+            version: Version::of_cursor(record),
             content: (!record.is_pruned()).then(|| Version(record.content_digest())),
         }
     }
