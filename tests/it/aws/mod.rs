@@ -11,6 +11,7 @@ mod ops;
 mod reconcile;
 pub(crate) mod runtime_loop;
 pub(crate) mod secrets;
+mod signing;
 mod sqs;
 mod stream_events;
 mod template;

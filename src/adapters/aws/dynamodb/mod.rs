@@ -4,10 +4,12 @@
 //!
 //! Records go through BatchWriteItem, 25 items a call, several calls in flight (as many as the
 //! write gate allows: fewer under throttling, more again after); UnprocessedItems and
-//! throttling are retried with backoff until written. The state table holds one item per
+//! throttling are retried with backoff until written. Those calls are signed and sent without
+//! the SDK's orchestrator ([`batch_write`]); every other call goes through the SDK. The state table holds one item per
 //! stream (its cursor, moved by a conditional write), per connection, per stored event and per
 //! write to the provider (writes.rs).
 
+mod batch_write;
 #[cfg(feature = "local")]
 pub(crate) mod feed;
 mod gate;
@@ -87,33 +89,45 @@ impl CapacityMeter {
             add_units(&self.write_milli, Some(c));
         }
     }
+
+    /// Write units a call sent without the SDK reported.
+    fn wrote(&self, units: f64) {
+        add(&self.write_milli, units);
+    }
 }
 
 fn add_units(total: &AtomicU64, consumed: Option<&ConsumedCapacity>) {
-    let units = consumed.and_then(|c| c.capacity_units).unwrap_or(0.0);
+    add(
+        total,
+        consumed.and_then(|c| c.capacity_units).unwrap_or(0.0),
+    );
+}
+
+fn add(total: &AtomicU64, units: f64) {
     total.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
 }
 
 /// The one place DynamoDB's errors are classified: throttling, unavailability and transport
-/// failures are transient, everything else permanent.
+/// failures are transient, everything else permanent. The SDK's errors come here; so do the
+/// answers of the BatchWriteItem calls sent without it ([`batch_write`]), by their code.
 fn class_of<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Class {
-    let transient = match error {
+    match error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
+            Class::Transient
         }
-        SdkError::ServiceError(_) => {
-            is_throttling(error)
-                || matches!(
-                    error.code(),
-                    Some(
-                        "InternalServerError"
-                            | "ServiceUnavailable"
-                            | "TransactionConflictException"
-                    )
-                )
-        }
-        _ => false,
-    };
+        SdkError::ServiceError(_) => class_of_code(error.code(), None),
+        _ => Class::Permanent,
+    }
+}
+
+/// An error answer by its code (and HTTP status: a 5xx without a known code is transient).
+fn class_of_code(code: Option<&str>, status: Option<u16>) -> Class {
+    let transient = is_throttling_code(code)
+        || matches!(
+            code,
+            Some("InternalServerError" | "ServiceUnavailable" | "TransactionConflictException")
+        )
+        || status.is_some_and(|s| s >= 500);
     if transient {
         Class::Transient
     } else {
@@ -122,9 +136,9 @@ fn class_of<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Class {
 }
 
 /// DynamoDB saying "slower": the write gate halves the calls in flight.
-fn is_throttling<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+fn is_throttling_code(code: Option<&str>) -> bool {
     matches!(
-        error.code(),
+        code,
         Some(
             "ProvisionedThroughputExceededException"
                 | "ThrottlingException"
@@ -151,8 +165,9 @@ where
     StoreError::caused_by(class_of(&e), describe(&e), e)
 }
 
-/// The adapter's retry policy as the SDK's: the SDK retries failed calls (throttling included)
-/// by it, once; the adapter's own loop retries only what the SDK cannot see (UnprocessedItems).
+/// The adapter's retry policy as the SDK's: the SDK retries its failed calls (throttling
+/// included) by it, once. BatchWriteItem, sent without the SDK, is retried by the same policy
+/// in [`batch_write`], and what it hands back unprocessed in `DynamoRecordStore::write_chunk`.
 fn with_retry(client: Client, retry: &RetryPolicy) -> Client {
     let sdk_retry = aws_sdk_dynamodb::config::retry::RetryConfig::standard()
         .with_max_attempts(retry.attempts.max(1))

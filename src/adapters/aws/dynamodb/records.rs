@@ -4,16 +4,15 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnConsumedCapacity, Select, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity, Select};
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
+use super::batch_write::BatchWriter;
 use super::gate::WriteGate;
 use super::item::{self, attr, Encoded, Item, Request};
 use super::wire;
-use super::{get_s, is_throttling, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
+use super::{get_s, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::record::NangoRecord;
 use crate::core::seen::{Stored, Version};
 use crate::core::state::LiveCount;
@@ -54,6 +53,7 @@ impl Default for WriteSettings {
 #[derive(Debug, Clone)]
 pub struct DynamoRecordStore {
     client: Client,
+    writer: Arc<BatchWriter>,
     table: String,
     settings: WriteSettings,
     meter: Arc<CapacityMeter>,
@@ -63,6 +63,7 @@ pub struct DynamoRecordStore {
 impl DynamoRecordStore {
     pub fn new(client: Client, table: impl Into<String>, settings: WriteSettings) -> Self {
         Self {
+            writer: Arc::new(BatchWriter::new(&client, settings.retry)),
             client: with_retry(client, &settings.retry),
             table: table.into(),
             gate: Arc::new(WriteGate::new(settings.concurrency)),
@@ -264,13 +265,13 @@ impl DynamoRecordStore {
     }
 
     /// One BatchWriteItem chunk, until every request is processed. A failed call was already
-    /// retried by the SDK (by the same policy); what it returns unprocessed is retried here, for
-    /// as long as the rounds keep writing some of it: sustained throttling slows the write
+    /// retried by the writer (by the same policy); what it returns unprocessed is retried here,
+    /// for as long as the rounds keep writing some of it: sustained throttling slows the write
     /// (the gate lowers the calls in flight) rather than failing it. Only rounds in a row that
     /// write nothing count against the policy's attempts.
     ///
-    /// The call's body is written here from the requests' JSON, not by the SDK from item trees
-    /// (see [`wire`](super::wire)); the SDK still signs, sends, retries and reads the answer.
+    /// The call's body is written here from the requests' JSON (see [`wire`](super::wire)), and
+    /// sent without the SDK (see [`batch_write`](super::batch_write)).
     async fn write_chunk(&self, mut requests: Vec<Request>) -> Result<(), StoreError> {
         let retry = &self.settings.retry;
         let mut rounds = 0;
@@ -278,44 +279,24 @@ impl DynamoRecordStore {
         loop {
             let sent = requests.len();
             let body = batch_body(&self.table, &requests);
-            let permit = self.gate.acquire().await;
-            let out = self
-                .client
-                .batch_write_item()
-                // Empty: the body below replaces what the SDK serializes.
-                .set_request_items(Some(HashMap::new()))
-                .customize()
-                .mutate_request(move |request| {
-                    request
-                        .headers_mut()
-                        .insert("content-length", body.len().to_string());
-                    *request.body_mut() = body.clone().into();
-                })
-                .send()
-                .await;
-            drop(permit);
-            let out = out.map_err(|e| {
-                if is_throttling(&e) {
-                    self.gate.throttled();
-                }
-                store_error(e)
-            })?;
-            self.meter.write(out.consumed_capacity());
-            let unprocessed = out
-                .unprocessed_items
-                .and_then(|mut m| m.remove(&self.table))
-                .unwrap_or_default();
-            if unprocessed.is_empty() {
+            let answer = self.writer.send(&self.table, body, &self.gate).await?;
+            self.meter.wrote(answer.units);
+            if answer.unprocessed.is_empty() {
                 self.gate.clean();
                 return Ok(());
             }
-            let left: HashSet<&str> = unprocessed.iter().filter_map(request_id).collect();
+            let left: HashSet<&str> = answer
+                .unprocessed
+                .iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
             requests.retain(|r| left.contains(r.id.as_str()));
             // Every request handed back must be found again, or it would go unwritten.
-            if requests.len() != unprocessed.len() {
+            if requests.len() != answer.unprocessed.len() {
                 return Err(StoreError::transient(format!(
                     "DynamoDB handed back {} unprocessed requests, {} of them found in the call",
-                    unprocessed.len(),
+                    answer.unprocessed.len(),
                     requests.len()
                 )));
             }
@@ -564,19 +545,6 @@ fn batch_body(table: &str, requests: &[Request]) -> bytes::Bytes {
     }
     body.extend_from_slice(br#"]},"ReturnConsumedCapacity":"TOTAL"}"#);
     body.into()
-}
-
-/// The record id an unprocessed request is for.
-fn request_id(request: &WriteRequest) -> Option<&str> {
-    let item = match (&request.put_request, &request.delete_request) {
-        (Some(put), _) => &put.item,
-        (None, Some(delete)) => &delete.key,
-        (None, None) => return None,
-    };
-    match item.get(attr::SK) {
-        Some(AttributeValue::S(id)) => Some(id),
-        _ => None,
-    }
 }
 
 /// A pending write as the record's item keeps it: a map of `id` and `state`.
