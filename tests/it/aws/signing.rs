@@ -2,7 +2,8 @@
 //! src/adapters/aws/dynamodb/batch_write.rs) are checked as DynamoDB checks them. The shared moto
 //! takes any signature, so this test starts a moto server of its own with authentication on
 //! (`INITIAL_NO_AUTH_ACTION_COUNT`): past the first calls, moto recomputes each call's SigV4
-//! signature with botocore from the user's secret key and refuses a call whose signature differs.
+//! signature with botocore from the caller's secret key (and, for a role's session, checks its
+//! token) and refuses a call whose signature differs.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -16,8 +17,9 @@ use serde_json::json;
 
 use crate::common::{contacts, fast_writes, unique_name};
 
-/// The IAM calls that set up the user are the ones moto lets through unauthenticated.
-const SETUP_CALLS: u32 = 3;
+/// The IAM and STS calls that set up a user and a role's session are the ones moto lets through
+/// unauthenticated.
+const SETUP_CALLS: u32 = 6;
 
 struct AuthenticatingMoto {
     child: Child,
@@ -39,18 +41,26 @@ async fn start_authenticating_moto() -> AuthenticatingMoto {
         .local_addr()
         .unwrap()
         .port();
+    let log_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/moto-authenticating.log"
+    );
+    let log = std::fs::File::create(log_path).unwrap();
     let child = Command::new(server)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_CALLS.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("{server} (installed by scripts/moto.sh): {e}"));
-    let moto = AuthenticatingMoto {
+    let mut moto = AuthenticatingMoto {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
     for _ in 0..300 {
+        if let Ok(Some(status)) = moto.child.try_wait() {
+            panic!("moto with authentication exited ({status}); see {log_path}");
+        }
         // A bare connection: an HTTP call would count as one of the unauthenticated ones.
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -63,18 +73,26 @@ async fn start_authenticating_moto() -> AuthenticatingMoto {
     panic!("moto with authentication did not listen on {port} within 30 s");
 }
 
-/// An IAM call (query protocol), made while moto still lets calls through unauthenticated.
-async fn iam(moto: &AuthenticatingMoto, params: &[(&str, &str)]) -> String {
+/// An IAM or STS call (query protocol), made while moto still lets calls through
+/// unauthenticated.
+async fn query(moto: &AuthenticatingMoto, service: &str, params: &[(&str, &str)]) -> String {
+    let version = if service == "sts" {
+        "2011-06-15"
+    } else {
+        "2010-05-08"
+    };
     let response = reqwest::Client::new()
         .post(&moto.url)
         // moto routes by the credential scope's service.
         .header(
             "authorization",
-            "AWS4-HMAC-SHA256 Credential=setup/20260101/us-east-1/iam/aws4_request, \
-             SignedHeaders=host, Signature=0",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=setup/20260101/us-east-1/{service}/aws4_request, \
+                 SignedHeaders=host, Signature=0"
+            ),
         )
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[params, &[("Version", "2010-05-08")]].concat()))
+        .body(form(&[params, &[("Version", version)]].concat()))
         .send()
         .await
         .unwrap();
@@ -106,10 +124,10 @@ fn between<'a>(text: &'a str, tag: &str) -> &'a str {
     &text[start..start + text[start..].find('<').unwrap()]
 }
 
-async fn client(moto: &AuthenticatingMoto, key: &str, secret: &str) -> aws_sdk_dynamodb::Client {
+async fn client(moto: &AuthenticatingMoto, credentials: Credentials) -> aws_sdk_dynamodb::Client {
     let config = aws_config::defaults(nango_sync::setup::behavior_version())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(key, secret, None, None, "iam user"))
+        .credentials_provider(credentials)
         .endpoint_url(&moto.url)
         .load()
         .await;
@@ -123,50 +141,122 @@ fn record(id: &str) -> NangoRecord {
     NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
 }
 
+/// A user's long-term key, and a role's session (key, secret and token), as Lambda has.
+async fn set_up_a_user_and_a_role_session(moto: &AuthenticatingMoto) -> (Credentials, Credentials) {
+    let policy = json!({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]})
+    .to_string();
+    let user = "nango-sync-signing";
+    query(moto, "iam", &[("Action", "CreateUser"), ("UserName", user)]).await;
+    let user_policy = [
+        ("Action", "PutUserPolicy"),
+        ("UserName", user),
+        ("PolicyName", "all-of-dynamodb"),
+        ("PolicyDocument", policy.as_str()),
+    ];
+    query(moto, "iam", &user_policy).await;
+    let key = query(
+        moto,
+        "iam",
+        &[("Action", "CreateAccessKey"), ("UserName", user)],
+    )
+    .await;
+    let user = Credentials::new(
+        between(&key, "AccessKeyId"),
+        between(&key, "SecretAccessKey"),
+        None,
+        None,
+        "iam user",
+    );
+
+    let role = "nango-sync-worker";
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+    .to_string();
+    let create_role = [
+        ("Action", "CreateRole"),
+        ("RoleName", role),
+        ("AssumeRolePolicyDocument", trust.as_str()),
+    ];
+    let created = query(moto, "iam", &create_role).await;
+    let role_policy = [
+        ("Action", "PutRolePolicy"),
+        ("RoleName", role),
+        ("PolicyName", "all-of-dynamodb"),
+        ("PolicyDocument", policy.as_str()),
+    ];
+    query(moto, "iam", &role_policy).await;
+    let assume = [
+        ("Action", "AssumeRole"),
+        ("RoleArn", between(&created, "Arn")),
+        ("RoleSessionName", "signing-test"),
+    ];
+    let session = query(moto, "sts", &assume).await;
+    let session = Credentials::new(
+        between(&session, "AccessKeyId"),
+        between(&session, "SecretAccessKey"),
+        Some(between(&session, "SessionToken").to_owned()),
+        None,
+        "role session",
+    );
+    (user, session)
+}
+
+/// Credentials like `good` that DynamoDB must refuse: another secret, or another token.
+fn forged(good: &Credentials) -> Credentials {
+    match good.session_token() {
+        Some(token) => Credentials::new(
+            good.access_key_id(),
+            good.secret_access_key(),
+            Some(format!("{token}x")),
+            None,
+            "forged token",
+        ),
+        None => Credentials::new(good.access_key_id(), "not-the-secret", None, None, "forged"),
+    }
+}
+
 #[tokio::test]
 async fn batch_writes_signed_outside_the_sdk_pass_dynamodbs_signature_check() {
     let moto = start_authenticating_moto().await;
-    let user = "nango-sync-signing";
-    iam(&moto, &[("Action", "CreateUser"), ("UserName", user)]).await;
-    let policy = json!({"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]});
-    iam(
-        &moto,
-        &[
-            ("Action", "PutUserPolicy"),
-            ("UserName", user),
-            ("PolicyName", "all-of-dynamodb"),
-            ("PolicyDocument", &policy.to_string()),
-        ],
-    )
-    .await;
-    let created = iam(&moto, &[("Action", "CreateAccessKey"), ("UserName", user)]).await;
-    let (key, secret) = (
-        between(&created, "AccessKeyId"),
-        between(&created, "SecretAccessKey"),
-    );
+    let (user, session) = set_up_a_user_and_a_role_session(&moto).await;
 
     // From here on every call is authenticated: the SDK's own, then the store's.
-    let dynamo = client(&moto, key, secret).await;
     let table = unique_name("signed");
-    create_table(&dynamo, &table).await.unwrap();
+    create_table(&client(&moto, user.clone()).await, &table)
+        .await
+        .unwrap();
     let stream = contacts();
-    let records: Vec<NangoRecord> = (0..30).map(|i| record(&format!("r{i}"))).collect();
+    for credentials in [user, session] {
+        let who = credentials
+            .session_token()
+            .map_or("user", |_| "role session");
+        let records: Vec<NangoRecord> = (0..30).map(|i| record(&format!("{who} r{i}"))).collect();
 
-    // A wrong secret: moto refuses the call, and the store says so without retrying.
-    let forged = DynamoRecordStore::new(
-        client(&moto, key, "not-the-secret").await,
-        &table,
-        fast_writes(),
-    );
-    let refused = forged.write_page(&stream, &records).await.unwrap_err();
-    assert!(!refused.is_retryable(), "{refused}");
+        // Refused: moto answers 403, and the store says so without retrying. A page of new
+        // records is written with no read first, so the refusal is the BatchWriteItem call's.
+        let refused = DynamoRecordStore::new(
+            client(&moto, forged(&credentials)).await,
+            &table,
+            fast_writes(),
+        )
+        .write_page(&stream, &records)
+        .await
+        .unwrap_err();
+        assert!(
+            !refused.is_retryable() && refused.to_string().contains("403"),
+            "{who}: {refused}"
+        );
 
-    let store = DynamoRecordStore::new(dynamo, &table, fast_writes());
-    let report = store.write_page(&stream, &records).await.unwrap();
-    assert_eq!(report.upserted, 30);
-    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let stored = store.stored_versions_of(&stream, &ids).await.unwrap();
-    assert_eq!(stored.len(), 30, "every record was written, over two calls");
+        let store = DynamoRecordStore::new(client(&moto, credentials).await, &table, fast_writes());
+        let report = store.write_page(&stream, &records).await.unwrap();
+        assert_eq!(report.upserted, 30, "{who}");
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let stored = store.stored_versions_of(&stream, &ids).await.unwrap();
+        assert_eq!(
+            stored.len(),
+            30,
+            "{who}: every record was written, over two calls"
+        );
+    }
 }

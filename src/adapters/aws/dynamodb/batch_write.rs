@@ -5,16 +5,21 @@
 //! of a bootstrap (BENCHMARKS.md, session 20). So the call the worker makes thousands of times is
 //! signed here with `aws-sigv4` (the signer the SDK uses) and sent with `reqwest`; every other
 //! call still goes through the SDK. What the SDK did for this call, this module does:
-//! - the endpoint and the credentials: the SDK's own, taken once from a call it prepares and
-//!   never sends (its endpoint rules and overrides; its credentials provider and identity cache,
-//!   which refreshes credentials before they expire);
+//! - the endpoint, the signing region and the credentials: the SDK's own, taken once from a
+//!   call it prepares and never sends (its endpoint rules and overrides; its credentials provider
+//!   and identity cache, which refreshes credentials before they expire);
 //! - retries: the adapter's [`RetryPolicy`], each failure classified by [`super::class_of_code`],
-//!   the one mapping the SDK's errors go through too; a throttled attempt slows the write gate.
+//!   the one mapping the SDK's errors go through too; a throttled attempt slows the write gate;
+//! - an HTTP client as the SDK's: no proxy from the environment, no redirects followed.
+//!
+//! Not done here: the SDK's clock-skew correction (the signing time is this machine's clock, as
+//! Lambda's is kept) and its `x-amzn-trace-id` header for X-Ray.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use aws_sdk_dynamodb::config::endpoint::Endpoint;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_dynamodb::config::{
     ConfigBag, Intercept, ResolveCachedIdentity, RuntimeComponents, SharedIdentityCache,
@@ -49,8 +54,8 @@ pub(super) struct Answer {
 /// Sends BatchWriteItem calls for one table's client.
 pub(super) struct BatchWriter {
     client: Client,
-    http: reqwest::Client,
-    region: Option<String>,
+    /// The client, or why it could not be built.
+    http: Result<reqwest::Client, String>,
     /// What the SDK would send the call with, found on first use.
     prepared: tokio::sync::OnceCell<Prepared>,
     retry: RetryPolicy,
@@ -59,15 +64,15 @@ pub(super) struct BatchWriter {
 impl std::fmt::Debug for BatchWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchWriter")
-            .field("region", &self.region)
-            .field("endpoint", &self.prepared.get().map(|p| &p.url))
+            .field("endpoint", &self.prepared.get().map(|p| p.url.as_str()))
             .finish_non_exhaustive()
     }
 }
 
-/// The SDK's endpoint for the call, and its way to credentials.
+/// The SDK's endpoint for the call, the region it signs for, and its way to credentials.
 struct Prepared {
-    url: String,
+    url: reqwest::Url,
+    region: String,
     resolver: SharedIdentityResolver,
     cache: SharedIdentityCache,
     components: RuntimeComponents,
@@ -80,24 +85,26 @@ impl Prepared {
         self.cache
             .resolve_cached_identity(self.resolver.clone(), &self.components, &bag)
             .await
-            .map_err(|e| Failure::Credentials(e.to_string()))
+            .map_err(|e| Failure::Unresolved(format!("AWS credentials: {e}")))
     }
 }
 
 impl BatchWriter {
     pub fn new(client: &Client, retry: RetryPolicy) -> Self {
-        let config = client.config();
-        // As the SDK's defaults: 3.1 s to connect; a read that stalls is given up on.
+        // 3.1 s to connect, as the SDK's default. The SDK has no read timeout (its stalled-stream
+        // protection gives up on a body that stops moving); here an answer that takes over 10 s
+        // from sending, or a read of it that stalls as long, is given up on and retried.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(3100))
             .read_timeout(Duration::from_secs(10))
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("nango-sync/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_default();
+            .map_err(|e| format!("could not build the HTTP client for DynamoDB: {e}"));
         Self {
             client: client.clone(),
             http,
-            region: config.region().map(|r| r.to_string()),
             prepared: tokio::sync::OnceCell::new(),
             retry,
         }
@@ -137,28 +144,25 @@ impl BatchWriter {
             .prepared
             .get_or_try_init(|| prepare(&self.client, table))
             .await?;
+        let http = self.http.as_ref().map_err(|e| Failure::Setup(e.clone()))?;
         let identity = prepared.identity().await?;
-        let region = self.region.as_deref().ok_or(Failure::Setup(
-            "no AWS region is configured for DynamoDB".into(),
-        ))?;
-        let endpoint = &prepared.url;
-        let signed = signed_headers(&identity, region, endpoint, &body)?;
-        let mut request = self
-            .http
-            .post(endpoint)
+        let url = &prepared.url;
+        let signed = signed_headers(&identity, &prepared.region, url.as_str(), &body)?;
+        let mut request = http
+            .post(url.clone())
             .header("content-type", CONTENT_TYPE)
             .header("x-amz-target", TARGET);
         for (name, value) in signed {
             request = request.header(name, value);
         }
-        let response = request.body(body).send().await?;
+        let response = request.body(body).send().await.map_err(Failure::sending)?;
         let status = response.status().as_u16();
         let error_type = response
             .headers()
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = response.bytes().await?;
+        let text = response.bytes().await.map_err(Failure::sending)?;
         if status == 200 {
             return read_answer(table, &text);
         }
@@ -201,11 +205,11 @@ fn signed_headers(
 
 /// What the SDK sends a BatchWriteItem call on `table` with: the client prepares one (its
 /// endpoint rules, an `endpoint_url` from code, the environment or a profile, FIPS and dual
-/// stack), and an interceptor takes the URL and the SigV4 credentials' resolver and cache, then
-/// stops the call before it is signed or sent.
+/// stack), and an interceptor takes the URL, the region the endpoint is signed for, and the SigV4
+/// credentials' resolver and cache, then stops the call before it is signed or sent.
 async fn prepare(client: &Client, table: &str) -> Result<Prepared, Failure> {
     type Taken = Arc<Mutex<Option<Result<Prepared, String>>>>;
-    struct Take(Taken);
+    struct Take(Taken, Option<String>);
     impl std::fmt::Debug for Take {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("Take")
@@ -219,42 +223,73 @@ async fn prepare(client: &Client, table: &str) -> Result<Prepared, Failure> {
             &self,
             context: &mut BeforeTransmitInterceptorContextMut<'_>,
             components: &RuntimeComponents,
-            _: &mut ConfigBag,
+            cfg: &mut ConfigBag,
         ) -> Result<(), BoxError> {
-            let taken = match components.identity_resolver(AuthSchemeId::new("sigv4")) {
-                Some(resolver) => Ok(Prepared {
-                    url: context.request().uri().to_owned(),
-                    resolver,
-                    cache: components.identity_cache(),
-                    components: components.clone(),
-                }),
-                None => Err("the client has no SigV4 credentials".to_owned()),
-            };
+            let taken = take(context.request().uri(), self.1.clone(), components, cfg);
             *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(taken);
             Err("stopped once prepared; never sent".into())
         }
     }
+    fn take(
+        uri: &str,
+        region: Option<String>,
+        components: &RuntimeComponents,
+        cfg: &ConfigBag,
+    ) -> Result<Prepared, String> {
+        let url = reqwest::Url::parse(uri).map_err(|e| format!("endpoint {uri}: {e}"))?;
+        // The endpoint may name the region it is signed for (the SDK's signer reads it there).
+        let endpoint_region = cfg
+            .load::<Endpoint>()
+            .and_then(|e| e.properties().get("authSchemes"))
+            .and_then(|schemes| schemes.as_array())
+            .and_then(|schemes| {
+                schemes.iter().find_map(|scheme| {
+                    let scheme = scheme.as_object()?;
+                    (scheme.get("name")?.as_string()? == "sigv4")
+                        .then(|| scheme.get("signingRegion")?.as_string())
+                        .flatten()
+                        .map(str::to_owned)
+                })
+            });
+        let region = endpoint_region
+            .or(region)
+            .ok_or("no AWS region is configured for DynamoDB")?;
+        let resolver = components
+            .identity_resolver(AuthSchemeId::new("sigv4"))
+            .ok_or("the DynamoDB client has no SigV4 credentials")?;
+        Ok(Prepared {
+            url,
+            region,
+            resolver,
+            cache: components.identity_cache(),
+            components: components.clone(),
+        })
+    }
     let taken: Taken = Arc::default();
+    let region = client.config().region().map(|r| r.to_string());
     let stopped = client
         .batch_write_item()
         .request_items(table, Vec::new())
         .customize()
-        .interceptor(Take(Arc::clone(&taken)))
+        .interceptor(Take(Arc::clone(&taken), region))
         .send()
         .await;
     let taken = taken.lock().unwrap_or_else(|e| e.into_inner()).take();
-    match taken {
-        Some(Ok(prepared)) => Ok(prepared),
-        Some(Err(why)) => Err(Failure::Setup(why)),
-        None => {
-            let why = stopped
-                .err()
-                .map(|e| super::describe(&e))
-                .unwrap_or_default();
-            Err(Failure::Setup(format!(
-                "could not prepare a DynamoDB call: {why}"
-            )))
+    match (taken, stopped) {
+        (Some(Ok(prepared)), _) => Ok(prepared),
+        (Some(Err(why)), _) => Err(Failure::Setup(why)),
+        // The SDK failed before the interceptor: its credentials or endpoint could not be had.
+        // Transient as the SDK's errors are (a credentials endpoint that did not answer).
+        (None, Err(e)) => {
+            let why = format!("could not prepare a DynamoDB call: {}", super::describe(&e));
+            Err(match super::class_of(&e) {
+                Class::Transient => Failure::Unresolved(why),
+                Class::Permanent => Failure::Setup(why),
+            })
         }
+        (None, Ok(_)) => Err(Failure::Setup(
+            "the DynamoDB client sent a call meant to be stopped".into(),
+        )),
     }
 }
 
@@ -270,10 +305,10 @@ enum Failure {
     },
     /// No answer: the connection failed, was cut, or timed out.
     #[error("BatchWriteItem: {0}")]
-    Transport(#[from] reqwest::Error),
-    /// The credentials provider could not give credentials.
-    #[error("AWS credentials: {0}")]
-    Credentials(String),
+    Transport(reqwest::Error),
+    /// The credentials, or the endpoint, could not be had for now.
+    #[error("{0}")]
+    Unresolved(String),
     /// A 200 whose body is not BatchWriteItem's answer.
     #[error("BatchWriteItem answer unreadable: {0}")]
     Unreadable(String),
@@ -283,10 +318,20 @@ enum Failure {
 }
 
 impl Failure {
+    /// A failure to send or to read the answer; a request that could not be built is no
+    /// transport failure, and retrying it cannot help.
+    fn sending(e: reqwest::Error) -> Self {
+        if e.is_builder() {
+            Self::Setup(format!("BatchWriteItem request: {e}"))
+        } else {
+            Self::Transport(e)
+        }
+    }
+
     fn class(&self) -> Class {
         match self {
             Self::Service { status, code, .. } => class_of_code(Some(code), Some(*status)),
-            Self::Transport(_) | Self::Credentials(_) | Self::Unreadable(_) => Class::Transient,
+            Self::Transport(_) | Self::Unresolved(_) | Self::Unreadable(_) => Class::Transient,
             Self::Setup(_) => Class::Permanent,
         }
     }
@@ -304,18 +349,10 @@ impl Failure {
 /// An error answer: its code from the body's `__type` (or the `x-amzn-ErrorType` header), after
 /// the namespace's `#`.
 fn service_failure(status: u16, error_type: Option<&str>, body: &[u8]) -> Failure {
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        #[serde(rename = "__type")]
-        kind: Option<String>,
-        #[serde(alias = "Message")]
-        message: Option<String>,
-    }
-    let parsed = serde_json::from_slice::<ErrorBody>(body).ok();
-    let (kind, message) = match parsed {
-        Some(b) => (b.kind, b.message),
-        None => (None, None),
-    };
+    let parsed = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+    let text = |name: &str| parsed.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    let kind = text("__type");
+    let message = text("message").or_else(|| text("Message"));
     let kind = kind.or_else(|| error_type.map(|t| t.split(':').next().unwrap_or(t).to_owned()));
     let code = match kind {
         Some(kind) => kind.rsplit('#').next().unwrap_or(&kind).to_owned(),

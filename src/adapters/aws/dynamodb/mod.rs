@@ -21,6 +21,7 @@ mod writes;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, KeySchemaElement, KeyType,
@@ -120,14 +121,22 @@ fn class_of<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Class {
     }
 }
 
-/// An error answer by its code (and HTTP status: a 5xx without a known code is transient).
+/// An error answer by its code (and HTTP status: a 429 or 5xx without a known code is transient).
+/// The SDK's own lists of throttling and transient codes, and the conflicts DynamoDB's model
+/// marks retryable.
 fn class_of_code(code: Option<&str>, status: Option<u16>) -> Class {
     let transient = is_throttling_code(code)
+        || code.is_some_and(|c| TRANSIENT_ERRORS.contains(&c))
         || matches!(
             code,
-            Some("InternalServerError" | "ServiceUnavailable" | "TransactionConflictException")
+            Some(
+                "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "TransactionConflictException"
+                    | "ReplicatedWriteConflictException"
+            )
         )
-        || status.is_some_and(|s| s >= 500);
+        || status.is_some_and(|s| s == 429 || s >= 500);
     if transient {
         Class::Transient
     } else {
@@ -137,14 +146,7 @@ fn class_of_code(code: Option<&str>, status: Option<u16>) -> Class {
 
 /// DynamoDB saying "slower": the write gate halves the calls in flight.
 fn is_throttling_code(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some(
-            "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-        )
-    )
+    code.is_some_and(|c| THROTTLING_ERRORS.contains(&c))
 }
 
 fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
