@@ -40,9 +40,18 @@ pub fn write_value(json: &str, out: &mut Vec<u8>) -> Result<(), Refusal> {
     }
 }
 
-/// `text` as a JSON string: quoted and escaped.
+/// `text` as a JSON string: quoted and escaped. Most texts written here (attribute names,
+/// cursors, timestamps) hold nothing to escape, and are copied as they are.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(out, text).expect("writing to a Vec cannot fail");
+    // What JSON escapes, as serde_json does: the quote, the backslash, control characters.
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(out, text).expect("writing to a Vec cannot fail");
+    }
 }
 
 /// A string read from a JSON text, written back as a JSON string. One the reader could borrow
@@ -290,6 +299,26 @@ mod tests {
             wire(r#"{"a\nb":"\"q\" \u0001 \/","zoë 🚀":"zoë 🚀"}"#).unwrap(),
             r#"{"M":{"a\nb":{"S":"\"q\" \u0001 /"},"zoë 🚀":{"S":"zoë 🚀"}}}"#
         );
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for text in [
+            "plain",
+            "",
+            "caf\u{e9} \u{1f600}",
+            "a\"b",
+            "back\\slash",
+            "tab\tnew\nline\u{1}",
+            "\u{7f}",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, text);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(text).unwrap()
+            );
+        }
     }
 
     #[test]
