@@ -260,3 +260,30 @@ async fn batch_writes_signed_outside_the_sdk_pass_dynamodbs_signature_check() {
         );
     }
 }
+
+/// Credentials the provider cannot give (here a profile no file defines; in Lambda, a
+/// credentials endpoint that did not answer) fail the write as worth retrying, as the SDK's own
+/// calls do, rather than putting the stream in error for good.
+#[tokio::test]
+async fn credentials_that_cannot_be_had_fail_a_write_as_transient() {
+    let missing = aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .profile_name("nango-sync-no-such-profile")
+        .build();
+    let config = aws_config::defaults(nango_sync::setup::behavior_version())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(missing)
+        .endpoint_url(crate::common::moto_endpoint())
+        .load()
+        .await;
+    let store = DynamoRecordStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        unique_name("no-credentials"),
+        fast_writes(),
+    );
+    let failed = store
+        .write_page(&contacts(), &[record("r1")])
+        .await
+        .unwrap_err();
+    assert!(failed.is_retryable(), "{failed}");
+    assert!(failed.to_string().contains("could not prepare"), "{failed}");
+}
