@@ -141,20 +141,26 @@ fn record(id: &str) -> NangoRecord {
     NangoRecord::from_object(object.as_object().unwrap().clone()).unwrap()
 }
 
-/// A user's long-term key, and a role's session (key, secret and token), as Lambda has.
-async fn set_up_a_user_and_a_role_session(moto: &AuthenticatingMoto) -> (Credentials, Credentials) {
+/// Lets an IAM user or role (`kind`: "User" or "Role") do anything in DynamoDB.
+async fn allow_dynamodb(moto: &AuthenticatingMoto, kind: &str, name: &str) {
     let policy = json!({"Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]})
     .to_string();
-    let user = "nango-sync-signing";
-    query(moto, "iam", &[("Action", "CreateUser"), ("UserName", user)]).await;
-    let user_policy = [
-        ("Action", "PutUserPolicy"),
-        ("UserName", user),
+    let (action, name_field) = (format!("Put{kind}Policy"), format!("{kind}Name"));
+    let params = [
+        ("Action", action.as_str()),
+        (name_field.as_str(), name),
         ("PolicyName", "all-of-dynamodb"),
         ("PolicyDocument", policy.as_str()),
     ];
-    query(moto, "iam", &user_policy).await;
+    query(moto, "iam", &params).await;
+}
+
+/// A user's long-term key, and a role's session (key, secret and token), as Lambda has.
+async fn set_up_a_user_and_a_role_session(moto: &AuthenticatingMoto) -> (Credentials, Credentials) {
+    let user = "nango-sync-signing";
+    query(moto, "iam", &[("Action", "CreateUser"), ("UserName", user)]).await;
+    allow_dynamodb(moto, "User", user).await;
     let key = query(
         moto,
         "iam",
@@ -179,13 +185,7 @@ async fn set_up_a_user_and_a_role_session(moto: &AuthenticatingMoto) -> (Credent
         ("AssumeRolePolicyDocument", trust.as_str()),
     ];
     let created = query(moto, "iam", &create_role).await;
-    let role_policy = [
-        ("Action", "PutRolePolicy"),
-        ("RoleName", role),
-        ("PolicyName", "all-of-dynamodb"),
-        ("PolicyDocument", policy.as_str()),
-    ];
-    query(moto, "iam", &role_policy).await;
+    allow_dynamodb(moto, "Role", role).await;
     let assume = [
         ("Action", "AssumeRole"),
         ("RoleArn", between(&created, "Arn")),

@@ -26,7 +26,9 @@ use aws_sdk_dynamodb::config::{
 };
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::Client;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::http_request::{
+    sign, SignableBody, SignableRequest, SigningInstructions, SigningSettings,
+};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::auth::AuthSchemeId;
 use aws_smithy_runtime_api::client::identity::{Identity, SharedIdentityResolver};
@@ -147,12 +149,12 @@ impl BatchWriter {
         let http = self.http.as_ref().map_err(|e| Failure::Setup(e.clone()))?;
         let identity = prepared.identity().await?;
         let url = &prepared.url;
-        let signed = signed_headers(&identity, &prepared.region, url.as_str(), &body)?;
+        let signing = signing(&identity, &prepared.region, url.as_str(), &body)?;
         let mut request = http
             .post(url.clone())
             .header("content-type", CONTENT_TYPE)
             .header("x-amz-target", TARGET);
-        for (name, value) in signed {
+        for (name, value) in signing.headers() {
             request = request.header(name, value);
         }
         let response = request.body(body).send().await.map_err(Failure::sending)?;
@@ -170,13 +172,13 @@ impl BatchWriter {
     }
 }
 
-/// The headers that sign a BatchWriteItem call of `body` to `endpoint`, as the SDK signs it.
-fn signed_headers(
+/// What signs a BatchWriteItem call of `body` to `endpoint` (its headers), as the SDK signs it.
+fn signing(
     identity: &Identity,
     region: &str,
     endpoint: &str,
     body: &[u8],
-) -> Result<Vec<(String, String)>, Failure> {
+) -> Result<SigningInstructions, Failure> {
     let params = v4::SigningParams::builder()
         .identity(identity)
         .region(region)
@@ -197,10 +199,7 @@ fn signed_headers(
     let (instructions, _signature) = sign(signable, &params)
         .map_err(|e| Failure::Setup(format!("signing: {e}")))?
         .into_parts();
-    Ok(instructions
-        .headers()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect())
+    Ok(instructions)
 }
 
 /// What the SDK sends a BatchWriteItem call on `table` with: the client prepares one (its

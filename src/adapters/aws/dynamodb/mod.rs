@@ -5,9 +5,9 @@
 //! Records go through BatchWriteItem, 25 items a call, several calls in flight (as many as the
 //! write gate allows: fewer under throttling, more again after); UnprocessedItems and
 //! throttling are retried with backoff until written. Those calls are signed and sent without
-//! the SDK's orchestrator ([`batch_write`]); every other call goes through the SDK. The state table holds one item per
-//! stream (its cursor, moved by a conditional write), per connection, per stored event and per
-//! write to the provider (writes.rs).
+//! the SDK's orchestrator ([`batch_write`]); every other call goes through the SDK. The state
+//! table holds one item per stream (its cursor, moved by a conditional write), per connection,
+//! per stored event and per write to the provider (writes.rs).
 
 mod batch_write;
 #[cfg(feature = "local")]
