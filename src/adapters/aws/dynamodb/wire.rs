@@ -29,10 +29,13 @@ pub enum Refusal {
 /// written of it is left in `out`: the caller truncates.
 pub fn write_value(json: &str, out: &mut Vec<u8>) -> Result<(), Refusal> {
     let mut refusal = None;
+    // Room for a record's keys at all depths: one allocation, where most records need no more.
+    let mut keys = Vec::with_capacity(32);
     let mut de = serde_json::Deserializer::from_str(json);
     let seed = Attribute {
         out,
         refusal: &mut refusal,
+        keys: &mut keys,
     };
     match seed.deserialize(&mut de).and_then(|()| de.end()) {
         Ok(()) => Ok(()),
@@ -68,12 +71,24 @@ fn write_read_str(out: &mut Vec<u8>, text: &str, borrowed: bool) {
 }
 
 /// Writes one value as an attribute value as it is read.
-struct Attribute<'o> {
+struct Attribute<'o, 'de> {
     out: &'o mut Vec<u8>,
     refusal: &'o mut Option<Refusal>,
+    /// The keys of the objects being written, the innermost last: one stack for the whole
+    /// value, so that an object does not allocate a list of its own to find a duplicate key.
+    keys: &'o mut Vec<Cow<'de, str>>,
 }
 
-impl Attribute<'_> {
+impl<'de> Attribute<'_, 'de> {
+    /// The seed for a value inside this one.
+    fn inner(&mut self) -> Attribute<'_, 'de> {
+        Attribute {
+            out: &mut *self.out,
+            refusal: &mut *self.refusal,
+            keys: &mut *self.keys,
+        }
+    }
+
     fn refuse<E: serde::de::Error>(self, why: Refusal) -> Result<(), E> {
         *self.refusal = Some(why);
         Err(E::custom("not writable as a DynamoDB attribute value"))
@@ -92,7 +107,7 @@ impl Attribute<'_> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Attribute<'_> {
+impl<'de> DeserializeSeed<'de> for Attribute<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -100,7 +115,7 @@ impl<'de> DeserializeSeed<'de> for Attribute<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Attribute<'_> {
+impl<'de> Visitor<'de> for Attribute<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -149,18 +164,14 @@ impl<'de> Visitor<'de> for Attribute<'_> {
         Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         self.out.extend_from_slice(br#"{"L":["#);
         let mut first = true;
         loop {
             if !first {
                 self.out.push(b',');
             }
-            let element = Attribute {
-                out: &mut *self.out,
-                refusal: &mut *self.refusal,
-            };
-            if seq.next_element_seed(element)?.is_none() {
+            if seq.next_element_seed(self.inner())?.is_none() {
                 break;
             }
             first = false;
@@ -173,23 +184,25 @@ impl<'de> Visitor<'de> for Attribute<'_> {
         Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         self.out.extend_from_slice(br#"{"M":{"#);
-        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        // This object's keys go on the stack above its parents'; its values' own objects push
+        // theirs above and take them off again before the next key.
+        let base = self.keys.len();
         while let Some(key) = map.next_key_seed(Key)? {
-            if !keys.is_empty() {
+            if self.keys.len() > base {
                 self.out.push(b',');
             }
             write_read_str(self.out, &key, matches!(key, Cow::Borrowed(_)));
             self.out.push(b':');
-            keys.push(key);
-            map.next_value_seed(Attribute {
-                out: &mut *self.out,
-                refusal: &mut *self.refusal,
-            })?;
+            self.keys.push(key);
+            map.next_value_seed(self.inner())?;
         }
+        let keys = &mut self.keys[base..];
         keys.sort_unstable();
-        if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+        let duplicate = keys.windows(2).any(|pair| pair[0] == pair[1]);
+        self.keys.truncate(base);
+        if duplicate {
             return self.refuse(Refusal::DuplicateKey);
         }
         self.out.extend_from_slice(b"}}");
@@ -332,5 +345,26 @@ mod tests {
         assert_eq!(wire(r#"{"\u0061":1,"a":2}"#), Err(Refusal::DuplicateKey));
         assert_eq!(wire(r#"{"a":1"#), Err(Refusal::NotJson));
         assert_eq!(wire(r#"1 2"#), Err(Refusal::NotJson));
+        assert_eq!(wire(r#"[{"k":1,"k":2}]"#), Err(Refusal::DuplicateKey));
+        assert_eq!(
+            wire(r#"{"a":{"b":1},"b":2,"a":3}"#),
+            Err(Refusal::DuplicateKey),
+            "a duplicate after a nested object"
+        );
+    }
+
+    /// The objects of one value share a stack of keys: a key an object shares with its parent,
+    /// its siblings or an object in an array is no duplicate.
+    #[test]
+    fn keys_in_different_objects_are_no_duplicates() {
+        let json = r#"{"a":{"a":1},"b":[{"a":1},{"a":2}],"c":{"x":{"x":{}}},"d":{"x":1},"x":0}"#;
+        let written = wire(json).unwrap();
+        let item = item_from_wire(format!(r#"{{"v":{written}}}"#).as_bytes()).unwrap();
+        let back: serde_json::Value =
+            serde_dynamo::from_attribute_value(item["v"].clone()).unwrap();
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(json).unwrap()
+        );
     }
 }
