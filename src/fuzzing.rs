@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::adapters::aws::dynamodb::item::{decode_record, put_request, Encoded};
+use crate::adapters::aws::dynamodb::item::{decode_record, put_request, Encoded, Partition};
 use crate::adapters::aws::dynamodb::wire::item_from_wire;
 use crate::core::job::JobMessage;
 use crate::core::record::NangoRecord;
@@ -78,7 +78,7 @@ pub fn check_record(data: &[u8]) -> bool {
         return false;
     };
     let stream = StreamKey::new("p", "c", "Model", "base");
-    let request = match put_request(&stream, &record, &[]) {
+    let request = match put_request(&Partition::of(&stream), &record, &[]) {
         Encoded::Native(request) | Encoded::Compressed(request) => request,
         Encoded::TooLarge(_) => return false,
     };

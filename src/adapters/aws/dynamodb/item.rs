@@ -78,10 +78,25 @@ pub fn record_key(stream: &StreamKey, id: &str) -> Item {
     ])
 }
 
+/// A stream's partition key as its items' JSON opens with it (`{"pk":{"S":"…"}`): written once
+/// for a page of items, not once for each.
+pub struct Partition(Vec<u8>);
+
+impl Partition {
+    pub fn of(stream: &StreamKey) -> Self {
+        let mut json = b"{".to_vec();
+        wire::write_str(&mut json, attr::PK);
+        json.extend_from_slice(br#":{"S":"#);
+        wire::write_str(&mut json, &stream.encode());
+        json.push(b'}');
+        Self(json)
+    }
+}
+
 /// The request that removes a record's item.
-pub fn delete_request(stream: &StreamKey, id: &str) -> Request {
+pub fn delete_request(partition: &Partition, id: &str) -> Request {
     let mut json = br#"{"DeleteRequest":{"Key":"#.to_vec();
-    ItemJson::start(&mut json, stream, id);
+    ItemJson::start(&mut json, partition, id);
     json.extend_from_slice(b"}}}");
     Request {
         id: id.to_owned(),
@@ -92,12 +107,16 @@ pub fn delete_request(stream: &StreamKey, id: &str) -> Request {
 /// The request that puts a record's item, with `stamps` as extra string attributes (the sweep
 /// that saw it, who deleted it). The record goes in native form when it fits, compressed when
 /// the native form would be too large (or hold a number DynamoDB refuses).
-pub fn put_request(stream: &StreamKey, record: &NangoRecord, stamps: &[(&str, &str)]) -> Encoded {
+pub fn put_request(
+    partition: &Partition,
+    record: &NangoRecord,
+    stamps: &[(&str, &str)],
+) -> Encoded {
     // Room for the record's text in DynamoDB's form (about 1.5 times as long) and the
     // bookkeeping, so that the request is written without growing it.
     let mut json = Vec::with_capacity(record.json().len() * 3 / 2 + 512);
     json.extend_from_slice(br#"{"PutRequest":{"Item":"#);
-    let mut item = ItemJson::start(&mut json, stream, &record.id);
+    let mut item = ItemJson::start(&mut json, partition, &record.id);
     let meta = &record.metadata;
     item.s(attr::CURSOR, &meta.cursor);
     item.n(attr::DIGEST, record.content_digest());
@@ -156,13 +175,9 @@ struct ItemJson<'o> {
 
 impl<'o> ItemJson<'o> {
     /// Opens the item with its key.
-    fn start(out: &'o mut Vec<u8>, stream: &StreamKey, id: &str) -> Self {
-        out.push(b'{');
-        wire::write_str(out, attr::PK);
-        out.extend_from_slice(br#":{"S":"#);
-        wire::write_str(out, &stream.encode());
+    fn start(out: &'o mut Vec<u8>, partition: &Partition, id: &str) -> Self {
+        out.extend_from_slice(&partition.0);
         let mut item = Self { out };
-        item.out.push(b'}');
         item.s(attr::SK, id);
         item
     }
@@ -250,7 +265,7 @@ mod tests {
 
     fn encode(stream: &StreamKey, record: &NangoRecord) -> Put {
         let item = |request: Request| wire::item_from_wire(&request.json).unwrap();
-        match put_request(stream, record, &[]) {
+        match put_request(&Partition::of(stream), record, &[]) {
             Encoded::Native(request) => Put::Native(item(request)),
             Encoded::Compressed(request) => Put::Compressed(item(request)),
             Encoded::TooLarge(reason) => Put::TooLarge(reason),
@@ -370,13 +385,15 @@ mod tests {
     fn extra_stamps_and_deletes_are_written_as_dynamodb_reads_them() {
         let stream = StreamKey::new("p", "c", "Contact", "base");
         let r = record(json!({"id": "q\"1", "_nango_metadata": meta()}));
-        let Encoded::Native(put) = put_request(&stream, &r, &[(attr::DELETED_BY, "sweep")]) else {
+        let Encoded::Native(put) =
+            put_request(&Partition::of(&stream), &r, &[(attr::DELETED_BY, "sweep")])
+        else {
             panic!("not native")
         };
         let item = wire::item_from_wire(&put.json).unwrap();
         assert_eq!(item[attr::DELETED_BY], AttributeValue::S("sweep".into()));
         assert_eq!(put.id, "q\"1");
-        let delete = delete_request(&stream, "q\"1");
+        let delete = delete_request(&Partition::of(&stream), "q\"1");
         assert_eq!(
             wire::item_from_wire(&delete.json).unwrap(),
             record_key(&stream, "q\"1")

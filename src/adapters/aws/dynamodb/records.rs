@@ -10,7 +10,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::batch_write::BatchWriter;
 use super::gate::WriteGate;
-use super::item::{self, attr, Encoded, Item, Request};
+use super::item::{self, attr, Encoded, Item, Partition, Request};
 use super::wire;
 use super::{get_s, s, store_error, with_retry, CapacityMeter, Read, DEFAULT_RETRY};
 use crate::core::record::NangoRecord;
@@ -170,16 +170,11 @@ impl DynamoRecordStore {
         which: Items,
         removal: Removal<'_>,
     ) -> Result<u64, StoreError> {
+        let partition = &Partition::of(stream);
         let page = |items: Vec<Item>| async move {
             let requests = items
                 .iter()
-                .map(|found| match removal {
-                    Removal::Tombstone { at, by } => self.tombstone(stream, found, at, by),
-                    Removal::Purge => Ok(item::delete_request(
-                        stream,
-                        &get_s(found, attr::SK).unwrap_or_default(),
-                    )),
-                })
+                .map(|found| self.removal_request(partition, found, removal))
                 .collect::<Result<Vec<_>, _>>()?;
             self.write_all(requests.into_iter()).await
         };
@@ -244,20 +239,23 @@ impl DynamoRecordStore {
         Ok(())
     }
 
-    /// The write that marks a stored record deleted at `at`, `deleted_by` saying why.
-    fn tombstone(
+    /// The write that applies `removal` to the stored record `found`: its item removed, or
+    /// marked deleted (`deleted_by` saying why).
+    fn removal_request(
         &self,
-        stream: &StreamKey,
+        partition: &Partition,
         found: &Item,
-        at: &str,
-        by: &str,
+        removal: Removal<'_>,
     ) -> Result<Request, StoreError> {
         let id = get_s(found, attr::SK).unwrap_or_default();
+        let Removal::Tombstone { at, by } = removal else {
+            return Ok(item::delete_request(partition, &id));
+        };
         let unreadable = |e: String| StoreError::permanent(format!("record {id}: {e}"));
         let mut object = item::decode_record(found).map_err(|e| unreadable(e.to_string()))?;
         crate::core::record::mark_deleted(&mut object, at);
         let record = NangoRecord::from_object(object).map_err(|e| unreadable(e.to_string()))?;
-        match item::put_request(stream, &record, &[(attr::DELETED_BY, by)]) {
+        match item::put_request(partition, &record, &[(attr::DELETED_BY, by)]) {
             Encoded::Native(request) | Encoded::Compressed(request) => Ok(request),
             // It fitted before; the metadata change cannot grow it past the allowance.
             Encoded::TooLarge(reason) => Err(unreadable(reason)),
@@ -443,7 +441,7 @@ impl DynamoRecordStore {
         stream: &StreamKey,
         record: &NangoRecord,
     ) -> Result<Option<RejectedRecord>, StoreError> {
-        match item::put_request(stream, record, &[]) {
+        match item::put_request(&Partition::of(stream), record, &[]) {
             Encoded::Native(request) | Encoded::Compressed(request) => {
                 self.write_chunk(vec![request]).await.map(|()| None)
             }
@@ -636,6 +634,7 @@ impl RecordStore for DynamoRecordStore {
         };
         let (mut rejected, mut compressed) = (Vec::new(), 0);
         let (mut pruned, mut kept_tombstones) = (Vec::new(), Vec::new());
+        let partition = Partition::of(stream);
         // Items are built as their chunk is sent, so that only the chunks in flight are held
         // as items, not the whole page a second time.
         let requests = plan.writes().iter().filter_map(|write| {
@@ -649,11 +648,11 @@ impl RecordStore for DynamoRecordStore {
                     return None;
                 }
                 RecordWrite::Remove(record) => {
-                    return Some(item::delete_request(stream, &record.id));
+                    return Some(item::delete_request(&partition, &record.id));
                 }
                 RecordWrite::Upsert(record) | RecordWrite::Tombstone(record) => record,
             };
-            match item::put_request(stream, record, &[]) {
+            match item::put_request(&partition, record, &[]) {
                 Encoded::Native(request) => Some(request),
                 Encoded::Compressed(request) => {
                     compressed += 1;
@@ -746,6 +745,7 @@ impl RecordStore for DynamoRecordStore {
         at: &str,
     ) -> Result<u64, StoreError> {
         let removal = self.settings.delete_mode.sweep_removal(at);
+        let partition = &Partition::of(stream);
         let mut count = 0;
         for chunk in ids.chunks(BATCH_GET_SIZE) {
             let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -753,13 +753,7 @@ impl RecordStore for DynamoRecordStore {
             let requests = found
                 .iter()
                 .filter(|found| !found.contains_key(attr::DELETED_AT))
-                .map(|found| match removal {
-                    Removal::Tombstone { at, by } => self.tombstone(stream, found, at, by),
-                    Removal::Purge => Ok(item::delete_request(
-                        stream,
-                        &get_s(found, attr::SK).unwrap_or_default(),
-                    )),
-                })
+                .map(|found| self.removal_request(partition, found, removal))
                 .collect::<Result<Vec<_>, _>>()?;
             count += requests.len() as u64;
             self.write_all(requests.into_iter()).await?;
