@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::adapters::aws::dynamodb::item::{decode_record, put_request, Encoded, Partition};
 use crate::adapters::aws::dynamodb::wire::item_from_wire;
 use crate::core::job::JobMessage;
-use crate::core::record::NangoRecord;
+use crate::core::record::{NangoRecord, RecordsPage};
 use crate::core::signature::{sign, SigningKey, Verifier, HMAC_HEADER};
 use crate::core::stream::StreamKey;
 use crate::core::webhook::{prepare, RequestOutcome, WebhookRequest};
@@ -77,6 +77,16 @@ pub fn check_record(data: &[u8]) -> bool {
     let Ok(Ok(record)) = NangoRecord::from_json(text) else {
         return false;
     };
+    // Read within a page (the text found around its fields), it is the same record.
+    let page = format!("{{\"records\":[ \n{text}\t,{text}]}}");
+    let in_page = RecordsPage::parse(page.as_bytes()).expect("records make a page");
+    for read in &in_page.records {
+        assert_eq!(
+            read, &record,
+            "a page's reading of a record differs from its own"
+        );
+        assert_eq!(read.content_digest(), record.content_digest());
+    }
     let stream = StreamKey::new("p", "c", "Model", "base");
     let request = match put_request(&Partition::of(&stream), &record, &[]) {
         Encoded::Native(request) | Encoded::Compressed(request) => request,

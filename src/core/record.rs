@@ -49,7 +49,8 @@ pub struct RecordMetadata {
 pub struct NangoRecord {
     pub id: String,
     pub metadata: RecordMetadata,
-    json: Box<RawValue>,
+    /// The object's text, as read (a JSON object, so never empty).
+    json: Box<str>,
     /// [`NangoRecord::content_digest`], taken once from the text.
     content: u64,
 }
@@ -70,7 +71,7 @@ pub struct RecordsPage {
     pub room: PageRoom,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
     #[error("record has no id")]
     MissingId,
@@ -92,17 +93,17 @@ impl NangoRecord {
         let metadata = object
             .get(METADATA_FIELD)
             .map(|m| RecordMetadata::deserialize(m).map_err(|e| e.to_string()));
-        let (id, metadata) = identify(object.get("id"), metadata)?;
-        let json = serde_json::value::to_raw_value(&object).expect("a JSON map always serializes");
+        let (id, metadata) = identify(object.get("id").cloned(), metadata)?;
+        let json = serde_json::to_string(&object).expect("a JSON map always serializes");
         // Read once more for where the metadata sits in the text (off the pages' path).
-        let metadata_at = serde_json::from_str::<RecordShape>(json.get())
+        let metadata_at = serde_json::from_str::<RecordShape>(&json)
             .ok()
             .and_then(|shape| shape.metadata_at(&json));
-        let content = content_digest(json.get(), metadata_at, is_deleted(&metadata));
+        let content = content_digest(&json, metadata_at, is_deleted(&metadata));
         Ok(Self {
             id,
             metadata,
-            json,
+            json: json.into_boxed_str(),
             content,
         })
     }
@@ -110,20 +111,19 @@ impl NangoRecord {
     /// A record from its JSON text. The outer error is the text's (not an object, not JSON);
     /// the inner one says why the object is not a record.
     pub fn from_json(json: &str) -> Result<Result<Self, RecordError>, serde_json::Error> {
-        Self::from_raw(serde_json::from_str(json)?)
+        let shape: RecordShape = serde_json::from_str(json)?;
+        Ok(Self::from_shape(shape, json.trim_matches(JSON_WHITESPACE)))
     }
 
-    /// A record from JSON text already read as JSON (a page's record): the text is copied, not
-    /// read again, besides the pass that finds its id and metadata.
-    fn from_raw(raw: &RawValue) -> Result<Result<Self, RecordError>, serde_json::Error> {
-        let shape: RecordShape = serde_json::from_str(raw.get())?;
-        let metadata_at = shape.metadata_at(raw);
-        Ok(shape.identity.map(|(id, metadata)| Self {
-            content: content_digest(raw.get(), metadata_at, is_deleted(&metadata)),
+    /// A record from its object's `text` and the `shape` read from that text.
+    fn from_shape(shape: RecordShape, text: &str) -> Result<Self, RecordError> {
+        let metadata_at = shape.metadata_at(text);
+        shape.identity.map(|(id, metadata)| Self {
+            content: content_digest(text, metadata_at, is_deleted(&metadata)),
             id,
             metadata,
-            json: raw.to_owned(),
-        }))
+            json: text.into(),
+        })
     }
 
     /// A digest of what the record says, Nango's bookkeeping left out: its text but for the
@@ -137,7 +137,7 @@ impl NangoRecord {
 
     /// The record's JSON object, as Nango sent it.
     pub fn json(&self) -> &str {
-        self.json.get()
+        &self.json
     }
 
     /// The record's object, built from its text (for the stores that keep objects).
@@ -178,12 +178,12 @@ fn content_digest(text: &str, metadata_at: Option<std::ops::Range<usize>>, delet
 /// `metadata` is the field already read (or why it could not be), so each caller reads it from
 /// what it holds (an object's value, or a page's text) without building the other.
 fn identify(
-    id: Option<&Value>,
+    id: Option<Value>,
     metadata: Option<Result<RecordMetadata, String>>,
 ) -> Result<(String, RecordMetadata), RecordError> {
     // The API returns ids as strings; a number is accepted and read as its decimal text.
     let id = match id {
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => s,
         Some(Value::Number(n)) => n.to_string(),
         _ => return Err(RecordError::MissingId),
     };
@@ -196,28 +196,39 @@ fn identify(
     Ok((id, metadata))
 }
 
-/// A page as the body has it: the records' texts borrowed from the body, to be read one by one.
+/// A page as the body has it: each record read for its id and metadata as the body is read,
+/// its fields' texts borrowed from the body.
 #[derive(Deserialize)]
 struct PageWire<'a> {
     #[serde(default)]
     next_cursor: Option<String>,
     #[serde(borrow)]
-    records: Vec<&'a RawValue>,
+    records: Vec<RecordShape<'a>>,
 }
 
 impl RecordsPage {
     /// Parses a response body. A body that is not a page (truncated, or another shape) is an
     /// error of its own: the caller retries it. Each record is kept as its text (one copy of it,
     /// besides its id and metadata): a page held ahead of the writer takes about the memory of
-    /// its body, not the several times more of built objects.
+    /// its body, not the several times more of built objects. The body is read once: each
+    /// record's id and metadata as it goes, its text found around its fields afterwards.
     pub fn parse(body: &[u8]) -> Result<Self, PageParseError> {
-        let wire: PageWire = serde_json::from_slice(body).map_err(PageParseError::Body)?;
+        let body = std::str::from_utf8(body)
+            .map_err(|e| PageParseError::Body(serde::de::Error::custom(e)))?;
+        let wire: PageWire = serde_json::from_str(body).map_err(PageParseError::Body)?;
         let records = wire
             .records
             .into_iter()
-            .map(|raw| match NangoRecord::from_raw(raw) {
-                Ok(record) => record.map_err(PageParseError::Record),
-                Err(e) => Err(PageParseError::Body(e)),
+            .map(|shape| {
+                // An object that is not a record (an empty one too) says why, as it always did.
+                if let Err(why) = &shape.identity {
+                    return Err(PageParseError::Record(why.clone()));
+                }
+                let Some(text) = shape.text_in(body) else {
+                    let lost = "a record's text could not be found around its fields";
+                    return Err(PageParseError::Body(serde::de::Error::custom(lost)));
+                };
+                NangoRecord::from_shape(shape, text).map_err(PageParseError::Record)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
@@ -246,25 +257,66 @@ impl RecordsPage {
     }
 }
 
-/// A record's object read for its id and metadata only; every other field is skipped unbuilt.
-/// Like a JSON map, a field given twice counts by its last occurrence.
+/// What JSON counts as whitespace between tokens.
+const JSON_WHITESPACE: &[char] = &[' ', '\t', '\n', '\r'];
+
+/// A record's object read for its id and metadata only; every other field is skipped unbuilt
+/// (its text borrowed, not read into anything). Like a JSON map, a field given twice counts by
+/// its last occurrence.
 struct RecordShape<'a> {
     identity: Result<(String, RecordMetadata), RecordError>,
     /// The metadata's text, borrowed from the record's.
     metadata: Option<&'a str>,
+    /// The first and the last field's values: the object's text runs from the `{` before the
+    /// one to the `}` after the other. None for an object with no field.
+    values: Option<(&'a str, &'a str)>,
 }
 
 impl RecordShape<'_> {
     /// Where the metadata's text sits within `record`'s, the text this shape was read from.
-    fn metadata_at(&self, record: &RawValue) -> Option<std::ops::Range<usize>> {
-        let (text, metadata) = (record.get(), self.metadata?);
-        let start = (metadata.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-        let end = start.checked_add(metadata.len())?;
-        (end <= text.len()).then_some(start..end)
+    fn metadata_at(&self, record: &str) -> Option<std::ops::Range<usize>> {
+        let metadata = self.metadata?;
+        let start = offset_in(record, metadata)?;
+        Some(start..start + metadata.len())
+    }
+
+    /// The object's whole text within `text`, the text this shape was read from: from the `{`
+    /// before the first field's name to the `}` after the last field's value. The text was read
+    /// as JSON, so only whitespace and the first field's name and colon can stand between.
+    fn text_in<'t>(&self, text: &'t str) -> Option<&'t str> {
+        let (first, last) = self.values?;
+        let bytes = text.as_bytes();
+        let before_colon = text[..offset_in(text, first)?].trim_end_matches(JSON_WHITESPACE);
+        let before_name_end = before_colon
+            .strip_suffix(':')?
+            .trim_end_matches(JSON_WHITESPACE)
+            .strip_suffix('"')?;
+        // The name's opening quote: the first quote back that no backslash escapes (a quote in
+        // the name is written `\"`, after an odd run of backslashes).
+        let opening_quote = (0..before_name_end.len()).rev().find(|&i| {
+            bytes[i] == b'"'
+                && bytes[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+        })?;
+        let start = text[..opening_quote]
+            .trim_end_matches(JSON_WHITESPACE)
+            .len()
+            .checked_sub(1)?;
+        let last_end = offset_in(text, last)? + last.len();
+        let end = last_end + text[last_end..].len()
+            - text[last_end..].trim_start_matches(JSON_WHITESPACE).len();
+        (bytes.get(start) == Some(&b'{') && bytes.get(end) == Some(&b'}'))
+            .then(|| text.get(start..=end))
+            .flatten()
     }
 }
 
-impl<'de> Deserialize<'de> for RecordShape<'de> {
+/// Where `part`, a slice borrowed from `text`, starts within it.
+fn offset_in(text: &str, part: &str) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    (start + part.len() <= text.len()).then_some(start)
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RecordShape<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Fields;
         impl<'de> serde::de::Visitor<'de> for Fields {
@@ -276,23 +328,27 @@ impl<'de> Deserialize<'de> for RecordShape<'de> {
                 self,
                 mut map: A,
             ) -> Result<RecordShape<'de>, A::Error> {
-                let (mut id, mut metadata) = (None, None);
+                let (mut id, mut metadata, mut values) = (None, None, None);
                 while let Some(key) = map.next_key::<FieldName>()? {
+                    // Every value borrowed as text: checked as JSON, and nothing built.
+                    let value = map.next_value::<&'de RawValue>()?.get();
+                    values = Some((values.map_or(value, |(first, _)| first), value));
                     match key {
-                        FieldName::Id => id = Some(map.next_value::<Value>()?),
-                        // Borrowed as text and read straight into the struct: no object built.
-                        FieldName::Metadata => metadata = Some(map.next_value::<&'de RawValue>()?),
-                        FieldName::Other => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
+                        FieldName::Id => id = Some(value),
+                        FieldName::Metadata => metadata = Some(value),
+                        FieldName::Other => {}
                     }
                 }
-                let read = metadata.map(|m| {
-                    serde_json::from_str::<RecordMetadata>(m.get()).map_err(|e| reason_of(&e))
-                });
+                let id = id
+                    .map(serde_json::from_str::<Value>)
+                    .transpose()
+                    .map_err(serde::de::Error::custom)?;
+                let read = metadata
+                    .map(|m| serde_json::from_str::<RecordMetadata>(m).map_err(|e| reason_of(&e)));
                 Ok(RecordShape {
-                    identity: identify(id.as_ref(), read),
-                    metadata: metadata.map(RawValue::get),
+                    identity: identify(id, read),
+                    metadata,
+                    values,
                 })
             }
         }
@@ -359,6 +415,16 @@ mod tests {
     }
 
     #[test]
+    fn a_body_that_is_not_utf8_is_a_body_error() {
+        // Even in a field nothing reads: the records' texts are cut from the body as text.
+        let body = b"{\"other\":\"\xff\",\"records\":[]}";
+        assert!(matches!(
+            RecordsPage::parse(body),
+            Err(PageParseError::Body(_))
+        ));
+    }
+
+    #[test]
     fn truncated_or_incomplete_pages_are_errors() {
         assert!(RecordsPage::parse(br#"{"next_cursor":null,"records":[{"id":"a""#).is_err());
         assert!(RecordsPage::parse(br#"{"records":[{"id":"a"}]}"#).is_err());
@@ -410,6 +476,12 @@ mod tests {
             r#"{"next_cursor":"","records":[]}"#.to_owned(),
             r#"{"next_cursor":null,"records":[{"id":"a""#.to_owned(),
             r#"[]"#.to_owned(),
+            // Whitespace everywhere JSON allows it, a first name holding escaped quotes and
+            // backslashes, braces inside strings.
+            format!(
+                "{{ \"records\" :\n [ {{\t\"\\\"q\\\\\" :\r 1 , \"id\" : \"}}{{\" , \"_nango_metadata\" : {META} }} ,\n{{\"id\":\"b\",\"_nango_metadata\":{META},\"z\":\"\\\\\"}} ] }}"
+            ),
+            format!(r#"{{"records":[{{"id":"a","_nango_metadata":{META}}},{{}}]}}"#),
         ];
         for body in bodies {
             let as_text = RecordsPage::parse(body.as_bytes());
@@ -422,6 +494,16 @@ mod tests {
                         assert_eq!((&t.id, &t.metadata), (&o.id, &o.metadata), "{body}");
                         assert_eq!(t.object(), o.object(), "{body}");
                     }
+                    // Each record's text is the body's text of it, as serde_json finds it.
+                    #[derive(Deserialize)]
+                    struct Raw<'a> {
+                        #[serde(borrow)]
+                        records: Vec<&'a RawValue>,
+                    }
+                    let raw: Raw = serde_json::from_str(&body).unwrap();
+                    let texts: Vec<&str> = raw.records.iter().map(|r| r.get()).collect();
+                    let ours: Vec<&str> = text.records.iter().map(NangoRecord::json).collect();
+                    assert_eq!(ours, texts, "{body}");
                 }
                 // A record's reason word for word; a body error may name the other struct.
                 (Err(PageParseError::Record(t)), Err(PageParseError::Record(o))) => {
