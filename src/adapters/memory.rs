@@ -176,30 +176,27 @@ impl RecordStore for MemoryStore {
         let deletes = plan.deletes_to_report();
         for write in plan.writes() {
             let slot = (key.clone(), write.record().id.clone());
-            let was_live = || inner.records.get(&slot).is_some_and(|r| !is_deleted(r));
-            if deletes.contains(slot.1.as_str()) && was_live() {
+            let was_live = inner.records.get(&slot).is_some_and(|r| !is_deleted(r));
+            if deletes.contains(slot.1.as_str()) && was_live {
                 no_longer_live.insert(slot.1.clone());
             }
             let meta = &write.record().metadata;
             inner.bookkeeping.insert(slot.clone(), meta.cursor.clone());
-            // Written whole, the record loses its pending write; a pruned one keeps it.
-            if !matches!(write, RecordWrite::KeepPayload(_)) {
+            // A pruned record on a live one: its stored payload (and the metadata in it) stays,
+            // only the bookkeeping above moves on, as the other stores' cursor and pruned_at
+            // columns do, and it keeps its pending write. Any other write is whole.
+            let bookkeeping_only = matches!(write, RecordWrite::KeepPayload(_)) && was_live;
+            if !bookkeeping_only {
                 inner.pending.remove(&slot);
             }
             match write {
+                _ if bookkeeping_only => {}
                 RecordWrite::Upsert(record) | RecordWrite::Tombstone(record) => {
                     inner.digests.insert(slot.clone(), record.content_digest());
                     inner.records.insert(slot, record.object());
                 }
-                // The stored payload (and the metadata in it) stays; only the bookkeeping below
-                // moves on, as the other stores' cursor and pruned_at columns do.
-                RecordWrite::KeepPayload(record) => {
-                    if !inner.records.contains_key(&slot) {
-                        inner.digests.insert(slot.clone(), record.content_digest());
-                        inner.records.insert(slot, record.object());
-                    }
-                }
-                RecordWrite::TombstoneKeepingPayload(record) => {
+                // Stored deleted (Nango serves it live again) or not stored: as below.
+                RecordWrite::KeepPayload(record) | RecordWrite::TombstoneKeepingPayload(record) => {
                     let merged = match inner.records.get(&slot) {
                         Some(stored) => with_stored_payload(stored, record),
                         None => (*record).clone(),

@@ -57,7 +57,9 @@ pub enum RecordWrite<'a> {
     /// A DELETED record in tombstone mode: stored as served (its `deleted_at` set).
     Tombstone(&'a NangoRecord),
     /// Nango pruned the payload: the stored payload stays, and only the item's cursor,
-    /// `last_modified_at` and `pruned_at` move on. A record not stored yet is stored as served.
+    /// `last_modified_at` and `pruned_at` move on. A record not stored yet is stored as served;
+    /// one stored deleted (Nango undeleted it, then pruned it before it was read) takes the
+    /// record's metadata over its stored payload, live again, as [`with_stored_payload`] does.
     KeepPayload(&'a NangoRecord),
     /// Nango deleted a record whose payload it had pruned: the stored payload stays, under the
     /// record's new metadata (deleted) — [`with_stored_payload`]. A record not stored yet is

@@ -225,6 +225,28 @@ pub(crate) async fn store_contract(store: impl ReadBack) {
             "{round}"
         );
     }
+    // Deleted, then undeleted and pruned before it was read again: live again, with the payload
+    // stored before (another stream, as above).
+    let undeleted = StreamKey::new("hubspot", "user|42", "Ticket", "base");
+    for page in [
+        record("u", 1, "ADDED", 1),
+        record("u", 1, "DELETED", 2),
+        pruned("u", 3),
+    ] {
+        store.write_page(&undeleted, &[page]).await.unwrap();
+    }
+    let back = store.stored(&undeleted).await;
+    assert!(
+        back["u"]["_nango_metadata"]["deleted_at"].is_null(),
+        "Nango serves it live: {:?}",
+        back["u"]
+    );
+    assert_eq!(
+        back["u"]["name"], "u v1",
+        "pruning never erases the payload"
+    );
+    assert_eq!(store.count_live(&undeleted).await.unwrap(), 1);
+
     let stored = store.stored(&s).await;
     assert_eq!(stored["a"]["name"], "a v2");
     assert_eq!(stored["b"]["_nango_metadata"]["last_action"], "DELETED");

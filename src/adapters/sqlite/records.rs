@@ -101,10 +101,10 @@ const UPSERT_RECORD: &str = "INSERT INTO records
 enum Apply {
     /// Insert or replace the row: a live record, or a tombstone.
     Upsert,
-    /// [`UPDATE_PRUNED`], or an insert when no row is stored.
-    KeepPayload,
+    /// [`UPDATE_PRUNED`] on a live row; on a deleted one, or none, [`Apply::MergePayload`].
+    KeepPayload(NangoRecord),
     /// The stored payload under the record's metadata, or the record when no row is stored.
-    TombstoneKeepingPayload(NangoRecord),
+    MergePayload(NangoRecord),
     Remove,
 }
 
@@ -117,8 +117,34 @@ fn owned(removal: Removal<'_>) -> Option<(String, String)> {
 }
 
 /// A pruned record: its stored payload is kept, only the bookkeeping moves on.
+/// A pruned record's write on a live row. A deleted row is not moved on here: Nango serving the
+/// record live again (undeleted, then pruned before it was read) takes [`merge_payload`].
 const UPDATE_PRUNED: &str = "UPDATE records SET cursor = ?3, last_modified_at = ?4, pruned_at = ?5
-    WHERE stream = ?1 AND id = ?2";
+    WHERE stream = ?1 AND id = ?2 AND deleted_at IS NULL";
+
+/// The stored payload under `record`'s metadata ([`with_stored_payload`]), or `row` as served
+/// when none is stored.
+fn merge_payload(
+    tx: &rusqlite::Transaction,
+    key: &str,
+    row: &RecordRow,
+    record: &NangoRecord,
+) -> rusqlite::Result<usize> {
+    let stored: Option<String> = tx
+        .prepare_cached("SELECT record FROM records WHERE stream = ?1 AND id = ?2")?
+        .query_row(params![key, row.id], |r| r.get(0))
+        .optional()?;
+    let stored: Option<Map<String, Value>> =
+        stored.and_then(|json| serde_json::from_str(&json).ok());
+    match stored {
+        Some(object) => upsert(
+            tx,
+            key,
+            &RecordRow::of(&with_stored_payload(&object, record)),
+        ),
+        None => upsert(tx, key, row),
+    }
+}
 
 const DELETE_RECORD: &str = "DELETE FROM records WHERE stream = ?1 AND id = ?2";
 
@@ -216,9 +242,9 @@ impl RecordStore for SqliteRecordStore {
             .map(|write| {
                 let apply = match write {
                     RecordWrite::Upsert(_) | RecordWrite::Tombstone(_) => Apply::Upsert,
-                    RecordWrite::KeepPayload(_) => Apply::KeepPayload,
+                    RecordWrite::KeepPayload(record) => Apply::KeepPayload((*record).clone()),
                     RecordWrite::TombstoneKeepingPayload(record) => {
-                        Apply::TombstoneKeepingPayload((*record).clone())
+                        Apply::MergePayload((*record).clone())
                     }
                     RecordWrite::Remove(_) => Apply::Remove,
                 };
@@ -247,7 +273,7 @@ impl RecordStore for SqliteRecordStore {
                         Apply::Upsert => {
                             upsert(&tx, &key, row)?;
                         }
-                        Apply::KeepPayload => {
+                        Apply::KeepPayload(record) => {
                             let changed = tx.prepare_cached(UPDATE_PRUNED)?.execute(params![
                                 key,
                                 row.id,
@@ -256,25 +282,11 @@ impl RecordStore for SqliteRecordStore {
                                 row.pruned_at,
                             ])?;
                             if changed == 0 {
-                                upsert(&tx, &key, row)?;
+                                merge_payload(&tx, &key, row, record)?;
                             }
                         }
-                        Apply::TombstoneKeepingPayload(record) => {
-                            let stored: Option<String> = tx
-                                .prepare_cached(
-                                    "SELECT record FROM records WHERE stream = ?1 AND id = ?2",
-                                )?
-                                .query_row(params![key, row.id], |r| r.get(0))
-                                .optional()?;
-                            let stored: Option<Map<String, Value>> =
-                                stored.and_then(|json| serde_json::from_str(&json).ok());
-                            match stored {
-                                Some(object) => {
-                                    let merged = with_stored_payload(&object, record);
-                                    upsert(&tx, &key, &RecordRow::of(&merged))?
-                                }
-                                None => upsert(&tx, &key, row)?,
-                            };
+                        Apply::MergePayload(record) => {
+                            merge_payload(&tx, &key, row, record)?;
                         }
                         Apply::Remove => {
                             tx.prepare_cached(DELETE_RECORD)?

@@ -407,10 +407,11 @@ impl DynamoRecordStore {
         Ok(items)
     }
 
-    /// A deleted record whose payload Nango pruned: the stored payload (a consistent GetItem)
-    /// under the record's metadata, or the record as served when none is stored. Rare: a record
-    /// untouched for Nango's 30 days, then deleted.
-    async fn write_tombstone_keeping_payload(
+    /// A record whose payload Nango pruned, written whole: the stored payload (a consistent
+    /// GetItem) under the record's metadata, or the record as served when none is stored. Rare:
+    /// a record untouched for Nango's 30 days, then deleted; or one stored deleted that Nango
+    /// serves live again (undeleted, then pruned before it was read).
+    async fn write_merging_payload(
         &self,
         stream: &StreamKey,
         record: &NangoRecord,
@@ -452,7 +453,8 @@ impl DynamoRecordStore {
         }
     }
 
-    /// A pruned record: keep the stored payload, move only the bookkeeping on.
+    /// A pruned record: on a live item, keep the stored payload and move only the bookkeeping
+    /// on. A deleted item (or none) takes [`Self::write_merging_payload`].
     async fn write_pruned(
         &self,
         stream: &StreamKey,
@@ -465,11 +467,12 @@ impl DynamoRecordStore {
             .table_name(&self.table)
             .set_key(Some(item::record_key(stream, &record.id)))
             .update_expression("SET #c = :c, #m = :m, #p = :p")
-            .condition_expression("attribute_exists(#pk)")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#deleted)")
             .expression_attribute_names("#c", attr::CURSOR)
             .expression_attribute_names("#m", attr::LAST_MODIFIED_AT)
             .expression_attribute_names("#p", attr::PRUNED_AT)
             .expression_attribute_names("#pk", attr::PK)
+            .expression_attribute_names("#deleted", attr::DELETED_AT)
             .expression_attribute_values(":c", AttributeValue::S(meta.cursor.clone()))
             .expression_attribute_values(":m", AttributeValue::S(meta.last_modified_at.clone()))
             .expression_attribute_values(
@@ -480,9 +483,9 @@ impl DynamoRecordStore {
             .await;
         match update {
             Ok(_) => Ok(None),
-            // Never seen before: there is no payload to keep, store what Nango has.
+            // Stored deleted, or never seen: the payload kept, if any, under Nango's metadata.
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                self.put_one(stream, record).await
+                self.write_merging_payload(stream, record).await
             }
             Err(e) => Err(store_error(e)),
         }
@@ -672,7 +675,7 @@ impl RecordStore for DynamoRecordStore {
             rejected.extend(self.write_pruned(stream, record).await?);
         }
         for record in kept_tombstones {
-            rejected.extend(self.write_tombstone_keeping_payload(stream, record).await?);
+            rejected.extend(self.write_merging_payload(stream, record).await?);
         }
         Ok(WriteReport {
             no_longer_live,
