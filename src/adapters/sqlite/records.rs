@@ -116,9 +116,9 @@ fn owned(removal: Removal<'_>) -> Option<(String, String)> {
     }
 }
 
-/// A pruned record: its stored payload is kept, only the bookkeeping moves on.
-/// A pruned record's write on a live row. A deleted row is not moved on here: Nango serving the
-/// record live again (undeleted, then pruned before it was read) takes [`merge_payload`].
+/// A pruned record on a live row: its stored payload is kept, only the bookkeeping moves on. A
+/// deleted row is left to [`merge_payload`]: Nango serves the record live again (undeleted, then
+/// pruned before it was read).
 const UPDATE_PRUNED: &str = "UPDATE records SET cursor = ?3, last_modified_at = ?4, pruned_at = ?5
     WHERE stream = ?1 AND id = ?2 AND deleted_at IS NULL";
 
