@@ -111,6 +111,19 @@ async fn watch_shows_each_change_once_resumes_from_a_seq_and_follows() {
         34
     );
 
+    // The deleted record undeleted, then pruned before it was read: live again, named as an
+    // undelete is (updated), not as a prune (payload kept, Nango's gone).
+    rig.sim.tick();
+    rig.sim.save(&s, [("c2".to_owned(), sample_payload(200))]);
+    rig.sim.prune(&s, &["c2"]);
+    rig.webhook_sync(&s).await;
+    let last_seen = later.last().unwrap()["seq"].as_u64().unwrap().to_string();
+    let undeleted = watch(&db, &["--since", &last_seen, "--no-follow", "--json"]);
+    assert_eq!(
+        change_kinds(&undeleted),
+        [("c2".to_owned(), "updated".to_owned())]
+    );
+
     // Following: started now, it prints what is written next (a purge: every record removed).
     let mut child = Command::new(env!("CARGO_BIN_EXE_nango-sync"))
         .args(["watch", "--json", "--stream", &s.encode(), "--db"])

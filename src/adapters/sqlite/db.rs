@@ -109,17 +109,6 @@ CREATE TRIGGER IF NOT EXISTS records_added AFTER INSERT ON records BEGIN
     INSERT INTO changes (at, stream, id, change) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
         NEW.stream, NEW.id, CASE WHEN NEW.deleted_at IS NULL THEN 'added' ELSE 'deleted' END);
 END;
--- A write that moves nothing a reader cares about is no change.
-CREATE TRIGGER IF NOT EXISTS records_changed AFTER UPDATE ON records
-    WHEN NEW.last_modified_at IS NOT OLD.last_modified_at OR NEW.deleted_at IS NOT OLD.deleted_at
-        OR NEW.pruned_at IS NOT OLD.pruned_at
-BEGIN
-    INSERT INTO changes (at, stream, id, change) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
-        NEW.stream, NEW.id, CASE
-            WHEN NEW.deleted_at IS NOT NULL AND OLD.deleted_at IS NULL THEN 'deleted'
-            WHEN NEW.pruned_at IS NOT NULL AND OLD.pruned_at IS NULL THEN 'pruned'
-            ELSE 'updated' END);
-END;
 CREATE TRIGGER IF NOT EXISTS records_removed AFTER DELETE ON records BEGIN
     INSERT INTO changes (at, stream, id, change) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
         OLD.stream, OLD.id, 'removed');
@@ -210,6 +199,28 @@ pub(super) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The feed's trigger for updated rows, replaced whenever the file is opened so that a file made
+/// by an older release names its changes as this one does. In one transaction: no update goes
+/// unrecorded between the two statements. A write that moves nothing a reader cares about is no
+/// change; a deleted record live again is `updated` (as an undelete always was), even when
+/// Nango pruned it meanwhile.
+const RECORDS_CHANGED: &str = r#"
+BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS records_changed;
+CREATE TRIGGER records_changed AFTER UPDATE ON records
+    WHEN NEW.last_modified_at IS NOT OLD.last_modified_at OR NEW.deleted_at IS NOT OLD.deleted_at
+        OR NEW.pruned_at IS NOT OLD.pruned_at
+BEGIN
+    INSERT INTO changes (at, stream, id, change) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+        NEW.stream, NEW.id, CASE
+            WHEN NEW.deleted_at IS NOT NULL AND OLD.deleted_at IS NULL THEN 'deleted'
+            WHEN NEW.deleted_at IS NULL AND OLD.deleted_at IS NOT NULL THEN 'updated'
+            WHEN NEW.pruned_at IS NOT NULL AND OLD.pruned_at IS NULL THEN 'pruned'
+            ELSE 'updated' END);
+END;
+COMMIT;
+"#;
+
 impl SqliteDb {
     /// Opens (or creates) the file and its schema.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -227,6 +238,7 @@ impl SqliteDb {
         )
         .map_err(store_error)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
+        conn.execute_batch(RECORDS_CHANGED).map_err(store_error)?;
         add_missing_columns(&conn).map_err(store_error)?;
         conn.execute_batch(ADDED_INDEXES).map_err(store_error)?;
         Ok(Self {

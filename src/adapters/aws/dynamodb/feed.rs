@@ -250,6 +250,9 @@ pub fn change_of(
                 None
             } else if has(new, attr::DELETED_AT) && !has(old, attr::DELETED_AT) {
                 Some("deleted")
+            } else if has(old, attr::DELETED_AT) && !has(new, attr::DELETED_AT) {
+                // Live again: an undelete, even one Nango pruned meanwhile.
+                Some("updated")
             } else if has(new, attr::PRUNED_AT) && !has(old, attr::PRUNED_AT) {
                 Some("pruned")
             } else {
@@ -291,6 +294,12 @@ mod tests {
         assert_eq!(modify(&live, &newer), Some("updated"));
         assert_eq!(modify(&live, &deleted), Some("deleted"));
         assert_eq!(modify(&live, &pruned), Some("pruned"));
+        assert_eq!(modify(&deleted, &newer), Some("updated"), "an undelete");
+        assert_eq!(
+            modify(&deleted, &pruned),
+            Some("updated"),
+            "an undelete Nango pruned meanwhile"
+        );
         assert_eq!(modify(&live, &stamped), None, "a sweep's stamp");
         assert_eq!(
             change_of(&OperationType::Remove, Some(&live), None),
