@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::ports::StoreError;
 use crate::retry::Class;
@@ -199,15 +199,10 @@ pub(super) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The feed's trigger for updated rows, replaced whenever the file is opened so that a file made
-/// by an older release names its changes as this one does. In one transaction: no update goes
-/// unrecorded between the two statements. A write that moves nothing a reader cares about is no
+/// The feed's trigger for updated rows. A write that moves nothing a reader cares about is no
 /// change; a deleted record live again is `updated` (as an undelete always was), even when
 /// Nango pruned it meanwhile.
-const RECORDS_CHANGED: &str = r#"
-BEGIN IMMEDIATE;
-DROP TRIGGER IF EXISTS records_changed;
-CREATE TRIGGER records_changed AFTER UPDATE ON records
+const RECORDS_CHANGED: &str = "CREATE TRIGGER records_changed AFTER UPDATE ON records
     WHEN NEW.last_modified_at IS NOT OLD.last_modified_at OR NEW.deleted_at IS NOT OLD.deleted_at
         OR NEW.pruned_at IS NOT OLD.pruned_at
 BEGIN
@@ -217,9 +212,26 @@ BEGIN
             WHEN NEW.deleted_at IS NULL AND OLD.deleted_at IS NOT NULL THEN 'updated'
             WHEN NEW.pruned_at IS NOT NULL AND OLD.pruned_at IS NULL THEN 'pruned'
             ELSE 'updated' END);
-END;
-COMMIT;
-"#;
+END";
+
+/// Puts [`RECORDS_CHANGED`] in place when the file holds none or another version (a file made
+/// by an older release), in one transaction: no update goes unrecorded in between. A file that
+/// has it already is only read.
+fn replace_records_changed(conn: &Connection) -> rusqlite::Result<()> {
+    let current: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'records_changed'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if current.as_deref() == Some(RECORDS_CHANGED) {
+        return Ok(());
+    }
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; DROP TRIGGER IF EXISTS records_changed; {RECORDS_CHANGED}; COMMIT;"
+    ))
+}
 
 impl SqliteDb {
     /// Opens (or creates) the file and its schema.
@@ -238,7 +250,7 @@ impl SqliteDb {
         )
         .map_err(store_error)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
-        conn.execute_batch(RECORDS_CHANGED).map_err(store_error)?;
+        replace_records_changed(&conn).map_err(store_error)?;
         add_missing_columns(&conn).map_err(store_error)?;
         conn.execute_batch(ADDED_INDEXES).map_err(store_error)?;
         Ok(Self {
@@ -269,6 +281,38 @@ mod tests {
 
     fn failure(code: std::ffi::c_int) -> rusqlite::Error {
         rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    /// A file made by an older release gets this release's trigger; one that has it is left be.
+    #[test]
+    fn the_feeds_trigger_is_replaced_only_when_it_differs() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let sql = |conn: &Connection| -> String {
+            conn.query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'records_changed'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let older = RECORDS_CHANGED.replace(
+            "WHEN NEW.deleted_at IS NULL AND OLD.deleted_at IS NOT NULL THEN 'updated'\n            ",
+            "",
+        );
+        assert_ne!(older, RECORDS_CHANGED);
+        conn.execute_batch(&older).unwrap();
+        replace_records_changed(&conn).unwrap();
+        assert_eq!(sql(&conn), RECORDS_CHANGED);
+        // In place: the schema is not written again (a DROP and CREATE would move its version).
+        let version = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        let before = version(&conn);
+        replace_records_changed(&conn).unwrap();
+        assert_eq!(sql(&conn), RECORDS_CHANGED);
+        assert_eq!(version(&conn), before);
     }
 
     #[test]
